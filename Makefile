@@ -1,0 +1,114 @@
+# netintent Makefile. Tools are pinned and built into ./bin from the Go module
+# proxy; the test control plane is built from hack/envtest (see README).
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+LOCALBIN ?= $(CURDIR)/bin
+K8S_BIN ?= $(LOCALBIN)/k8s
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUBECTL ?= $(K8S_BIN)/kubectl
+IMG ?= netintent:latest
+ARGS ?=
+FUZZTIME ?= 20s
+# Packages with envtest suites share 2 cores; run them one after another.
+TEST_P ?= 1
+
+export KUBEBUILDER_ASSETS := $(K8S_BIN)
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate CRDs and RBAC from markers.
+	$(CONTROLLER_GEN) rbac:roleName=netintent-manager crd paths="./..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: controller-gen ## Generate deepcopy code.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: fmt
+fmt: ## Run gofmt on the code.
+	gofmt -l -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: manifests generate ## Check that generated files are committed and up to date, and code is gofmt clean.
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@git diff --exit-code -- api config || { echo "generated files are out of date: run make manifests generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- api config)" || { git status --porcelain -- api config; echo "generated files are not committed"; exit 1; }
+	@echo "generated files up to date"
+
+.PHONY: test
+test: envtest manifests generate vet ## Run unit and envtest suites, then the DNS fuzz target for FUZZTIME.
+	go test -p $(TEST_P) -count=1 ./api/... ./controllers/... ./dnsserver/... ./internal/...
+	$(MAKE) fuzz
+
+.PHONY: fuzz
+fuzz: ## Run the DNS message fuzz target for FUZZTIME (default 20s).
+	@if ls dnsserver/*fuzz*_test.go >/dev/null 2>&1; then go test ./dnsserver -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME); else echo "no fuzz target yet"; fi
+
+.PHONY: test-e2e
+test-e2e: envtest build ## Run the end-to-end suite: the built binary and kustomize install against a local control plane.
+	go test -count=1 -v ./test/e2e/...
+
+.PHONY: bench
+bench: ## Run the benchmarks.
+	go test -run '^$$' -bench . -benchmem ./...
+
+##@ Build
+
+.PHONY: build
+build: ## Build the operator binary into bin/.
+	CGO_ENABLED=0 go build -o $(LOCALBIN)/netintent .
+	go build -o $(LOCALBIN)/netintent-local ./hack/local
+
+.PHONY: run
+run: envtest manifests build ## Run the operator: against KUBECONFIG if set, else on a local control plane. ARGS='...' passes flags.
+	$(LOCALBIN)/netintent-local -- $(ARGS)
+
+.PHONY: docker-build
+docker-build: ## Build the container image IMG.
+	docker build -t $(IMG) .
+
+##@ Deployment
+
+.PHONY: install
+install: envtest manifests ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: envtest manifests ## Remove the CRDs (and every intent and pool) from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: envtest manifests ## Deploy the operator with kustomize (image IMG).
+	cd config/manager && $(KUBECTL) kustomize . >/dev/null
+	$(KUBECTL) apply --server-side -k config/default
+
+.PHONY: undeploy
+undeploy: envtest ## Remove the operator from the cluster.
+	$(KUBECTL) delete --ignore-not-found -k config/default
+
+##@ Tools
+
+.PHONY: envtest
+envtest: ## Build kube-apiserver, etcd and kubectl v1.37.2 into bin/k8s (once) and print the folder for KUBEBUILDER_ASSETS.
+	@hack/build-envtest.sh $(K8S_BIN)
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
+$(CONTROLLER_GEN):
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)

@@ -1,0 +1,486 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Exposure says how an intent's application is reached; it is the type of the
+// Service the operator produces.
+// +kubebuilder:validation:Enum=ClusterIP;NodePort;LoadBalancer;ExternalName
+type Exposure string
+
+// The exposures an intent may declare.
+const (
+	ExposureClusterIP    Exposure = "ClusterIP"
+	ExposureNodePort     Exposure = "NodePort"
+	ExposureLoadBalancer Exposure = "LoadBalancer"
+	ExposureExternalName Exposure = "ExternalName"
+)
+
+// AddressPoolClass is the loadBalancerClass under which netintent allocates
+// LoadBalancer addresses from AddressPools.
+const AddressPoolClass = "networking.netintent.io/address-pool"
+
+// NetworkIntentSpec declares how an application is reached.
+// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || (has(self.externalName) && size(self.externalName.targets) > 0)",message="exposure ExternalName needs externalName.targets with at least one host"
+// +kubebuilder:validation:XValidation:rule="self.exposure == 'ExternalName' || !has(self.externalName)",message="externalName is only valid with exposure ExternalName"
+// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || (!has(self.selector) && !has(self.backends))",message="an ExternalName intent has no selector or backends: its traffic goes to externalName.targets"
+// +kubebuilder:validation:XValidation:rule="self.exposure == 'ExternalName' || (has(self.ports) && size(self.ports) > 0)",message="ports are required unless exposure is ExternalName"
+// +kubebuilder:validation:XValidation:rule="self.exposure in ['NodePort', 'LoadBalancer'] || !has(self.ports) || self.ports.all(p, !has(p.nodePort))",message="nodePort is only valid with exposure NodePort or LoadBalancer"
+// +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
+// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck)",message="an ExternalName intent health-checks each target under externalName.targets, not with healthCheck"
+type NetworkIntentSpec struct {
+	// exposure is how the application is reached: ClusterIP (inside the
+	// cluster), NodePort (on every node's port), LoadBalancer (an external
+	// address) or ExternalName (a DNS alias to an outside host). It is the
+	// type of the Service the operator produces.
+	// +required
+	Exposure Exposure `json:"exposure"`
+
+	// selector chooses the pods, in the intent's namespace, that back the
+	// application. Their addresses are published as the Service's endpoints.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
+	// backends are static addresses outside the cluster that back the
+	// application, beside or instead of selected pods.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=map
+	// +listMapKey=address
+	Backends []Backend `json:"backends,omitempty"`
+
+	// ports are the ports the Service exposes. Required unless exposure is
+	// ExternalName. Names must be unique, and so must port/protocol pairs.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(p, self.exists_one(q, q.port == p.port && q.protocol == p.protocol))",message="each port number may appear once per protocol"
+	// +listType=map
+	// +listMapKey=name
+	Ports []IntentPort `json:"ports,omitempty"`
+
+	// externalName lists the outside hosts an ExternalName intent points to.
+	// +optional
+	ExternalName *ExternalNameSpec `json:"externalName,omitempty"`
+
+	// loadBalancer configures a LoadBalancer intent.
+	// +optional
+	LoadBalancer *LoadBalancerSpec `json:"loadBalancer,omitempty"`
+
+	// sessionAffinity is None (default) or ClientIP: whether connections
+	// from one client go to the same backend.
+	// +optional
+	// +kubebuilder:validation:Enum=None;ClientIP
+	SessionAffinity string `json:"sessionAffinity,omitempty"`
+
+	// healthCheck configures how backends are judged healthy. Unhealthy
+	// backends are taken out of traffic.
+	// +optional
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+
+	// dns configures the embedded DNS server's answers for this intent.
+	// +optional
+	DNS *DNSSpec `json:"dns,omitempty"`
+}
+
+// Backend is a static backend address outside the cluster.
+type Backend struct {
+	// address is the backend's IPv4 or IPv6 address. Loopback, link-local,
+	// multicast and unspecified addresses are refused, as Kubernetes refuses
+	// them in endpoints.
+	// +required
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="address must be an IPv4 or IPv6 address"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).isGlobalUnicast()",message="address must not be loopback, link-local, multicast or unspecified"
+	Address string `json:"address"`
+
+	// port is the backend's port, when it differs from each port's
+	// targetPort. Only valid for intents with one port.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+}
+
+// IntentPort is one port the Service exposes.
+type IntentPort struct {
+	// name is the port's name, unique in the intent; DNS SRV records are
+	// published under it (_name._protocol.service...).
+	// +required
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Name string `json:"name"`
+
+	// port is the port the Service listens on.
+	// +required
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+
+	// targetPort is the port on the backends, by number or by the name of a
+	// container port. Defaults to port.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.size() <= 15",message="targetPort must be a number from 1 to 65535 or a port name (lower case letters, digits and '-', at most 15 characters)"
+	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
+
+	// protocol is TCP (default), UDP or SCTP.
+	// +optional
+	// +kubebuilder:default=TCP
+	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
+	Protocol string `json:"protocol,omitempty"`
+
+	// nodePort requests a node port (30000-32767) for NodePort and
+	// LoadBalancer intents. Left empty, one is allocated.
+	// +optional
+	// +kubebuilder:validation:Minimum=30000
+	// +kubebuilder:validation:Maximum=32767
+	NodePort *int32 `json:"nodePort,omitempty"`
+
+	// appProtocol is the application protocol of the port (e.g. http,
+	// kubernetes.io/h2c), as in a Service port.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	AppProtocol *string `json:"appProtocol,omitempty"`
+}
+
+// ExternalNameSpec lists the outside hosts of an ExternalName intent.
+type ExternalNameSpec struct {
+	// targets are the outside hosts, in priority order. The first healthy
+	// one is published as the Service's externalName (and the DNS CNAME).
+	// A target without a probe counts as healthy.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=map
+	// +listMapKey=host
+	Targets []ExternalTarget `json:"targets"`
+}
+
+// ExternalTarget is one outside host of an ExternalName intent.
+type ExternalTarget struct {
+	// host is a DNS name (RFC 1123), such as api.example.com. IP addresses
+	// and localhost are refused: DNS cannot alias to an address, so an
+	// outside IP backend belongs in backends with another exposure.
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="!format.dns1123Subdomain().validate(self).hasValue()",message="host must be a lower case RFC 1123 DNS name, such as api.example.com"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self)",message="host must be a DNS name, not an IP address; put outside IP backends under backends with exposure ClusterIP"
+	// +kubebuilder:validation:XValidation:rule="self != 'localhost' && !self.endsWith('.localhost')",message="host must not be localhost or a name under it"
+	Host string `json:"host"`
+
+	// ProbeHandler optionally health-checks the target (http or tcp).
+	ProbeHandler `json:",inline"`
+}
+
+// ProbeHandler is an active health check: exactly one of http or tcp.
+// +kubebuilder:validation:XValidation:rule="!(has(self.http) && has(self.tcp))",message="set one of http or tcp, not both"
+type ProbeHandler struct {
+	// http checks with an HTTP GET that must answer with an expected status.
+	// +optional
+	HTTP *HTTPProbe `json:"http,omitempty"`
+
+	// tcp checks that a TCP connection can be opened.
+	// +optional
+	TCP *TCPProbe `json:"tcp,omitempty"`
+}
+
+// HTTPProbe is an HTTP GET health check. Redirects are not followed.
+type HTTPProbe struct {
+	// path is the request path. Defaults to /.
+	// +optional
+	// +kubebuilder:default="/"
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:Pattern=`^/`
+	Path string `json:"path,omitempty"`
+
+	// port is the port to probe. Defaults to the endpoint's first target
+	// port (80 for an ExternalName target).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+
+	// host is the Host header to send. Defaults to the address probed.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host,omitempty"`
+
+	// expectedStatuses are the status ranges that count as healthy.
+	// Defaults to 200-399.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	ExpectedStatuses []StatusRange `json:"expectedStatuses,omitempty"`
+}
+
+// StatusRange is an inclusive range of HTTP status codes.
+// +kubebuilder:validation:XValidation:rule="!has(self.max) || self.max >= self.min",message="max must not be below min"
+type StatusRange struct {
+	// min is the lowest status in the range.
+	// +required
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=599
+	Min int32 `json:"min"`
+
+	// max is the highest status in the range. Defaults to min.
+	// +optional
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=599
+	Max int32 `json:"max,omitempty"`
+}
+
+// TCPProbe is a TCP connect health check.
+type TCPProbe struct {
+	// port is the port to connect to. Defaults to the endpoint's first
+	// target port (required for an ExternalName target).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+}
+
+// LoadBalancerSpec configures a LoadBalancer intent.
+// +kubebuilder:validation:XValidation:rule="!has(self.pool) && !has(self.address) || (has(self.class) && self.class == 'networking.netintent.io/address-pool')",message="pool and address need class networking.netintent.io/address-pool"
+type LoadBalancerSpec struct {
+	// class is the Service's loadBalancerClass. Empty: the cluster's own
+	// load balancer implementation assigns the address.
+	// networking.netintent.io/address-pool: netintent allocates it from an
+	// AddressPool. Cannot change once set, as with a Service.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="class cannot be changed; delete and recreate the intent"
+	Class string `json:"class,omitempty"`
+
+	// pool names the AddressPool to allocate from. Empty: any pool with
+	// autoAssign that the namespace may use.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Pool string `json:"pool,omitempty"`
+
+	// address requests a specific address; it must be free and inside a pool
+	// the namespace may use.
+	// +optional
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="address must be an IPv4 or IPv6 address"
+	Address string `json:"address,omitempty"`
+
+	// externalTrafficPolicy is Cluster (default) or Local, as in a Service.
+	// +optional
+	// +kubebuilder:validation:Enum=Cluster;Local
+	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty"`
+}
+
+// HealthCheck configures how backends are judged healthy.
+// +kubebuilder:validation:XValidation:rule="!has(self.timeout) || !has(self.period) || duration(self.timeout) <= duration(self.period)",message="timeout must not be longer than period"
+type HealthCheck struct {
+	// ignorePodReadiness makes a pod's Ready condition not count: only the
+	// active probe decides. Default false.
+	// +optional
+	IgnorePodReadiness bool `json:"ignorePodReadiness,omitempty"`
+
+	// ProbeHandler is the optional active probe (http or tcp). Without one,
+	// pod readiness alone decides.
+	ProbeHandler `json:",inline"`
+
+	// period is how often each backend is probed (1s to 5m). Default 10s.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="period must be between 1s and 5m"
+	Period *metav1.Duration `json:"period,omitempty"`
+
+	// timeout is how long one probe may take (100ms to 1m). Default 2s.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('1m')",message="timeout must be between 100ms and 1m"
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// healthyThreshold is how many passing probes in a row bring an
+	// unhealthy backend back into traffic (1-10). Default 1.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	HealthyThreshold *int32 `json:"healthyThreshold,omitempty"`
+
+	// unhealthyThreshold is how many failing probes in a row take a backend
+	// out of traffic (1-10). Default 3.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	UnhealthyThreshold *int32 `json:"unhealthyThreshold,omitempty"`
+
+	// minHealthyPercent is the floor (0-100): when fewer than this percent of
+	// the backends are healthy, every pod-ready backend is published as
+	// ready rather than pruning nearly all of them (fail open), and the
+	// EndpointsHealthy condition says BelowHealthyFloor. Default 0 (no floor).
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MinHealthyPercent *int32 `json:"minHealthyPercent,omitempty"`
+}
+
+// DNSSpec configures the embedded DNS server's answers for an intent.
+type DNSSpec struct {
+	// ttl is the time to live, in seconds, of the DNS answers for this
+	// intent's names (0-3600). Default: the server's --dns-ttl.
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	TTL *int32 `json:"ttl,omitempty"`
+}
+
+// NetworkIntentStatus is what the operator observed and did for an intent.
+type NetworkIntentStatus struct {
+	// observedGeneration is the generation of the spec this status is for.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready (all is in place), ServiceReady (the Service
+	// matches the intent), EndpointsHealthy (backends and their health),
+	// AddressAssigned (LoadBalancer address).
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// serviceName is the name of the Service the operator owns for the intent.
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+
+	// address is where the application is reached: the load-balancer
+	// address, the cluster IP, or the external name.
+	// +optional
+	Address string `json:"address,omitempty"`
+
+	// clusterIPs are the Service's cluster IPs.
+	// +optional
+	// +listType=atomic
+	ClusterIPs []string `json:"clusterIPs,omitempty"`
+
+	// nodePorts are the node ports allocated for the Service's ports.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	NodePorts []NodePortStatus `json:"nodePorts,omitempty"`
+
+	// loadBalancer holds the Service's load-balancer ingress addresses and,
+	// when netintent allocated them, the pool.
+	// +optional
+	LoadBalancer *LoadBalancerStatus `json:"loadBalancer,omitempty"`
+
+	// endpoints counts the backends and names the unhealthy ones.
+	// +optional
+	Endpoints *EndpointsStatus `json:"endpoints,omitempty"`
+
+	// externalName is the state of an ExternalName intent's targets.
+	// +optional
+	ExternalName *ExternalNameStatus `json:"externalName,omitempty"`
+}
+
+// NodePortStatus is the node port allocated for one port.
+type NodePortStatus struct {
+	// name is the port's name.
+	Name string `json:"name"`
+	// nodePort is the allocated node port.
+	NodePort int32 `json:"nodePort"`
+}
+
+// LoadBalancerStatus is the load-balancer state of an intent.
+type LoadBalancerStatus struct {
+	// ingress are the Service's load-balancer addresses (IP or hostname).
+	// +optional
+	// +listType=atomic
+	Ingress []string `json:"ingress,omitempty"`
+	// pool is the AddressPool the address came from, when netintent
+	// allocated it.
+	// +optional
+	Pool string `json:"pool,omitempty"`
+}
+
+// EndpointsStatus counts an intent's backends.
+type EndpointsStatus struct {
+	// total is the number of backends.
+	Total int32 `json:"total"`
+	// healthy is the number of backends in traffic by their own health.
+	Healthy int32 `json:"healthy"`
+	// summary is healthy/total, for display.
+	// +optional
+	Summary string `json:"summary,omitempty"`
+	// unhealthy names up to 10 unhealthy backends and why.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	Unhealthy []UnhealthyEndpoint `json:"unhealthy,omitempty"`
+}
+
+// UnhealthyEndpoint names a backend out of traffic.
+type UnhealthyEndpoint struct {
+	// address is the backend's address.
+	Address string `json:"address"`
+	// pod is the backing pod's name, when there is one.
+	// +optional
+	Pod string `json:"pod,omitempty"`
+	// reason says why it is out of traffic: NotReady, Terminating,
+	// ProbeFailed or NoSuchPort.
+	Reason string `json:"reason"`
+	// message is the last probe error or other detail.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ExternalNameStatus is the state of an ExternalName intent's targets.
+type ExternalNameStatus struct {
+	// activeTarget is the host currently published.
+	// +optional
+	ActiveTarget string `json:"activeTarget,omitempty"`
+	// targets is each target's health, in priority order.
+	// +optional
+	// +listType=atomic
+	Targets []TargetStatus `json:"targets,omitempty"`
+}
+
+// TargetStatus is the health of one ExternalName target.
+type TargetStatus struct {
+	// host is the target's host.
+	Host string `json:"host"`
+	// healthy says whether the target passes its probe (true without one).
+	Healthy bool `json:"healthy"`
+	// message is the last probe error.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// NetworkIntent declares how an application is reached: the operator
+// produces and owns a Service of the declared exposure, publishes the healthy
+// backends as its endpoints, and answers DNS for it.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=ni,categories=netintent
+// +kubebuilder:printcolumn:name="Exposure",type=string,JSONPath=`.spec.exposure`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.address`
+// +kubebuilder:printcolumn:name="Healthy",type=string,JSONPath=`.status.endpoints.summary`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NetworkIntent struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares how the application is reached.
+	// +required
+	Spec NetworkIntentSpec `json:"spec"`
+
+	// status is what the operator observed and did.
+	// +optional
+	Status NetworkIntentStatus `json:"status,omitempty"`
+}
+
+// NetworkIntentList is a list of NetworkIntents.
+// +kubebuilder:object:root=true
+type NetworkIntentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NetworkIntent `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NetworkIntent{}, &NetworkIntentList{})
+}
