@@ -28,6 +28,7 @@ const AddressPoolClass = "networking.netintent.io/address-pool"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || (!has(self.selector) && !has(self.backends))",message="an ExternalName intent has no selector or backends: its traffic goes to externalName.targets"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ExternalName' || (has(self.ports) && size(self.ports) > 0)",message="ports are required unless exposure is ExternalName"
 // +kubebuilder:validation:XValidation:rule="self.exposure in ['NodePort', 'LoadBalancer'] || !has(self.ports) || self.ports.all(p, !has(p.nodePort))",message="nodePort is only valid with exposure NodePort or LoadBalancer"
+// +kubebuilder:validation:XValidation:rule="self.exposure == 'ClusterIP' || !has(self.headless) || !self.headless",message="headless is only valid with exposure ClusterIP"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck)",message="an ExternalName intent health-checks each target under externalName.targets, not with healthCheck"
 type NetworkIntentSpec struct {
@@ -54,7 +55,7 @@ type NetworkIntentSpec struct {
 	// ports are the ports the Service exposes. Required unless exposure is
 	// ExternalName. Names must be unique, and so must port/protocol pairs.
 	// +optional
-	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:MaxItems=16
 	// +kubebuilder:validation:XValidation:rule="self.all(p, self.exists_one(q, q.port == p.port && q.protocol == p.protocol))",message="each port number may appear once per protocol"
 	// +listType=map
 	// +listMapKey=name
@@ -67,6 +68,11 @@ type NetworkIntentSpec struct {
 	// loadBalancer configures a LoadBalancer intent.
 	// +optional
 	LoadBalancer *LoadBalancerSpec `json:"loadBalancer,omitempty"`
+
+	// headless makes a ClusterIP intent's Service headless (no cluster IP):
+	// DNS answers its name with the healthy endpoint addresses themselves.
+	// +optional
+	Headless bool `json:"headless,omitempty"`
 
 	// sessionAffinity is None (default) or ClientIP: whether connections
 	// from one client go to the same backend.
@@ -122,7 +128,7 @@ type IntentPort struct {
 	// container port. Defaults to port.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? (self >= 1 && self <= 65535) : self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && self.size() <= 15",message="targetPort must be a number from 1 to 65535 or a port name (lower case letters, digits and '-', at most 15 characters)"
+	// +kubebuilder:validation:XValidation:rule="type(self) == string || (self >= 1 && self <= 65535)",message="targetPort must be a number from 1 to 65535 or a container port name"
 	TargetPort *intstr.IntOrString `json:"targetPort,omitempty"`
 
 	// protocol is TCP (default), UDP or SCTP.

@@ -1,0 +1,3 @@
+// Package controllers holds netintent's reconcilers: NetworkIntent to Service
+// and EndpointSlices, and LoadBalancer addresses from AddressPools.
+package controllers

@@ -1,0 +1,292 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/intent"
+)
+
+// Finalizer removes an intent's Service and EndpointSlices before the intent
+// goes; owner references alone need a garbage collector, which not every
+// control plane runs.
+const Finalizer = "networking.netintent.io/cleanup"
+
+// IntentReconciler turns each NetworkIntent into its Service and
+// EndpointSlices, and is the only writer of the intent's status.
+type IntentReconciler struct {
+	Client   client.Client
+	Recorder events.EventRecorder
+}
+
+var _ reconcile.Reconciler = &IntentReconciler{}
+
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings the intent's Service in line with the intent and reports
+// what it did in the intent's status.
+func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	in := &v1alpha1.NetworkIntent{}
+	if err := r.Client.Get(ctx, req.NamespacedName, in); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !in.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.finalize(ctx, in)
+	}
+	if !controllerutil.ContainsFinalizer(in, Finalizer) {
+		patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(in, Finalizer)
+		if err := r.Client.Patch(ctx, in, patch); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	before := in.Status.DeepCopy()
+	in.Status.ObservedGeneration = in.Generation
+	result, err := r.reconcileService(ctx, in)
+	setReady(in)
+	if !equality.Semantic.DeepEqual(before, &in.Status) {
+		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))
+		if uerr := r.Client.Status().Update(ctx, in); uerr != nil && err == nil {
+			err = fmt.Errorf("updating status: %w", uerr)
+		}
+	}
+	return result, err
+}
+
+// reconcileService applies the intent's Service, or explains in the
+// ServiceReady condition why it cannot.
+func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {
+	existing := &corev1.Service{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		existing = nil
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("getting service: %w", err)
+	}
+
+	if existing != nil && !metav1.IsControlledBy(existing, in) {
+		if !conditionIs(in, ConditionServiceReady, ReasonServiceConflict) {
+			r.Recorder.Eventf(in, existing, corev1.EventTypeWarning, ReasonServiceConflict, "Apply",
+				"Service %s exists and is not owned by this intent; it is left untouched", existing.Name)
+		}
+		setCondition(in, ConditionServiceReady, false, ReasonServiceConflict,
+			"Service %s/%s already exists and is not owned by this intent; delete or rename that Service, or give the intent another name",
+			existing.Namespace, existing.Name)
+		clearServiceStatus(in)
+		return ctrl.Result{}, nil
+	}
+	if existing != nil && !existing.DeletionTimestamp.IsZero() {
+		setCondition(in, ConditionServiceReady, false, ReasonRecreating, "waiting for the old Service %s to be deleted", existing.Name)
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if existing != nil {
+		if why := intent.RecreateReason(existing, in); why != "" {
+			uid := existing.UID
+			if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, fmt.Errorf("deleting service to recreate it: %w", err)
+			}
+			r.Recorder.Eventf(in, existing, corev1.EventTypeNormal, ReasonRecreating, "Recreate",
+				"Recreating Service %s: %s", existing.Name, why)
+			existing = nil
+		}
+	}
+
+	desired := intent.DesiredService(in, activeExternalName(in))
+	if existing != nil {
+		current, err := corev1ac.ExtractService(existing, intent.FieldOwner)
+		if err != nil {
+			return ctrl.Result{}, fmt.Errorf("reading owned fields of service: %w", err)
+		}
+		if equality.Semantic.DeepEqual(current, desired) {
+			observeService(in, existing)
+			setCondition(in, ConditionServiceReady, true, ReasonApplied, "Service %s matches the intent", existing.Name)
+			return ctrl.Result{}, nil
+		}
+		if err := r.dropForeignPorts(ctx, existing, desired); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	if err := r.Client.Apply(ctx, desired, client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
+		setCondition(in, ConditionServiceReady, false, ReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
+		return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
+	}
+	applied := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), applied); err != nil {
+		// The cache may not have seen the write yet; the Service event
+		// brings us back.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if existing == nil {
+		r.Recorder.Eventf(in, applied, corev1.EventTypeNormal, "ServiceCreated", "Create",
+			"Created %s Service %s", applied.Spec.Type, applied.Name)
+	}
+	observeService(in, applied)
+	setCondition(in, ConditionServiceReady, true, ReasonApplied, "Service %s matches the intent", applied.Name)
+	return ctrl.Result{}, nil
+}
+
+// dropForeignPorts removes Service ports the intent does not declare. The
+// intent owns the whole port list, but server-side apply cannot remove an
+// entry another field manager wrote (say a hand edit that renumbered a
+// port), and such an entry may clash with a declared one.
+func (r *IntentReconciler) dropForeignPorts(ctx context.Context, existing *corev1.Service, desired *corev1ac.ServiceApplyConfiguration) error {
+	declared := map[string]bool{}
+	for _, p := range desired.Spec.Ports {
+		declared[portKey(*p.Port, *p.Protocol)] = true
+	}
+	keep := existing.Spec.Ports[:0:0]
+	for _, p := range existing.Spec.Ports {
+		if declared[portKey(p.Port, p.Protocol)] {
+			keep = append(keep, p)
+		}
+	}
+	if len(keep) == len(existing.Spec.Ports) {
+		return nil
+	}
+	updated := existing.DeepCopy()
+	updated.Spec.Ports = keep
+	if len(keep) == 0 {
+		// Only ExternalName Services may have no port: put the declared
+		// ones in place; the apply that follows takes them over.
+		for _, p := range desired.Spec.Ports {
+			updated.Spec.Ports = append(updated.Spec.Ports, corev1.ServicePort{
+				Name: *p.Name, Port: *p.Port, Protocol: *p.Protocol, TargetPort: ptr.Deref(p.TargetPort, intstr.FromInt32(*p.Port)),
+			})
+		}
+	}
+	if err := r.Client.Update(ctx, updated, client.FieldOwner(intent.FieldOwner)); err != nil {
+		return fmt.Errorf("removing ports the intent does not declare: %w", err)
+	}
+	*existing = *updated
+	return nil
+}
+
+func portKey(port int32, proto corev1.Protocol) string {
+	return fmt.Sprintf("%d/%s", port, proto)
+}
+
+// activeExternalName is the ExternalName target to publish.
+func activeExternalName(in *v1alpha1.NetworkIntent) string {
+	if in.Spec.ExternalName == nil || len(in.Spec.ExternalName.Targets) == 0 {
+		return ""
+	}
+	return in.Spec.ExternalName.Targets[0].Host
+}
+
+// finalize removes what the intent owns, and nothing it does not, then lets
+// the intent go.
+func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkIntent) error {
+	if !controllerutil.ContainsFinalizer(in, Finalizer) {
+		return nil
+	}
+	svc := &corev1.Service{}
+	err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), svc)
+	switch {
+	case err == nil && metav1.IsControlledBy(svc, in):
+		uid := svc.UID
+		if err := r.Client.Delete(ctx, svc, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting service: %w", err)
+		}
+	case client.IgnoreNotFound(err) != nil:
+		return fmt.Errorf("getting service: %w", err)
+	}
+	if err := r.deleteOwnedSlices(ctx, in); err != nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(in, Finalizer)
+	if err := r.Client.Patch(ctx, in, patch); err != nil {
+		return fmt.Errorf("removing finalizer: %w", client.IgnoreNotFound(err))
+	}
+	return nil
+}
+
+// deleteOwnedSlices deletes the EndpointSlices the intent owns.
+func (r *IntentReconciler) deleteOwnedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) error {
+	slices := &discoveryv1.EndpointSliceList{}
+	if err := r.Client.List(ctx, slices, client.InNamespace(in.Namespace), client.MatchingLabels{
+		discoveryv1.LabelServiceName: in.Name,
+		discoveryv1.LabelManagedBy:   ManagedByController,
+	}); err != nil {
+		return fmt.Errorf("listing endpoint slices: %w", err)
+	}
+	for i := range slices.Items {
+		s := &slices.Items[i]
+		if !metav1.IsControlledBy(s, in) {
+			continue
+		}
+		if err := r.Client.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
+func clearServiceStatus(in *v1alpha1.NetworkIntent) {
+	in.Status.ServiceName = ""
+	in.Status.Address = ""
+	in.Status.ClusterIPs = nil
+	in.Status.NodePorts = nil
+	in.Status.LoadBalancer = nil
+}
+
+func conditionIs(in *v1alpha1.NetworkIntent, typ, reason string) bool {
+	for _, c := range in.Status.Conditions {
+		if c.Type == typ {
+			return c.Reason == reason
+		}
+	}
+	return false
+}
+
+// SetupWithManager registers the reconciler. Services are mapped to the
+// intent of the same name, owned or not, so a conflict clears itself when
+// the foreign Service goes.
+func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	byName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}}}
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("networkintent").
+		For(&v1alpha1.NetworkIntent{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
+		Watches(&corev1.Service{}, byName).
+		Complete(r)
+}
+
+// deletionPredicate passes updates that start an object's deletion.
+func deletionPredicate() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+	}}
+}

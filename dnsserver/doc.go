@@ -1,0 +1,13 @@
+// Package dnsserver is netintent's embedded DNS server: it answers the
+// cluster's service zone (svc.<cluster-domain>) from an informer-fed index of
+// Services and EndpointSlices, following the Kubernetes DNS specification, and
+// forwards only the out-of-zone targets of ExternalName Services to upstream
+// resolvers, with a cache.
+//
+// The parts are kept apart so each can be tested alone: Index holds an
+// immutable snapshot that queries read without waiting on the API; zone.Lookup
+// is a pure function from a snapshot and a question to a Result; the handler
+// maps a Result onto a reply; the forwarder owns upstream I/O and its cache;
+// Source feeds the Index from a controller-runtime cache; Server serves UDP and
+// TCP as a manager.Runnable.
+package dnsserver

@@ -1,0 +1,422 @@
+package dnsserver
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// TTLAnnotation on a Service sets the TTL, in seconds, of the answers for its
+// names, in place of the server's default. The operator writes it from an
+// intent's dns.ttl; it is the only contract between the two.
+const TTLAnnotation = "networking.netintent.io/dns-ttl"
+
+// maxTTL is the largest TTL RFC 2181 section 8 allows.
+const maxTTL = 1<<31 - 1
+
+// ErrNotSynced is returned by ReadyCheck until the index has seen every
+// Service and EndpointSlice that existed when it started.
+var ErrNotSynced = errors.New("dns index has not synced with the API server yet")
+
+type serviceKind int
+
+const (
+	kindClusterIP serviceKind = iota
+	kindHeadless
+	kindExternalName
+)
+
+// namedPort is a port that has a name, and so an SRV record.
+type namedPort struct {
+	name  string // lower case, as it appears after the leading '_'
+	proto string // "tcp", "udp" or "sctp"
+	port  uint16
+}
+
+// serviceState is what the index keeps of a Service.
+type serviceState struct {
+	kind         serviceKind
+	clusterIPs   []netip.Addr
+	externalName string // lower-case FQDN
+	ports        []namedPort
+	ttl          uint32
+	hasTTL       bool
+}
+
+// sliceState is what the index keeps of an EndpointSlice: its ready endpoints.
+type sliceState struct {
+	service   string
+	ports     []namedPort
+	endpoints []endpointState
+}
+
+type endpointState struct {
+	host string // the endpoint's hostname, or its address with dashes
+	addr netip.Addr
+}
+
+// serviceRecord is one Service as the lookup sees it. It is never modified
+// once it is in a snapshot.
+type serviceRecord struct {
+	kind         serviceKind
+	clusterIPs   []netip.Addr
+	externalName string
+	ports        []namedPort
+	ttl          uint32
+	hasTTL       bool
+	// endpoints are the ready endpoints of a headless Service, ordered by
+	// address then host, each once.
+	endpoints []endpointRecord
+}
+
+type endpointRecord struct {
+	host  string
+	addr  netip.Addr
+	ports []namedPort
+}
+
+// snapshot is an immutable view of every Service with its ready endpoints,
+// by namespace then name. A new snapshot shares the namespaces that did not
+// change with the one it replaces.
+type snapshot struct {
+	namespaces map[string]map[string]*serviceRecord
+	serial     uint32
+}
+
+func (s *snapshot) service(namespace, name string) *serviceRecord {
+	return s.namespaces[namespace][name]
+}
+
+// Index holds the Services and EndpointSlices of all namespaces and publishes
+// them to the DNS lookup as an immutable snapshot. Writers serialise on a
+// mutex; a query loads the current snapshot atomically and never waits for a
+// writer or for the API server.
+//
+// Before MarkSynced, updates only accumulate: the first snapshot is built once,
+// when the informers have delivered their initial lists, and until then the
+// server answers SERVFAIL rather than a wrong NXDOMAIN.
+type Index struct {
+	mu              sync.Mutex
+	services        map[types.NamespacedName]*serviceState
+	slices          map[types.NamespacedName]*sliceState
+	slicesByService map[types.NamespacedName]map[string]struct{}
+	serial          uint32
+
+	current atomic.Pointer[snapshot]
+}
+
+// NewIndex returns an empty, unsynced Index.
+func NewIndex() *Index {
+	return &Index{
+		services:        map[types.NamespacedName]*serviceState{},
+		slices:          map[types.NamespacedName]*sliceState{},
+		slicesByService: map[types.NamespacedName]map[string]struct{}{},
+	}
+}
+
+// UpsertService adds or replaces a Service.
+func (i *Index) UpsertService(svc *corev1.Service) {
+	key := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	state := newServiceState(svc)
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if old, ok := i.services[key]; ok && reflect.DeepEqual(old, state) {
+		return
+	}
+	i.services[key] = state
+	i.publish(key)
+}
+
+// DeleteService removes a Service. Its EndpointSlices stay known, so that a
+// Service recreated with the same name finds them again.
+func (i *Index) DeleteService(namespace, name string) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if _, ok := i.services[key]; !ok {
+		return
+	}
+	delete(i.services, key)
+	i.publish(key)
+}
+
+// UpsertEndpointSlice adds or replaces an EndpointSlice. It belongs to the
+// Service named by its kubernetes.io/service-name label; a slice without that
+// label is ignored.
+func (i *Index) UpsertEndpointSlice(slice *discoveryv1.EndpointSlice) {
+	key := types.NamespacedName{Namespace: slice.Namespace, Name: slice.Name}
+	state := newSliceState(slice)
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	old, existed := i.slices[key]
+	if existed && reflect.DeepEqual(old, state) {
+		return
+	}
+	if existed && old.service != state.service {
+		i.unlinkSlice(key, old.service)
+	}
+	if state.service == "" {
+		if existed {
+			delete(i.slices, key)
+		}
+		return
+	}
+	i.slices[key] = state
+	svcKey := types.NamespacedName{Namespace: key.Namespace, Name: state.service}
+	names := i.slicesByService[svcKey]
+	if names == nil {
+		names = map[string]struct{}{}
+		i.slicesByService[svcKey] = names
+	}
+	names[key.Name] = struct{}{}
+	i.publish(svcKey)
+}
+
+// DeleteEndpointSlice removes an EndpointSlice.
+func (i *Index) DeleteEndpointSlice(namespace, name string) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	old, ok := i.slices[key]
+	if !ok {
+		return
+	}
+	delete(i.slices, key)
+	i.unlinkSlice(key, old.service)
+}
+
+// unlinkSlice detaches a slice from the Service it belonged to. i.mu is held.
+func (i *Index) unlinkSlice(key types.NamespacedName, service string) {
+	svcKey := types.NamespacedName{Namespace: key.Namespace, Name: service}
+	if names := i.slicesByService[svcKey]; names != nil {
+		delete(names, key.Name)
+		if len(names) == 0 {
+			delete(i.slicesByService, svcKey)
+		}
+	}
+	i.publish(svcKey)
+}
+
+// MarkSynced builds the first snapshot from everything received so far and
+// from then on publishes every change as it arrives.
+func (i *Index) MarkSynced() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.current.Load() != nil {
+		return
+	}
+	namespaces := map[string]map[string]*serviceRecord{}
+	for key := range i.services {
+		services := namespaces[key.Namespace]
+		if services == nil {
+			services = map[string]*serviceRecord{}
+			namespaces[key.Namespace] = services
+		}
+		services[key.Name] = i.record(key)
+	}
+	i.current.Store(&snapshot{namespaces: namespaces, serial: i.nextSerial()})
+}
+
+// Synced reports whether MarkSynced has been called.
+func (i *Index) Synced() bool {
+	return i.current.Load() != nil
+}
+
+// ReadyCheck is a healthz.Checker: it fails until the index has synced.
+func (i *Index) ReadyCheck(_ *http.Request) error {
+	if !i.Synced() {
+		return ErrNotSynced
+	}
+	return nil
+}
+
+// snapshot returns the current snapshot, or nil before the index has synced.
+func (i *Index) snapshot() *snapshot {
+	return i.current.Load()
+}
+
+// publish replaces the record of one Service in a new snapshot. Only the map of
+// that Service's namespace is copied. i.mu is held.
+func (i *Index) publish(key types.NamespacedName) {
+	old := i.current.Load()
+	if old == nil {
+		return
+	}
+	rec := i.record(key)
+	services := make(map[string]*serviceRecord, len(old.namespaces[key.Namespace])+1)
+	for name, r := range old.namespaces[key.Namespace] {
+		services[name] = r
+	}
+	if rec == nil {
+		delete(services, key.Name)
+	} else {
+		services[key.Name] = rec
+	}
+	namespaces := make(map[string]map[string]*serviceRecord, len(old.namespaces)+1)
+	for ns, s := range old.namespaces {
+		namespaces[ns] = s
+	}
+	if len(services) == 0 {
+		delete(namespaces, key.Namespace)
+	} else {
+		namespaces[key.Namespace] = services
+	}
+	i.current.Store(&snapshot{namespaces: namespaces, serial: i.nextSerial()})
+}
+
+// nextSerial returns an SOA serial that grows with every snapshot and follows
+// the clock where it can. i.mu is held.
+func (i *Index) nextSerial() uint32 {
+	now := uint32(time.Now().Unix())
+	if now > i.serial {
+		i.serial = now
+	} else {
+		i.serial++
+	}
+	return i.serial
+}
+
+// record joins a Service with its slices, or returns nil if the Service is not
+// known. i.mu is held.
+func (i *Index) record(key types.NamespacedName) *serviceRecord {
+	svc, ok := i.services[key]
+	if !ok {
+		return nil
+	}
+	rec := &serviceRecord{
+		kind:         svc.kind,
+		clusterIPs:   svc.clusterIPs,
+		externalName: svc.externalName,
+		ports:        svc.ports,
+		ttl:          svc.ttl,
+		hasTTL:       svc.hasTTL,
+	}
+	if svc.kind != kindHeadless {
+		return rec
+	}
+	for name := range i.slicesByService[key] {
+		slice := i.slices[types.NamespacedName{Namespace: key.Namespace, Name: name}]
+		for _, ep := range slice.endpoints {
+			rec.endpoints = append(rec.endpoints, endpointRecord{host: ep.host, addr: ep.addr, ports: slice.ports})
+		}
+	}
+	// Slices of one Service may overlap while the operator moves endpoints
+	// between them; answer each endpoint once, in a stable order.
+	slices.SortFunc(rec.endpoints, func(a, b endpointRecord) int {
+		if c := a.addr.Compare(b.addr); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.host, b.host)
+	})
+	rec.endpoints = slices.CompactFunc(rec.endpoints, func(a, b endpointRecord) bool {
+		return a.addr == b.addr && a.host == b.host
+	})
+	return rec
+}
+
+func newServiceState(svc *corev1.Service) *serviceState {
+	s := &serviceState{}
+	if v, ok := svc.Annotations[TTLAnnotation]; ok {
+		if ttl, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil && ttl <= maxTTL {
+			s.ttl, s.hasTTL = uint32(ttl), true
+		}
+	}
+	switch {
+	case svc.Spec.Type == corev1.ServiceTypeExternalName:
+		s.kind = kindExternalName
+		if name := strings.TrimSuffix(strings.ToLower(svc.Spec.ExternalName), "."); name != "" {
+			s.externalName = name + "."
+		}
+		return s
+	case svc.Spec.ClusterIP == corev1.ClusterIPNone:
+		s.kind = kindHeadless
+	default:
+		s.kind = kindClusterIP
+		ips := svc.Spec.ClusterIPs
+		if len(ips) == 0 && svc.Spec.ClusterIP != "" {
+			ips = []string{svc.Spec.ClusterIP}
+		}
+		for _, ip := range ips {
+			if addr, err := netip.ParseAddr(ip); err == nil {
+				s.clusterIPs = append(s.clusterIPs, addr.Unmap())
+			}
+		}
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Name == "" || p.Port <= 0 || p.Port > 65535 {
+			continue
+		}
+		s.ports = append(s.ports, namedPort{name: strings.ToLower(p.Name), proto: protocolLabel(p.Protocol), port: uint16(p.Port)})
+	}
+	return s
+}
+
+func newSliceState(slice *discoveryv1.EndpointSlice) *sliceState {
+	s := &sliceState{service: slice.Labels[discoveryv1.LabelServiceName]}
+	if slice.AddressType != discoveryv1.AddressTypeIPv4 && slice.AddressType != discoveryv1.AddressTypeIPv6 {
+		return s
+	}
+	for _, p := range slice.Ports {
+		if p.Name == nil || *p.Name == "" || p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
+			continue
+		}
+		proto := corev1.ProtocolTCP
+		if p.Protocol != nil {
+			proto = *p.Protocol
+		}
+		s.ports = append(s.ports, namedPort{name: strings.ToLower(*p.Name), proto: protocolLabel(proto), port: uint16(*p.Port)})
+	}
+	for _, ep := range slice.Endpoints {
+		// A nil ready condition means ready (the API's "unknown" is to be
+		// taken as ready), and an endpoint that is not ready gets no record.
+		if ep.Conditions.Ready != nil && !*ep.Conditions.Ready {
+			continue
+		}
+		// Only the first address has a meaning; kube-proxy uses only it.
+		if len(ep.Addresses) == 0 {
+			continue
+		}
+		addr, err := netip.ParseAddr(ep.Addresses[0])
+		if err != nil {
+			continue
+		}
+		addr = addr.Unmap()
+		if addr.Is4() != (slice.AddressType == discoveryv1.AddressTypeIPv4) {
+			continue
+		}
+		host := dashedAddress(addr)
+		if ep.Hostname != nil && *ep.Hostname != "" {
+			host = strings.ToLower(*ep.Hostname)
+		}
+		s.endpoints = append(s.endpoints, endpointState{host: host, addr: addr})
+	}
+	return s
+}
+
+func protocolLabel(p corev1.Protocol) string {
+	if p == "" {
+		return "tcp"
+	}
+	return strings.ToLower(string(p))
+}
+
+// dashedAddress is the system-assigned hostname of an endpoint without one:
+// its address with dots or colons replaced by dashes (10-0-0-1, fd00--1).
+func dashedAddress(addr netip.Addr) string {
+	if addr.Is4() {
+		return strings.ReplaceAll(addr.String(), ".", "-")
+	}
+	return strings.ReplaceAll(addr.String(), ":", "-")
+}

@@ -1,0 +1,255 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ProbeKind is the kind of an active probe.
+type ProbeKind string
+
+// The probe kinds.
+const (
+	// ProbeHTTP is an HTTP GET that must answer with an expected status.
+	ProbeHTTP ProbeKind = "http"
+	// ProbeTCP is a TCP connect that must succeed.
+	ProbeTCP ProbeKind = "tcp"
+)
+
+// Defaults for the fields of a ProbeSpec left zero, as the API documents them.
+const (
+	DefaultPeriod             = 10 * time.Second
+	DefaultTimeout            = 2 * time.Second
+	DefaultHealthyThreshold   = 1
+	DefaultUnhealthyThreshold = 3
+	DefaultPath               = "/"
+)
+
+// maxBody is how much of a response body a probe reads before it closes the
+// connection: enough to be polite to servers that dislike an early close,
+// bounded so that a backend cannot make the prober read without end.
+const maxBody = 4 << 10
+
+// maxHeaderBytes bounds the response headers a probe accepts.
+const maxHeaderBytes = 16 << 10
+
+// userAgent identifies the prober in backends' access logs.
+const userAgent = "netintent-health/v1alpha1"
+
+// ErrUnexpectedStatus is returned (wrapped with the status) when an HTTP probe
+// is answered with a status outside its expected ranges.
+var ErrUnexpectedStatus = errors.New("unexpected HTTP status")
+
+// StatusRange is an inclusive range of HTTP status codes. Max zero means Min.
+type StatusRange struct {
+	Min, Max int
+}
+
+func (r StatusRange) contains(code int) bool {
+	hi := r.Max
+	if hi == 0 {
+		hi = r.Min
+	}
+	return code >= r.Min && code <= hi
+}
+
+func (r StatusRange) String() string {
+	if r.Max == 0 || r.Max == r.Min {
+		return strconv.Itoa(r.Min)
+	}
+	return strconv.Itoa(r.Min) + "-" + strconv.Itoa(r.Max)
+}
+
+// DefaultStatuses returns the ranges an HTTP probe expects when it names
+// none: 200-399.
+func DefaultStatuses() []StatusRange {
+	return []StatusRange{{Min: 200, Max: 399}}
+}
+
+// ProbeSpec is a resolved probe: every field the API leaves to a default is
+// given one by the prober (see the Default constants), so two specs that
+// probe the same way compare equal.
+type ProbeSpec struct {
+	// Kind is ProbeHTTP or ProbeTCP.
+	Kind ProbeKind
+	// Port is the port probed.
+	Port int
+	// Path is the HTTP request path (HTTP only). Default "/".
+	Path string
+	// Host is the HTTP Host header (HTTP only). Default: the address probed
+	// and the port.
+	Host string
+	// Statuses are the HTTP statuses that count as a pass (HTTP only).
+	// Default 200-399.
+	Statuses []StatusRange
+	// Period is the time between probes of one target. Default 10s.
+	Period time.Duration
+	// Timeout bounds one probe. Default 2s.
+	Timeout time.Duration
+	// HealthyThreshold is how many passes in a row make an unhealthy target
+	// healthy. Default 1.
+	HealthyThreshold int
+	// UnhealthyThreshold is how many failures in a row make a healthy
+	// target unhealthy. Default 3.
+	UnhealthyThreshold int
+}
+
+// WithDefaults returns the spec with every zero field set to its default.
+func (s ProbeSpec) WithDefaults() ProbeSpec {
+	if s.Period <= 0 {
+		s.Period = DefaultPeriod
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = DefaultTimeout
+	}
+	if s.HealthyThreshold <= 0 {
+		s.HealthyThreshold = DefaultHealthyThreshold
+	}
+	if s.UnhealthyThreshold <= 0 {
+		s.UnhealthyThreshold = DefaultUnhealthyThreshold
+	}
+	if s.Kind == ProbeHTTP {
+		if s.Path == "" {
+			s.Path = DefaultPath
+		}
+		if len(s.Statuses) == 0 {
+			s.Statuses = DefaultStatuses()
+		} else {
+			// Spell every range out, so that {200, 0} and {200, 200}
+			// compare equal; copy, not to write into the caller's slice.
+			rs := make([]StatusRange, len(s.Statuses))
+			for i, r := range s.Statuses {
+				if r.Max == 0 {
+					r.Max = r.Min
+				}
+				rs[i] = r
+			}
+			s.Statuses = rs
+		}
+	}
+	return s
+}
+
+// Equal reports whether two specs probe the same way.
+func (s ProbeSpec) Equal(o ProbeSpec) bool {
+	return s.Kind == o.Kind && s.Port == o.Port && s.Path == o.Path && s.Host == o.Host &&
+		slices.Equal(s.Statuses, o.Statuses) && s.Period == o.Period && s.Timeout == o.Timeout &&
+		s.HealthyThreshold == o.HealthyThreshold && s.UnhealthyThreshold == o.UnhealthyThreshold
+}
+
+func (s ProbeSpec) statusExpected(code int) bool {
+	return slices.ContainsFunc(s.Statuses, func(r StatusRange) bool { return r.contains(code) })
+}
+
+// Checker runs single probes. Its zero value is ready to use, refuses
+// forbidden targets (ErrForbiddenTarget) on every dial, follows no redirects,
+// uses no proxy and opens a new connection for every probe.
+type Checker struct {
+	// allowForbidden turns the target guard off. Tests only: their servers
+	// listen on loopback. Unexported so that no caller outside the package
+	// can turn the guard off.
+	allowForbidden bool
+
+	once   sync.Once
+	dialer *net.Dialer
+	client *http.Client
+}
+
+func (c *Checker) init() {
+	c.once.Do(func() {
+		c.dialer = &net.Dialer{Control: guardControl}
+		if c.allowForbidden {
+			c.dialer.Control = nil
+		}
+		transport := &http.Transport{
+			// Never a proxy, whatever the environment says: a probe judges
+			// the backend, and must dial (and guard) the backend itself.
+			Proxy:                  nil,
+			DialContext:            c.dialer.DialContext,
+			DisableKeepAlives:      true,
+			DisableCompression:     true,
+			MaxResponseHeaderBytes: maxHeaderBytes,
+			ForceAttemptHTTP2:      false,
+		}
+		c.client = &http.Client{
+			Transport: transport,
+			// A redirect is judged by its own status; following it could
+			// lead the probe anywhere, including to a forbidden target.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	})
+}
+
+// Check probes address (an IP literal or a host name) once as spec says,
+// within spec's timeout, and returns nil when the target passes.
+func (c *Checker) Check(ctx context.Context, address string, spec ProbeSpec) error {
+	c.init()
+	spec = spec.WithDefaults()
+	if spec.Port < 1 || spec.Port > 65535 {
+		return fmt.Errorf("probe port %d is out of range 1-65535", spec.Port)
+	}
+	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
+	defer cancel()
+	hostPort := net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"), strconv.Itoa(spec.Port))
+	switch spec.Kind {
+	case ProbeTCP:
+		return c.checkTCP(ctx, hostPort)
+	case ProbeHTTP:
+		return c.checkHTTP(ctx, hostPort, spec)
+	default:
+		return fmt.Errorf("unknown probe kind %q", spec.Kind)
+	}
+}
+
+func (c *Checker) checkTCP(ctx context.Context, hostPort string) error {
+	conn, err := c.dialer.DialContext(ctx, "tcp", hostPort)
+	if err != nil {
+		return fmt.Errorf("tcp probe: %w", err)
+	}
+	_ = conn.Close()
+	return nil
+}
+
+func (c *Checker) checkHTTP(ctx context.Context, hostPort string, spec ProbeSpec) error {
+	// The path is appended to a URL whose host is the dialled address, so
+	// whatever the path holds it cannot name another host.
+	u := "http://" + hostPort + spec.Path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("http probe: %w", err)
+	}
+	if spec.Host != "" {
+		req.Host = spec.Host
+	}
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Accept", "*/*")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("http probe: %w", err)
+	}
+	// Read a bounded amount and close: the connection is not reused, so
+	// what is left unread costs nothing.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	_ = resp.Body.Close()
+	if !spec.statusExpected(resp.StatusCode) {
+		return fmt.Errorf("http probe: GET %s: %w %d, expected %s", u, ErrUnexpectedStatus, resp.StatusCode, formatRanges(spec.Statuses))
+	}
+	return nil
+}
+
+func formatRanges(rs []StatusRange) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = r.String()
+	}
+	return strings.Join(parts, ",")
+}

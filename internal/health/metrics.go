@@ -1,0 +1,46 @@
+package health
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Results of a probe, as the result label of netintent_probe_total says.
+const (
+	resultSuccess = "success"
+	resultFailure = "failure"
+	resultRefused = "refused"
+)
+
+var (
+	probeTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netintent_probe_total",
+		Help: "Active health probes run, by result: success, failure, or refused (the target is an address the prober may not dial).",
+	}, []string{"result"})
+
+	probeDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "netintent_probe_duration_seconds",
+		Help:    "Time taken by one active health probe, whatever its result.",
+		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+	})
+)
+
+func init() {
+	metrics.Registry.MustRegister(probeTotal, probeDuration)
+	for _, r := range []string{resultSuccess, resultFailure, resultRefused} {
+		probeTotal.WithLabelValues(r)
+	}
+}
+
+func resultOf(err error) string {
+	switch {
+	case err == nil:
+		return resultSuccess
+	case errors.Is(err, ErrForbiddenTarget):
+		return resultRefused
+	default:
+		return resultFailure
+	}
+}

@@ -1,0 +1,451 @@
+package health
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+)
+
+// DefaultWorkers is how many probes run at once when Options.Workers is zero.
+const DefaultWorkers = 16
+
+// Target is one backend to probe under an owner key.
+type Target struct {
+	// ID names the target, stable and unique under its key, such as
+	// "10.0.0.5:8080" or a host name. Status and Flip report by ID.
+	ID string
+	// Address is the IP address or host name to probe. A host name is
+	// resolved at every probe, and the guard judges the address dialled.
+	Address string
+	// Spec says how to probe. Zero fields take their defaults.
+	Spec ProbeSpec
+	// StartUnhealthy makes a new target unhealthy until it passes
+	// HealthyThreshold probes. By default a new target is healthy until
+	// proven otherwise, so that new backends are not held out of traffic
+	// for the time it takes to probe them. It matters only when the target
+	// is new or its Address or Spec changed.
+	StartUnhealthy bool
+}
+
+// TargetState is what the prober knows of one target.
+type TargetState struct {
+	// Healthy is the target's health after thresholds.
+	Healthy bool
+	// LastError is the error of the last probe; empty if it passed or
+	// none has run yet.
+	LastError string
+	// LastProbe is when the last probe finished; zero before the first.
+	LastProbe time.Time
+	// LastChange is when Healthy last flipped; zero if it never has.
+	LastChange time.Time
+	// ConsecutiveSuccesses and ConsecutiveFailures count the last run of
+	// passing or failing probes.
+	ConsecutiveSuccesses int
+	ConsecutiveFailures  int
+}
+
+// Options configure a Prober.
+type Options struct {
+	// Workers bounds how many probes run at once. Default DefaultWorkers.
+	Workers int
+	// Logger receives a line for every flip. Default: controller-runtime's
+	// logger named "health".
+	Logger logr.Logger
+	// Checker runs the probes. Default: a zero Checker.
+	Checker *Checker
+}
+
+// Prober probes targets on a jittered schedule with a bounded pool of
+// workers, keeps each target's health after its thresholds, and reports
+// flips on Flips. Targets are grouped under owner keys (e.g.
+// "namespace/intent") that Set replaces as a whole.
+//
+// Set, Remove and Status are safe for concurrent use and never wait for a
+// probe. Targets may be set before Start; they are probed once it runs.
+// Prober is a controller-runtime manager.Runnable that runs on the leader
+// only.
+type Prober struct {
+	workers int
+	log     logr.Logger
+	check   func(ctx context.Context, address string, spec ProbeSpec) error
+	rand    func() float64
+
+	mu      sync.Mutex
+	owners  map[string]map[string]*target
+	due     dueQueue
+	pending flipQueue
+	started bool
+
+	// wake tells the scheduler that the earliest due time may have
+	// changed; flipReady tells the deliverer that a flip is pending. Both
+	// hold one signal, so sending never blocks.
+	wake      chan struct{}
+	flipReady chan struct{}
+	flips     chan Flip
+}
+
+var (
+	_ manager.Runnable               = &Prober{}
+	_ manager.LeaderElectionRunnable = &Prober{}
+)
+
+// NewProber returns a Prober; call Start (or add it to a manager) to run it.
+func NewProber(opts Options) *Prober {
+	p := &Prober{
+		workers:   opts.Workers,
+		log:       opts.Logger,
+		rand:      rand.Float64,
+		owners:    make(map[string]map[string]*target),
+		wake:      make(chan struct{}, 1),
+		flipReady: make(chan struct{}, 1),
+		flips:     make(chan Flip),
+	}
+	if p.workers <= 0 {
+		p.workers = DefaultWorkers
+	}
+	if p.log.GetSink() == nil {
+		p.log = logf.Log.WithName("health")
+	}
+	checker := opts.Checker
+	if checker == nil {
+		checker = &Checker{}
+	}
+	p.check = checker.Check
+	return p
+}
+
+// target is the prober's record of one Target. key, id, address and spec
+// never change: a changed Target replaces its record.
+type target struct {
+	key, id, address string
+	spec             ProbeSpec
+
+	verdict    verdict
+	lastErr    string
+	lastProbe  time.Time
+	lastChange time.Time
+
+	dueAt   time.Time
+	index   int  // position in the due queue; -1 when not queued
+	removed bool // Set or Remove dropped it while a probe ran
+}
+
+// Set replaces the targets under key. A target whose ID, Address and Spec
+// are unchanged keeps its state and schedule; a new or changed one starts
+// afresh, with its first probe a random fraction of its period away. Targets
+// no longer listed are forgotten. Of targets sharing an ID, the first counts.
+func (p *Prober) Set(key string, targets []Target) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.owners[key]
+	next := make(map[string]*target, len(targets))
+	now := time.Now()
+	for _, tg := range targets {
+		if _, dup := next[tg.ID]; dup {
+			continue
+		}
+		spec := tg.Spec.WithDefaults()
+		if t, ok := old[tg.ID]; ok && t.address == tg.Address && t.spec.Equal(spec) {
+			next[tg.ID] = t
+			delete(old, tg.ID)
+			continue
+		}
+		t := &target{
+			key:     key,
+			id:      tg.ID,
+			address: tg.Address,
+			spec:    spec,
+			verdict: verdict{healthy: !tg.StartUnhealthy},
+			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
+			index:   -1,
+		}
+		heap.Push(&p.due, t)
+		next[tg.ID] = t
+	}
+	for _, t := range old {
+		p.drop(t)
+	}
+	if len(next) == 0 {
+		delete(p.owners, key)
+	} else {
+		p.owners[key] = next
+	}
+	signal(p.wake)
+}
+
+// Remove forgets every target under key.
+func (p *Prober) Remove(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range p.owners[key] {
+		p.drop(t)
+	}
+	delete(p.owners, key)
+}
+
+func (p *Prober) drop(t *target) {
+	t.removed = true
+	if t.index >= 0 {
+		heap.Remove(&p.due, t.index)
+	}
+}
+
+// Status returns the state of each target under key, by target ID; empty
+// when the key has no targets.
+func (p *Prober) Status(key string) map[string]TargetState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts := p.owners[key]
+	out := make(map[string]TargetState, len(ts))
+	for id, t := range ts {
+		out[id] = TargetState{
+			Healthy:              t.verdict.healthy,
+			LastError:            t.lastErr,
+			LastProbe:            t.lastProbe,
+			LastChange:           t.lastChange,
+			ConsecutiveSuccesses: t.verdict.successes,
+			ConsecutiveFailures:  t.verdict.failures,
+		}
+	}
+	return out
+}
+
+// Flips returns the channel on which flips are delivered, closed when Start
+// returns. It has one consumer: either read it, or use Source, not both.
+func (p *Prober) Flips() <-chan Flip {
+	return p.flips
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: only the
+// leader probes, as only the leader's controllers act on the results.
+func (p *Prober) NeedLeaderElection() bool {
+	return true
+}
+
+// Start runs the scheduler, the workers and the flip delivery until ctx is
+// done. It implements manager.Runnable, and may be called once.
+func (p *Prober) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return errors.New("health prober already started")
+	}
+	p.started = true
+	p.mu.Unlock()
+
+	jobs := make(chan *target)
+	var wg sync.WaitGroup
+	for range p.workers {
+		wg.Go(func() { p.work(ctx, jobs) })
+	}
+	wg.Go(func() { p.deliver(ctx) })
+	p.schedule(ctx, jobs)
+	close(jobs)
+	wg.Wait()
+	close(p.flips)
+	return nil
+}
+
+// schedule hands each target to a worker when it falls due. A target is out
+// of the due queue while its probe runs, so it never runs twice at once.
+func (p *Prober) schedule(ctx context.Context, jobs chan<- *target) {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var job *target
+		wait := time.Duration(-1)
+		p.mu.Lock()
+		if p.due.Len() > 0 {
+			wait = time.Until(p.due[0].dueAt)
+			if wait <= 0 {
+				job = heap.Pop(&p.due).(*target)
+			}
+		}
+		p.mu.Unlock()
+
+		if job != nil {
+			select {
+			case jobs <- job:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
+		var fire <-chan time.Time
+		if wait >= 0 {
+			timer.Reset(wait)
+			fire = timer.C
+		}
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-p.wake:
+		case <-fire:
+		}
+		timer.Stop()
+	}
+}
+
+func (p *Prober) work(ctx context.Context, jobs <-chan *target) {
+	for t := range jobs {
+		start := time.Now()
+		err := p.check(ctx, t.address, t.spec)
+		if ctx.Err() != nil {
+			// Shutting down: the error says nothing about the target.
+			return
+		}
+		probeDuration.Observe(time.Since(start).Seconds())
+		probeTotal.WithLabelValues(resultOf(err)).Inc()
+		if f, flipped := p.finish(t, start, err); flipped {
+			p.log.Info("Target health changed", "key", f.Key, "target", f.TargetID, "healthy", f.Healthy, "error", f.Err)
+		}
+	}
+}
+
+// finish records a probe's result, queues a flip for delivery (and returns
+// it), and schedules the next probe a jittered period after this one started.
+func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t.removed {
+		return Flip{}, false
+	}
+	now := time.Now()
+	t.lastProbe = now
+	t.lastErr = ""
+	if err != nil {
+		t.lastErr = err.Error()
+	}
+	if t.verdict.observe(err == nil, t.spec.HealthyThreshold, t.spec.UnhealthyThreshold) {
+		t.lastChange = now
+		f = Flip{Key: t.key, TargetID: t.id, Healthy: t.verdict.healthy}
+		if !f.Healthy {
+			f.Err = t.lastErr
+		}
+		flipped = true
+		p.pending.push(f)
+		signal(p.flipReady)
+	}
+	t.dueAt = start.Add(jitteredPeriod(t.spec.Period, p.rand()))
+	if t.dueAt.Before(now) {
+		t.dueAt = now
+	}
+	heap.Push(&p.due, t)
+	signal(p.wake)
+	return f, flipped
+}
+
+// deliver hands pending flips to the consumer. It alone may block on the
+// consumer; while it does, further flips merge in the pending queue.
+func (p *Prober) deliver(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		f, ok := p.pending.pop()
+		p.mu.Unlock()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.flipReady:
+				continue
+			}
+		}
+		select {
+		case p.flips <- f:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Source returns a controller-runtime source that enqueues a reconcile
+// request for the key of every flip. Keys must be "namespace/name" (or
+// "name" for a cluster-scoped owner). It consumes Flips: use one or the
+// other.
+func (p *Prober) Source() source.Source {
+	return flipSource{flips: p.flips}
+}
+
+type flipSource struct {
+	flips <-chan Flip
+}
+
+// Start implements source.Source; it returns at once and feeds queue until
+// ctx is done or the prober stops.
+func (s flipSource) Start(ctx context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case f, ok := <-s.flips:
+				if !ok {
+					return
+				}
+				queue.Add(RequestForKey(f.Key))
+			}
+		}
+	}()
+	return nil
+}
+
+func (s flipSource) String() string {
+	return "health prober flips"
+}
+
+// RequestForKey turns an owner key, "namespace/name" or "name", into a
+// reconcile request.
+func RequestForKey(key string) reconcile.Request {
+	ns, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return reconcile.Request{NamespacedName: types.NamespacedName{Name: key}}
+	}
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// dueQueue is a min-heap of targets by due time.
+type dueQueue []*target
+
+func (q dueQueue) Len() int           { return len(q) }
+func (q dueQueue) Less(i, j int) bool { return q[i].dueAt.Before(q[j].dueAt) }
+func (q dueQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index = i
+	q[j].index = j
+}
+
+func (q *dueQueue) Push(x any) {
+	t := x.(*target)
+	t.index = len(*q)
+	*q = append(*q, t)
+}
+
+func (q *dueQueue) Pop() any {
+	old := *q
+	n := len(old)
+	t := old[n-1]
+	old[n-1] = nil
+	t.index = -1
+	*q = old[:n-1]
+	return t
+}

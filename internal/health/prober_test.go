@@ -1,0 +1,357 @@
+package health
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+)
+
+var errProbe = errors.New("probe failed")
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, deadline time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("after %v: %s", deadline, what)
+		}
+		<-tick.C
+	}
+}
+
+// startProber runs p until the test ends and waits for Start to return.
+func startProber(t *testing.T, p *Prober) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	})
+}
+
+// fakeChecks answers probes by address, failing the addresses set to fail.
+type fakeChecks struct {
+	mu   sync.Mutex
+	fail map[string]bool
+}
+
+func (f *fakeChecks) set(addr string, fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail == nil {
+		f.fail = make(map[string]bool)
+	}
+	f.fail[addr] = fail
+}
+
+func (f *fakeChecks) check(_ context.Context, addr string, _ ProbeSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail[addr] {
+		return errProbe
+	}
+	return nil
+}
+
+func tcp(port int) ProbeSpec { return ProbeSpec{Kind: ProbeTCP, Port: port} }
+
+func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
+	p := NewProber(Options{})
+	a := Target{ID: "a", Address: "10.0.0.1", Spec: tcp(80)}
+	b := Target{ID: "b", Address: "10.0.0.2", Spec: tcp(80)}
+	p.Set("ns/x", []Target{a, b})
+
+	// Three failures of a and b (unhealthyThreshold defaults to 3), as the
+	// workers would report them.
+	for range 3 {
+		for _, id := range []string{"a", "b"} {
+			tg := p.owners["ns/x"][id]
+			heap.Remove(&p.due, tg.index) // as the scheduler does before a probe
+			p.finish(tg, time.Now(), errProbe)
+		}
+	}
+	st := p.Status("ns/x")
+	if st["a"].Healthy || st["b"].Healthy || st["a"].ConsecutiveFailures != 3 || st["a"].LastError != errProbe.Error() {
+		t.Fatalf("after three failures: %+v", st)
+	}
+	oldB := p.owners["ns/x"]["b"]
+
+	bPath := b
+	bPath.Spec.Port = 81 // a changed spec restarts the target
+	sameA := a
+	sameA.Spec.Timeout = DefaultTimeout // the default spelt out is no change
+	c := Target{ID: "c", Address: "10.0.0.3", Spec: tcp(80)}
+	d := Target{ID: "d", Address: "10.0.0.4", Spec: tcp(80), StartUnhealthy: true}
+	p.Set("ns/x", []Target{sameA, bPath, c, d, {ID: "a", Address: "10.9.9.9"}})
+
+	st = p.Status("ns/x")
+	want := map[string]TargetState{
+		"a": {Healthy: false, LastError: errProbe.Error(), ConsecutiveFailures: 3},
+		"b": {Healthy: true},
+		"c": {Healthy: true},
+		"d": {Healthy: false},
+	}
+	if len(st) != len(want) {
+		t.Fatalf("status has %d targets, want %d: %+v", len(st), len(want), st)
+	}
+	for id, w := range want {
+		g := st[id]
+		g.LastProbe, g.LastChange = time.Time{}, time.Time{}
+		if g != w {
+			t.Errorf("target %s: %+v, want %+v", id, g, w)
+		}
+	}
+	if p.owners["ns/x"]["a"].address != "10.0.0.1" {
+		t.Error("a duplicate ID replaced the first target")
+	}
+	if p.due.Len() != 4 {
+		t.Errorf("%d targets queued, want 4", p.due.Len())
+	}
+
+	// A probe of the replaced b that finishes late changes nothing.
+	p.finish(oldB, time.Now(), nil)
+	if p.due.Len() != 4 || !p.Status("ns/x")["b"].LastProbe.IsZero() {
+		t.Error("a late result of a replaced target was recorded")
+	}
+
+	p.Set("ns/x", []Target{sameA})
+	if got := len(p.Status("ns/x")); got != 1 || p.due.Len() != 1 {
+		t.Errorf("after Set to one target: %d in status, %d queued", got, p.due.Len())
+	}
+	p.Remove("ns/x")
+	if got := len(p.Status("ns/x")); got != 0 || p.due.Len() != 0 {
+		t.Errorf("after Remove: %d in status, %d queued", got, p.due.Len())
+	}
+
+	// The flips of a and b are pending for delivery, merged under ns/x.
+	f, ok := p.pending.pop()
+	if !ok || f != (Flip{Key: "ns/x"}) {
+		t.Errorf("pending flip %+v, %v; want the key-changed flip of ns/x", f, ok)
+	}
+}
+
+// TestProberBoundsWorkersAndGoroutines runs many due targets against probes
+// that block: no more than Workers run at once, the goroutines do not grow
+// with the targets, and Set and Status answer while every worker is stuck.
+func TestProberBoundsWorkersAndGoroutines(t *testing.T) {
+	const workers, targets = 3, 300
+	release := make(chan struct{})
+	var mu sync.Mutex
+	running, most, probed := 0, 0, map[string]bool{}
+	p := NewProber(Options{Workers: workers})
+	p.rand = func() float64 { return 0 } // every first probe due at once
+	p.check = func(ctx context.Context, addr string, _ ProbeSpec) error {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		probed[addr] = true
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			running--
+			mu.Unlock()
+		}()
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var ts []Target
+	for i := range targets {
+		addr := netipFrom(i)
+		ts = append(ts, Target{ID: addr, Address: addr, Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: time.Hour}})
+	}
+	before := runtime.NumGoroutine()
+	p.Set("ns/many", ts)
+	startProber(t, p)
+
+	eventually(t, 10*time.Second, "all workers busy", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return running == workers
+	})
+	// Every worker is stuck in a probe; the API must not wait for them.
+	answered := make(chan struct{})
+	go func() {
+		p.Set("ns/other", []Target{{ID: "o", Address: "10.9.0.1", Spec: tcp(80)}})
+		_ = p.Status("ns/many")
+		p.Remove("ns/other")
+		close(answered)
+	}()
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Set, Status or Remove waited for a probe")
+	}
+	if g := runtime.NumGoroutine() - before; g > workers+5 {
+		t.Errorf("%d goroutines more than before Start for %d targets and %d workers", g, targets, workers)
+	}
+
+	for range targets {
+		release <- struct{}{}
+	}
+	eventually(t, 10*time.Second, "every target probed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(probed) == targets
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if most != workers {
+		t.Errorf("at most %d probes ran at once, want %d", most, workers)
+	}
+}
+
+func netipFrom(i int) string {
+	return "10.1." + itoa(i/256) + "." + itoa(i%256)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
+	var fake fakeChecks
+	p := NewProber(Options{})
+	p.check = fake.check
+	p.rand = func() float64 { return 0 }
+	fast := ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 20 * time.Millisecond, UnhealthyThreshold: 2}
+	fake.set("10.0.0.1", true)
+	p.Set("ns/a", []Target{{ID: "one", Address: "10.0.0.1", Spec: fast}})
+	startProber(t, p)
+
+	select {
+	case f := <-p.Flips():
+		want := Flip{Key: "ns/a", TargetID: "one", Healthy: false, Err: errProbe.Error()}
+		if f != want {
+			t.Fatalf("flip %+v, want %+v", f, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flip")
+	}
+	if st := p.Status("ns/a")["one"]; st.Healthy || st.LastChange.IsZero() || st.ConsecutiveFailures < 2 {
+		t.Errorf("status after the flip: %+v", st)
+	}
+
+	// Five targets of ns/b fail while nobody reads: the prober goes on,
+	// and the consumer gets at most the flip already taken for delivery
+	// and one "ns/b changed".
+	var bs []Target
+	for i := range 5 {
+		addr := "10.0.1." + itoa(i)
+		fake.set(addr, true)
+		bs = append(bs, Target{ID: addr, Address: addr, Spec: fast})
+	}
+	p.Set("ns/b", bs)
+	eventually(t, 10*time.Second, "all of ns/b unhealthy", func() bool {
+		for _, st := range p.Status("ns/b") {
+			if st.Healthy {
+				return false
+			}
+		}
+		return true
+	})
+	var got []Flip
+	for len(got) == 0 || got[len(got)-1].TargetID != "" {
+		select {
+		case f := <-p.Flips():
+			if f.Key != "ns/b" {
+				t.Fatalf("unexpected flip %+v", f)
+			}
+			got = append(got, f)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no key-changed flip; got %+v", got)
+		}
+		if len(got) > 2 {
+			t.Fatalf("flips were not merged: %+v", got)
+		}
+	}
+	p.mu.Lock()
+	left := p.pending.len()
+	p.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d flips still pending", left)
+	}
+
+	// Back to health: a flip per target again, now read at once.
+	fake.set("10.0.0.1", false)
+	select {
+	case f := <-p.Flips():
+		if f != (Flip{Key: "ns/a", TargetID: "one", Healthy: true}) {
+			t.Fatalf("flip %+v, want one healthy", f)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flip back to healthy")
+	}
+}
+
+func TestProberRunnable(t *testing.T) {
+	p := NewProber(Options{})
+	if !p.NeedLeaderElection() {
+		t.Error("the prober must run on the leader only")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Start(ctx) }()
+	eventually(t, 5*time.Second, "started", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.started
+	})
+	if err := p.Start(ctx); err == nil {
+		t.Error("a second Start succeeded")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Start did not return after its context ended")
+	}
+	if _, open := <-p.Flips(); open {
+		t.Error("Flips is open after Start returned")
+	}
+}
+
+func TestSourceEnqueuesTheFlippedKey(t *testing.T) {
+	var fake fakeChecks
+	fake.set("10.0.0.1", true)
+	p := NewProber(Options{})
+	p.check = fake.check
+	p.rand = func() float64 { return 0 }
+	p.Set("shop/web", []Target{{ID: "10.0.0.1:80", Address: "10.0.0.1",
+		Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 20 * time.Millisecond, UnhealthyThreshold: 1}}})
+
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer queue.ShutDown()
+	if err := p.Source().Start(t.Context(), queue); err != nil {
+		t.Fatal(err)
+	}
+	startProber(t, p)
+	eventually(t, 10*time.Second, "a request queued", func() bool { return queue.Len() > 0 })
+	req, _ := queue.Get()
+	if want := (reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "web"}}); req != want {
+		t.Errorf("queued %v, want %v", req, want)
+	}
+	if got := RequestForKey("cluster-pool"); got.Name != "cluster-pool" || got.Namespace != "" {
+		t.Errorf("RequestForKey of a cluster-scoped key: %v", got)
+	}
+}

@@ -1,0 +1,69 @@
+package health
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+)
+
+func TestSpecFor(t *testing.T) {
+	port := func(p int32) *int32 { return &p }
+	tests := []struct {
+		name    string
+		handler v1alpha1.ProbeHandler
+		timing  *v1alpha1.HealthCheck
+		port    int32
+		want    ProbeSpec
+		wantOK  bool
+	}{
+		{name: "no probe", port: 80},
+		{
+			name:    "http with defaults",
+			handler: v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{}},
+			port:    8080,
+			want: ProbeSpec{Kind: ProbeHTTP, Port: 8080, Path: "/", Statuses: []StatusRange{{200, 399}},
+				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 3},
+			wantOK: true,
+		},
+		{
+			name: "http with everything set",
+			handler: v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{
+				Path: "/healthz", Port: port(9000), Host: "web.example.com",
+				ExpectedStatuses: []v1alpha1.StatusRange{{Min: 200}, {Min: 300, Max: 302}},
+			}},
+			timing: &v1alpha1.HealthCheck{
+				Period: &metav1.Duration{Duration: 2 * time.Second}, Timeout: &metav1.Duration{Duration: time.Second},
+				HealthyThreshold: port(2), UnhealthyThreshold: port(4),
+			},
+			port: 8080,
+			want: ProbeSpec{Kind: ProbeHTTP, Port: 9000, Path: "/healthz", Host: "web.example.com",
+				Statuses: []StatusRange{{200, 200}, {300, 302}},
+				Period:   2 * time.Second, Timeout: time.Second, HealthyThreshold: 2, UnhealthyThreshold: 4},
+			wantOK: true,
+		},
+		{
+			name:    "tcp on the default port",
+			handler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{}},
+			timing:  &v1alpha1.HealthCheck{UnhealthyThreshold: port(2)},
+			port:    5432,
+			want: ProbeSpec{Kind: ProbeTCP, Port: 5432,
+				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 2},
+			wantOK: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := SpecFor(tt.handler, tt.timing, tt.port)
+			if ok != tt.wantOK || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("SpecFor = %+v, %v; want %+v, %v", got, ok, tt.want, tt.wantOK)
+			}
+			if ok && !got.Equal(got.WithDefaults()) {
+				t.Error("a resolved spec changes under WithDefaults")
+			}
+		})
+	}
+}

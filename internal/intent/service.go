@@ -1,0 +1,134 @@
+package intent
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+)
+
+// Names the operator writes on the objects it owns.
+const (
+	// FieldOwner is the server-side apply field manager of every write.
+	FieldOwner = "netintent"
+	// LabelIntent names the intent an object was produced from.
+	LabelIntent = "networking.netintent.io/intent"
+	// LabelManagedBy is the standard managed-by label.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedBy is the value of LabelManagedBy on the operator's objects.
+	ManagedBy = "netintent"
+	// AnnotationDNSTTL carries an intent's dns.ttl to the DNS server, which
+	// reads Services only.
+	AnnotationDNSTTL = "networking.netintent.io/dns-ttl"
+)
+
+// ServiceType is the Service type an exposure produces.
+func ServiceType(e v1alpha1.Exposure) corev1.ServiceType {
+	switch e {
+	case v1alpha1.ExposureNodePort:
+		return corev1.ServiceTypeNodePort
+	case v1alpha1.ExposureLoadBalancer:
+		return corev1.ServiceTypeLoadBalancer
+	case v1alpha1.ExposureExternalName:
+		return corev1.ServiceTypeExternalName
+	default:
+		return corev1.ServiceTypeClusterIP
+	}
+}
+
+// DesiredService is the Service the intent declares, as a server-side apply
+// configuration holding exactly the fields the operator owns. externalName is
+// the target to publish for an ExternalName intent (the first healthy one).
+// The Service has no selector: the operator writes its EndpointSlices.
+func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.ServiceApplyConfiguration {
+	typ := ServiceType(in.Spec.Exposure)
+	svc := corev1ac.Service(in.Name, in.Namespace).
+		WithLabels(map[string]string{LabelManagedBy: ManagedBy, LabelIntent: in.Name}).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(v1alpha1.GroupVersion.String()).
+			WithKind("NetworkIntent").
+			WithName(in.Name).
+			WithUID(in.UID).
+			WithController(true).
+			WithBlockOwnerDeletion(true))
+	if in.Spec.DNS != nil && in.Spec.DNS.TTL != nil {
+		svc.WithAnnotations(map[string]string{AnnotationDNSTTL: strconv.Itoa(int(*in.Spec.DNS.TTL))})
+	}
+
+	spec := corev1ac.ServiceSpec().WithType(typ)
+	for _, p := range in.Spec.Ports {
+		port := corev1ac.ServicePort().
+			WithName(p.Name).
+			WithPort(p.Port).
+			WithProtocol(corev1.Protocol(defaultString(p.Protocol, string(corev1.ProtocolTCP))))
+		if typ != corev1.ServiceTypeExternalName {
+			port.WithTargetPort(TargetPort(p))
+		}
+		if p.NodePort != nil && (typ == corev1.ServiceTypeNodePort || typ == corev1.ServiceTypeLoadBalancer) {
+			port.WithNodePort(*p.NodePort)
+		}
+		if p.AppProtocol != nil {
+			port.WithAppProtocol(*p.AppProtocol)
+		}
+		spec.WithPorts(port)
+	}
+	switch typ {
+	case corev1.ServiceTypeExternalName:
+		spec.WithExternalName(externalName)
+	case corev1.ServiceTypeClusterIP:
+		if in.Spec.Headless {
+			spec.WithClusterIP(corev1.ClusterIPNone)
+		}
+	case corev1.ServiceTypeLoadBalancer:
+		if lb := in.Spec.LoadBalancer; lb != nil && lb.Class != "" {
+			spec.WithLoadBalancerClass(lb.Class)
+		}
+	}
+	if typ == corev1.ServiceTypeNodePort || typ == corev1.ServiceTypeLoadBalancer {
+		if lb := in.Spec.LoadBalancer; lb != nil && lb.ExternalTrafficPolicy != "" {
+			spec.WithExternalTrafficPolicy(corev1.ServiceExternalTrafficPolicy(lb.ExternalTrafficPolicy))
+		}
+	}
+	if typ != corev1.ServiceTypeExternalName && in.Spec.SessionAffinity != "" {
+		spec.WithSessionAffinity(corev1.ServiceAffinity(in.Spec.SessionAffinity))
+	}
+	return svc.WithSpec(spec)
+}
+
+// TargetPort is the port's targetPort, defaulting to its port.
+func TargetPort(p v1alpha1.IntentPort) intstr.IntOrString {
+	if p.TargetPort != nil {
+		return *p.TargetPort
+	}
+	return intstr.FromInt32(p.Port)
+}
+
+// RecreateReason says why the existing Service cannot be changed into the
+// one the intent declares in place, or "" when it can. The API server
+// refuses these changes on an existing Service.
+func RecreateReason(existing *corev1.Service, in *v1alpha1.NetworkIntent) string {
+	want := ServiceType(in.Spec.Exposure)
+	have := existing.Spec.Type
+	switch {
+	case (have == corev1.ServiceTypeExternalName) != (want == corev1.ServiceTypeExternalName):
+		return "type " + string(have) + " cannot change to " + string(want) + " in place"
+	case want == corev1.ServiceTypeClusterIP && have != corev1.ServiceTypeExternalName &&
+		(existing.Spec.ClusterIP == corev1.ClusterIPNone) != in.Spec.Headless:
+		return "a Service cannot switch between headless and a cluster IP in place"
+	case want == corev1.ServiceTypeLoadBalancer && have == corev1.ServiceTypeLoadBalancer &&
+		existing.Spec.LoadBalancerClass != nil && in.Spec.LoadBalancer != nil && in.Spec.LoadBalancer.Class != *existing.Spec.LoadBalancerClass:
+		return "loadBalancerClass cannot change in place"
+	}
+	return ""
+}
+
+func defaultString(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

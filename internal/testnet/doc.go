@@ -1,0 +1,14 @@
+// Package testnet gives tests backends at non-loopback addresses: each test
+// host is a network namespace joined to the root namespace by a veth pair on
+// a private /30 (10.254.N.0/30: the root side .1, the host side .2), running
+// a small HTTP and TCP server that the test can stop and start again.
+//
+// It needs root and iproute2's ip command. A test package that uses it calls
+// MaybeServe first thing in its TestMain, because the servers are the test
+// binary itself, run inside the namespace:
+//
+//	func TestMain(m *testing.M) {
+//		testnet.MaybeServe()
+//		os.Exit(m.Run())
+//	}
+package testnet

@@ -1,0 +1,93 @@
+package testnet
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The environment that tells a test binary, started by Host.Start inside a
+// namespace, to serve instead of running tests.
+const (
+	serveEnv = "NETINTENT_TESTNET_SERVE" // e.g. "http:8080,tcp:9090"
+	addrEnv  = "NETINTENT_TESTNET_ADDR"  // the address to listen on
+)
+
+// MaybeServe turns the test binary into a test host's server when Host.Start
+// runs it, and never returns then; otherwise it returns at once. Call it
+// first in TestMain. The server exits when its stdin closes (the test
+// process is gone) or on SIGTERM.
+func MaybeServe() {
+	spec, ok := os.LookupEnv(serveEnv)
+	if !ok {
+		return
+	}
+	if err := serve(spec, os.Getenv(addrEnv)); err != nil {
+		fmt.Fprintln(os.Stderr, "testnet server:", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+func serve(spec, addr string) error {
+	// Listen to signals before anything can be slow, so that an early
+	// SIGTERM ends the server cleanly.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	stdinClosed := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(stdinClosed)
+	}()
+
+	if spec == "" {
+		return errors.New("nothing to serve")
+	}
+	for item := range strings.SplitSeq(spec, ",") {
+		kind, portText, _ := strings.Cut(item, ":")
+		port, err := strconv.Atoi(portText)
+		if err != nil {
+			return fmt.Errorf("bad service %q: %w", item, err)
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(port)))
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case "http":
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, "ok\n")
+			})
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			go func() { _ = srv.Serve(ln) }()
+		case "tcp":
+			go acceptAndClose(ln)
+		default:
+			return fmt.Errorf("bad service %q: kind is not http or tcp", item)
+		}
+	}
+	select {
+	case <-stop:
+	case <-stdinClosed:
+	}
+	return nil
+}
+
+func acceptAndClose(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = conn.Close()
+	}
+}

@@ -1,0 +1,148 @@
+package testnet
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	MaybeServe()
+	os.Exit(m.Run())
+}
+
+func TestHostsServeStopAndStartAgain(t *testing.T) {
+	var namespaces, links []string
+	t.Run("hosts", func(t *testing.T) {
+		tn := New(t, 2)
+		if len(tn.Hosts) != 2 {
+			t.Fatalf("got %d hosts, want 2", len(tn.Hosts))
+		}
+		a, b := tn.Hosts[0], tn.Hosts[1]
+		for _, h := range tn.Hosts {
+			namespaces = append(namespaces, h.Namespace)
+			links = append(links, h.link)
+			if !strings.HasPrefix(h.Namespace, namePrefix) {
+				t.Errorf("namespace %q does not start with %q", h.Namespace, namePrefix)
+			}
+			if h.IP.IsLoopback() || !h.IP.IsPrivate() || h.IP.As4()[0] != 10 || h.IP.As4()[1] != 254 || h.IP.As4()[3] != 2 {
+				t.Errorf("host IP %s is not 10.254.N.2", h.IP)
+			}
+		}
+		if a.IP == b.IP || a.Namespace == b.Namespace {
+			t.Fatalf("hosts share an address or namespace: %+v %+v", a, b)
+		}
+
+		ctx := t.Context()
+		if err := a.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wantHealthz(t, a, http.StatusOK)
+		wantConnect(t, a.Addr(TCPPort), nil)
+		// b is not started: nothing listens there.
+		wantConnect(t, b.Addr(TCPPort), syscall.ECONNREFUSED)
+
+		if err := a.Start(ctx); err == nil {
+			t.Error("a second Start of a running host succeeded")
+		}
+		if err := a.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		wantConnect(t, a.Addr(HTTPPort), syscall.ECONNREFUSED)
+		wantConnect(t, a.Addr(TCPPort), syscall.ECONNREFUSED)
+		if err := a.Stop(); err != nil {
+			t.Errorf("second Stop: %v", err)
+		}
+
+		if err := a.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		wantHealthz(t, a, http.StatusOK)
+
+		// The server runs inside the namespace: the host's address exists
+		// only there, and the root namespace has no listener of its own.
+		if ln, err := net.Listen("tcp", a.Addr(0)); err == nil {
+			ln.Close()
+			t.Errorf("the host's address %s is local to the root namespace", a.IP)
+		}
+
+		// Blackholed, a host lets connections time out rather than refuse.
+		if err := b.Blackhole(true); err != nil {
+			t.Fatal(err)
+		}
+		d := net.Dialer{Timeout: 300 * time.Millisecond}
+		_, err := d.Dial("tcp", b.Addr(TCPPort))
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Errorf("dial to a blackholed host: got %v, want a timeout", err)
+		}
+		if err := b.Blackhole(false); err != nil {
+			t.Fatal(err)
+		}
+		wantConnect(t, b.Addr(TCPPort), syscall.ECONNREFUSED)
+	})
+
+	// The subtest's cleanup has run: no namespace, link or server is left.
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip netns list: %v: %s", err, out)
+	}
+	for _, ns := range namespaces {
+		if strings.Contains(string(out), ns) {
+			t.Errorf("namespace %s left after cleanup", ns)
+		}
+	}
+	for _, l := range links {
+		if _, err := net.InterfaceByName(l); err == nil {
+			t.Errorf("link %s left after cleanup", l)
+		}
+	}
+}
+
+func TestStartFailsWhenServerCannotListen(t *testing.T) {
+	h := New(t, 1).Hosts[0]
+	// Take the host's address away: the server cannot listen on it.
+	if out, err := ip("-n", h.Namespace, "addr", "flush", "dev", h.peer); err != nil {
+		t.Fatalf("flush: %v: %s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	err := h.Start(ctx)
+	if err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("Start with no address to listen on: got %v, want an error saying the server exited", err)
+	}
+}
+
+func wantHealthz(t *testing.T, h *Host, status int) {
+	t.Helper()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Get("http://" + h.Addr(HTTPPort) + "/healthz")
+	if err != nil {
+		t.Fatalf("GET /healthz: %v", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != status {
+		t.Fatalf("GET /healthz: status %d, want %d", resp.StatusCode, status)
+	}
+}
+
+func wantConnect(t *testing.T, addr string, want error) {
+	t.Helper()
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.Dial("tcp", addr)
+	if err == nil {
+		conn.Close()
+	}
+	if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+		t.Fatalf("dial %s: got %v, want %v", addr, err, want)
+	}
+}
