@@ -75,7 +75,13 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	setReady(in)
 	if !equality.Semantic.DeepEqual(before, &in.Status) {
 		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))
-		if uerr := r.Client.Status().Update(ctx, in); uerr != nil && err == nil {
+		uerr := r.Client.Status().Update(ctx, in)
+		switch {
+		case apierrors.IsConflict(uerr) && err == nil:
+			// The cache had not yet seen our last write; try again on
+			// the fresh object.
+			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+		case uerr != nil && err == nil:
 			err = fmt.Errorf("updating status: %w", uerr)
 		}
 	}

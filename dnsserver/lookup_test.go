@@ -21,6 +21,12 @@ import (
 //	shop/alias    ExternalName to web.shop.svc.cluster.local (in the zone)
 func fixtureIndex() *Index {
 	idx := NewIndex()
+	addFixtures(idx)
+	idx.MarkSynced()
+	return idx
+}
+
+func addFixtures(idx *Index) {
 	idx.UpsertService(clusterIPService("shop", "web", []string{"10.96.0.10", "fd00::10"},
 		servicePort("http", corev1.ProtocolTCP, 80),
 		servicePort("dns", corev1.ProtocolUDP, 53),
@@ -38,8 +44,6 @@ func fixtureIndex() *Index {
 	idx.UpsertService(headlessService("shop", "empty"))
 	idx.UpsertService(externalNameService("shop", "payments", "api.payments.example.com"))
 	idx.UpsertService(externalNameService("shop", "alias", "web.shop.svc.cluster.local"))
-	idx.MarkSynced()
-	return idx
 }
 
 // dnsCase is one question and the reply expected for it.

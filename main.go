@@ -1,0 +1,107 @@
+// Command netintent is the netintent operator: it turns NetworkIntents into
+// Services and healthy EndpointSlices, allocates LoadBalancer addresses from
+// AddressPools, and answers DNS for the cluster zone.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/controllers"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "netintent:", err)
+		os.Exit(1)
+	}
+}
+
+// config holds the command-line flags.
+type config struct {
+	metricsAddr          string
+	metricsSecure        bool
+	probeAddr            string
+	leaderElect          bool
+	leaderElectionNS     string
+	dnsListenAddress     string
+	clusterDomain        string
+	dnsUpstreams         string
+	dnsTTL               uint
+	probeWorkers         int
+	allowProbeToLoopback bool
+}
+
+func parseFlags() (config, zap.Options) {
+	var c config
+	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS with authentication unless --metrics-secure=false); 0 disables it.")
+	flag.BoolVar(&c.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, for callers authorised to get /metrics.")
+	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&c.leaderElect, "leader-elect", false, "Elect a leader among replicas; only the leader reconciles and probes. DNS runs on every replica.")
+	flag.StringVar(&c.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.StringVar(&c.dnsListenAddress, "dns-listen-address", ":5353", "UDP and TCP address of the embedded DNS server; empty disables it.")
+	flag.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "Cluster domain; the DNS server is authoritative for svc.<cluster-domain>.")
+	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf).")
+	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds of DNS answers; an intent's dns.ttl overrides it.")
+	flag.IntVar(&c.probeWorkers, "probe-workers", 16, "Most health probes in flight at once.")
+	opts := zap.Options{}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return c, opts
+}
+
+func run() error {
+	cfg, zapOpts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+
+	metricsOpts := metricsserver.Options{BindAddress: cfg.metricsAddr, SecureServing: cfg.metricsSecure}
+	if cfg.metricsSecure {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("no cluster to talk to (set KUBECONFIG, or use `make run` for a local control plane): %w", err)
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        cfg.probeAddr,
+		LeaderElection:                cfg.leaderElect,
+		LeaderElectionID:              "netintent.networking.netintent.io",
+		LeaderElectionNamespace:       cfg.leaderElectionNS,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return fmt.Errorf("creating manager: %w", err)
+	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{}); err != nil {
+		return fmt.Errorf("setting up controllers: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain)
+	return mgr.Start(ctrl.SetupSignalHandler())
+}
