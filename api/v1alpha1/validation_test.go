@@ -1,0 +1,170 @@
+package v1alpha1_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+)
+
+var k8sClient client.Client
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test`, which builds the test control plane into bin/k8s")
+		return 1
+	}
+	scheme := runtime.NewScheme()
+	_ = v1alpha1.AddToScheme(scheme)
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting test control plane: %v\n", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	if k8sClient, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// object builds an unstructured object of the kind from a YAML spec, so
+// that tests can send what the Go types would not let them write.
+func object(t *testing.T, kind, name, spec string) *unstructured.Unstructured {
+	t.Helper()
+	body := map[string]any{}
+	if err := yaml.Unmarshal([]byte(spec), &body); err != nil {
+		t.Fatalf("bad test spec %q: %v", spec, err)
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{"spec": body}}
+	u.SetAPIVersion(v1alpha1.GroupVersion.String())
+	u.SetKind(kind)
+	u.SetName(name)
+	if kind == "NetworkIntent" {
+		u.SetNamespace("default")
+	}
+	return u
+}
+
+func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
+	const ports = `ports: [{name: http, port: 80}]`
+	cases := []struct {
+		name, spec, want string
+	}{
+		{"externalname-without-targets", `{exposure: ExternalName}`, "exposure ExternalName needs externalName.targets"},
+		{"externalname-empty-targets", `{exposure: ExternalName, externalName: {targets: []}}`, "should have at least 1 items"},
+		{"target-ip-literal", `{exposure: ExternalName, externalName: {targets: [{host: 10.1.2.3}]}}`, "host must be a DNS name, not an IP address"},
+		{"target-ipv6-literal", `{exposure: ExternalName, externalName: {targets: [{host: "2001:db8::1"}]}}`, "host must be a lower case RFC 1123 DNS name"},
+		{"target-localhost", `{exposure: ExternalName, externalName: {targets: [{host: localhost}]}}`, "host must not be localhost"},
+		{"target-under-localhost", `{exposure: ExternalName, externalName: {targets: [{host: api.localhost}]}}`, "host must not be localhost"},
+		{"target-not-rfc1123", `{exposure: ExternalName, externalName: {targets: [{host: "Bad_Host!"}]}}`, "host must be a lower case RFC 1123 DNS name"},
+		{"externalname-with-selector", `{exposure: ExternalName, selector: {matchLabels: {app: x}}, externalName: {targets: [{host: a.example.com}]}}`, "has no selector or backends"},
+		{"externalname-with-nodeport", `{exposure: ExternalName, ports: [{name: http, port: 80, nodePort: 30080}], externalName: {targets: [{host: a.example.com}]}}`, "nodePort is only valid with exposure NodePort or LoadBalancer"},
+		{"externalname-field-on-clusterip", `{exposure: ClusterIP, ` + ports + `, externalName: {targets: [{host: a.example.com}]}}`, "externalName is only valid with exposure ExternalName"},
+		{"nodeport-on-clusterip", `{exposure: ClusterIP, ports: [{name: http, port: 80, nodePort: 30080}]}`, "nodePort is only valid with exposure NodePort or LoadBalancer"},
+		{"nodeport-below-range", `{exposure: NodePort, ports: [{name: http, port: 80, nodePort: 80}]}`, "should be greater than or equal to 30000"},
+		{"nodeport-above-range", `{exposure: NodePort, ports: [{name: http, port: 80, nodePort: 32768}]}`, "should be less than or equal to 32767"},
+		{"ports-missing", `{exposure: ClusterIP}`, "ports are required unless exposure is ExternalName"},
+		{"duplicate-port-names", `{exposure: ClusterIP, ports: [{name: http, port: 80}, {name: http, port: 81}]}`, "Duplicate value"},
+		{"duplicate-port-numbers", `{exposure: ClusterIP, ports: [{name: a, port: 80}, {name: b, port: 80}]}`, "each port number may appear once per protocol"},
+		{"target-port-out-of-range", `{exposure: ClusterIP, ports: [{name: http, port: 80, targetPort: 70000}]}`, "targetPort must be a number from 1 to 65535"},
+		{"probe-http-and-tcp", `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {path: /healthz}, tcp: {port: 80}}}`, "set one of http or tcp, not both"},
+		{"threshold-zero", `{exposure: ClusterIP, ` + ports + `, healthCheck: {unhealthyThreshold: 0}}`, "should be greater than or equal to 1"},
+		{"threshold-too-high", `{exposure: ClusterIP, ` + ports + `, healthCheck: {healthyThreshold: 11}}`, "should be less than or equal to 10"},
+		{"floor-above-100", `{exposure: ClusterIP, ` + ports + `, healthCheck: {minHealthyPercent: 150}}`, "should be less than or equal to 100"},
+		{"period-too-short", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 100ms}}`, "period must be between 1s and 5m"},
+		{"timeout-longer-than-period", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 2s, timeout: 5s}}`, "timeout must not be longer than period"},
+		{"backend-loopback", `{exposure: ClusterIP, ` + ports + `, backends: [{address: 127.0.0.1}]}`, "must not be loopback"},
+		{"backend-metadata-address", `{exposure: ClusterIP, ` + ports + `, backends: [{address: 169.254.169.254}]}`, "must not be loopback, link-local"},
+		{"backend-not-ip", `{exposure: ClusterIP, ` + ports + `, backends: [{address: db.example.com}]}`, "address must be an IPv4 or IPv6 address"},
+		{"loadbalancer-on-nodeport", `{exposure: NodePort, ` + ports + `, loadBalancer: {externalTrafficPolicy: Local}}`, "loadBalancer is only valid with exposure LoadBalancer"},
+		{"pool-without-class", `{exposure: LoadBalancer, ` + ports + `, loadBalancer: {pool: public}}`, "pool and address need class networking.netintent.io/address-pool"},
+		{"headless-nodeport", `{exposure: NodePort, ` + ports + `, headless: true}`, "headless is only valid with exposure ClusterIP"},
+		{"unknown-exposure", `{exposure: Ingress, ` + ports + `}`, "Unsupported value: \"Ingress\""},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := k8sClient.Create(ctx, object(t, "NetworkIntent", tc.name, tc.spec))
+			if err == nil {
+				t.Fatalf("accepted; want an error containing %q", tc.want)
+			}
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q; want Invalid containing %q", err, tc.want)
+			}
+			got := &v1alpha1.NetworkIntent{}
+			if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: "default", Name: tc.name}, got); !apierrors.IsNotFound(err) {
+				t.Fatalf("something was created: %v", err)
+			}
+		})
+	}
+}
+
+func TestInvalidUpdateKeepsExistingIntent(t *testing.T) {
+	ctx := context.Background()
+	in := object(t, "NetworkIntent", "keep-me", `{exposure: LoadBalancer, ports: [{name: http, port: 80}], loadBalancer: {class: example.com/lb}}`)
+	if err := k8sClient.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	before := in.GetResourceVersion()
+	for _, bad := range []string{
+		`{exposure: ExternalName, externalName: {targets: [{host: localhost}]}}`,
+		`{exposure: LoadBalancer, ports: [{name: http, port: 80}], loadBalancer: {class: example.com/other}}`,
+	} {
+		upd := object(t, "NetworkIntent", "keep-me", bad)
+		upd.SetResourceVersion(before)
+		if err := k8sClient.Update(ctx, upd); !apierrors.IsInvalid(err) {
+			t.Fatalf("update to %s: got %v, want Invalid", bad, err)
+		}
+	}
+	got := &v1alpha1.NetworkIntent{}
+	if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: "default", Name: "keep-me"}, got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ResourceVersion != before || got.Spec.Exposure != v1alpha1.ExposureLoadBalancer || got.Spec.LoadBalancer.Class != "example.com/lb" {
+		t.Fatalf("existing intent changed: %+v", got.Spec)
+	}
+}
+
+func TestInvalidAddressPoolsAreRejected(t *testing.T) {
+	cases := []struct{ name, spec, want string }{
+		{"no-addresses", `{addresses: []}`, "should have at least 1 items"},
+		{"not-an-address", `{addresses: [banana]}`, "each address entry must be a CIDR"},
+		{"half-range", `{addresses: [10.0.0.1-10.0.0]}`, "each address entry must be a CIDR"},
+		{"mixed-family-range", `{addresses: ["10.0.0.1-2001:db8::1"]}`, "each address entry must be a CIDR"},
+		{"bare-address", `{addresses: [192.0.2.7]}`, "each address entry must be a CIDR"},
+	}
+	ctx := context.Background()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := k8sClient.Create(ctx, object(t, "AddressPool", tc.name, tc.spec))
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v; want Invalid containing %q", err, tc.want)
+			}
+		})
+	}
+	good := object(t, "AddressPool", "good", `{addresses: [192.0.2.0/28, 192.0.2.100-192.0.2.110, "2001:db8::/120"]}`)
+	if err := k8sClient.Create(ctx, good); err != nil {
+		t.Fatalf("valid pool refused: %v", err)
+	}
+}
