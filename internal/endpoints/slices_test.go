@@ -1,0 +1,125 @@
+package endpoints
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var target = Target{Namespace: "shop", ServiceName: "web", ManagedBy: "test", Owner: metav1.OwnerReference{Name: "web", UID: "u1"}}
+
+func endpointsN(n int, prefix string) []Endpoint {
+	var eps []Endpoint
+	for i := range n {
+		addr := netip.MustParseAddr(fmt.Sprintf("%s.%d.%d", prefix, i/250, i%250+1))
+		eps = append(eps, Endpoint{Address: addr, Ready: true, Serving: true, Ports: []Port{{Name: "http", Protocol: corev1.ProtocolTCP, Number: 8080}}})
+	}
+	return eps
+}
+
+// apply turns a plan into the slices that would then exist.
+func apply(existing []discoveryv1.EndpointSlice, p Plan) []discoveryv1.EndpointSlice {
+	byName := map[string]discoveryv1.EndpointSlice{}
+	for _, s := range existing {
+		byName[s.Name] = s
+	}
+	for _, s := range p.Delete {
+		delete(byName, s.Name)
+	}
+	for _, s := range append(p.Create, p.Update...) {
+		byName[s.Name] = *s
+	}
+	var out []discoveryv1.EndpointSlice
+	for _, s := range byName {
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestReconcile(t *testing.T) {
+	v6 := Endpoint{Address: netip.MustParseAddr("2001:db8::5"), Ready: true, Serving: true, Ports: []Port{{Name: "http", Protocol: corev1.ProtocolTCP, Number: 8080}}}
+	otherPort := Endpoint{Address: netip.MustParseAddr("10.9.0.1"), Ready: true, Serving: true, Ports: []Port{{Name: "http", Protocol: corev1.ProtocolTCP, Number: 9090}}}
+	cases := []struct {
+		name                                   string
+		eps                                    []Endpoint
+		create, update, del, unchanged, slices int
+	}{
+		{"none", nil, 0, 0, 0, 0, 0},
+		{"one", endpointsN(1, "10.1"), 1, 0, 0, 0, 1},
+		{"250 make 3 slices", endpointsN(250, "10.1"), 3, 0, 0, 0, 3},
+		{"families apart", append(endpointsN(3, "10.1"), v6), 2, 0, 0, 0, 2},
+		{"port mappings apart", append(endpointsN(3, "10.1"), otherPort), 2, 0, 0, 0, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := Reconcile(target, tc.eps, nil)
+			if len(p.Create) != tc.create || len(p.Update) != tc.update || len(p.Delete) != tc.del || p.Unchanged != tc.unchanged {
+				t.Fatalf("plan create=%d update=%d delete=%d unchanged=%d", len(p.Create), len(p.Update), len(p.Delete), p.Unchanged)
+			}
+			now := apply(nil, p)
+			if len(now) != tc.slices {
+				t.Fatalf("%d slices, want %d", len(now), tc.slices)
+			}
+			for _, s := range now {
+				if len(s.Endpoints) > MaxPerSlice {
+					t.Fatalf("slice %s has %d endpoints", s.Name, len(s.Endpoints))
+				}
+				if s.Labels[discoveryv1.LabelServiceName] != "web" || s.Labels[discoveryv1.LabelManagedBy] != "test" {
+					t.Fatalf("labels %v", s.Labels)
+				}
+			}
+			// Nothing changed: nothing to write.
+			again := Reconcile(target, tc.eps, now)
+			if len(again.Create)+len(again.Update)+len(again.Delete) != 0 || again.Unchanged != tc.slices {
+				t.Fatalf("second plan writes: %+v", again)
+			}
+		})
+	}
+}
+
+func TestOneFlipRewritesOneSlice(t *testing.T) {
+	eps := endpointsN(250, "10.1")
+	now := apply(nil, Reconcile(target, eps, nil))
+	eps[120].Ready, eps[120].Serving = false, false
+	p := Reconcile(target, eps, now)
+	if len(p.Update) != 1 || len(p.Create)+len(p.Delete) != 0 || p.Unchanged != 2 {
+		t.Fatalf("flip plan: create=%d update=%d delete=%d unchanged=%d", len(p.Create), len(p.Update), len(p.Delete), p.Unchanged)
+	}
+}
+
+func TestEndpointsStayInTheirSlice(t *testing.T) {
+	eps := endpointsN(250, "10.1")
+	now := apply(nil, Reconcile(target, eps, nil))
+	where := map[string]string{}
+	for _, s := range now {
+		for _, e := range s.Endpoints {
+			where[e.Addresses[0]] = s.Name
+		}
+	}
+	// Remove one from the first slice and add a new one: it takes the freed
+	// room, so one slice is rewritten and nothing moves.
+	eps = append(eps[1:], Endpoint{Address: netip.MustParseAddr("10.0.0.1"), Ready: true, Serving: true, Ports: eps[0].Ports})
+	p := Reconcile(target, eps, now)
+	if len(p.Create) != 0 || len(p.Delete) != 0 || len(p.Update) != 1 {
+		t.Fatalf("plan: create=%d update=%d delete=%d", len(p.Create), len(p.Update), len(p.Delete))
+	}
+	for _, s := range apply(now, p) {
+		for _, e := range s.Endpoints {
+			if old, ok := where[e.Addresses[0]]; ok && old != s.Name {
+				t.Fatalf("%s moved from %s to %s", e.Addresses[0], old, s.Name)
+			}
+		}
+	}
+}
+
+func TestEmptySlicesAreDeleted(t *testing.T) {
+	now := apply(nil, Reconcile(target, endpointsN(150, "10.1"), nil))
+	p := Reconcile(target, nil, now)
+	if len(p.Delete) != 2 {
+		t.Fatalf("delete %d, want 2", len(p.Delete))
+	}
+}
