@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -27,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
 	"github.com/netintent/netintent/internal/intent"
 )
 
@@ -40,6 +42,8 @@ const Finalizer = "networking.netintent.io/cleanup"
 type IntentReconciler struct {
 	Client   client.Client
 	Recorder events.EventRecorder
+	// Prober runs the intents' active health checks.
+	Prober *health.Prober
 }
 
 var _ reconcile.Reconciler = &IntentReconciler{}
@@ -59,6 +63,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !in.DeletionTimestamp.IsZero() {
+		r.Prober.Remove(req.String())
 		return ctrl.Result{}, r.finalize(ctx, in)
 	}
 	if !controllerutil.ContainsFinalizer(in, Finalizer) {
@@ -72,6 +77,9 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	before := in.Status.DeepCopy()
 	in.Status.ObservedGeneration = in.Generation
 	result, err := r.reconcileService(ctx, in)
+	if err == nil {
+		result, err = r.reconcileEndpoints(ctx, in)
+	}
 	setReady(in)
 	if !equality.Semantic.DeepEqual(before, &in.Status) {
 		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))
@@ -287,7 +295,32 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("networkintent").
 		For(&v1alpha1.NetworkIntent{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&corev1.Service{}, byName).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1alpha1.NetworkIntent{}, handler.OnlyControllerOwner())).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsSelecting)).
+		WatchesRawSource(r.Prober.Source()).
 		Complete(r)
+}
+
+// intentsSelecting maps a pod to the intents in its namespace whose
+// selector matches it.
+func (r *IntentReconciler) intentsSelecting(ctx context.Context, obj client.Object) []reconcile.Request {
+	intents := &v1alpha1.NetworkIntentList{}
+	if err := r.Client.List(ctx, intents, client.InNamespace(obj.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "Listing intents for a pod", "pod", klog.KObj(obj))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, in := range intents.Items {
+		if in.Spec.Selector == nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(in.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(obj.GetLabels())) {
+			continue
+		}
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&in)})
+	}
+	return reqs
 }
 
 // deletionPredicate passes updates that start an object's deletion.

@@ -35,6 +35,9 @@ func webIntent(ns, name string, exposure v1alpha1.Exposure) *v1alpha1.NetworkInt
 				{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromString("http")), AppProtocol: ptr.To("http")},
 				{Name: "metrics", Port: 9090},
 			},
+			// A static backend makes the intent Ready without pods;
+			// nothing probes it.
+			Backends: []v1alpha1.Backend{{Address: "192.0.2.10", Port: ptr.To[int32](8080)}},
 		},
 	}
 	setExposure(in, exposure)
@@ -51,11 +54,13 @@ func setExposure(in *v1alpha1.NetworkIntent, exposure v1alpha1.Exposure) {
 	}
 	if in.Spec.Selector == nil {
 		in.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": in.Name}}
+		in.Spec.Backends = []v1alpha1.Backend{{Address: "192.0.2.10", Port: ptr.To[int32](8080)}}
 	}
 	switch exposure {
 	case v1alpha1.ExposureExternalName:
 		in.Spec.Selector = nil
 		in.Spec.Ports = nil
+		in.Spec.Backends = nil
 		in.Spec.ExternalName = &v1alpha1.ExternalNameSpec{Targets: []v1alpha1.ExternalTarget{{Host: "api.payments.example.com"}}}
 	case v1alpha1.ExposureLoadBalancer:
 		in.Spec.LoadBalancer = &v1alpha1.LoadBalancerSpec{Class: "example.com/lb", ExternalTrafficPolicy: "Local"}

@@ -2,16 +2,30 @@ package controllers
 
 import (
 	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/netintent/netintent/internal/health"
 )
 
 // Options configures the reconcilers.
-type Options struct{}
+type Options struct {
+	// Prober runs active health checks; it must also be added to the
+	// manager (it runs on the leader only). Nil: a default prober is made
+	// and added.
+	Prober *health.Prober
+}
 
 // SetupWithManager registers every netintent reconciler with the manager.
-func SetupWithManager(mgr ctrl.Manager, _ Options) error {
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if opts.Prober == nil {
+		opts.Prober = health.NewProber(health.Options{})
+		if err := mgr.Add(opts.Prober); err != nil {
+			return err
+		}
+	}
 	if err := (&IntentReconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("netintent"),
+		Prober:   opts.Prober,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,6 +63,7 @@ func (r StatusRange) contains(code int) bool {
 	return code >= r.Min && code <= hi
 }
 
+// String formats the range as "200" or "200-399".
 func (r StatusRange) String() string {
 	if r.Max == 0 || r.Max == r.Min {
 		return strconv.Itoa(r.Min)
@@ -152,7 +154,8 @@ func (s ProbeSpec) statusExpected(code int) bool {
 
 // Checker runs single probes. Its zero value is ready to use, refuses
 // forbidden targets (ErrForbiddenTarget) on every dial, follows no redirects,
-// uses no proxy and opens a new connection for every probe.
+// uses no proxy and opens a new connection for every probe. It is safe for
+// concurrent use, and must not be copied after first use.
 type Checker struct {
 	// allowForbidden turns the target guard off. Tests only: their servers
 	// listen on loopback. Unexported so that no caller outside the package
@@ -197,9 +200,18 @@ func (c *Checker) Check(ctx context.Context, address string, spec ProbeSpec) err
 	if spec.Port < 1 || spec.Port > 65535 {
 		return fmt.Errorf("probe port %d is out of range 1-65535", spec.Port)
 	}
+	host := strings.TrimSuffix(strings.TrimPrefix(address, "["), "]")
+	// An IP literal is judged before anything else, for a clear error
+	// whatever the probe kind; the dialer's guard still judges every
+	// address dialled, which is what covers host names.
+	if ip, err := netip.ParseAddr(host); err == nil && !c.allowForbidden {
+		if reason := ForbiddenReason(ip); reason != "" {
+			return fmt.Errorf("%w: %s is %s", ErrForbiddenTarget, ip, reason)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
-	hostPort := net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"), strconv.Itoa(spec.Port))
+	hostPort := net.JoinHostPort(host, strconv.Itoa(spec.Port))
 	switch spec.Kind {
 	case ProbeTCP:
 		return c.checkTCP(ctx, hostPort)

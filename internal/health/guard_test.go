@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,7 +78,7 @@ func TestGuardRefusesBeforeConnect(t *testing.T) {
 	addrs := []string{
 		"127.0.0.1", "::1", "::ffff:127.0.0.1", "0.0.0.0", "::",
 		"localhost", // resolved; the guard judges the address dialled
-		"169.254.169.254", "fe80::1", "224.0.0.1", "ff02::1",
+		"169.254.169.254", "fe80::1", "fe80::1%lo", "[::1]", "224.0.0.1", "ff02::1",
 	}
 	for _, addr := range addrs {
 		for _, kind := range []ProbeKind{ProbeTCP, ProbeHTTP} {
@@ -92,6 +93,39 @@ func TestGuardRefusesBeforeConnect(t *testing.T) {
 				}
 			})
 		}
+	}
+
+	// Below Check's own judgement of IP literals, the dialer's Control
+	// func refuses on its own: dial through the dialer and the HTTP client
+	// that Check uses.
+	c.init()
+	for _, addr := range addrs {
+		host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+		hostPort := net.JoinHostPort(host, strconv.Itoa(port))
+		t.Run("dialer/"+addr, func(t *testing.T) {
+			conn, err := c.dialer.DialContext(t.Context(), "tcp", hostPort)
+			if err == nil {
+				conn.Close()
+			}
+			if !errors.Is(err, ErrForbiddenTarget) {
+				t.Fatalf("dial %s = %v, want ErrForbiddenTarget", hostPort, err)
+			}
+		})
+		t.Run("transport/"+addr, func(t *testing.T) {
+			if strings.Contains(host, "%") {
+				hostPort = strings.Replace(hostPort, "%", "%25", 1) // a zone in a URL
+			}
+			resp, err := c.client.Get("http://" + hostPort + "/")
+			if err == nil {
+				resp.Body.Close()
+			}
+			if !errors.Is(err, ErrForbiddenTarget) {
+				t.Fatalf("GET %s = %v, want ErrForbiddenTarget", hostPort, err)
+			}
+		})
+	}
+	if _, err := GuardedDialer(time.Second).Dial("tcp", ln4.Addr().String()); !errors.Is(err, ErrForbiddenTarget) {
+		t.Errorf("GuardedDialer dialled %s: %v", ln4.Addr(), err)
 	}
 
 	// Accept queues are first in, first out: had a refused dial connected,

@@ -243,6 +243,14 @@ func (p *Prober) Start(ctx context.Context) error {
 		return errors.New("health prober already started")
 	}
 	p.started = true
+	// Targets set long before Start would otherwise all fall due at once.
+	now := time.Now()
+	for _, t := range p.due {
+		if t.dueAt.Before(now) {
+			t.dueAt = now.Add(firstDelay(t.spec.Period, p.rand()))
+		}
+	}
+	heap.Init(&p.due)
 	p.mu.Unlock()
 
 	jobs := make(chan *target)

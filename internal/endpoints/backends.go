@@ -1,0 +1,226 @@
+package endpoints
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+)
+
+// Reasons an endpoint is out of traffic, as the intent's status names them.
+const (
+	ReasonNotReady    = "NotReady"
+	ReasonProbeFailed = "ProbeFailed"
+	ReasonNoSuchPort  = "NoSuchPort"
+)
+
+// Candidate is a backend before its health is judged.
+type Candidate struct {
+	Endpoint
+	// PodReady is the pod's Ready condition; true for a static backend.
+	PodReady bool
+	// Pod is the backing pod's name; empty for a static backend.
+	Pod string
+}
+
+// FromPods makes candidates of the pods that back the intent: one for each
+// of a pod's IPs. Pods without an IP or that have finished are left out;
+// pods that lack a named target port are left out and reported.
+func FromPods(in *v1alpha1.NetworkIntent, pods []corev1.Pod, zones map[string]string) ([]Candidate, []v1alpha1.UnhealthyEndpoint) {
+	var out []Candidate
+	var excluded []v1alpha1.UnhealthyEndpoint
+	for i := range pods {
+		pod := &pods[i]
+		if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed || len(pod.Status.PodIPs) == 0 {
+			continue
+		}
+		ports, missing := podPorts(in.Spec.Ports, pod)
+		if missing != "" {
+			excluded = append(excluded, v1alpha1.UnhealthyEndpoint{
+				Address: pod.Status.PodIPs[0].IP, Pod: pod.Name, Reason: ReasonNoSuchPort,
+				Message: fmt.Sprintf("pod has no container port named %q; add it to the pod or use a port number as targetPort", missing),
+			})
+			continue
+		}
+		hostname := ""
+		if pod.Spec.Hostname != "" && pod.Spec.Subdomain == in.Name {
+			hostname = pod.Spec.Hostname
+		}
+		for _, ip := range pod.Status.PodIPs {
+			addr, err := netip.ParseAddr(ip.IP)
+			if err != nil {
+				continue
+			}
+			out = append(out, Candidate{
+				Endpoint: Endpoint{
+					Address:     addr,
+					Ports:       ports,
+					Terminating: !pod.DeletionTimestamp.IsZero(),
+					Hostname:    hostname,
+					NodeName:    pod.Spec.NodeName,
+					Zone:        zones[pod.Spec.NodeName],
+					TargetRef:   &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+				},
+				PodReady: podReady(pod),
+				Pod:      pod.Name,
+			})
+		}
+	}
+	return out, excluded
+}
+
+// FromBackends makes candidates of the intent's static backends. A static
+// backend has no container ports, so a named targetPort cannot be resolved
+// on it unless the backend gives its own port.
+func FromBackends(in *v1alpha1.NetworkIntent) ([]Candidate, []v1alpha1.UnhealthyEndpoint) {
+	var out []Candidate
+	var excluded []v1alpha1.UnhealthyEndpoint
+	for _, b := range in.Spec.Backends {
+		addr, err := netip.ParseAddr(b.Address)
+		if err != nil {
+			continue
+		}
+		var ports []Port
+		missing := ""
+		for _, p := range in.Spec.Ports {
+			n := int32(0)
+			switch tp := targetPort(p); {
+			case b.Port != nil:
+				n = *b.Port
+			case tp.Type == intstr.Int:
+				n = tp.IntVal
+			default:
+				missing = tp.StrVal
+			}
+			ports = append(ports, Port{Name: p.Name, Protocol: protocol(p), Number: n, AppProtocol: p.AppProtocol})
+		}
+		if missing != "" {
+			excluded = append(excluded, v1alpha1.UnhealthyEndpoint{
+				Address: b.Address, Reason: ReasonNoSuchPort,
+				Message: fmt.Sprintf("a static backend has no port named %q; give the backend a port or use a port number as targetPort", missing),
+			})
+			continue
+		}
+		out = append(out, Candidate{Endpoint: Endpoint{Address: addr, Ports: ports}, PodReady: true})
+	}
+	return out, excluded
+}
+
+func podPorts(ports []v1alpha1.IntentPort, pod *corev1.Pod) ([]Port, string) {
+	out := make([]Port, 0, len(ports))
+	for _, p := range ports {
+		tp := targetPort(p)
+		n := tp.IntVal
+		if tp.Type == intstr.String {
+			n = containerPort(pod, tp.StrVal, protocol(p))
+			if n == 0 {
+				return nil, tp.StrVal
+			}
+		}
+		out = append(out, Port{Name: p.Name, Protocol: protocol(p), Number: n, AppProtocol: p.AppProtocol})
+	}
+	return out, ""
+}
+
+func containerPort(pod *corev1.Pod, name string, proto corev1.Protocol) int32 {
+	for _, c := range pod.Spec.Containers {
+		for _, cp := range c.Ports {
+			cpProto := cp.Protocol
+			if cpProto == "" {
+				cpProto = corev1.ProtocolTCP
+			}
+			if cp.Name == name && cpProto == proto {
+				return cp.ContainerPort
+			}
+		}
+	}
+	return 0
+}
+
+func targetPort(p v1alpha1.IntentPort) intstr.IntOrString {
+	if p.TargetPort != nil {
+		return *p.TargetPort
+	}
+	return intstr.FromInt32(p.Port)
+}
+
+func protocol(p v1alpha1.IntentPort) corev1.Protocol {
+	if p.Protocol == "" {
+		return corev1.ProtocolTCP
+	}
+	return corev1.Protocol(p.Protocol)
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ProbeResult is the active probe's verdict on one candidate.
+type ProbeResult struct {
+	Healthy bool
+	Err     string
+}
+
+// Verdict is the judged endpoints of an intent.
+type Verdict struct {
+	// Endpoints are to be published.
+	Endpoints []Endpoint
+	// Total counts the backends that are not terminating; Healthy those of
+	// them that pass every check.
+	Total, Healthy int
+	// Unhealthy names the backends out of traffic by their own health,
+	// sorted by address.
+	Unhealthy []v1alpha1.UnhealthyEndpoint
+	// BelowFloor is set when fewer than minHealthyPercent were healthy, so
+	// every pod-ready backend is published as ready.
+	BelowFloor bool
+}
+
+// Judge decides which candidates take traffic. A candidate is healthy when
+// its pod is ready (unless ignoreReadiness), its probe passes (probe nil:
+// no active probe) and it is not terminating. A terminating candidate is
+// never ready, but serving while it would otherwise be healthy. When fewer
+// than minPercent of the candidates are healthy, the floor publishes every
+// pod-ready one as ready rather than prune to almost nothing.
+func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadiness bool, minPercent int32) Verdict {
+	var v Verdict
+	healthy := make([]bool, len(cands))
+	for i, c := range cands {
+		ready := c.PodReady || ignoreReadiness
+		pr := probe(c)
+		ok := ready && (pr == nil || pr.Healthy)
+		healthy[i] = ok
+		if c.Terminating {
+			continue
+		}
+		v.Total++
+		if ok {
+			v.Healthy++
+			continue
+		}
+		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Reason: ReasonNotReady, Message: "pod is not Ready"}
+		if ready {
+			u.Reason, u.Message = ReasonProbeFailed, pr.Err
+		}
+		v.Unhealthy = append(v.Unhealthy, u)
+	}
+	v.BelowFloor = minPercent > 0 && v.Total > 0 && v.Healthy*100 < int(minPercent)*v.Total
+	for i, c := range cands {
+		ep := c.Endpoint
+		inTraffic := healthy[i] || (v.BelowFloor && c.PodReady)
+		ep.Ready = inTraffic && !c.Terminating
+		ep.Serving = inTraffic
+		v.Endpoints = append(v.Endpoints, ep)
+	}
+	sort.Slice(v.Unhealthy, func(i, j int) bool { return v.Unhealthy[i].Address < v.Unhealthy[j].Address })
+	return v
+}
