@@ -38,7 +38,7 @@ const (
 
 // ManagedByController is the endpointslice.kubernetes.io/managed-by value of
 // the EndpointSlices netintent writes.
-const ManagedByController = "networking.netintent.io/controller"
+const ManagedByController = "netintent.networking.netintent.io"
 
 // ServiceConditionAddress is the condition the address-pool controller
 // writes on a Service's status; the intent mirrors it as AddressAssigned.

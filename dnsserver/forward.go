@@ -91,7 +91,7 @@ func (f *forwarder) resolve(ctx context.Context, name string, qtype uint16) (*up
 
 // query asks each upstream in turn until one gives a usable answer.
 func (f *forwarder) query(ctx context.Context, name string, qtype uint16) (*upstreamAnswer, error) {
-	errs := []error{errNoUpstreams}
+	var errs []error
 	for _, upstream := range f.upstreams {
 		a, err := f.queryOne(ctx, name, qtype, upstream)
 		if err == nil {
@@ -100,8 +100,8 @@ func (f *forwarder) query(ctx context.Context, name string, qtype uint16) (*upst
 		upstreamErrorsTotal.WithLabelValues(upstream).Inc()
 		errs = append(errs, err)
 	}
-	if len(errs) > 1 {
-		errs = errs[1:]
+	if len(errs) == 0 {
+		errs = append(errs, errNoUpstreams)
 	}
 	return nil, fmt.Errorf("resolving %s %s: %w", name, dns.TypeToString[qtype], errors.Join(errs...))
 }

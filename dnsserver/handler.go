@@ -36,35 +36,44 @@ func newHandler(z *zone, idx *Index, fwd *forwarder, log logr.Logger) *handler {
 	return &handler{zone: z, index: idx, forwarder: fwd, lookup: z.lookup, log: log}
 }
 
-// ServeDNS answers one request. A panic while answering is recovered and
-// answered SERVFAIL: one bad question must not take the server down.
+// ServeDNS answers one request. A panic while answering, or while packing the
+// reply, is recovered and answered SERVFAIL: one bad question must not take
+// the server down.
 func (h *handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	start := time.Now()
-	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	reply := h.reply(req, udp)
-	if err := w.WriteMsg(reply); err != nil {
-		h.log.V(1).Info("Could not write DNS reply", "error", err.Error())
-	}
-	qtype := uint16(0)
-	if len(req.Question) > 0 {
-		qtype = req.Question[0].Qtype
-	}
-	requestsTotal.WithLabelValues(qtypeLabel(qtype), rcodeLabel(reply.Rcode)).Inc()
-	requestDuration.Observe(time.Since(start).Seconds())
-}
-
-func (h *handler) reply(req *dns.Msg, udp bool) (m *dns.Msg) {
+	rcode := dns.RcodeServerFailure
 	defer func() {
 		if v := recover(); v != nil {
+			rcode = dns.RcodeServerFailure
 			panicsTotal.Inc()
 			h.log.Error(fmt.Errorf("panic: %v", v), "Recovered from a panic while answering a DNS question",
 				"question", questionString(req), "stack", string(debug.Stack()))
-			m = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+			_ = w.WriteMsg(new(dns.Msg).SetRcode(req, dns.RcodeServerFailure))
 		}
+		qtype := uint16(0)
+		if len(req.Question) > 0 {
+			qtype = req.Question[0].Qtype
+		}
+		requestsTotal.WithLabelValues(qtypeLabel(qtype), rcodeLabel(rcode)).Inc()
+		requestDuration.Observe(time.Since(start).Seconds())
 	}()
-	m = h.answer(req)
-	fit(m, req, udp)
-	return m
+	_, udp := w.RemoteAddr().(*net.UDPAddr)
+	reply := h.answer(req)
+	fit(reply, req, udp)
+	// Packed here rather than in WriteMsg, so that a reply that cannot be
+	// packed is still answered.
+	packed, err := reply.Pack()
+	if err != nil {
+		h.log.Error(err, "Could not pack a DNS reply", "question", questionString(req))
+		reply = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+		if packed, err = reply.Pack(); err != nil {
+			return
+		}
+	}
+	rcode = reply.Rcode
+	if _, err := w.Write(packed); err != nil {
+		h.log.V(1).Info("Could not write a DNS reply", "question", questionString(req), "error", err.Error())
+	}
 }
 
 // answer builds the reply to req, before it is fitted to the transport.
@@ -115,9 +124,7 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) {
 	}
 	r := h.resolve(s, q.Name, q.Qtype)
 	switch r.Kind {
-	case Success:
-		m.Rcode = dns.RcodeSuccess
-	case NoData:
+	case Success, NoData:
 		m.Rcode = dns.RcodeSuccess
 	case NameError:
 		m.Rcode = dns.RcodeNameError

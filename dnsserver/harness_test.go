@@ -2,6 +2,8 @@ package dnsserver
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -203,7 +205,9 @@ type fakeClock struct {
 	now time.Time
 }
 
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)} }
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+}
 
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
@@ -217,13 +221,23 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// recordingWriter is a dns.ResponseWriter without a socket: it packs the reply
-// as the server would and keeps it.
+// recordingWriter is a dns.ResponseWriter without a socket: it keeps the
+// bytes of the last reply.
 type recordingWriter struct {
 	tcp    bool
-	reply  *dns.Msg
 	packed []byte
-	err    error
+}
+
+// reply unpacks the last reply.
+func (w *recordingWriter) reply() (*dns.Msg, error) {
+	if w.packed == nil {
+		return nil, errors.New("no reply written")
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(w.packed); err != nil {
+		return nil, fmt.Errorf("reply does not unpack: %w", err)
+	}
+	return m, nil
 }
 
 var (
@@ -246,16 +260,23 @@ func (w *recordingWriter) RemoteAddr() net.Addr {
 }
 
 func (w *recordingWriter) WriteMsg(m *dns.Msg) error {
-	w.reply = m
-	w.packed, w.err = m.Pack()
-	return w.err
+	b, err := m.Pack()
+	if err != nil {
+		return err
+	}
+	w.packed = b
+	return nil
 }
 
-func (w *recordingWriter) Write(b []byte) (int, error) { w.packed = b; return len(b), nil }
-func (w *recordingWriter) Close() error                { return nil }
-func (w *recordingWriter) TsigStatus() error           { return nil }
-func (w *recordingWriter) TsigTimersOnly(bool)         {}
-func (w *recordingWriter) Hijack()                     {}
+func (w *recordingWriter) Write(b []byte) (int, error) {
+	w.packed = append(w.packed[:0], b...)
+	return len(b), nil
+}
+
+func (w *recordingWriter) Close() error        { return nil }
+func (w *recordingWriter) TsigStatus() error   { return nil }
+func (w *recordingWriter) TsigTimersOnly(bool) {}
+func (w *recordingWriter) Hijack()             {}
 
 // Builders for the Kubernetes objects the index is fed with.
 

@@ -308,6 +308,9 @@ func (i *Index) record(key types.NamespacedName) *serviceRecord {
 	}
 	for name := range i.slicesByService[key] {
 		slice := i.slices[types.NamespacedName{Namespace: key.Namespace, Name: name}]
+		if slice == nil {
+			continue
+		}
 		for _, ep := range slice.endpoints {
 			rec.endpoints = append(rec.endpoints, endpointRecord{host: ep.host, addr: ep.addr, ports: slice.ports})
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,6 +91,7 @@ type Server struct {
 	index   *Index
 	handler *handler
 
+	started   atomic.Bool
 	listening chan struct{}
 	mu        sync.Mutex
 	addr      string
@@ -166,8 +168,11 @@ func (s *Server) ReadyCheck(req *http.Request) error {
 
 // Start binds the listen address over UDP and TCP, serves until ctx is done,
 // then drains in-flight queries. It returns an error if the sockets cannot be
-// bound or a listener fails.
+// bound or a listener fails. A Server starts once.
 func (s *Server) Start(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("dns server: already started")
+	}
 	log := logf.FromContext(ctx).WithName("dns")
 	s.handler.log = log
 

@@ -194,29 +194,37 @@ func TestServFailBeforeSync(t *testing.T) {
 }
 
 func TestPanicRecovered(t *testing.T) {
-	const boom = "boom.shop.svc.cluster.local."
+	const (
+		boom      = "boom.shop.svc.cluster.local."   // the lookup panics
+		badRecord = "broken.shop.svc.cluster.local." // the reply cannot be packed, without a panic
+	)
 	srv := startServer(t, Config{}, fixtureIndex(), func(s *Server) {
 		lookup := s.handler.lookup
 		s.handler.lookup = func(snap *snapshot, qname string, qtype uint16, c *chain) Result {
-			if qname == boom {
+			switch qname {
+			case boom:
 				panic("injected fault")
+			case badRecord:
+				return Result{Kind: Success, Answer: []dns.RR{nil}}
 			}
 			return lookup(snap, qname, qtype, c)
 		}
 	})
 	before := counterValue(t, panicsTotal)
 	for _, network := range []string{"udp", "tcp"} {
-		r := exchange(t, network, srv.Addr(), boom, dns.TypeA)
-		if r.Rcode != dns.RcodeServerFailure {
-			t.Errorf("panicking lookup over %s: %s, want SERVFAIL", network, dns.RcodeToString[r.Rcode])
-		}
-		r = exchange(t, network, srv.Addr(), "web.shop.svc.cluster.local.", dns.TypeA)
-		if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
-			t.Errorf("query after the panic over %s: %s %v", network, dns.RcodeToString[r.Rcode], r.Answer)
+		for _, name := range []string{boom, badRecord} {
+			r := exchange(t, network, srv.Addr(), name, dns.TypeA)
+			if r.Rcode != dns.RcodeServerFailure {
+				t.Errorf("%s over %s: %s, want SERVFAIL", name, network, dns.RcodeToString[r.Rcode])
+			}
+			r = exchange(t, network, srv.Addr(), "web.shop.svc.cluster.local.", dns.TypeA)
+			if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+				t.Errorf("query after the panic over %s: %s %v", network, dns.RcodeToString[r.Rcode], r.Answer)
+			}
 		}
 	}
 	if got := counterValue(t, panicsTotal) - before; got != 2 {
-		t.Errorf("panics counted: %v, want 2", got)
+		t.Errorf("panics counted: %v, want 2 (one a transport)", got)
 	}
 }
 

@@ -14,6 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
+// The DNS server reads every Service and EndpointSlice on every replica.
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
+
 // Source feeds an Index from the informers of a controller-runtime cache
 // (normally the manager's): every Service and EndpointSlice of all namespaces.
 // It is a manager.Runnable that runs on every replica, leader or not, since

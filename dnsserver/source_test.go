@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -159,4 +160,26 @@ func TestSourceFromAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("deleted Service", dbName, dns.TypeA, dns.RcodeNameError)
+}
+
+func TestDeletedKey(t *testing.T) {
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
+	cases := []struct {
+		desc string
+		obj  any
+		ok   bool
+	}{
+		{"object", svc, true},
+		{"tombstone with the object", toolscache.DeletedFinalStateUnknown{Key: "shop/web", Obj: svc}, true},
+		{"tombstone with only the key", toolscache.DeletedFinalStateUnknown{Key: "shop/web"}, true},
+		{"something else", "shop/web", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.desc, func(t *testing.T) {
+			ns, name, ok := deletedKey(tc.obj)
+			if ok != tc.ok || (ok && (ns != "shop" || name != "web")) {
+				t.Errorf("deletedKey = %q %q %v, want shop web %v", ns, name, ok, tc.ok)
+			}
+		})
+	}
 }
