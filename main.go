@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/controllers"
+	"github.com/netintent/netintent/dnsserver"
+	"github.com/netintent/netintent/internal/health"
 )
 
 func main() {
@@ -29,17 +32,16 @@ func main() {
 
 // config holds the command-line flags.
 type config struct {
-	metricsAddr          string
-	metricsSecure        bool
-	probeAddr            string
-	leaderElect          bool
-	leaderElectionNS     string
-	dnsListenAddress     string
-	clusterDomain        string
-	dnsUpstreams         string
-	dnsTTL               uint
-	probeWorkers         int
-	allowProbeToLoopback bool
+	metricsAddr      string
+	metricsSecure    bool
+	probeAddr        string
+	leaderElect      bool
+	leaderElectionNS string
+	dnsListenAddress string
+	clusterDomain    string
+	dnsUpstreams     string
+	dnsTTL           uint
+	probeWorkers     int
 }
 
 func parseFlags() (config, zap.Options) {
@@ -53,7 +55,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "Cluster domain; the DNS server is authoritative for svc.<cluster-domain>.")
 	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf).")
 	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds of DNS answers; an intent's dns.ttl overrides it.")
-	flag.IntVar(&c.probeWorkers, "probe-workers", 16, "Most health probes in flight at once.")
+	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -93,7 +95,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{}); err != nil {
+	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers})
+	if err := mgr.Add(prober); err != nil {
+		return err
+	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Prober: prober}); err != nil {
 		return fmt.Errorf("setting up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -102,6 +108,46 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
+	if err := addDNS(mgr, cfg); err != nil {
+		return err
+	}
 	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain)
 	return mgr.Start(ctrl.SetupSignalHandler())
+}
+
+// addDNS adds the embedded DNS server and the index that feeds it. Both run
+// on every replica, leader or not; readiness waits for the index to sync.
+func addDNS(mgr ctrl.Manager, cfg config) error {
+	if cfg.dnsListenAddress == "" {
+		return nil
+	}
+	var upstreams []string
+	for _, u := range strings.Split(cfg.dnsUpstreams, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			upstreams = append(upstreams, u)
+		}
+	}
+	if len(upstreams) == 0 {
+		var err error
+		if upstreams, err = dnsserver.UpstreamsFromResolvConf("/etc/resolv.conf"); err != nil {
+			return fmt.Errorf("no --dns-upstreams given and /etc/resolv.conf is unusable: %w", err)
+		}
+	}
+	idx := dnsserver.NewIndex()
+	if err := mgr.Add(dnsserver.NewSource(mgr.GetCache(), idx)); err != nil {
+		return err
+	}
+	srv, err := dnsserver.New(dnsserver.Config{
+		ListenAddress: cfg.dnsListenAddress,
+		ClusterDomain: cfg.clusterDomain,
+		Upstreams:     upstreams,
+		TTL:           uint32(cfg.dnsTTL),
+	}, idx)
+	if err != nil {
+		return fmt.Errorf("dns server: %w", err)
+	}
+	if err := mgr.Add(srv); err != nil {
+		return err
+	}
+	return mgr.AddReadyzCheck("dns", srv.ReadyCheck)
 }
