@@ -20,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testnet"
 )
 
 // The package's one envtest control plane and a manager running the
@@ -32,6 +33,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The probing tests run this binary as the server of each test host.
+	testnet.MaybeServe()
 	os.Exit(runSuite(m))
 }
 
