@@ -76,7 +76,13 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	before := in.Status.DeepCopy()
 	in.Status.ObservedGeneration = in.Generation
-	result, err := r.reconcileService(ctx, in)
+	externalName := ""
+	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
+		externalName = r.judgeTargets(req.NamespacedName, in)
+	} else {
+		in.Status.ExternalName = nil
+	}
+	result, err := r.reconcileService(ctx, in, externalName)
 	if err == nil {
 		result, err = r.reconcileEndpoints(ctx, in)
 	}
@@ -98,7 +104,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 // reconcileService applies the intent's Service, or explains in the
 // ServiceReady condition why it cannot.
-func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {
+func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.NetworkIntent, externalName string) (ctrl.Result, error) {
 	existing := &corev1.Service{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), existing)
 	switch {
@@ -135,7 +141,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 		}
 	}
 
-	desired := intent.DesiredService(in, activeExternalName(in))
+	desired := intent.DesiredService(in, externalName)
 	if existing != nil {
 		current, err := corev1ac.ExtractService(existing, intent.FieldOwner)
 		if err != nil {
@@ -208,14 +214,6 @@ func (r *IntentReconciler) dropForeignPorts(ctx context.Context, existing *corev
 
 func portKey(port int32, proto corev1.Protocol) string {
 	return fmt.Sprintf("%d/%s", port, proto)
-}
-
-// activeExternalName is the ExternalName target to publish.
-func activeExternalName(in *v1alpha1.NetworkIntent) string {
-	if in.Spec.ExternalName == nil || len(in.Spec.ExternalName.Targets) == 0 {
-		return ""
-	}
-	return in.Spec.ExternalName.Targets[0].Host
 }
 
 // finalize removes what the intent owns, and nothing it does not, then lets

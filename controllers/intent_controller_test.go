@@ -19,10 +19,20 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
 )
 
 func setupReconcilers(mgr ctrl.Manager) error {
-	return SetupWithManager(mgr, Options{})
+	resolver, stop, err := testHosts.start()
+	if err != nil {
+		return err
+	}
+	go func() { <-suiteCtx.Done(); stop() }()
+	prober := health.NewProber(health.Options{Checker: &health.Checker{Resolver: resolver}})
+	if err := mgr.Add(prober); err != nil {
+		return err
+	}
+	return SetupWithManager(mgr, Options{Prober: prober})
 }
 
 func webIntent(ns, name string, exposure v1alpha1.Exposure) *v1alpha1.NetworkIntent {

@@ -49,14 +49,18 @@ func init() {
 // Service's EndpointSlices and reports them in status.
 func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(in).String()
-	if in.Spec.Exposure == v1alpha1.ExposureExternalName || !serviceIsOurs(in) {
+	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
+		// Targets are health-checked by judgeTargets; there are no
+		// endpoints to publish.
+		in.Status.Endpoints = nil
+		endpointsGauge.DeletePartialMatch(prometheus.Labels{"namespace": in.Namespace, "intent": in.Name})
+		return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
+	}
+	if !serviceIsOurs(in) {
 		r.Prober.Remove(key)
 		in.Status.Endpoints = nil
 		meta.RemoveStatusCondition(&in.Status.Conditions, ConditionEndpointsHealthy)
 		endpointsGauge.DeletePartialMatch(prometheus.Labels{"namespace": in.Namespace, "intent": in.Name})
-		if in.Spec.Exposure == v1alpha1.ExposureExternalName {
-			return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
-		}
 		return ctrl.Result{}, nil
 	}
 

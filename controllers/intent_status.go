@@ -151,8 +151,9 @@ func setReady(in *v1alpha1.NetworkIntent) {
 		if c == nil || c.Status == metav1.ConditionTrue {
 			continue
 		}
-		if typ == ConditionEndpointsHealthy && c.Reason != ReasonNoBackends && c.Reason != ReasonBelowHealthyFloor {
-			// Degraded still serves traffic from healthy backends.
+		if typ == ConditionEndpointsHealthy && c.Reason == ReasonDegraded {
+			// Healthy backends (or a healthy target) still carry the
+			// traffic; the condition itself names what is out.
 			continue
 		}
 		setCondition(in, ConditionReady, false, c.Reason, "%s", c.Message)

@@ -77,12 +77,13 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "manager: %v\n", err)
 		return 1
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	suiteCtx = ctx
 	if err := setupReconcilers(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setup: %v\n", err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	suiteCtx = ctx
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	code := m.Run()

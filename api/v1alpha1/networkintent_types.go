@@ -30,7 +30,7 @@ const AddressPoolClass = "networking.netintent.io/address-pool"
 // +kubebuilder:validation:XValidation:rule="self.exposure in ['NodePort', 'LoadBalancer'] || !has(self.ports) || self.ports.all(p, !has(p.nodePort))",message="nodePort is only valid with exposure NodePort or LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ClusterIP' || !has(self.headless) || !self.headless",message="headless is only valid with exposure ClusterIP"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
-// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck)",message="an ExternalName intent health-checks each target under externalName.targets, not with healthCheck"
+// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || (!has(self.healthCheck.http) && !has(self.healthCheck.tcp) && !has(self.healthCheck.minHealthyPercent))",message="an ExternalName intent sets each target's probe under externalName.targets; healthCheck may only give period, timeout and thresholds"
 type NetworkIntentSpec struct {
 	// exposure is how the application is reached: ClusterIP (inside the
 	// cluster), NodePort (on every node's port), LoadBalancer (an external
@@ -165,6 +165,7 @@ type ExternalNameSpec struct {
 }
 
 // ExternalTarget is one outside host of an ExternalName intent.
+// +kubebuilder:validation:XValidation:rule="!has(self.tcp) || has(self.tcp.port)",message="a tcp probe of an external target needs a port"
 type ExternalTarget struct {
 	// host is a DNS name (RFC 1123), such as api.example.com. IP addresses
 	// and localhost are refused: DNS cannot alias to an address, so an
@@ -176,7 +177,13 @@ type ExternalTarget struct {
 	// +kubebuilder:validation:XValidation:rule="self != 'localhost' && !self.endsWith('.localhost')",message="host must not be localhost or a name under it"
 	Host string `json:"host"`
 
-	// ProbeHandler optionally health-checks the target (http or tcp).
+	// ProbeHandler optionally health-checks the target: http (port 80 by
+	// default) or tcp (with a port). The intent's healthCheck gives the
+	// period, timeout and thresholds (default every 10s; three failures in
+	// a row take a target out, one pass brings it back). The target's name
+	// is resolved at every probe, and addresses Kubernetes refuses as
+	// endpoints (loopback, link-local, multicast, unspecified) are never
+	// probed.
 	ProbeHandler `json:",inline"`
 }
 

@@ -100,6 +100,8 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"loadbalancer-on-nodeport", `{exposure: NodePort, ` + ports + `, loadBalancer: {externalTrafficPolicy: Local}}`, "loadBalancer is only valid with exposure LoadBalancer"},
 		{"pool-without-class", `{exposure: LoadBalancer, ` + ports + `, loadBalancer: {pool: public}}`, "pool and address need class networking.netintent.io/address-pool"},
 		{"headless-nodeport", `{exposure: NodePort, ` + ports + `, headless: true}`, "headless is only valid with exposure ClusterIP"},
+		{"externalname-with-healthcheck-probe", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, healthCheck: {tcp: {port: 443}}}`, "sets each target's probe under externalName.targets"},
+		{"target-tcp-without-port", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com, tcp: {}}]}}`, "a tcp probe of an external target needs a port"},
 		{"unknown-exposure", `{exposure: Ingress, ` + ports + `}`, "Unsupported value: \"Ingress\""},
 	}
 	ctx := context.Background()

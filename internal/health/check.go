@@ -162,6 +162,10 @@ type Checker struct {
 	// can turn the guard off.
 	allowForbidden bool
 
+	// Resolver resolves the host names of targets given by name. Nil: the
+	// system resolver.
+	Resolver *net.Resolver
+
 	once   sync.Once
 	dialer *net.Dialer
 	client *http.Client
@@ -169,7 +173,7 @@ type Checker struct {
 
 func (c *Checker) init() {
 	c.once.Do(func() {
-		c.dialer = &net.Dialer{Control: guardControl}
+		c.dialer = &net.Dialer{Control: guardControl, Resolver: c.Resolver}
 		if c.allowForbidden {
 			c.dialer.Control = nil
 		}
