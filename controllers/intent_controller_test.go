@@ -300,14 +300,7 @@ func TestDriftIsRepairedAndForeignFieldsKept(t *testing.T) {
 		t.Fatalf("foreign label: %v", err)
 	}
 	// Trigger a reconcile through the intent and wait for it to happen.
-	before := reconcileCount(t)
-	annotate(t, ns, "web", "touch", "1")
-	eventually(t, 10*time.Second, func() error {
-		if reconcileCount(t) <= before {
-			return errors.New("no reconcile yet")
-		}
-		return nil
-	})
+	resync(t, ns, "web", "touch", "1")
 	_, svc = converged(t, ns, "web")
 	if svc.Labels["team"] != "shop" {
 		t.Fatalf("foreign label lost: %v", svc.Labels)
@@ -450,14 +443,7 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 	}
 	_, svc := converged(t, ns, "web")
 	for i := range 5 {
-		before := reconcileCount(t)
-		rv := annotate(t, ns, "web", "resync", fmt.Sprint(i))
-		eventually(t, 10*time.Second, func() error {
-			if reconcileCount(t) <= before {
-				return errors.New("no reconcile yet")
-			}
-			return nil
-		})
+		rv := resync(t, ns, "web", "resync", fmt.Sprint(i))
 		cur, err := getService(ctx, ns, "web")
 		if err != nil {
 			t.Fatal(err)
@@ -473,6 +459,21 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 			t.Fatalf("resync %d rewrote the intent's status: resourceVersion %s -> %s", i, rv, got.ResourceVersion)
 		}
 	}
+}
+
+// resync annotates the intent and waits until a reconcile has run since,
+// returning the intent's resourceVersion after the annotation.
+func resync(t *testing.T, ns, name, key, value string) string {
+	t.Helper()
+	before := reconcileCount(t)
+	rv := annotate(t, ns, name, key, value)
+	eventually(t, 10*time.Second, func() error {
+		if reconcileCount(t) <= before {
+			return errors.New("no reconcile yet")
+		}
+		return nil
+	})
+	return rv
 }
 
 // annotate sets an annotation on the intent (a change that makes the

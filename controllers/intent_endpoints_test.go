@@ -275,14 +275,7 @@ func TestManyPodsSliceAndSteadyState(t *testing.T) {
 
 	// Reconciles with nothing changed write nothing.
 	for i := range 3 {
-		before := reconcileCount(t)
-		annotate(t, ns, "big", "resync", fmt.Sprint(i))
-		eventually(t, 10*time.Second, func() error {
-			if reconcileCount(t) <= before {
-				return errors.New("no reconcile yet")
-			}
-			return nil
-		})
+		resync(t, ns, "big", "resync", fmt.Sprint(i))
 		_, list, err := published(ctx, ns, "big")
 		if err != nil {
 			t.Fatal(err)
