@@ -52,16 +52,17 @@ verify: manifests generate ## Check that generated files are committed and up to
 	@echo "generated files up to date"
 
 .PHONY: test
-test: envtest manifests generate vet ## Run unit and envtest suites, then the DNS fuzz target for FUZZTIME.
+test: envtest manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
 	go test -p $(TEST_P) -count=1 ./api/... ./controllers/... ./dnsserver/... ./internal/...
 	$(MAKE) fuzz
+	$(MAKE) test-e2e
 
 .PHONY: fuzz
 fuzz: ## Run the DNS message fuzz target for FUZZTIME (default 20s).
 	@if ls dnsserver/*fuzz*_test.go >/dev/null 2>&1; then go test ./dnsserver -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME); else echo "no fuzz target yet"; fi
 
 .PHONY: test-e2e
-test-e2e: envtest build ## Run the end-to-end suite: the built binary and kustomize install against a local control plane.
+test-e2e: envtest manifests build ## Run the end-to-end suite: the built binary and kustomize install against a local control plane.
 	go test -count=1 -v ./test/e2e/...
 
 .PHONY: bench
@@ -95,8 +96,7 @@ uninstall: envtest manifests ## Remove the CRDs (and every intent and pool) from
 
 .PHONY: deploy
 deploy: envtest manifests ## Deploy the operator with kustomize (image IMG).
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
-	$(KUBECTL) apply --server-side -k config/default
+	$(KUBECTL) kustomize config/default | sed 's|image: netintent:latest|image: $(IMG)|' | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
 undeploy: envtest ## Remove the operator from the cluster.
