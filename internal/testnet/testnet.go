@@ -62,7 +62,7 @@ type Host struct {
 type server struct {
 	cmd    *exec.Cmd
 	stdin  io.Closer
-	output *syncBuffer
+	output *SyncBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // the process's exit; set before done closes
 }
@@ -183,7 +183,7 @@ func (h *Host) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("testnet: %w", err)
 	}
-	s := &server{cmd: cmd, stdin: stdin, output: &syncBuffer{}, done: make(chan struct{})}
+	s := &server{cmd: cmd, stdin: stdin, output: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = s.output, s.output
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("testnet: start server in %s: %w", h.Namespace, err)
@@ -343,19 +343,20 @@ func removeStale(t testing.TB) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writing process and a reader.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for a writing process and a reader,
+// for capturing the output of processes a test runs.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -14,16 +13,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netintent/netintent/internal/testnet"
 )
 
 // operatorProcess is the built operator binary running as a child process.
 type operatorProcess struct {
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *testnet.SyncBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // what Wait returned; read after done is closed
 
@@ -38,7 +38,7 @@ type operatorProcess struct {
 func startOperator(t *testing.T, p paths, kubeconfig string, extraArgs ...string) *operatorProcess {
 	t.Helper()
 	op := &operatorProcess{
-		log:         &syncBuffer{},
+		log:         &testnet.SyncBuffer{},
 		done:        make(chan struct{}),
 		healthAddr:  freeLoopbackAddr(t),
 		metricsAddr: freeLoopbackAddr(t),
@@ -207,25 +207,6 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	t.Fatal("no loopback port free for both TCP and UDP")
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and the test's
-// reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // exitCode is the process's exit status, or -1 if a signal ended it.
