@@ -29,5 +29,23 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	// LoadBalancer addresses from AddressPools: the two reconcilers share
+	// one allocator.
+	pools := newAddressPools(mgr.GetClient(), mgr.GetAPIReader())
+	if err := (&LoadBalancerReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("netintent"),
+		pools:     pools,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := (&AddressPoolReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("netintent"),
+		pools:    pools,
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	return nil
 }

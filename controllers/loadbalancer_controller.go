@@ -1,0 +1,394 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/ipam"
+)
+
+// Annotations by which a plain Service (not produced from an intent) of the
+// address-pool class asks for an address or a pool. An intent's Service
+// takes them from the intent's loadBalancer.address and loadBalancer.pool.
+const (
+	AnnotationAddress = "networking.netintent.io/address"
+	AnnotationPool    = "networking.netintent.io/pool"
+)
+
+// Reasons of a Service's networking.netintent.io/AddressAssigned condition
+// (ReasonAssigned when True). The intent mirrors them in AddressAssigned.
+const (
+	ReasonPoolExhausted    = "PoolExhausted"
+	ReasonAddressTaken     = "AddressTaken"
+	ReasonAddressNotInPool = "AddressNotInPool"
+	ReasonPoolNotAllowed   = "PoolNotAllowed"
+	ReasonNoPool           = "NoPool"
+)
+
+// conflictRetry is how soon a status write that met a newer object than the
+// cache's is tried again.
+const conflictRetry = 200 * time.Millisecond
+
+// LoadBalancerReconciler gives LoadBalancer Services of class
+// networking.netintent.io/address-pool an address from an AddressPool, from
+// intents and plain Services alike. It alone writes those Services'
+// status.loadBalancer.ingress and their AddressAssigned condition.
+//
+// It needs no finalizer: the allocator is rebuilt from the Services' status
+// on start, and a Service found gone releases its address.
+type LoadBalancerReconciler struct {
+	Client client.Client
+	// APIReader reads from the API server, for an owning intent the cache
+	// has not seen yet.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+
+	pools *addressPools
+}
+
+var _ reconcile.Reconciler = &LoadBalancerReconciler{}
+
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents,verbs=get;list;watch
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=addresspools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile gives the Service its address, or says in its status why not.
+func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	// Before any decision: the pools are current and every address shown
+	// by a Service is re-claimed.
+	if err := r.pools.sync(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.release(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !svc.DeletionTimestamp.IsZero() {
+		// It keeps its address until it is gone, so no other Service
+		// shows the same one meanwhile.
+		return ctrl.Result{}, nil
+	}
+	if !servedService(svc) {
+		return ctrl.Result{}, r.forget(ctx, svc, r.release(req.NamespacedName))
+	}
+
+	request, err := r.request(ctx, svc)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	r.pools.mu.RLock()
+	before := r.holdings(request.key)
+	out := r.pools.assign(request)
+	after := r.holdings(request.key)
+	// Marked waiting before the lock goes, so an address freed from now
+	// on wakes it.
+	r.pools.setPending(req.NamespacedName, !out.assigned())
+	r.pools.mu.RUnlock()
+
+	if changed := changedPools(before, after); len(changed) > 0 {
+		r.pools.poolChanged(changed...)
+	}
+	if freedAny(before, after) {
+		r.pools.freed()
+	}
+	return r.writeStatus(ctx, svc, out)
+}
+
+// holdings maps the addresses the owner holds to their pools. The caller
+// holds r.pools.mu.
+func (r *LoadBalancerReconciler) holdings(key string) map[netip.Addr]string {
+	held := map[netip.Addr]string{}
+	for _, addr := range r.pools.alloc.Assigned(key) {
+		held[addr], _ = r.pools.alloc.PoolOf(addr)
+	}
+	return held
+}
+
+func changedPools(before, after map[netip.Addr]string) []string {
+	var pools []string
+	for addr, pool := range before {
+		if _, ok := after[addr]; !ok {
+			pools = append(pools, pool)
+		}
+	}
+	for addr, pool := range after {
+		if _, ok := before[addr]; !ok {
+			pools = append(pools, pool)
+		}
+	}
+	return pools
+}
+
+func freedAny(before, after map[netip.Addr]string) bool {
+	for addr := range before {
+		if _, ok := after[addr]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// release frees the Service's addresses and wakes the Services waiting for
+// one.
+func (r *LoadBalancerReconciler) release(key types.NamespacedName) []netip.Addr {
+	r.pools.setPending(key, false)
+	r.pools.mu.RLock()
+	var pools []string
+	owner := key.String()
+	for _, addr := range r.pools.alloc.Assigned(owner) {
+		pool, _ := r.pools.alloc.PoolOf(addr)
+		pools = append(pools, pool)
+	}
+	released := r.pools.alloc.Release(owner)
+	r.pools.mu.RUnlock()
+	if len(released) > 0 {
+		r.pools.poolChanged(pools...)
+		r.pools.freed()
+	}
+	return released
+}
+
+// forget removes what the reconciler wrote on a Service it no longer
+// serves: its condition, and the ingress addresses it gave (all of them if
+// the Service is no longer a LoadBalancer).
+func (r *LoadBalancerReconciler) forget(ctx context.Context, svc *corev1.Service, released []netip.Addr) error {
+	if meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) == nil {
+		return nil
+	}
+	updated := svc.DeepCopy()
+	meta.RemoveStatusCondition(&updated.Status.Conditions, ServiceConditionAddress)
+	ingress := updated.Status.LoadBalancer.Ingress[:0:0]
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		addr, err := netip.ParseAddr(ing.IP)
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || (err == nil && slices.Contains(released, addr.Unmap())) {
+			continue
+		}
+		ingress = append(ingress, ing)
+	}
+	updated.Status.LoadBalancer.Ingress = ingress
+	if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
+		// On a conflict, the change that caused it brings the Service back.
+		return client.IgnoreNotFound(fmt.Errorf("clearing load-balancer status: %w", err))
+	}
+	if len(released) > 0 {
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "AddressReleased", "Release",
+			"Released address %s: the Service is no longer a LoadBalancer of class %s", released[0], v1alpha1.AddressPoolClass)
+	}
+	return nil
+}
+
+// request reads what the Service asks for: from its controlling intent's
+// loadBalancer, or from its annotations if it has none.
+func (r *LoadBalancerReconciler) request(ctx context.Context, svc *corev1.Service) (addressRequest, error) {
+	ns := &corev1.Namespace{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Name: svc.Namespace}, ns); err != nil {
+		return addressRequest{}, fmt.Errorf("getting namespace: %w", err)
+	}
+	req := addressRequest{
+		key:             serviceKey(svc),
+		namespace:       svc.Namespace,
+		namespaceLabels: labels.Set(ns.Labels),
+		family:          ipam.IPv4,
+		current:         ingressAddrs(svc),
+		address:         svc.Annotations[AnnotationAddress],
+		pool:            svc.Annotations[AnnotationPool],
+		addressField:    "annotation " + AnnotationAddress,
+		poolField:       "annotation " + AnnotationPool,
+	}
+	if len(svc.Spec.IPFamilies) > 0 && svc.Spec.IPFamilies[0] == corev1.IPv6Protocol {
+		req.family = ipam.IPv6
+	}
+	in, err := r.owningIntent(ctx, svc)
+	if err != nil || in == nil {
+		return req, err
+	}
+	req.address, req.pool = "", ""
+	if lb := in.Spec.LoadBalancer; lb != nil {
+		req.address, req.pool = lb.Address, lb.Pool
+	}
+	req.addressField = "loadBalancer.address of NetworkIntent " + in.Name
+	req.poolField = "loadBalancer.pool of NetworkIntent " + in.Name
+	return req, nil
+}
+
+// owningIntent returns the NetworkIntent that controls the Service, or nil
+// if none does (or it is gone).
+func (r *LoadBalancerReconciler) owningIntent(ctx context.Context, svc *corev1.Service) (*v1alpha1.NetworkIntent, error) {
+	ref := metav1.GetControllerOf(svc)
+	if ref == nil || ref.Kind != "NetworkIntent" || ref.APIVersion != v1alpha1.GroupVersion.String() || ref.Name != svc.Name {
+		return nil, nil
+	}
+	in := &v1alpha1.NetworkIntent{}
+	key := client.ObjectKey{Namespace: svc.Namespace, Name: ref.Name}
+	err := r.Client.Get(ctx, key, in)
+	if apierrors.IsNotFound(err) || (err == nil && in.UID != ref.UID) {
+		// The cache may not have seen the intent yet: ask the API
+		// server rather than serve the Service without its request.
+		err = r.APIReader.Get(ctx, key, in)
+	}
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("getting intent: %w", err)
+	case in.UID != ref.UID:
+		return nil, nil
+	}
+	return in, nil
+}
+
+// writeStatus writes the assignment in the Service's status when it
+// changes it, with an event for a person to see.
+func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Service, out assignment) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	status := serviceAddressStatus(svc, out)
+	if equality.Semantic.DeepEqual(&svc.Status, status) {
+		return ctrl.Result{}, nil
+	}
+	updated := svc.DeepCopy()
+	updated.Status = *status
+	log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", out.reason)
+	// The optimistic lock keeps a stale cache from repeating a write and
+	// its event.
+	err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{}))
+	switch {
+	case apierrors.IsNotFound(err):
+		r.release(client.ObjectKeyFromObject(svc))
+		return ctrl.Result{}, nil
+	case apierrors.IsConflict(err):
+		return ctrl.Result{RequeueAfter: conflictRetry}, nil
+	case err != nil:
+		return ctrl.Result{}, fmt.Errorf("updating load-balancer status: %w", err)
+	}
+
+	prev := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
+	switch {
+	case out.assigned() && !slices.Contains(ingressAddrs(svc), out.addr):
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAssigned, "Allocate", "Assigned address %s from pool %s", out.addr, out.pool)
+	case !out.assigned() && (prev == nil || prev.Reason != out.reason):
+		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.reason, "Allocate", "%s", out.message)
+	}
+	return ctrl.Result{}, nil
+}
+
+// serviceAddressStatus is the Service's status with the assignment written
+// in: the address as the only ingress, and the AddressAssigned condition.
+func serviceAddressStatus(svc *corev1.Service, out assignment) *corev1.ServiceStatus {
+	status := svc.Status.DeepCopy()
+	cond := metav1.Condition{
+		Type:               ServiceConditionAddress,
+		Status:             metav1.ConditionFalse,
+		Reason:             out.reason,
+		Message:            out.message,
+		ObservedGeneration: svc.Generation,
+	}
+	status.LoadBalancer.Ingress = nil
+	if out.assigned() {
+		cond.Status = metav1.ConditionTrue
+		status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{
+			IP: out.addr.String(),
+			// Traffic reaches the nodes addressed to this IP; the API
+			// server would default it so.
+			IPMode: ptr.To(corev1.LoadBalancerIPModeVIP),
+		}}
+	}
+	meta.SetStatusCondition(&status.Conditions, cond)
+	return status
+}
+
+// SetupWithManager registers the reconciler. Besides its Services it
+// watches what a decision depends on: the owning intent's spec, namespace
+// labels (pool namespaceSelectors), and, through the address pools, freed
+// addresses and changed pools.
+func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("loadbalancer").
+		For(&corev1.Service{}, builder.WithPredicates(addressServicePredicate())).
+		Watches(&v1alpha1.NetworkIntent{}, handler.EnqueueRequestsFromMapFunc(serviceOfIntent),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.servicesInNamespace),
+			builder.WithPredicates(labelsChanged())).
+		WatchesRawSource(r.pools.services).
+		Complete(r)
+}
+
+// addressServicePredicate passes Services the reconciler serves, served
+// before, or wrote its condition on.
+func addressServicePredicate() predicate.Predicate {
+	ours := func(obj client.Object) bool {
+		svc, ok := obj.(*corev1.Service)
+		return ok && (servedService(svc) || meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) != nil)
+	}
+	return predicate.Funcs{
+		CreateFunc:  func(e event.CreateEvent) bool { return ours(e.Object) },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return ours(e.ObjectOld) || ours(e.ObjectNew) },
+		DeleteFunc:  func(e event.DeleteEvent) bool { return ours(e.Object) },
+		GenericFunc: func(e event.GenericEvent) bool { return ours(e.Object) },
+	}
+}
+
+func labelsChanged() predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return !labels.Equals(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels())
+		},
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
+}
+
+// serviceOfIntent maps a LoadBalancer intent to its Service (same name).
+func serviceOfIntent(_ context.Context, obj client.Object) []reconcile.Request {
+	in, ok := obj.(*v1alpha1.NetworkIntent)
+	if !ok || in.Spec.Exposure != v1alpha1.ExposureLoadBalancer {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(in)}}
+}
+
+// servicesInNamespace maps a namespace to its Services of the class.
+func (r *LoadBalancerReconciler) servicesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
+	services := &corev1.ServiceList{}
+	if err := r.Client.List(ctx, services, client.InNamespace(obj.GetName())); err != nil {
+		logf.FromContext(ctx).Error(err, "Listing services of a namespace", "namespace", obj.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range services.Items {
+		if servedService(&services.Items[i]) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&services.Items[i])})
+		}
+	}
+	return reqs
+}
