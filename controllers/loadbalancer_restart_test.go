@@ -42,6 +42,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // whatever did start
 		t.Fatalf("starting a second control plane: %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })

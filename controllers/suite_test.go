@@ -58,6 +58,7 @@ func runSuite(m *testing.M) int {
 	}
 	cfg, err := testEnv.Start()
 	if err != nil {
+		_ = testEnv.Stop() // whatever did start
 		fmt.Fprintf(os.Stderr, "starting test control plane: %v\n", err)
 		return 1
 	}

@@ -32,6 +32,7 @@ func TestSourceFromAPIServer(t *testing.T) {
 	env := &envtest.Environment{}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // whatever did start
 		t.Fatalf("starting envtest with KUBEBUILDER_ASSETS=%s: %v", os.Getenv("KUBEBUILDER_ASSETS"), err)
 	}
 	t.Cleanup(func() {

@@ -37,6 +37,7 @@ func runSuite(m *testing.M) int {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		_ = env.Stop() // whatever did start
 		fmt.Fprintf(os.Stderr, "starting test control plane: %v\n", err)
 		return 1
 	}

@@ -58,6 +58,7 @@ func run() (int, error) {
 	}
 	fmt.Fprintln(os.Stderr, "Starting a local control plane (kube-apiserver and etcd on 127.0.0.1)...")
 	if _, err := env.Start(); err != nil {
+		_ = env.Stop() // whatever did start
 		return 1, fmt.Errorf("starting the local control plane (run `make envtest` first): %w", err)
 	}
 	defer func() {

@@ -75,6 +75,7 @@ func startControlPlane(t *testing.T, p paths) *controlPlane {
 	env := &envtest.Environment{BinaryAssetsDirectory: p.assets}
 	start := time.Now()
 	if _, err := env.Start(); err != nil {
+		_ = env.Stop() // whatever did start
 		t.Fatalf("starting the local control plane from %s: %v", p.assets, err)
 	}
 	t.Cleanup(func() {
