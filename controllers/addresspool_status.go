@@ -45,7 +45,7 @@ type AddressPoolReconciler struct {
 var _ reconcile.Reconciler = &AddressPoolReconciler{}
 
 // +kubebuilder:rbac:groups=networking.netintent.io,resources=addresspools,verbs=get;list;watch
-// +kubebuilder:rbac:groups=networking.netintent.io,resources=addresspools/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=addresspools/status,verbs=patch
 
 // Reconcile brings the pool's status in line with the allocator.
 func (r *AddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

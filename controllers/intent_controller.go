@@ -48,8 +48,8 @@ type IntentReconciler struct {
 
 var _ reconcile.Reconciler = &IntentReconciler{}
 
-// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/status,verbs=update
 // +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

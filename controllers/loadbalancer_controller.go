@@ -72,7 +72,7 @@ type LoadBalancerReconciler struct {
 var _ reconcile.Reconciler = &LoadBalancerReconciler{}
 
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=services/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.netintent.io,resources=addresspools,verbs=get;list;watch
