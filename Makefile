@@ -100,7 +100,8 @@ deploy: envtest manifests ## Deploy the operator with kustomize (image IMG).
 
 .PHONY: undeploy
 undeploy: envtest ## Remove the operator from the cluster.
-	$(KUBECTL) delete --ignore-not-found -k config/default
+	@# --wait=false: a control plane without a namespace controller (make run's) never finalizes the namespace.
+	$(KUBECTL) delete --ignore-not-found --wait=false -k config/default
 
 ##@ Tools
 
