@@ -2,11 +2,7 @@ package e2e
 
 import (
 	"fmt"
-	"go/parser"
-	"go/token"
 	"net"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,22 +10,6 @@ import (
 
 	"github.com/miekg/dns"
 )
-
-// dnsServerWired tells whether main.go runs the embedded DNS server, by
-// whether it imports the dnsserver package.
-func dnsServerWired(t *testing.T, p paths) bool {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(p.root, "main.go"), nil, parser.ImportsOnly)
-	if err != nil {
-		t.Fatalf("reading main.go: %v", err)
-	}
-	for _, imp := range f.Imports {
-		if path, _ := strconv.Unquote(imp.Path.Value); path == "github.com/netintent/netintent/dnsserver" {
-			return true
-		}
-	}
-	return false
-}
 
 // fakeUpstream is a resolver on loopback that stands in for the Internet:
 // the operator forwards the out-of-zone targets of ExternalName intents to
