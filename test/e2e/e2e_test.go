@@ -406,18 +406,11 @@ func applySamples(t *testing.T, p paths, k kubectl, op *operatorProcess) []v1alp
 
 	// Which condition each intent can reach here. There is no kubelet, so no
 	// pod ever backs a selector; LoadBalancer addresses come from the
-	// address-pool controller once it is part of the operator.
-	poolController := managerRoleGrants(t, k, "addresspools")
+	// sample AddressPool.
 	byCondition := map[string][]string{}
 	for _, in := range intents {
 		cond := "Ready"
-		switch {
-		case in.Spec.Selector != nil && len(in.Spec.Backends) == 0:
-			cond = "ServiceReady"
-		case in.Spec.Exposure == v1alpha1.ExposureLoadBalancer && !poolController:
-			// TODO(address-pool controller): once it lands (the generated
-			// ClusterRole then grants addresspools), this intent is waited
-			// on for Ready and its address checked below.
+		if in.Spec.Selector != nil && len(in.Spec.Backends) == 0 {
 			cond = "ServiceReady"
 		}
 		byCondition[cond] = append(byCondition[cond], "networkintent/"+in.Name)
@@ -443,8 +436,6 @@ func applySamples(t *testing.T, p paths, k kubectl, op *operatorProcess) []v1alp
 		case in.Spec.Selector != nil && len(in.Spec.Backends) == 0:
 			waitForReason(t, k, in.Name, "EndpointsHealthy", "NoBackends")
 			waitForReason(t, k, in.Name, "Ready", "NoBackends")
-		case in.Spec.Exposure == v1alpha1.ExposureLoadBalancer && !poolController:
-			waitForReason(t, k, in.Name, "AddressAssigned", "AddressPending")
 		case in.Spec.Exposure == v1alpha1.ExposureLoadBalancer:
 			addr := strings.TrimSpace(k.must(t, "", "get", "networkintent", "-n", samplesNamespace, in.Name, "-o", "jsonpath={.status.address}").stdout)
 			if _, err := netip.ParseAddr(addr); err != nil {
@@ -501,15 +492,6 @@ func checkSampleCoverage(t *testing.T, intents []v1alpha1.NetworkIntent) {
 	if !healthChecked {
 		t.Errorf("config/samples/ has no intent with an active health check")
 	}
-}
-
-// managerRoleGrants tells whether the generated ClusterRole grants access
-// to resource.
-func managerRoleGrants(t *testing.T, k kubectl, resource string) bool {
-	t.Helper()
-	var role rbacv1.ClusterRole
-	k.getJSON(t, &role, "clusterrole", managerRole)
-	return slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool { return slices.Contains(r.Resources, resource) })
 }
 
 // waitForReason waits until the intent's condition has reason.
