@@ -54,7 +54,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.dnsListenAddress, "dns-listen-address", ":5353", "UDP and TCP address of the embedded DNS server; empty disables it.")
 	flag.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "Cluster domain; the DNS server is authoritative for svc.<cluster-domain>.")
 	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf).")
-	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds of DNS answers; an intent's dns.ttl overrides it.")
+	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds (1-3600) of DNS answers; an intent's dns.ttl overrides it.")
 	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -62,8 +62,22 @@ func parseFlags() (config, zap.Options) {
 	return c, opts
 }
 
+// validate refuses flag values that make no sense, before anything starts.
+func (c config) validate() error {
+	if c.dnsTTL < 1 || c.dnsTTL > 3600 {
+		return fmt.Errorf("--dns-ttl=%d: give a TTL from 1 to 3600 seconds (an intent's dns.ttl may be 0)", c.dnsTTL)
+	}
+	if c.probeWorkers < 1 {
+		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
+	}
+	return nil
+}
+
 func run() error {
 	cfg, zapOpts := parseFlags()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
