@@ -64,6 +64,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if !in.DeletionTimestamp.IsZero() {
 		r.Prober.Remove(req.String())
+		forgetEndpointMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)
 	}
 	if !controllerutil.ContainsFinalizer(in, Finalizer) {

@@ -53,14 +53,14 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 		// Targets are health-checked by judgeTargets; there are no
 		// endpoints to publish.
 		in.Status.Endpoints = nil
-		endpointsGauge.DeletePartialMatch(prometheus.Labels{"namespace": in.Namespace, "intent": in.Name})
+		forgetEndpointMetrics(in)
 		return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
 	}
 	if !serviceIsOurs(in) {
 		r.Prober.Remove(key)
 		in.Status.Endpoints = nil
 		meta.RemoveStatusCondition(&in.Status.Conditions, ConditionEndpointsHealthy)
-		endpointsGauge.DeletePartialMatch(prometheus.Labels{"namespace": in.Namespace, "intent": in.Name})
+		forgetEndpointMetrics(in)
 		return ctrl.Result{}, nil
 	}
 
@@ -102,6 +102,11 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 	r.recordFlips(in, before, verdict.Endpoints)
 	r.setEndpointsStatus(in, verdict, excluded)
 	return ctrl.Result{}, nil
+}
+
+// forgetEndpointMetrics drops the intent's endpoint gauges.
+func forgetEndpointMetrics(in *v1alpha1.NetworkIntent) {
+	endpointsGauge.DeletePartialMatch(prometheus.Labels{"namespace": in.Namespace, "intent": in.Name})
 }
 
 // serviceIsOurs tells whether the intent owns its Service; endpoints are
