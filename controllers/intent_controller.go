@@ -9,6 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -247,20 +248,13 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 
 // deleteOwnedSlices deletes the EndpointSlices the intent owns.
 func (r *IntentReconciler) deleteOwnedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) error {
-	slices := &discoveryv1.EndpointSliceList{}
-	if err := r.Client.List(ctx, slices, client.InNamespace(in.Namespace), client.MatchingLabels{
-		discoveryv1.LabelServiceName: in.Name,
-		discoveryv1.LabelManagedBy:   ManagedByController,
-	}); err != nil {
-		return fmt.Errorf("listing endpoint slices: %w", err)
+	owned, err := r.ownedSlices(ctx, in)
+	if err != nil {
+		return err
 	}
-	for i := range slices.Items {
-		s := &slices.Items[i]
-		if !metav1.IsControlledBy(s, in) {
-			continue
-		}
-		if err := r.Client.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
+	for i := range owned {
+		if err := r.Client.Delete(ctx, &owned[i]); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("deleting endpoint slice %s: %w", owned[i].Name, err)
 		}
 	}
 	return nil
@@ -275,12 +269,8 @@ func clearServiceStatus(in *v1alpha1.NetworkIntent) {
 }
 
 func conditionIs(in *v1alpha1.NetworkIntent, typ, reason string) bool {
-	for _, c := range in.Status.Conditions {
-		if c.Type == typ {
-			return c.Reason == reason
-		}
-	}
-	return false
+	c := meta.FindStatusCondition(in.Status.Conditions, typ)
+	return c != nil && c.Reason == reason
 }
 
 // SetupWithManager registers the reconciler. Services are mapped to the

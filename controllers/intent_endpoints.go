@@ -112,8 +112,7 @@ func forgetEndpointMetrics(in *v1alpha1.NetworkIntent) {
 // serviceIsOurs tells whether the intent owns its Service; endpoints are
 // not written for a Service that belongs to someone else.
 func serviceIsOurs(in *v1alpha1.NetworkIntent) bool {
-	c := meta.FindStatusCondition(in.Status.Conditions, ConditionServiceReady)
-	return c == nil || c.Reason != ReasonServiceConflict
+	return !conditionIs(in, ConditionServiceReady, ReasonServiceConflict)
 }
 
 func (r *IntentReconciler) candidates(ctx context.Context, in *v1alpha1.NetworkIntent) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
@@ -154,22 +153,18 @@ func (r *IntentReconciler) nodeZone(ctx context.Context, name string) string {
 // setProbes hands the candidates to the prober and returns their states, or
 // nil when the intent has no active probe.
 func (r *IntentReconciler) setProbes(key string, hc *v1alpha1.HealthCheck, cands []endpoints.Candidate) map[string]health.TargetState {
-	var targets []health.Target
+	if (hc.HTTP == nil && hc.TCP == nil) || len(cands) == 0 {
+		r.Prober.Remove(key)
+		return nil
+	}
+	targets := make([]health.Target, 0, len(cands))
 	for _, c := range cands {
 		port := int32(0)
 		if len(c.Ports) > 0 {
 			port = c.Ports[0].Number
 		}
-		spec, ok := health.SpecFor(hc.ProbeHandler, hc, port)
-		if !ok {
-			r.Prober.Remove(key)
-			return nil
-		}
+		spec, _ := health.SpecFor(hc.ProbeHandler, hc, port)
 		targets = append(targets, health.Target{ID: c.Address.String(), Address: c.Address.String(), Spec: spec})
-	}
-	if len(targets) == 0 {
-		r.Prober.Remove(key)
-		return nil
 	}
 	r.Prober.Set(key, targets)
 	return r.Prober.Status(key)

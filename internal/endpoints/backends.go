@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/intent"
 )
 
 // Reasons an endpoint is out of traffic, as the intent's status names them.
@@ -88,7 +89,7 @@ func FromBackends(in *v1alpha1.NetworkIntent) ([]Candidate, []v1alpha1.Unhealthy
 		missing := ""
 		for _, p := range in.Spec.Ports {
 			n := int32(0)
-			switch tp := targetPort(p); {
+			switch tp := intent.TargetPort(p); {
 			case b.Port != nil:
 				n = *b.Port
 			case tp.Type == intstr.Int:
@@ -96,7 +97,7 @@ func FromBackends(in *v1alpha1.NetworkIntent) ([]Candidate, []v1alpha1.Unhealthy
 			default:
 				missing = tp.StrVal
 			}
-			ports = append(ports, Port{Name: p.Name, Protocol: protocol(p), Number: n, AppProtocol: p.AppProtocol})
+			ports = append(ports, Port{Name: p.Name, Protocol: intent.Protocol(p), Number: n, AppProtocol: p.AppProtocol})
 		}
 		if missing != "" {
 			excluded = append(excluded, v1alpha1.UnhealthyEndpoint{
@@ -113,15 +114,15 @@ func FromBackends(in *v1alpha1.NetworkIntent) ([]Candidate, []v1alpha1.Unhealthy
 func podPorts(ports []v1alpha1.IntentPort, pod *corev1.Pod) ([]Port, string) {
 	out := make([]Port, 0, len(ports))
 	for _, p := range ports {
-		tp := targetPort(p)
+		tp := intent.TargetPort(p)
 		n := tp.IntVal
 		if tp.Type == intstr.String {
-			n = containerPort(pod, tp.StrVal, protocol(p))
+			n = containerPort(pod, tp.StrVal, intent.Protocol(p))
 			if n == 0 {
 				return nil, tp.StrVal
 			}
 		}
-		out = append(out, Port{Name: p.Name, Protocol: protocol(p), Number: n, AppProtocol: p.AppProtocol})
+		out = append(out, Port{Name: p.Name, Protocol: intent.Protocol(p), Number: n, AppProtocol: p.AppProtocol})
 	}
 	return out, ""
 }
@@ -139,20 +140,6 @@ func containerPort(pod *corev1.Pod, name string, proto corev1.Protocol) int32 {
 		}
 	}
 	return 0
-}
-
-func targetPort(p v1alpha1.IntentPort) intstr.IntOrString {
-	if p.TargetPort != nil {
-		return *p.TargetPort
-	}
-	return intstr.FromInt32(p.Port)
-}
-
-func protocol(p v1alpha1.IntentPort) corev1.Protocol {
-	if p.Protocol == "" {
-		return corev1.ProtocolTCP
-	}
-	return corev1.Protocol(p.Protocol)
 }
 
 func podReady(pod *corev1.Pod) bool {

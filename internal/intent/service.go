@@ -64,7 +64,7 @@ func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.S
 		port := corev1ac.ServicePort().
 			WithName(p.Name).
 			WithPort(p.Port).
-			WithProtocol(corev1.Protocol(defaultString(p.Protocol, string(corev1.ProtocolTCP))))
+			WithProtocol(Protocol(p))
 		if typ != corev1.ServiceTypeExternalName {
 			port.WithTargetPort(TargetPort(p))
 		}
@@ -107,6 +107,14 @@ func TargetPort(p v1alpha1.IntentPort) intstr.IntOrString {
 	return intstr.FromInt32(p.Port)
 }
 
+// Protocol is the port's protocol, defaulting to TCP.
+func Protocol(p v1alpha1.IntentPort) corev1.Protocol {
+	if p.Protocol == "" {
+		return corev1.ProtocolTCP
+	}
+	return corev1.Protocol(p.Protocol)
+}
+
 // RecreateReason says why the existing Service cannot be changed into the
 // one the intent declares in place, or "" when it can. The API server
 // refuses these changes on an existing Service.
@@ -124,11 +132,4 @@ func RecreateReason(existing *corev1.Service, in *v1alpha1.NetworkIntent) string
 		return "loadBalancerClass cannot change in place"
 	}
 	return ""
-}
-
-func defaultString(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

@@ -1,0 +1,67 @@
+package intent
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+)
+
+func TestRecreateReason(t *testing.T) {
+	svc := func(typ corev1.ServiceType, clusterIP string, class *string) *corev1.Service {
+		return &corev1.Service{Spec: corev1.ServiceSpec{Type: typ, ClusterIP: clusterIP, LoadBalancerClass: class}}
+	}
+	intent := func(e v1alpha1.Exposure, headless bool, class string) *v1alpha1.NetworkIntent {
+		in := &v1alpha1.NetworkIntent{Spec: v1alpha1.NetworkIntentSpec{Exposure: e, Headless: headless}}
+		if class != "" {
+			in.Spec.LoadBalancer = &v1alpha1.LoadBalancerSpec{Class: class}
+		}
+		return in
+	}
+	cases := []struct {
+		name     string
+		have     *corev1.Service
+		want     *v1alpha1.NetworkIntent
+		recreate bool
+	}{
+		{"ClusterIP to NodePort", svc(corev1.ServiceTypeClusterIP, "10.0.0.1", nil), intent(v1alpha1.ExposureNodePort, false, ""), false},
+		{"NodePort to LoadBalancer", svc(corev1.ServiceTypeNodePort, "10.0.0.1", nil), intent(v1alpha1.ExposureLoadBalancer, false, "a/b"), false},
+		{"LoadBalancer to ClusterIP", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureClusterIP, false, ""), false},
+		{"ClusterIP to ExternalName", svc(corev1.ServiceTypeClusterIP, "10.0.0.1", nil), intent(v1alpha1.ExposureExternalName, false, ""), true},
+		{"ExternalName to ClusterIP", svc(corev1.ServiceTypeExternalName, "", nil), intent(v1alpha1.ExposureClusterIP, false, ""), true},
+		{"cluster IP to headless", svc(corev1.ServiceTypeClusterIP, "10.0.0.1", nil), intent(v1alpha1.ExposureClusterIP, true, ""), true},
+		{"headless to cluster IP", svc(corev1.ServiceTypeClusterIP, corev1.ClusterIPNone, nil), intent(v1alpha1.ExposureClusterIP, false, ""), true},
+		{"headless stays", svc(corev1.ServiceTypeClusterIP, corev1.ClusterIPNone, nil), intent(v1alpha1.ExposureClusterIP, true, ""), false},
+		{"another load balancer class", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureLoadBalancer, false, "c/d"), true},
+		{"same load balancer class", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureLoadBalancer, false, "a/b"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RecreateReason(tc.have, tc.want) != ""; got != tc.recreate {
+				t.Fatalf("recreate %v, want %v", got, tc.recreate)
+			}
+		})
+	}
+}
+
+func TestDesiredServiceHasNoSelector(t *testing.T) {
+	in := &v1alpha1.NetworkIntent{Spec: v1alpha1.NetworkIntentSpec{
+		Exposure: v1alpha1.ExposureNodePort,
+		Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, NodePort: ptr.To[int32](30080)}},
+		DNS:      &v1alpha1.DNSSpec{TTL: ptr.To[int32](5)},
+	}}
+	in.Name, in.Namespace = "web", "shop"
+	svc := DesiredService(in, "")
+	switch {
+	case svc.Spec.Selector != nil:
+		t.Fatalf("selector %v", svc.Spec.Selector)
+	case *svc.Spec.Ports[0].TargetPort != TargetPort(in.Spec.Ports[0]) || *svc.Spec.Ports[0].Protocol != corev1.ProtocolTCP || *svc.Spec.Ports[0].NodePort != 30080:
+		t.Fatalf("port %+v", svc.Spec.Ports[0])
+	case svc.Annotations[AnnotationDNSTTL] != "5":
+		t.Fatalf("annotations %v", svc.Annotations)
+	case len(svc.OwnerReferences) != 1 || !*svc.OwnerReferences[0].Controller:
+		t.Fatalf("owner %+v", svc.OwnerReferences)
+	}
+}
