@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, etcd) and a version-matched
-# kubectl from the pinned Go modules in hack/envtest into $1 (default bin/k8s).
+# Builds the test control plane (kube-apiserver, etcd), a version-matched
+# kubectl and kube-proxy (the dataplane of the dataplane tests and of
+# `make run-node`) from the pinned Go modules in hack/envtest into $1
+# (default bin/k8s).
 # A binary that is already there is kept, so a second run costs nothing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,4 +21,5 @@ build() { # name package
 build etcd go.etcd.io/etcd/server/v3
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
 build kubectl k8s.io/kubernetes/cmd/kubectl
+build kube-proxy k8s.io/kubernetes/cmd/kube-proxy
 echo "$out"
