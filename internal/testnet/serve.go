@@ -1,6 +1,7 @@
 package testnet
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,10 +23,16 @@ const (
 	addrEnv  = "NETINTENT_TESTNET_ADDR"  // the address to listen on
 )
 
+// The lines Host.SetHealthy writes to a server's stdin.
+const (
+	sickCommand = "sick" // /healthz answers 503
+	wellCommand = "well" // /healthz answers 200 again
+)
+
 // MaybeServe turns the test binary into a test host's server when Host.Start
 // runs it, and never returns then; otherwise it returns at once. Call it
-// first in TestMain. The server exits when its stdin closes (the test
-// process is gone) or on SIGTERM.
+// first in TestMain (or in main of a program that starts hosts). The server
+// exits when its stdin closes (the starting process is gone) or on SIGTERM.
 func MaybeServe() {
 	spec, ok := os.LookupEnv(serveEnv)
 	if !ok {
@@ -42,9 +50,18 @@ func serve(spec, addr string) error {
 	// SIGTERM ends the server cleanly.
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	var sick atomic.Bool
 	stdinClosed := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		lines := bufio.NewScanner(os.Stdin)
+		for lines.Scan() {
+			switch lines.Text() {
+			case sickCommand:
+				sick.Store(true)
+			case wellCommand:
+				sick.Store(false)
+			}
+		}
 		close(stdinClosed)
 	}()
 
@@ -65,7 +82,16 @@ func serve(spec, addr string) error {
 		case "http":
 			mux := http.NewServeMux()
 			mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+				if sick.Load() {
+					http.Error(w, "sick", http.StatusServiceUnavailable)
+					return
+				}
 				_, _ = io.WriteString(w, "ok\n")
+			})
+			// Which host answered, for tests that send traffic through
+			// a Service to several hosts.
+			mux.HandleFunc("GET /whoami", func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, addr)
 			})
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 			go func() { _ = srv.Serve(ln) }()

@@ -61,7 +61,7 @@ type Host struct {
 
 type server struct {
 	cmd    *exec.Cmd
-	stdin  io.Closer
+	stdin  io.WriteCloser
 	output *SyncBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // the process's exit; set before done closes
@@ -261,6 +261,25 @@ func (h *Host) stopLocked() error {
 	}
 	if s.err != nil {
 		return fmt.Errorf("testnet: server in %s: %w; output: %s", h.Namespace, s.err, s.output)
+	}
+	return nil
+}
+
+// SetHealthy makes the host's /healthz answer 200 (true, as after Start) or
+// 503 (false) while everything else it serves goes on answering: a backend
+// that fails its health check but still carries traffic.
+func (h *Host) SetHealthy(healthy bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.srv == nil {
+		return fmt.Errorf("testnet: the server of %s is not running", h.Namespace)
+	}
+	line := sickCommand
+	if healthy {
+		line = wellCommand
+	}
+	if _, err := io.WriteString(h.srv.stdin, line+"\n"); err != nil {
+		return fmt.Errorf("testnet: tell the server of %s: %w", h.Namespace, err)
 	}
 	return nil
 }

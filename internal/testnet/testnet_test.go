@@ -146,3 +146,55 @@ func wantConnect(t *testing.T, addr string, want error) {
 		t.Fatalf("dial %s: got %v, want %v", addr, err, want)
 	}
 }
+
+func TestSetHealthyFailsOnlyHealthz(t *testing.T) {
+	h := New(t, 1).Hosts[0]
+	if err := h.SetHealthy(false); err == nil {
+		t.Error("SetHealthy on a host that is not started succeeded")
+	}
+	if err := h.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	whoami := func() string {
+		resp, err := client.Get("http://" + h.Addr(HTTPPort) + "/whoami")
+		if err != nil {
+			t.Fatalf("GET /whoami: %v", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	if got := whoami(); got != h.IP.String() {
+		t.Fatalf("GET /whoami = %q, want %s", got, h.IP)
+	}
+	for _, healthy := range []bool{false, true} {
+		if err := h.SetHealthy(healthy); err != nil {
+			t.Fatal(err)
+		}
+		want := http.StatusOK
+		if !healthy {
+			want = http.StatusServiceUnavailable
+		}
+		// The server reads the command a moment later.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			resp, err := client.Get("http://" + h.Addr(HTTPPort) + "/healthz")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("healthy=%v: /healthz answers %d, want %d", healthy, resp.StatusCode, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Traffic is served either way.
+		if got := whoami(); got != h.IP.String() {
+			t.Fatalf("healthy=%v: GET /whoami = %q, want %s", healthy, got, h.IP)
+		}
+	}
+}
