@@ -62,8 +62,13 @@ fuzz: ## Run the DNS message fuzz target for FUZZTIME (default 20s).
 	@if ls dnsserver/*fuzz*_test.go >/dev/null 2>&1; then go test ./dnsserver -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME); else echo "no fuzz target yet"; fi
 
 .PHONY: test-e2e
-test-e2e: envtest manifests build ## Run the end-to-end suite: the built binary and kustomize install against a local control plane.
+test-e2e: envtest manifests build ## Run the end-to-end suites: the built binary and kustomize install against a local control plane, then traffic through kube-proxy (root).
 	go test -count=1 -v ./test/e2e/...
+	$(MAKE) test-dataplane
+
+.PHONY: test-dataplane
+test-dataplane: envtest manifests build ## Run the dataplane suite (root, nftables, iptables): traffic through kube-proxy in both modes to health-checked backends.
+	go test -count=1 -v -timeout 10m ./test/dataplane/...
 
 .PHONY: bench
 bench: ## Run the benchmarks.
@@ -106,7 +111,7 @@ undeploy: envtest ## Remove the operator from the cluster.
 ##@ Tools
 
 .PHONY: envtest
-envtest: ## Build kube-apiserver, etcd and kubectl v1.37.2 into bin/k8s (once) and print the folder for KUBEBUILDER_ASSETS.
+envtest: ## Build kube-apiserver, etcd, kubectl and kube-proxy v1.37.2 into bin/k8s (once) and print the folder for KUBEBUILDER_ASSETS.
 	@hack/build-envtest.sh $(K8S_BIN)
 
 .PHONY: controller-gen

@@ -1,0 +1,553 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testnet"
+)
+
+func TestMain(m *testing.M) {
+	testnet.MaybeServe()
+	os.Exit(m.Run())
+}
+
+// The probe settings of every intent here: a dead backend is out after two
+// failed probes a second apart.
+const (
+	probePeriod        = time.Second
+	probeTimeout       = 500 * time.Millisecond
+	unhealthyThreshold = 2
+	healthyThreshold   = 1
+)
+
+// The virtual ranges the node routes into its sink: the local control
+// plane's Service range (10.0.0.0/24) and the AddressPool of these tests.
+var (
+	serviceRange = netip.MustParsePrefix("10.0.0.0/16")
+	poolRange    = netip.MustParsePrefix("10.249.0.0/24")
+)
+
+const (
+	poolName = "dataplane"
+	// streamInterval paces the steady stream of requests.
+	streamInterval = 10 * time.Millisecond
+	// settled is how many requests in a row must go right before a stream
+	// counts as settled after a change.
+	settled = 100
+)
+
+// TestDataplane sends traffic through kube-proxy, in nftables and then in
+// iptables mode, to backends whose health the operator judges, and logs for
+// each mode how many requests failed when a backend died and for how long.
+func TestDataplane(t *testing.T) {
+	began := time.Now()
+	c := startCluster(t)
+	pool := &v1alpha1.AddressPool{
+		ObjectMeta: metav1.ObjectMeta{Name: poolName},
+		Spec:       v1alpha1.AddressPoolSpec{Addresses: []string{"10.249.0.10-10.249.0.19"}},
+	}
+	if err := c.admin.Create(t.Context(), pool); err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	for _, mode := range []testnet.ProxyMode{testnet.ProxyModeNFTables, testnet.ProxyModeIPTables} {
+		var node *testnet.Node
+		t.Run(string(mode), func(t *testing.T) {
+			testMode(t, c, mode, &node, &notes)
+		})
+		// The node's cleanup has run: nothing of it may be left.
+		if node != nil {
+			if left := node.Remains(); len(left) > 0 {
+				t.Errorf("%s node not removed: %v", mode, left)
+			}
+		}
+	}
+	t.Logf("probe settings: period %s, timeout %s, unhealthyThreshold %d, healthyThreshold %d; one request every %s from inside the node",
+		probePeriod, probeTimeout, unhealthyThreshold, healthyThreshold, streamInterval)
+	for _, n := range notes {
+		t.Log(n)
+	}
+	t.Logf("dataplane suite took %s", time.Since(began).Round(time.Millisecond))
+}
+
+// testMode runs the walk on a node whose kube-proxy runs in mode. It sets
+// *nodeOut to the node (removed when t ends) and adds the figures for the
+// summary to *notes.
+func testMode(t *testing.T, c *cluster, mode testnet.ProxyMode, nodeOut **testnet.Node, notes *[]string) {
+	began := time.Now()
+	node := testnet.NewNode(t, testnet.NodeConfig{
+		KubeProxy:    c.kubeProxy,
+		Mode:         mode,
+		Kubeconfig:   c.proxyKubeconfig,
+		Client:       c.admin,
+		Backends:     5,
+		SinkPrefixes: []netip.Prefix{serviceRange, poolRange},
+	})
+	*nodeOut = node
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kube-proxy output:\n%s", node.ProxyOutput())
+		}
+	})
+	ns := "dp-" + string(mode)
+	// Before the node goes (cleanups run last first): the intents go and
+	// the operator stops probing their backends, whose addresses are routed
+	// nowhere once the node is removed.
+	t.Cleanup(func() { removeIntents(t, c, ns) })
+	t.Logf("node %s up in %s", node, time.Since(began).Round(time.Millisecond))
+	for _, h := range node.Backends {
+		if err := h.Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := node.Backends
+	w := &walk{t: t, c: c, node: node, ns: ns, hc: node.HTTPClient(time.Second)}
+	if err := c.admin.Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	step(t, "ClusterIP, NodePort and LoadBalancer address reach every healthy backend", func(t *testing.T) {
+		w.t = t
+		w.exposeStatic(b[0], b[1], b[2])
+	})
+	step(t, "a backend dies under a steady stream of requests", func(t *testing.T) {
+		w.t = t
+		*notes = append(*notes, string(mode)+": "+w.backendDies(b[2], b[0], b[1]))
+	})
+	step(t, "a pod turns not ready under a steady stream of requests", func(t *testing.T) {
+		w.t = t
+		*notes = append(*notes, string(mode)+": "+w.podTurnsNotReady(b[3], b[4]))
+	})
+	step(t, "below the floor every backend stays in traffic", func(t *testing.T) {
+		w.t = t
+		w.belowFloor(b[2], b[0], b[1], b[2])
+	})
+	step(t, "ExternalName clients reach the active target's backend", func(t *testing.T) {
+		w.t = t
+		w.externalNameReach(b[3], b[4])
+	})
+	t.Logf("%s walk took %s", mode, time.Since(began).Round(time.Millisecond))
+}
+
+// step runs one step of a walk and stops the walk if it failed.
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, f) {
+		t.FailNow()
+	}
+}
+
+// walk is the state one mode's steps share.
+type walk struct {
+	t    *testing.T
+	c    *cluster
+	node *testnet.Node
+	ns   string
+	hc   *http.Client
+
+	// Addresses of the static intent's Service, host:port.
+	clusterIP, nodePort, lbAddr string
+}
+
+const staticIntent = "web"
+
+func healthCheck() *v1alpha1.HealthCheck {
+	return &v1alpha1.HealthCheck{
+		ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.HTTPPort)}},
+		Period:             &metav1.Duration{Duration: probePeriod},
+		Timeout:            &metav1.Duration{Duration: probeTimeout},
+		UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
+		HealthyThreshold:   ptr.To[int32](healthyThreshold),
+	}
+}
+
+// exposeStatic makes a LoadBalancer intent over static backends (a
+// LoadBalancer Service also has a ClusterIP and a NodePort) and checks that
+// each of its three addresses reaches every backend.
+func (w *walk) exposeStatic(backends ...*testnet.Host) {
+	t := w.t
+	hc := healthCheck()
+	hc.MinHealthyPercent = ptr.To[int32](50)
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Name: staticIntent, Namespace: w.ns},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure:     v1alpha1.ExposureLoadBalancer,
+			Ports:        []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
+			LoadBalancer: &v1alpha1.LoadBalancerSpec{Class: v1alpha1.AddressPoolClass, Pool: poolName},
+			HealthCheck:  hc,
+		},
+	}
+	for _, h := range backends {
+		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: h.IP.String()})
+	}
+	if err := w.c.admin.Create(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	var svc corev1.Service
+	eventually(t, 30*time.Second, "the Service has a ClusterIP, a NodePort and a LoadBalancer address", func() error {
+		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: staticIntent}, &svc); err != nil {
+			return err
+		}
+		if svc.Spec.ClusterIP == "" || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].NodePort == 0 || len(svc.Status.LoadBalancer.Ingress) == 0 {
+			return fmt.Errorf("service spec %+v status %+v", svc.Spec, svc.Status)
+		}
+		return nil
+	})
+	port := strconv.Itoa(int(svc.Spec.Ports[0].Port))
+	w.clusterIP = net.JoinHostPort(svc.Spec.ClusterIP, port)
+	w.nodePort = net.JoinHostPort(w.node.IP.String(), strconv.Itoa(int(svc.Spec.Ports[0].NodePort)))
+	w.lbAddr = net.JoinHostPort(svc.Status.LoadBalancer.Ingress[0].IP, port)
+	w.waitReady(staticIntent, backends, nil)
+	ips := addrs(backends...)
+	for _, addr := range []string{w.clusterIP, w.nodePort, w.lbAddr} {
+		w.waitAnswers(addr)
+		reachAll(t, w.hc, addr, ips...)
+	}
+}
+
+// waitAnswers waits until addr answers at all: kube-proxy syncs the
+// Service a moment after the operator writes it.
+func (w *walk) waitAnswers(addr string) {
+	eventually(w.t, 30*time.Second, addr+" answers through kube-proxy", func() error {
+		_, err := whoami(w.hc, addr)
+		return err
+	})
+}
+
+// backendDies stops dead while a stream of requests runs against the
+// ClusterIP, and returns the figures.
+func (w *walk) backendDies(dead *testnet.Host, alive ...*testnet.Host) string {
+	t := w.t
+	s := startStream(w.hc, w.clusterIP, streamInterval)
+	s.waitTail(t, 10*time.Second, 50, "requests before the death", func(r request) bool { return r.err == nil })
+	// The death is when the server is told to stop: from then on its
+	// requests may fail.
+	died := time.Now()
+	if err := dead.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReady(staticIntent, alive, []*testnet.Host{dead})
+	out := time.Since(died)
+	s.waitTail(t, 30*time.Second, settled, "requests succeeding again", func(r request) bool { return r.err == nil })
+	reqs := s.finish()
+	if err := before(reqs, died, failed); err != nil {
+		t.Errorf("a request failed before the backend died: %v", err)
+	}
+	total, nfailed, last := impact(reqs, died, failed)
+	note := fmt.Sprintf("backend died: %d/%d requests failed, last failure %.2fs after the death (endpoint not ready after %.2fs)",
+		nfailed, total, last.Seconds(), out.Seconds())
+	t.Log(note)
+	w.afterwards(w.clusterIP, alive...)
+	return note
+}
+
+// afterwards checks that every request to addr succeeds and reaches only
+// want.
+func (w *walk) afterwards(addr string, want ...*testnet.Host) {
+	t := w.t
+	ips := addrs(want...)
+	for i := range 50 {
+		from, err := whoami(w.hc, addr)
+		if err != nil {
+			t.Fatalf("request %d to %s after the change: %v", i+1, addr, err)
+		}
+		if !slices.Contains(ips, from) {
+			t.Fatalf("request %d to %s after the change answered by %s, want one of %v", i+1, addr, from, ips)
+		}
+	}
+}
+
+const podIntent = "pods"
+
+// podTurnsNotReady backs an intent with Pod objects at the addresses of
+// keep and drop, then marks drop's pod not ready (status subresource, as a
+// kubelet would) under a stream of requests, and returns the figures.
+func (w *walk) podTurnsNotReady(keep, drop *testnet.Host) string {
+	t := w.t
+	ctx := t.Context()
+	pods := map[*testnet.Host]*corev1.Pod{}
+	for i, h := range []*testnet.Host{keep, drop} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "backend-" + strconv.Itoa(i), Namespace: w.ns, Labels: map[string]string{"app": podIntent}},
+			Spec: corev1.PodSpec{
+				NodeName: w.node.Name,
+				Containers: []corev1.Container{{
+					Name:  "backend",
+					Image: "backend:test",
+					Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: testnet.HTTPPort}},
+				}},
+			},
+		}
+		if err := w.c.admin.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		pod.Status = corev1.PodStatus{
+			Phase:  corev1.PodRunning,
+			PodIP:  h.IP.String(),
+			PodIPs: []corev1.PodIP{{IP: h.IP.String()}},
+		}
+		setPodReady(pod, true)
+		if err := w.c.admin.Status().Update(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		pods[h] = pod
+	}
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Name: podIntent, Namespace: w.ns},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure:    v1alpha1.ExposureClusterIP,
+			Selector:    &metav1.LabelSelector{MatchLabels: map[string]string{"app": podIntent}},
+			Ports:       []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromString("http"))}},
+			HealthCheck: healthCheck(),
+		},
+	}
+	if err := w.c.admin.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	var svc corev1.Service
+	eventually(t, 30*time.Second, "the pods' Service has a ClusterIP", func() error {
+		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: podIntent}, &svc); err != nil {
+			return err
+		}
+		if svc.Spec.ClusterIP == "" {
+			return fmt.Errorf("no ClusterIP yet")
+		}
+		return nil
+	})
+	addr := net.JoinHostPort(svc.Spec.ClusterIP, "80")
+	w.waitReady(podIntent, []*testnet.Host{keep, drop}, nil)
+	w.waitAnswers(addr)
+	reachAll(t, w.hc, addr, keep.IP.String(), drop.IP.String())
+
+	s := startStream(w.hc, addr, streamInterval)
+	s.waitTail(t, 10*time.Second, 50, "requests before the change", func(r request) bool { return r.err == nil })
+	pod := pods[drop]
+	setPodReady(pod, false)
+	changed := time.Now()
+	if err := w.c.admin.Status().Update(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReady(podIntent, []*testnet.Host{keep}, []*testnet.Host{drop})
+	out := time.Since(changed)
+	fromDropped := func(r request) bool { return r.err == nil && r.from == drop.IP.String() }
+	s.waitTail(t, 30*time.Second, settled, "requests reaching only the ready pod", func(r request) bool {
+		return r.err == nil && !fromDropped(r)
+	})
+	reqs := s.finish()
+	if err := before(reqs, changed, failed); err != nil {
+		t.Errorf("a request failed before the change: %v", err)
+	}
+	if _, nfailed, _ := impact(reqs, changed, failed); nfailed > 0 {
+		t.Errorf("%d requests failed although both backends kept serving", nfailed)
+	}
+	total, late, last := impact(reqs, changed, fromDropped)
+	note := fmt.Sprintf("pod turned not ready: %d/%d requests still reached it, the last %.2fs after the change (endpoint not ready after %.2fs)",
+		late, total, last.Seconds(), out.Seconds())
+	t.Log(note)
+	w.afterwards(addr, keep)
+	return note
+}
+
+func setPodReady(pod *corev1.Pod, ready bool) {
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	now := metav1.Now()
+	pod.Status.Conditions = []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: status, LastTransitionTime: now},
+		{Type: corev1.ContainersReady, Status: status, LastTransitionTime: now},
+	}
+}
+
+// belowFloor starts restart again, waits until it is back in traffic, then
+// makes every backend fail its health check while it still serves: with
+// fewer healthy than minHealthyPercent the operator keeps them all in
+// traffic (fail open), and kube-proxy goes on sending requests to each.
+func (w *walk) belowFloor(restart *testnet.Host, all ...*testnet.Host) {
+	t := w.t
+	if err := restart.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReady(staticIntent, all, nil)
+	w.waitCondition(staticIntent, "AllHealthy")
+	for _, h := range all {
+		if err := h.SetHealthy(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 30*time.Second, "no backend healthy, below the floor", func() error {
+		var in v1alpha1.NetworkIntent
+		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: staticIntent}, &in); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(in.Status.Conditions, "EndpointsHealthy")
+		if e := in.Status.Endpoints; c == nil || c.Reason != "BelowHealthyFloor" || e == nil || e.Healthy != 0 || int(e.Total) != len(all) {
+			return fmt.Errorf("EndpointsHealthy %+v, status.endpoints %+v; want BelowHealthyFloor, 0 healthy of %d", c, e, len(all))
+		}
+		return nil
+	})
+	w.waitReady(staticIntent, all, nil)
+	// kube-proxy may still hold the last change before the floor (a
+	// backend out) until its next sync.
+	eventually(t, 10*time.Second, "traffic reaches every backend below the floor", func() error {
+		return tryReachAll(t, w.hc, w.clusterIP, addrs(all...)...)
+	})
+	for _, h := range all {
+		if err := h.SetHealthy(true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.waitCondition(staticIntent, "AllHealthy")
+}
+
+// externalNameReach makes an ExternalName intent over two targets that the
+// fake upstream resolves to primary and backup, resolves its name through
+// the operator's DNS server, and connects to the answer: the client reaches
+// the active (first) target's backend.
+//
+// The targets carry no probe: the operator resolves probed target names
+// with the machine's resolver, not with --dns-upstreams, so a probe here
+// would ask the machine's resolver about names only the fake upstream
+// knows (and fail them all).
+func (w *walk) externalNameReach(primary, backup *testnet.Host) {
+	t := w.t
+	suffix := "." + w.ns + ".dataplane.example.com"
+	w.c.upstream.set("primary"+suffix, primary.IP.AsSlice())
+	w.c.upstream.set("backup"+suffix, backup.IP.AsSlice())
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: w.ns},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureExternalName,
+			ExternalName: &v1alpha1.ExternalNameSpec{Targets: []v1alpha1.ExternalTarget{
+				{Host: "primary" + suffix},
+				{Host: "backup" + suffix},
+			}},
+		},
+	}
+	if err := w.c.admin.Create(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	name := "ext." + w.ns + ".svc.cluster.local"
+	// The client is in the root namespace, which routes the backends via
+	// the node.
+	direct := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	eventually(t, 30*time.Second, name+" reaches the primary's backend", func() error {
+		cname, as, err := resolveA(w.c.operator.dnsAddr, name)
+		if err != nil {
+			return err
+		}
+		if cname != "primary"+suffix+"." || len(as) != 1 {
+			return fmt.Errorf("%s: CNAME %q, A %v; want CNAME primary%s. and its address", name, cname, as, suffix)
+		}
+		from, err := whoami(direct, net.JoinHostPort(as[0], strconv.Itoa(testnet.HTTPPort)))
+		if err != nil {
+			return err
+		}
+		if from != primary.IP.String() {
+			return fmt.Errorf("%s resolved to %s, answered by %s, want %s", name, as[0], from, primary.IP)
+		}
+		return nil
+	})
+}
+
+// waitReady waits until the intent's EndpointSlices publish ready as ready
+// and notReady as not ready (and not serving), and nothing else.
+func (w *walk) waitReady(intent string, ready, notReady []*testnet.Host) {
+	t := w.t
+	eventually(t, 30*time.Second, intent+"'s endpoints", func() error {
+		var slices discoveryv1.EndpointSliceList
+		if err := w.c.admin.List(t.Context(), &slices, client.InNamespace(w.ns), client.MatchingLabels{discoveryv1.LabelServiceName: intent}); err != nil {
+			return err
+		}
+		got := map[string]bool{}
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				r := e.Conditions.Ready == nil || *e.Conditions.Ready
+				if !r && e.Conditions.Serving != nil && *e.Conditions.Serving {
+					return fmt.Errorf("%s is not ready but serving", e.Addresses[0])
+				}
+				for _, a := range e.Addresses {
+					got[a] = r
+				}
+			}
+		}
+		want := map[string]bool{}
+		for _, h := range ready {
+			want[h.IP.String()] = true
+		}
+		for _, h := range notReady {
+			want[h.IP.String()] = false
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("endpoints ready %v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+// waitCondition waits until the intent's EndpointsHealthy condition has
+// reason.
+func (w *walk) waitCondition(intent, reason string) {
+	t := w.t
+	eventually(t, 30*time.Second, intent+" EndpointsHealthy "+reason, func() error {
+		var in v1alpha1.NetworkIntent
+		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: intent}, &in); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(in.Status.Conditions, "EndpointsHealthy")
+		if c == nil || c.Reason != reason {
+			return fmt.Errorf("EndpointsHealthy is %+v", c)
+		}
+		return nil
+	})
+}
+
+// removeIntents deletes every intent in ns and waits until they are gone:
+// the operator has let go of them (its finalizer) and stopped probing.
+func removeIntents(t *testing.T, c *cluster, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.admin.DeleteAllOf(ctx, &v1alpha1.NetworkIntent{}, client.InNamespace(ns)); err != nil {
+		t.Errorf("deleting the intents in %s: %v", ns, err)
+		return
+	}
+	for {
+		var list v1alpha1.NetworkIntentList
+		err := c.admin.List(ctx, &list, client.InNamespace(ns))
+		if err == nil && len(list.Items) == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Errorf("the intents in %s are not gone: %v (%d left)", ns, err, len(list.Items))
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func addrs(hosts ...*testnet.Host) []string {
+	var out []string
+	for _, h := range hosts {
+		out = append(out, h.IP.String())
+	}
+	return out
+}
