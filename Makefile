@@ -85,6 +85,10 @@ build: ## Build the operator binary into bin/.
 run: envtest manifests build ## Run the operator: against KUBECONFIG if set, else on a local control plane. ARGS='...' passes flags.
 	$(LOCALBIN)/netintent-local -- $(ARGS)
 
+.PHONY: run-node
+run-node: envtest manifests build ## Like run, plus a node on this machine (root): kube-proxy in nftables mode and two backends; prints how to send traffic through a Service.
+	$(LOCALBIN)/netintent-local -node -- $(ARGS)
+
 .PHONY: docker-build
 docker-build: ## Build the container image IMG.
 	docker build -t $(IMG) .

@@ -3,6 +3,11 @@
 // starts a local control plane (kube-apiserver and etcd from bin/k8s, on
 // loopback), installs the CRDs, writes a kubeconfig for kubectl, runs the
 // operator against it, and on Ctrl-C stops everything it started.
+//
+// With -node (Linux, root) it also makes one node on this machine: network
+// namespaces with kube-proxy in nftables mode and two backend hosts (see
+// internal/testnet), so that Services of the local control plane carry
+// traffic. Ctrl-C removes every namespace, link and route it made.
 package main
 
 import (
@@ -10,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -17,10 +23,17 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/netintent/netintent/internal/testnet"
 )
 
 func main() {
+	// The node's backend hosts are this binary, run inside their
+	// namespaces.
+	testnet.MaybeServe()
 	code, err := run()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "netintent-local:", err)
@@ -33,6 +46,7 @@ func main() {
 
 func run() (int, error) {
 	root := flag.String("root", ".", "The project folder (holds bin/ and config/).")
+	withNode := flag.Bool("node", false, "Also make a node on this machine (Linux, root): kube-proxy in nftables mode in a network namespace, with two backend hosts behind it.")
 	flag.Parse()
 	operatorArgs := flag.Args()
 
@@ -46,7 +60,7 @@ func run() (int, error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if kc := os.Getenv("KUBECONFIG"); kc != "" && kc != kubeconfig {
+	if kc := os.Getenv("KUBECONFIG"); kc != "" && kc != kubeconfig && !*withNode {
 		fmt.Fprintf(os.Stderr, "Running the operator against the cluster of KUBECONFIG=%s\n", kc)
 		return runOperator(ctx, operator, os.Environ(), operatorArgs)
 	}
@@ -85,6 +99,21 @@ func run() (int, error) {
 	}
 	fmt.Fprintf(os.Stderr, "\nLocal control plane is up. In another shell:\n\n  export KUBECONFIG=%s\n  kubectl get networkintents -A\n\nDNS answers on 127.0.0.1:5353 (dig @127.0.0.1 -p 5353 ...). Ctrl-C stops everything.\n\n", kubeconfig)
 
+	if *withNode {
+		node, err := startNode(ctx, env, rootDir)
+		if node != nil {
+			defer func() {
+				if err := node.Close(); err != nil {
+					fmt.Fprintln(os.Stderr, "removing the node:", err)
+				}
+				fmt.Fprintln(os.Stderr, "Node removed.")
+			}()
+		}
+		if err != nil {
+			return 1, err
+		}
+	}
+
 	args := append([]string{
 		"--dns-listen-address=127.0.0.1:5353",
 		"--metrics-bind-address=127.0.0.1:8443",
@@ -92,6 +121,100 @@ func run() (int, error) {
 	}, operatorArgs...)
 	environ := append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	return runOperator(ctx, operator, environ, args)
+}
+
+// startNode makes the node, starts its backends and writes a demo intent
+// over them, and prints how to send traffic through it.
+func startNode(ctx context.Context, env *envtest.Environment, rootDir string) (*testnet.Node, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("-node makes network namespaces: run as root")
+	}
+	c, err := client.New(env.Config, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		return nil, err
+	}
+	// The API server's bootstrap policy gives this user what kube-proxy
+	// needs.
+	proxyUser, err := env.AddUser(envtest.User{Name: "system:kube-proxy"}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adding kube-proxy's user: %w", err)
+	}
+	proxyConfig, err := proxyUser.KubeConfig()
+	if err != nil {
+		return nil, err
+	}
+	localDir := filepath.Join(rootDir, "bin", "local")
+	logFile, err := os.Create(filepath.Join(localDir, "kube-proxy.log"))
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(os.Stderr, "Making a node: network namespaces, kube-proxy in nftables mode, two backend hosts...")
+	node, err := testnet.StartNode(ctx, testnet.NodeConfig{
+		KubeProxy:  filepath.Join(rootDir, "bin", "k8s", "kube-proxy"),
+		Mode:       testnet.ProxyModeNFTables,
+		Kubeconfig: proxyConfig,
+		Client:     c,
+		Backends:   2,
+		// The local control plane's Service range, and the range of the
+		// sample AddressPool.
+		SinkPrefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("198.51.100.0/24")},
+		Log:          logFile,
+	})
+	if err != nil {
+		return node, fmt.Errorf("making the node (kube-proxy log in %s): %w", logFile.Name(), err)
+	}
+	for _, h := range node.Backends {
+		if err := h.Start(ctx); err != nil {
+			return node, err
+		}
+	}
+	demo := filepath.Join(localDir, "demo.yaml")
+	if err := os.WriteFile(demo, []byte(demoIntent(node)), 0o644); err != nil {
+		return node, err
+	}
+	b0, b1 := node.Backends[0], node.Backends[1]
+	fmt.Fprintf(os.Stderr, `Node %[1]s is up: network namespace %[2]s, node IP %[3]s, kube-proxy in nftables mode (log: %[4]s).
+Backends behind it answer GET /whoami with their address: %[5]s (namespace %[6]s) and %[7]s (namespace %[8]s).
+
+  kubectl apply -f %[9]s      # a ClusterIP intent over both backends, probed every second
+  kubectl get networkintent demo -w
+  CLUSTER_IP=$(kubectl get service demo -o jsonpath='{.spec.clusterIP}')
+  ip netns exec %[2]s curl -s http://$CLUSTER_IP/whoami; echo
+
+Kill a backend and watch it leave traffic:
+
+  kill $(ip netns pids %[8]s)
+  for i in $(seq 20); do ip netns exec %[2]s curl -s --max-time 1 http://$CLUSTER_IP/whoami; echo; sleep 0.5; done
+
+`, node.Name, node.Namespace, node.IP, logFile.Name(), b0.IP, b0.Namespace, b1.IP, b1.Namespace, demo)
+	return node, nil
+}
+
+// demoIntent is a ClusterIP intent over the node's backends.
+func demoIntent(node *testnet.Node) string {
+	return fmt.Sprintf(`# A ClusterIP intent over the backends of the make run-node node.
+apiVersion: networking.netintent.io/v1alpha1
+kind: NetworkIntent
+metadata:
+  name: demo
+  namespace: default
+spec:
+  exposure: ClusterIP
+  backends:
+  - address: %s
+  - address: %s
+  ports:
+  - name: http
+    port: 80
+    targetPort: %d
+  healthCheck:
+    http:
+      path: /healthz
+      port: %d
+    period: 1s
+    timeout: 500ms
+    unhealthyThreshold: 2
+`, node.Backends[0].IP, node.Backends[1].IP, testnet.HTTPPort, testnet.HTTPPort)
 }
 
 // runOperator runs the operator until it exits or ctx ends, then stops it
