@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,7 @@ func TestDataplane(t *testing.T) {
 			}
 		}
 	}
+	rootUntouched(t)
 	t.Logf("probe settings: period %s, timeout %s, unhealthyThreshold %d, healthyThreshold %d; one request every %s from inside the node",
 		probePeriod, probeTimeout, unhealthyThreshold, healthyThreshold, streamInterval)
 	for _, n := range notes {
@@ -103,8 +106,13 @@ func testMode(t *testing.T, c *cluster, mode testnet.ProxyMode, nodeOut **testne
 	})
 	*nodeOut = node
 	t.Cleanup(func() {
+		out := node.ProxyOutput()
+		// system:kube-proxy's bootstrap role must be all it needs.
+		if strings.Contains(out, "forbidden") {
+			t.Errorf("kube-proxy was refused by the API server")
+		}
 		if t.Failed() {
-			t.Logf("kube-proxy output:\n%s", node.ProxyOutput())
+			t.Logf("kube-proxy output:\n%s", out)
 		}
 	})
 	ns := "dp-" + string(mode)
@@ -220,7 +228,16 @@ func (w *walk) exposeStatic(backends ...*testnet.Host) {
 		w.waitAnswers(addr)
 		reachAll(t, w.hc, addr, ips...)
 	}
+	// An address of the sink's ranges that kube-proxy did not take goes
+	// nowhere.
+	if from, err := whoami(w.hc, unusedVirtual); err == nil {
+		t.Errorf("%s, which no Service has, answered as %s", unusedVirtual, from)
+	}
 }
+
+// unusedVirtual is routed into the node's sink and belongs to no Service:
+// outside the AddressPool, inside its sink range.
+const unusedVirtual = "10.249.0.200:80"
 
 // waitAnswers waits until addr answers at all: kube-proxy syncs the
 // Service a moment after the operator writes it.
@@ -518,6 +535,22 @@ func (w *walk) waitCondition(intent, reason string) {
 		}
 		return nil
 	})
+}
+
+// rootUntouched checks that kube-proxy programmed only its node: the root
+// namespace has none of its nftables tables or iptables chains.
+func rootUntouched(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command("nft", "list", "tables").CombinedOutput(); err != nil {
+		t.Errorf("nft list tables: %v: %s", err, out)
+	} else if strings.Contains(string(out), "kube-proxy") {
+		t.Errorf("kube-proxy's nftables table is in the root namespace:\n%s", out)
+	}
+	if out, err := exec.Command("iptables-save").CombinedOutput(); err != nil {
+		t.Errorf("iptables-save: %v: %s", err, out)
+	} else if strings.Contains(string(out), "KUBE-") {
+		t.Errorf("kube-proxy's iptables chains are in the root namespace:\n%s", out)
+	}
 }
 
 // removeIntents deletes every intent in ns and waits until they are gone:
