@@ -3,9 +3,15 @@
 // a private /30 (10.254.N.0/30: the root side .1, the host side .2), running
 // a small HTTP and TCP server that the test can stop and start again.
 //
-// It needs root and iproute2's ip command. A test package that uses it calls
-// MaybeServe first thing in its TestMain, because the servers are the test
-// binary itself, run inside the namespace:
+// A Node (StartNode, NewNode) is a Kubernetes node made the same way: a
+// namespace running kube-proxy against a test control plane, with test hosts
+// behind it as backends and clients inside it, so that tests send traffic
+// through Services as pods do.
+//
+// It needs root and iproute2's ip command (a Node also nftables or
+// iptables). A test package that uses it calls MaybeServe first thing in its
+// TestMain, because the servers are the test binary itself, run inside the
+// namespace:
 //
 //	func TestMain(m *testing.M) {
 //		testnet.MaybeServe()

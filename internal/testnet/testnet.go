@@ -49,7 +49,8 @@ type Host struct {
 	Namespace string
 	// IP is the host's address, inside its namespace.
 	IP netip.Addr
-	// RootIP is the root namespace's address on the link to the host.
+	// RootIP is the address of the other end of the host's link: the root
+	// namespace for hosts made by New, the node for a Node's backends.
 	RootIP netip.Addr
 
 	link string // root side of the veth pair
@@ -286,7 +287,7 @@ func (h *Host) SetHealthy(healthy bool) error {
 
 // Blackhole makes the host drop (on true) or again send (on false) every
 // packet to the root namespace, so that connections to it time out rather
-// than being refused.
+// than being refused. It is for hosts made by New.
 func (h *Host) Blackhole(on bool) error {
 	verb := "del"
 	if on {
