@@ -8,6 +8,8 @@ LOCALBIN ?= $(CURDIR)/bin
 K8S_BIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+COREDNS_VERSION ?= v1.14.7
+COREDNS ?= $(LOCALBIN)/coredns-$(COREDNS_VERSION)/coredns
 KUBECTL ?= $(K8S_BIN)/kubectl
 IMG ?= netintent:latest
 ARGS ?=
@@ -113,3 +115,8 @@ envtest: ## Build kube-apiserver, etcd and kubectl v1.37.2 into bin/k8s (once) a
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: coredns
+coredns: $(COREDNS) ## Build CoreDNS (the DNS parity tests' reference server) into bin/ once.
+$(COREDNS):
+	GOBIN=$(dir $(COREDNS)) go install github.com/coredns/coredns@$(COREDNS_VERSION)

@@ -51,6 +51,9 @@ type Result struct {
 	Extra  []dns.RR
 	// Target is the out-of-zone name to resolve next when Kind is Delegation.
 	Target string
+	// upstream is set when the answer's final data (or its denial) came from
+	// an upstream resolver: the reply is then not authoritative.
+	upstream bool
 }
 
 var (
