@@ -2,8 +2,10 @@ package dnsserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -116,13 +118,17 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) {
 		m.Rcode = dns.RcodeRefused
 		return
 	}
+	if !dataType(q.Qtype) {
+		m.Rcode = dns.RcodeNotImplemented
+		return
+	}
 	s := h.index.snapshot()
 	if s == nil {
 		// Until the index has seen everything, a missing name may exist.
 		m.Rcode = dns.RcodeServerFailure
 		return
 	}
-	r := h.resolve(s, q.Name, q.Qtype)
+	r := h.resolve(context.Background(), s, q.Name, q.Qtype)
 	switch r.Kind {
 	case Success, NoData:
 		m.Rcode = dns.RcodeSuccess
@@ -141,19 +147,41 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) {
 	m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
 }
 
+// typeA6 is the obsolete A6 type, which the dns package does not name.
+const typeA6 = 38
+
+// dataType reports whether qtype asks for data that may exist, rather than
+// being a meta type (RFC 6895 section 3.1: OPT, TSIG, TKEY and the range
+// 128-255 other than the zone transfers and ANY, handled elsewhere) or an
+// obsolete one (MD, MF, MB, MG, MR, MAILA, MAILB: RFC 1035 and RFC 2505;
+// NXT: RFC 3755; A6: RFC 6563). Those are answered NOTIMP and never forwarded.
+func dataType(qtype uint16) bool {
+	switch qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
+		return true
+	case dns.TypeNone, dns.TypeMD, dns.TypeMF, dns.TypeMB, dns.TypeMG, dns.TypeMR,
+		dns.TypeNXT, typeA6, dns.TypeOPT, dns.TypeMAILA, dns.TypeMAILB:
+		return false
+	}
+	return qtype < 128 || qtype > 255
+}
+
 // resolve looks a question up in the snapshot and, while the answer leads out
 // of the zone, continues it upstream, across as many hops as the chain allows.
 // Zone data only ever comes from the snapshot: the first name of an upstream
 // chain inside the zone ends the upstream part, and the rest is answered
 // from the index, whatever the upstream said about it.
-func (h *handler) resolve(s *snapshot, qname string, qtype uint16) Result {
+func (h *handler) resolve(ctx context.Context, s *snapshot, qname string, qtype uint16) Result {
 	c := newChain(qname)
-	r := h.lookup(s, qname, qtype, c)
+	r := Result{Kind: Delegation, Target: strings.ToLower(dns.Fqdn(qname))}
+	if h.zone.contains(qname) {
+		r = h.lookup(s, qname, qtype, c)
+	}
 	for r.Kind == Delegation {
 		if h.forwarder == nil {
 			return Result{Kind: ServerFailure}
 		}
-		up, err := h.forwarder.resolve(context.Background(), r.Target, qtype)
+		up, err := h.forwarder.resolve(ctx, r.Target, qtype)
 		if err != nil {
 			h.log.V(1).Info("Upstream resolution failed", "target", r.Target, "error", err.Error())
 			return Result{Kind: ServerFailure}
@@ -177,6 +205,49 @@ func (h *handler) resolve(s *snapshot, qname string, qtype uint16) Result {
 		}
 	}
 	return r
+}
+
+// resolveHost resolves the addresses of host, an absolute name, the way
+// questions for it would be answered: from the index inside the zone, through
+// the forwarder outside it.
+func (h *handler) resolveHost(ctx context.Context, host string) ([]netip.Addr, error) {
+	name := strings.ToLower(dns.Fqdn(host))
+	if _, ok := dns.IsDomainName(name); !ok {
+		return nil, fmt.Errorf("resolving %q: not a domain name", host)
+	}
+	// Even outside the zone: a chain may lead back into it.
+	s := h.index.snapshot()
+	if s == nil {
+		return nil, fmt.Errorf("resolving %s: %w", name, ErrNotSynced)
+	}
+	var addrs []netip.Addr
+	var errs []error
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		r := h.resolve(ctx, s, name, qtype)
+		if r.Kind == ServerFailure {
+			errs = append(errs, fmt.Errorf("resolving %s %s: no answer", name, dns.TypeToString[qtype]))
+			continue
+		}
+		for _, rr := range r.Answer {
+			switch rr := rr.(type) {
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(rr.A); ok {
+					addrs = append(addrs, a.Unmap())
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+	}
+	switch {
+	case len(addrs) > 0:
+		return addrs, nil
+	case len(errs) > 0:
+		return nil, errors.Join(errs...)
+	}
+	return nil, fmt.Errorf("resolving %s: %w", name, ErrNoAddresses)
 }
 
 // followUpstream takes from an upstream answer for start what may be passed
