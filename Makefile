@@ -18,6 +18,8 @@ FUZZTIME ?= 20s
 TEST_P ?= 1
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
+# The DNS parity tests run this CoreDNS.
+export COREDNS
 
 .PHONY: all
 all: build
@@ -54,7 +56,7 @@ verify: manifests generate ## Check that generated files are committed and up to
 	@echo "generated files up to date"
 
 .PHONY: test
-test: envtest manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
+test: envtest coredns manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
 	go test -p $(TEST_P) -count=1 ./api/... ./controllers/... ./dnsserver/... ./internal/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
