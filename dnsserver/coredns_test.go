@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -168,9 +169,16 @@ func corednsBinary(t *testing.T) string {
 // loopback port, until the test ends, and returns its address.
 func startCoreDNS(t *testing.T, corefile func(port string) string) string {
 	t.Helper()
+	addr := freeLoopbackAddr(t)
+	startCoreDNSAt(t, addr, corefile)
+	return addr
+}
+
+// startCoreDNSAt runs CoreDNS as startCoreDNS does, on a port chosen before.
+func startCoreDNSAt(t *testing.T, addr string, corefile func(port string) string) {
+	t.Helper()
 	bin := corednsBinary(t)
 	dir := t.TempDir()
-	addr := freeLoopbackAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
 	path := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(path, []byte(corefile(port)), 0o600); err != nil {
@@ -199,7 +207,6 @@ func startCoreDNS(t *testing.T, corefile func(port string) string) string {
 		}
 	})
 	t.Logf("CoreDNS %s on %s with Corefile:\n%s", corednsVersion, addr, corefile(port))
-	return addr
 }
 
 // freeLoopbackAddr returns 127.0.0.1:<port> with a port free for both TCP
@@ -494,4 +501,168 @@ func eventually(t *testing.T, what string, check func() error) {
 		}
 		time.Sleep(200 * time.Millisecond) // poll interval, not synchronisation
 	}
+}
+
+// readmeStanza is the Corefile server block the README gives for forwarding
+// the zone to netintent.
+func readmeStanza(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```corefile\n")
+	if !ok {
+		t.Fatal("README.md has no ```corefile block")
+	}
+	stanza, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("README.md: the ```corefile block does not end")
+	}
+	return stanza
+}
+
+// TestCoreDNSForwardsTheZone runs CoreDNS with the README's server block
+// forwarding the zone to netintent, and a catch-all block forwarding to a
+// fake upstream, as a cluster's Corefile would. netintent's own upstream is
+// that CoreDNS, as in a pod whose resolv.conf names the cluster DNS. Every
+// answer through CoreDNS is netintent's, and no question loops.
+func TestCoreDNSForwardsTheZone(t *testing.T) {
+	stanza := readmeStanza(t)
+	const readmeIP = "10.96.0.53"
+	if !strings.Contains(stanza, "svc.cluster.local:53 {") || !strings.Contains(stanza, "forward . "+readmeIP) {
+		t.Fatalf("README's Corefile block is not the one this test adapts:\n%s", stanza)
+	}
+
+	var upstreamAsked []string
+	var mu sync.Mutex
+	upstream := serveDNS(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg).SetReply(r)
+		q := r.Question[0]
+		mu.Lock()
+		upstreamAsked = append(upstreamAsked, strings.ToLower(q.Name))
+		mu.Unlock()
+		switch strings.ToLower(q.Name) {
+		case "api.example.org.":
+			if q.Qtype == dns.TypeA {
+				rr, _ := dns.NewRR("api.example.org. 60 IN A 192.0.2.7")
+				m.Answer = []dns.RR{rr}
+			}
+		case "back.example.org.":
+			rr, _ := dns.NewRR("back.example.org. 60 IN CNAME web.parity.svc.cluster.local.")
+			m.Answer = []dns.RR{rr}
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+
+	corednsAddr := freeLoopbackAddr(t)
+	idx := dnsserver.NewIndex()
+	idx.UpsertService(&corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: parityNamespace, Name: "web"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.0.0.10", ClusterIPs: []string{"10.0.0.10"},
+			Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
+	})
+	for name, target := range map[string]string{"api": "api.example.org", "back": "back.example.org"} {
+		idx.UpsertService(&corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: parityNamespace, Name: name},
+			Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: target},
+		})
+	}
+	idx.MarkSynced()
+	srv, err := dnsserver.New(dnsserver.Config{ListenAddress: "127.0.0.1:0", Upstreams: []string{corednsAddr}}, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("netintent's DNS server: %v", err)
+		}
+	})
+	select {
+	case <-srv.Listening():
+	case err := <-done:
+		t.Fatalf("netintent's DNS server: %v", err)
+	}
+
+	_, port, _ := net.SplitHostPort(corednsAddr)
+	startCoreDNSAt(t, corednsAddr, func(string) string {
+		block := strings.Replace(stanza, "svc.cluster.local:53 {", "svc.cluster.local:"+port+" {\n    bind 127.0.0.1", 1)
+		block = strings.Replace(block, "forward . "+readmeIP, "forward . "+srv.Addr(), 1)
+		return block + fmt.Sprintf(".:%s {\n    bind 127.0.0.1\n    forward . %s\n}\n", port, upstream)
+	})
+
+	cases := []struct {
+		q    question
+		want answer
+	}{
+		{question{"web", dns.TypeA}, answer{"NOERROR", []string{"web.parity.svc.cluster.local. 0 IN A 10.0.0.10"}}},
+		{question{"_http._tcp.web", dns.TypeSRV}, answer{"NOERROR", []string{"_http._tcp.web.parity.svc.cluster.local. 0 IN SRV 0 100 80 web.parity.svc.cluster.local."}}},
+		{question{"missing", dns.TypeA}, answer{rcode: "NXDOMAIN"}},
+		{question{"web", dns.TypeTXT}, answer{rcode: "NOERROR"}},
+		// The target resolved by netintent through CoreDNS's catch-all.
+		{question{"api", dns.TypeA}, answer{"NOERROR", []string{
+			"api.example.org. 0 IN A 192.0.2.7",
+			"api.parity.svc.cluster.local. 0 IN CNAME api.example.org.",
+		}}},
+		// Out of the zone and back in: netintent answers the zone part
+		// itself rather than asking CoreDNS, which would ask netintent.
+		{question{"back", dns.TypeA}, answer{"NOERROR", []string{
+			"back.example.org. 0 IN CNAME web.parity.svc.cluster.local.",
+			"back.parity.svc.cluster.local. 0 IN CNAME back.example.org.",
+			"web.parity.svc.cluster.local. 0 IN A 10.0.0.10",
+		}}},
+	}
+	eventually(t, "CoreDNS answers the zone", func() error {
+		_, err := ask(corednsAddr, "web.parity.svc.cluster.local.", dns.TypeA)
+		return err
+	})
+	for _, tc := range cases {
+		got, err := ask(corednsAddr, tc.q.fqdn(), tc.q.qtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		direct, err := ask(srv.Addr(), tc.q.fqdn(), tc.q.qtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.equal(tc.want) || !got.equal(direct) {
+			t.Errorf("%s %s through CoreDNS: %s; want %s, as netintent answers directly: %s",
+				tc.q.fqdn(), dns.TypeToString[tc.q.qtype], got, tc.want, direct)
+		}
+		t.Logf("%s %s through CoreDNS: %s", tc.q.fqdn(), dns.TypeToString[tc.q.qtype], got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, name := range upstreamAsked {
+		if strings.HasSuffix(name, ".svc.cluster.local.") {
+			t.Errorf("the catch-all upstream was asked %s: the zone went round", name)
+		}
+	}
+}
+
+// serveDNS runs handler on a free loopback port over UDP and TCP until the
+// test ends, and returns its address.
+func serveDNS(t *testing.T, handler dns.HandlerFunc) string {
+	t.Helper()
+	addr := freeLoopbackAddr(t)
+	for _, network := range []string{"udp", "tcp"} {
+		s := &dns.Server{Addr: addr, Net: network, Handler: handler}
+		started := make(chan struct{})
+		s.NotifyStartedFunc = func() { close(started) }
+		errs := make(chan error, 1)
+		go func() { errs <- s.ListenAndServe() }()
+		select {
+		case <-started:
+		case err := <-errs:
+			t.Fatalf("serving DNS on %s %s: %v", network, addr, err)
+		}
+		t.Cleanup(func() { _ = s.Shutdown() })
+	}
+	return addr
 }
