@@ -8,6 +8,8 @@ LOCALBIN ?= $(CURDIR)/bin
 K8S_BIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+COREDNS_VERSION ?= v1.14.7
+COREDNS ?= $(LOCALBIN)/coredns-$(COREDNS_VERSION)/coredns
 KUBECTL ?= $(K8S_BIN)/kubectl
 IMG ?= netintent:latest
 ARGS ?=
@@ -16,6 +18,8 @@ FUZZTIME ?= 20s
 TEST_P ?= 1
 
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
+# The DNS parity tests run this CoreDNS.
+export COREDNS
 
 .PHONY: all
 all: build
@@ -52,7 +56,7 @@ verify: manifests generate ## Check that generated files are committed and up to
 	@echo "generated files up to date"
 
 .PHONY: test
-test: envtest manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
+test: envtest coredns manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
 	go test -p $(TEST_P) -count=1 ./api/... ./controllers/... ./dnsserver/... ./internal/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
@@ -122,3 +126,8 @@ envtest: ## Build kube-apiserver, etcd, kubectl and kube-proxy v1.37.2 into bin/
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: coredns
+coredns: $(COREDNS) ## Build CoreDNS (the DNS parity tests' reference server) into bin/ once.
+$(COREDNS):
+	GOBIN=$(dir $(COREDNS)) go install github.com/coredns/coredns@$(COREDNS_VERSION)

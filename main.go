@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,6 +42,8 @@ type config struct {
 	clusterDomain    string
 	dnsUpstreams     string
 	dnsTTL           uint
+	dnsCacheMaxBytes string
+	dnsMaxConcurrent int
 	probeWorkers     int
 }
 
@@ -55,6 +58,8 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "Cluster domain; the DNS server is authoritative for svc.<cluster-domain>.")
 	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf).")
 	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds (1-3600) of DNS answers; an intent's dns.ttl overrides it.")
+	flag.StringVar(&c.dnsCacheMaxBytes, "dns-cache-max-bytes", "32Mi", "Memory bound of the DNS cache of upstream answers, as a quantity (32Mi, 100M); at least 64Ki.")
+	flag.IntVar(&c.dnsMaxConcurrent, "dns-max-concurrent", dnsserver.DefaultMaxConcurrent, "Most DNS questions waiting on upstream resolvers at once; beyond it they are answered SERVFAIL at once.")
 	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -67,10 +72,29 @@ func (c config) validate() error {
 	if c.dnsTTL < 1 || c.dnsTTL > 3600 {
 		return fmt.Errorf("--dns-ttl=%d: give a TTL from 1 to 3600 seconds (an intent's dns.ttl may be 0)", c.dnsTTL)
 	}
+	if _, err := c.cacheMaxBytes(); err != nil {
+		return err
+	}
+	if c.dnsMaxConcurrent < 1 {
+		return fmt.Errorf("--dns-max-concurrent=%d: give at least 1", c.dnsMaxConcurrent)
+	}
 	if c.probeWorkers < 1 {
 		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
 	}
 	return nil
+}
+
+// cacheMaxBytes parses --dns-cache-max-bytes.
+func (c config) cacheMaxBytes() (int, error) {
+	q, err := resource.ParseQuantity(c.dnsCacheMaxBytes)
+	if err != nil {
+		return 0, fmt.Errorf("--dns-cache-max-bytes=%q: give a byte count such as 32Mi or 100M: %w", c.dnsCacheMaxBytes, err)
+	}
+	n, ok := q.AsInt64()
+	if !ok || n < dnsserver.MinCacheMaxBytes || n > 2<<30 {
+		return 0, fmt.Errorf("--dns-cache-max-bytes=%s: give from 64Ki (one largest DNS message) to 2Gi", c.dnsCacheMaxBytes)
+	}
+	return int(n), nil
 }
 
 func run() error {
@@ -151,11 +175,17 @@ func addDNS(mgr ctrl.Manager, cfg config) error {
 	if err := mgr.Add(dnsserver.NewSource(mgr.GetCache(), idx)); err != nil {
 		return err
 	}
+	cacheMaxBytes, err := cfg.cacheMaxBytes()
+	if err != nil {
+		return err
+	}
 	srv, err := dnsserver.New(dnsserver.Config{
 		ListenAddress: cfg.dnsListenAddress,
 		ClusterDomain: cfg.clusterDomain,
 		Upstreams:     upstreams,
 		TTL:           uint32(cfg.dnsTTL),
+		CacheMaxBytes: cacheMaxBytes,
+		MaxConcurrent: cfg.dnsMaxConcurrent,
 	}, idx)
 	if err != nil {
 		return fmt.Errorf("dns server: %w", err)

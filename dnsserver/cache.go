@@ -19,6 +19,16 @@ const (
 	// staleRetry is how long, after every upstream failed, a stale answer is
 	// served without asking upstream again (RFC 8767's failure recheck timer).
 	staleRetry = 30 * time.Second
+	// failureTTL is how long, after every upstream failed for a question
+	// with nothing stale to serve, the question is answered SERVFAIL without
+	// asking upstream again: a blackholed upstream then costs one exchange
+	// per question every few seconds, not one per client query.
+	failureTTL = 5 * time.Second
+	// entryOverhead and recordOverhead are what an entry and each of its
+	// records take in memory beyond the records' wire length: the list
+	// element, map slot, entry and record headers.
+	entryOverhead  = 256
+	recordOverhead = 64
 )
 
 // upstreamAnswer is the part of an upstream reply the server uses. Its records
@@ -29,10 +39,13 @@ type upstreamAnswer struct {
 	ns     []dns.RR // SOA records only, for negative answers
 }
 
-// cacheEntry is an upstream answer with the time it was received.
+// cacheEntry is an upstream answer with the time it was received, or, with
+// a nil answer, the record that every upstream failed for the question until
+// expires.
 type cacheEntry struct {
 	key      string
 	answer   *upstreamAnswer
+	size     int // bytes the entry is counted for
 	received time.Time
 	expires  time.Time
 	// retryAt is set when every upstream failed: until then the stale
@@ -73,17 +86,20 @@ func (e *cacheEntry) withTTL(ttl func(uint32) uint32) *upstreamAnswer {
 	return &upstreamAnswer{rcode: e.answer.rcode, answer: copyAll(e.answer.answer), ns: copyAll(e.answer.ns)}
 }
 
-// answerCache is a bounded cache of upstream answers that evicts the least
-// recently used entry. Expired entries stay until evicted, to be served stale.
+// answerCache is a cache of upstream answers bounded both in entries and in
+// bytes, which evicts the least recently used entry. Expired entries stay
+// until evicted, to be served stale.
 type answerCache struct {
-	mu      sync.Mutex
-	max     int
-	order   *list.List // of *cacheEntry, most recently used first
-	entries map[string]*list.Element
+	mu       sync.Mutex
+	max      int
+	maxBytes int
+	bytes    int
+	order    *list.List // of *cacheEntry, most recently used first
+	entries  map[string]*list.Element
 }
 
-func newAnswerCache(max int) *answerCache {
-	return &answerCache{max: max, order: list.New(), entries: map[string]*list.Element{}}
+func newAnswerCache(max, maxBytes int) *answerCache {
+	return &answerCache{max: max, maxBytes: maxBytes, order: list.New(), entries: map[string]*list.Element{}}
 }
 
 // get returns a copy of the entry for key, so callers can read it unlocked.
@@ -98,32 +114,70 @@ func (c *answerCache) get(key string) (cacheEntry, bool) {
 	return *el.Value.(*cacheEntry), true
 }
 
+// put adds or replaces an entry, then evicts the least recently used ones
+// until both bounds hold. An entry larger than the byte bound is not kept.
 func (c *answerCache) put(e *cacheEntry) {
+	e.size = entrySize(e)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.entries[e.key]; ok {
-		el.Value = e
-		c.order.MoveToFront(el)
+		c.remove(el)
+	}
+	if e.size > c.maxBytes {
 		return
 	}
 	c.entries[e.key] = c.order.PushFront(e)
-	for c.order.Len() > c.max {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.entries, oldest.Value.(*cacheEntry).key)
+	c.bytes += e.size
+	for c.order.Len() > c.max || c.bytes > c.maxBytes {
+		c.remove(c.order.Back())
 	}
+	cacheBytes.Set(float64(c.bytes))
 }
 
-// holdStale records that upstreams failed for key, so its stale answer is
-// served without asking them again until retryAt.
-func (c *answerCache) holdStale(key string, retryAt time.Time) {
+// remove drops one entry. c.mu is held.
+func (c *answerCache) remove(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.order.Remove(el)
+	delete(c.entries, e.key)
+	c.bytes -= e.size
+}
+
+// markFailed records that every upstream failed for key at now: an answer
+// held for it is then served stale without asking upstream again for
+// staleRetry; without one, the question fails for failureTTL.
+func (c *answerCache) markFailed(key string, now time.Time) {
+	c.mu.Lock()
+	el, ok := c.entries[key]
+	if ok && el.Value.(*cacheEntry).answer != nil {
+		e := *el.Value.(*cacheEntry)
+		e.retryAt = now.Add(staleRetry)
+		el.Value = &e
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.put(&cacheEntry{key: key, expires: now.Add(failureTTL)})
+}
+
+// size returns the bytes the cache counts its entries for.
+func (c *answerCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[key]; ok {
-		e := *el.Value.(*cacheEntry)
-		e.retryAt = retryAt
-		el.Value = &e
+	return c.bytes
+}
+
+// entrySize estimates the memory an entry holds: the wire length of its
+// records plus fixed overheads.
+func entrySize(e *cacheEntry) int {
+	n := entryOverhead + 2*len(e.key)
+	if e.answer != nil {
+		for _, rrs := range [][]dns.RR{e.answer.answer, e.answer.ns} {
+			for _, rr := range rrs {
+				n += recordOverhead + dns.Len(rr)
+			}
+		}
 	}
+	return n
 }
 
 func (c *answerCache) len() int {

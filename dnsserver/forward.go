@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -17,13 +18,20 @@ import (
 // day 2020 value, small enough to avoid IP fragmentation.
 const upstreamUDPSize = 1232
 
-var errNoUpstreams = errors.New("no upstream resolvers configured")
+var (
+	errNoUpstreams = errors.New("no upstream resolvers configured")
+	// errOverloaded: the most upstream queries allowed are in flight.
+	errOverloaded = errors.New("too many upstream queries in flight")
+	// errRecentFailure: every upstream failed for the question moments ago.
+	errRecentFailure = errors.New("every upstream failed for this question moments ago")
+)
 
 // exchangeFunc sends one query to one upstream over network ("udp" or "tcp").
 type exchangeFunc func(ctx context.Context, q *dns.Msg, network, upstream string) (*dns.Msg, error)
 
 // forwarder resolves names outside the zone (the targets of ExternalName
 // Services) through upstream resolvers, with a cache shared by all queries.
+// Questions are absolute names: no search path applies.
 type forwarder struct {
 	upstreams []string
 	timeout   time.Duration
@@ -31,14 +39,21 @@ type forwarder struct {
 	group     singleflight.Group
 	exchange  exchangeFunc
 	now       func() time.Time
+	// inFlight holds a token for each question waiting on upstreams; when
+	// it is full, more questions fail at once instead of piling up.
+	inFlight chan struct{}
+	// queries counts the upstream queries under way, also at most
+	// cap(inFlight).
+	queries atomic.Int64
 }
 
-func newForwarder(upstreams []string, timeout time.Duration, cacheSize int) *forwarder {
+func newForwarder(upstreams []string, timeout time.Duration, cacheSize, cacheBytes, maxConcurrent int) *forwarder {
 	f := &forwarder{
 		upstreams: upstreams,
 		timeout:   timeout,
-		cache:     newAnswerCache(cacheSize),
+		cache:     newAnswerCache(cacheSize, cacheBytes),
 		now:       time.Now,
+		inFlight:  make(chan struct{}, maxConcurrent),
 	}
 	f.exchange = f.exchangeWithClient
 	return f
@@ -47,28 +62,53 @@ func newForwarder(upstreams []string, timeout time.Duration, cacheSize int) *for
 // resolve answers name and qtype from the cache while fresh, else from the
 // first upstream that answers; concurrent identical questions share one
 // upstream query. When every upstream fails, an expired answer is served stale
-// (RFC 8767) if there is one.
+// (RFC 8767) if there is one; if not, the question fails without asking
+// upstream again for failureTTL. At most cap(inFlight) questions wait on
+// upstreams at once, and as many upstream queries are under way: beyond that,
+// resolve fails at once with errOverloaded.
+// ctx bounds the caller's wait, not the shared query.
 func (f *forwarder) resolve(ctx context.Context, name string, qtype uint16) (*upstreamAnswer, error) {
 	name = strings.ToLower(dns.Fqdn(name))
 	key := name + "/" + strconv.Itoa(int(qtype))
 	now := f.now()
 	if e, ok := f.cache.get(key); ok {
-		if now.Before(e.expires) {
+		switch {
+		case e.answer == nil && now.Before(e.expires):
+			return nil, fmt.Errorf("resolving %s %s: %w", name, dns.TypeToString[qtype], errRecentFailure)
+		case e.answer == nil:
+		case now.Before(e.expires):
 			cacheHitsTotal.Inc()
 			return e.at(now), nil
-		}
-		if now.Before(e.retryAt) {
+		case now.Before(e.retryAt):
 			staleAnswersTotal.Inc()
 			return e.stale(), nil
 		}
 	}
 	cacheMissesTotal.Inc()
 
+	select {
+	case f.inFlight <- struct{}{}:
+		defer func() { <-f.inFlight }()
+	default:
+		upstreamOverloadTotal.Inc()
+		return nil, fmt.Errorf("resolving %s %s: %w", name, dns.TypeToString[qtype], errOverloaded)
+	}
+
 	// The query outlives any one caller: it is shared, and bounded by the
 	// per-upstream timeout rather than by the first caller's context.
-	v, err, _ := f.group.Do(key, func() (any, error) {
+	ch := f.group.DoChan(key, func() (any, error) {
+		// A caller that gave up no longer holds its token, but the query
+		// it started goes on until the upstream timeout: count the queries
+		// themselves too.
+		if f.queries.Add(1) > int64(cap(f.inFlight)) {
+			f.queries.Add(-1)
+			upstreamOverloadTotal.Inc()
+			return nil, fmt.Errorf("resolving %s %s: %w", name, dns.TypeToString[qtype], errOverloaded)
+		}
+		defer f.queries.Add(-1)
 		a, err := f.query(context.WithoutCancel(ctx), name, qtype)
 		if err != nil {
+			f.cache.markFailed(key, f.now())
 			return nil, err
 		}
 		if ttl, ok := cacheTTL(a); ok {
@@ -77,16 +117,21 @@ func (f *forwarder) resolve(ctx context.Context, name string, qtype uint16) (*up
 		}
 		return a, nil
 	})
-	if err == nil {
-		return v.(*upstreamAnswer), nil
+	var res singleflight.Result
+	select {
+	case res = <-ch:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("resolving %s %s: %w", name, dns.TypeToString[qtype], ctx.Err())
+	}
+	if res.Err == nil {
+		return res.Val.(*upstreamAnswer), nil
 	}
 	now = f.now()
-	if e, ok := f.cache.get(key); ok && now.Before(e.expires.Add(maxStale)) {
-		f.cache.holdStale(key, now.Add(staleRetry))
+	if e, ok := f.cache.get(key); ok && e.answer != nil && now.Before(e.expires.Add(maxStale)) {
 		staleAnswersTotal.Inc()
 		return e.stale(), nil
 	}
-	return nil, err
+	return nil, res.Err
 }
 
 // query asks each upstream in turn until one gives a usable answer.

@@ -1,8 +1,11 @@
 package dnsserver
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -96,13 +99,13 @@ func TestExternalNameForwarded(t *testing.T) {
 	up := startUpstream(t, zoneAnswer(upstreamZone()))
 	srv := startServer(t, Config{Upstreams: []string{up.addr}}, externalIndex())
 	cases := []struct {
-		desc     string
-		name     string
-		qtype    uint16
-		network  string
-		rcode    int
-		answer   []string
-		upstream bool // upstream SOA expected in authority
+		desc    string
+		name    string
+		qtype   uint16
+		network string
+		rcode   int
+		answer  []string
+		own     bool // final data from the index: AA expected
 	}{
 		{desc: "A", name: "payments.shop.svc.cluster.local.", qtype: dns.TypeA, answer: []string{
 			"payments.shop.svc.cluster.local. 30 IN CNAME api.payments.example.com.",
@@ -114,10 +117,10 @@ func TestExternalNameForwarded(t *testing.T) {
 		}},
 		{desc: "NODATA upstream", name: "payments.shop.svc.cluster.local.", qtype: dns.TypeMX, answer: []string{
 			"payments.shop.svc.cluster.local. 30 IN CNAME api.payments.example.com.",
-		}, upstream: true},
+		}},
 		{desc: "NXDOMAIN upstream", name: "gone.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, answer: []string{
 			"gone.shop.svc.cluster.local. 30 IN CNAME gone.example.com.",
-		}, upstream: true},
+		}},
 		{desc: "Service TTL on the CNAME", name: "brief.shop.svc.cluster.local.", qtype: dns.TypeA, answer: []string{
 			"brief.shop.svc.cluster.local. 10 IN CNAME brief.example.com.",
 			"brief.example.com. 1 IN A 192.0.2.20",
@@ -126,7 +129,7 @@ func TestExternalNameForwarded(t *testing.T) {
 			"via.shop.svc.cluster.local. 30 IN CNAME via.example.com.",
 			"via.example.com. 60 IN CNAME web.shop.svc.cluster.local.",
 			"web.shop.svc.cluster.local. 30 IN A 10.96.0.10",
-		}},
+		}, own: true},
 		{desc: "upstream chain of 4", name: "near.shop.svc.cluster.local.", qtype: dns.TypeA, answer: []string{
 			"near.shop.svc.cluster.local. 30 IN CNAME far-8.example.com.",
 			"far-8.example.com. 60 IN CNAME far-9.example.com.",
@@ -144,7 +147,7 @@ func TestExternalNameForwarded(t *testing.T) {
 			"hop-10.shop.svc.cluster.local. 30 IN CNAME hop-11.shop.svc.cluster.local.",
 			"hop-11.shop.svc.cluster.local. 30 IN CNAME web.shop.svc.cluster.local.",
 			"web.shop.svc.cluster.local. 30 IN A 10.96.0.10",
-		}},
+		}, own: true},
 		{desc: "in-zone chain of 9", name: "hop-3.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
 		{desc: "in-zone chain of 12", name: "hop-0.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
 		{desc: "in-zone loop", name: "loop-a.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
@@ -164,12 +167,12 @@ func TestExternalNameForwarded(t *testing.T) {
 			if got, want := rrStrings(r.Answer), parseRRs(t, tc.answer); !slices.Equal(got, want) {
 				t.Errorf("answer:\n got %q\nwant %q", got, want)
 			}
-			if tc.upstream {
-				if len(r.Ns) != 1 || r.Ns[0].Header().Name != "example.com." || r.Ns[0].Header().Rrtype != dns.TypeSOA {
-					t.Errorf("authority = %v, want the upstream's SOA", r.Ns)
-				}
-			} else if len(r.Ns) != 0 {
+			// The upstream's SOA is never passed on.
+			if len(r.Ns) != 0 {
 				t.Errorf("authority = %v, want none", r.Ns)
+			}
+			if tc.rcode != dns.RcodeServerFailure && r.Authoritative != tc.own {
+				t.Errorf("AA = %v, want %v", r.Authoritative, tc.own)
 			}
 		})
 	}
@@ -368,7 +371,7 @@ func TestTruncatedUpstreamRetriedOverTCP(t *testing.T) {
 }
 
 func TestAnswerCacheEvictsLeastRecentlyUsed(t *testing.T) {
-	c := newAnswerCache(2)
+	c := newAnswerCache(2, DefaultCacheMaxBytes)
 	put := func(key string) { c.put(&cacheEntry{key: key, answer: &upstreamAnswer{}}) }
 	put("a")
 	put("b")
@@ -402,5 +405,65 @@ func TestUpstreamsFromResolvConf(t *testing.T) {
 	}
 	if _, err := UpstreamsFromResolvConf(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("missing file: no error")
+	}
+}
+
+func TestResolve(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	answer := zoneAnswer(upstreamZone())
+	up := startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		mu.Lock()
+		asked = append(asked, r.Question[0].Name)
+		mu.Unlock()
+		answer(w, r)
+	})
+	srv := startServer(t, Config{Upstreams: []string{up.addr}}, externalIndex())
+	ctx := context.Background()
+	cases := []struct {
+		host  string
+		addrs []netip.Addr
+		err   error
+	}{
+		{host: "api.payments.example.com", addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}},
+		{host: "api.payments.example.com.", addrs: []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("2001:db8::10")}},
+		{host: "near.shop.svc.cluster.local", addrs: []netip.Addr{netip.MustParseAddr("192.0.2.40")}},
+		{host: "web.shop.svc.cluster.local", addrs: []netip.Addr{netip.MustParseAddr("10.96.0.10")}},
+		{host: "via.example.com", addrs: []netip.Addr{netip.MustParseAddr("10.96.0.10")}},
+		{host: "gone.example.com", err: ErrNoAddresses},
+		{host: "missing.shop.svc.cluster.local", err: ErrNoAddresses},
+	}
+	for _, tc := range cases {
+		got, err := srv.Resolve(ctx, tc.host)
+		if !errors.Is(err, tc.err) || !slices.Equal(got, tc.addrs) {
+			t.Errorf("Resolve(%q) = %v, %v; want %v, %v", tc.host, got, err, tc.addrs, tc.err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Every upstream question is the absolute name, never one with a search
+	// domain appended; the second spelling of a name came from the cache.
+	want := []string{
+		"api.payments.example.com.", "api.payments.example.com.",
+		"far-8.example.com.", "far-9.example.com.", "far-10.example.com.", "far-11.example.com.",
+		"far-8.example.com.", "far-9.example.com.", "far-10.example.com.", "far-11.example.com.",
+		"via.example.com.", "via.example.com.", "gone.example.com.", "gone.example.com.",
+	}
+	if !slices.Equal(asked, want) {
+		t.Errorf("upstream was asked\n %q\nwant\n %q", asked, want)
+	}
+}
+
+func TestResolveHonoursContext(t *testing.T) {
+	addr, _ := blackhole(t)
+	srv := startServer(t, Config{Upstreams: []string{addr}, UpstreamTimeout: 5 * time.Second}, externalIndex())
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := srv.Resolve(ctx, "api.payments.example.com"); err == nil {
+		t.Error("Resolve through a blackholed upstream succeeded")
+	}
+	if elapsed := time.Since(start); elapsed > 2*time.Second {
+		t.Errorf("Resolve returned after %v, want soon after its context's 100 ms", elapsed)
 	}
 }

@@ -27,7 +27,7 @@ func offlineHandler(log logr.Logger) *handler {
 	addExternalFixtures(idx)
 	addFixtures(idx)
 	idx.MarkSynced()
-	fwd := newForwarder([]string{"192.0.2.53:53"}, DefaultUpstreamTimeout, DefaultCacheSize)
+	fwd := newForwarder([]string{"192.0.2.53:53"}, DefaultUpstreamTimeout, DefaultCacheSize, DefaultCacheMaxBytes, DefaultMaxConcurrent)
 	fwd.exchange = memoryUpstream()
 	return newHandler(newZone(DefaultClusterDomain, DefaultTTL), idx, fwd, log)
 }

@@ -2,8 +2,10 @@ package dnsserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -116,13 +118,17 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) {
 		m.Rcode = dns.RcodeRefused
 		return
 	}
+	if !dataType(q.Qtype) {
+		m.Rcode = dns.RcodeNotImplemented
+		return
+	}
 	s := h.index.snapshot()
 	if s == nil {
 		// Until the index has seen everything, a missing name may exist.
 		m.Rcode = dns.RcodeServerFailure
 		return
 	}
-	r := h.resolve(s, q.Name, q.Qtype)
+	r := h.resolve(context.Background(), s, q.Name, q.Qtype)
 	switch r.Kind {
 	case Success, NoData:
 		m.Rcode = dns.RcodeSuccess
@@ -135,48 +141,122 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) {
 		m.Rcode = dns.RcodeServerFailure
 		return
 	}
-	m.Authoritative = true
+	// AA only when the final data is the server's own (RFC 1035 section
+	// 4.1.1: the bit speaks of the last name of a CNAME chain).
+	m.Authoritative = !r.upstream
 	m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
+}
+
+// typeA6 is the obsolete A6 type, which the dns package does not name.
+const typeA6 = 38
+
+// dataType reports whether qtype asks for data that may exist, rather than
+// being a meta type (RFC 6895 section 3.1: OPT, TSIG, TKEY and the range
+// 128-255 other than the zone transfers and ANY, handled elsewhere) or an
+// obsolete one (MD, MF, MB, MG, MR, MAILA, MAILB: RFC 1035 and RFC 2505;
+// NXT: RFC 3755; A6: RFC 6563). Those are answered NOTIMP and never forwarded.
+func dataType(qtype uint16) bool {
+	switch qtype {
+	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
+		return true
+	case dns.TypeNone, dns.TypeMD, dns.TypeMF, dns.TypeMB, dns.TypeMG, dns.TypeMR,
+		dns.TypeNXT, typeA6, dns.TypeOPT, dns.TypeMAILA, dns.TypeMAILB:
+		return false
+	}
+	return qtype < 128 || qtype > 255
 }
 
 // resolve looks a question up in the snapshot and, while the answer leads out
 // of the zone, continues it upstream, across as many hops as the chain allows.
-func (h *handler) resolve(s *snapshot, qname string, qtype uint16) Result {
+// Zone data only ever comes from the snapshot: the first name of an upstream
+// chain inside the zone ends the upstream part, and the rest is answered
+// from the index, whatever the upstream said about it.
+func (h *handler) resolve(ctx context.Context, s *snapshot, qname string, qtype uint16) Result {
 	c := newChain(qname)
-	r := h.lookup(s, qname, qtype, c)
+	r := Result{Kind: Delegation, Target: strings.ToLower(dns.Fqdn(qname))}
+	if h.zone.contains(qname) {
+		r = h.lookup(s, qname, qtype, c)
+	}
 	for r.Kind == Delegation {
 		if h.forwarder == nil {
 			return Result{Kind: ServerFailure}
 		}
-		up, err := h.forwarder.resolve(context.Background(), r.Target, qtype)
+		up, err := h.forwarder.resolve(ctx, r.Target, qtype)
 		if err != nil {
 			h.log.V(1).Info("Upstream resolution failed", "target", r.Target, "error", err.Error())
 			return Result{Kind: ServerFailure}
 		}
-		records, end, done, err := followUpstream(up, r.Target, qtype, c)
+		records, end, err := h.followUpstream(up, r.Target, qtype, c)
 		if err != nil {
 			return Result{Kind: ServerFailure}
 		}
 		answer := append(r.Answer[:len(r.Answer):len(r.Answer)], records...)
 		switch {
-		case done:
-			return upstreamResult(up, answer, qtype)
 		case h.zone.contains(end):
 			r = h.lookup(s, end, qtype, c)
 			r.Answer = append(answer, r.Answer...)
+		case len(records) > 0 && records[len(records)-1].Header().Rrtype != dns.TypeCNAME,
+			end == r.Target, up.rcode == dns.RcodeNameError:
+			return upstreamResult(up, answer)
 		default:
+			// The upstream stopped at a CNAME it did not follow (it does
+			// not recurse): ask for the target in turn.
 			r = Result{Kind: Delegation, Answer: answer, Target: end}
 		}
 	}
 	return r
 }
 
-// followUpstream takes from an upstream answer for start the CNAMEs that lead
-// on from it and the records of the asked type at the end of them, recording
-// each hop in the chain. done is false when the answer stops at a CNAME whose
-// target it does not resolve (an upstream that does not recurse, or a target
-// back in the zone); end is then the name to resolve next.
-func followUpstream(up *upstreamAnswer, start string, qtype uint16, c *chain) (records []dns.RR, end string, done bool, err error) {
+// resolveHost resolves the addresses of host, an absolute name, the way
+// questions for it would be answered: from the index inside the zone, through
+// the forwarder outside it.
+func (h *handler) resolveHost(ctx context.Context, host string) ([]netip.Addr, error) {
+	name := strings.ToLower(dns.Fqdn(host))
+	if _, ok := dns.IsDomainName(name); !ok {
+		return nil, fmt.Errorf("resolving %q: not a domain name", host)
+	}
+	// Even outside the zone: a chain may lead back into it.
+	s := h.index.snapshot()
+	if s == nil {
+		return nil, fmt.Errorf("resolving %s: %w", name, ErrNotSynced)
+	}
+	var addrs []netip.Addr
+	var errs []error
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		r := h.resolve(ctx, s, name, qtype)
+		if r.Kind == ServerFailure {
+			errs = append(errs, fmt.Errorf("resolving %s %s: no answer", name, dns.TypeToString[qtype]))
+			continue
+		}
+		for _, rr := range r.Answer {
+			switch rr := rr.(type) {
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(rr.A); ok {
+					addrs = append(addrs, a.Unmap())
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+	}
+	switch {
+	case len(addrs) > 0:
+		return addrs, nil
+	case len(errs) > 0:
+		return nil, errors.Join(errs...)
+	}
+	return nil, fmt.Errorf("resolving %s: %w", name, ErrNoAddresses)
+}
+
+// followUpstream takes from an upstream answer for start what may be passed
+// on: the CNAMEs that lead on from start through names outside the zone, and
+// the records of the asked type at the end of them. Each hop is recorded in
+// the chain. end is the last name reached; when it is inside the zone,
+// nothing the upstream says about it is taken. Any other record (other
+// owners, NS, SOA, glue) is dropped.
+func (h *handler) followUpstream(up *upstreamAnswer, start string, qtype uint16, c *chain) (records []dns.RR, end string, err error) {
 	end = start
 	for qtype != dns.TypeCNAME {
 		var next *dns.CNAME
@@ -190,38 +270,34 @@ func followUpstream(up *upstreamAnswer, start string, qtype uint16, c *chain) (r
 			break
 		}
 		if err := c.follow(next.Target); err != nil {
-			return nil, "", false, err
+			return nil, "", err
 		}
 		records = append(records, next)
 		end = strings.ToLower(next.Target)
-	}
-	data := 0
-	for _, rr := range up.answer {
-		if strings.EqualFold(rr.Header().Name, end) && (rr.Header().Rrtype == qtype || qtype == dns.TypeANY) {
-			records = append(records, rr)
-			data++
+		if h.zone.contains(end) {
+			return records, end, nil
 		}
 	}
-	done = data > 0 || end == start || up.rcode == dns.RcodeNameError
-	return records, end, done, nil
+	for _, rr := range up.answer {
+		if strings.EqualFold(rr.Header().Name, end) && rr.Header().Rrtype == qtype {
+			records = append(records, rr)
+		}
+	}
+	return records, end, nil
 }
 
-// upstreamResult is the Result of a question whose answer ended upstream.
-func upstreamResult(up *upstreamAnswer, answer []dns.RR, qtype uint16) Result {
-	kind := NoData
-	for _, rr := range answer {
-		if rr.Header().Rrtype == qtype || qtype == dns.TypeANY || qtype == dns.TypeCNAME {
-			kind = Success
-			break
-		}
+// upstreamResult is the Result of a question whose chain ended outside the
+// zone. Its rcode is the upstream's for the last name of the chain (RFC 6604
+// section 3); the upstream's authority records are not passed on, as the
+// server speaks for no zone but its own.
+func upstreamResult(up *upstreamAnswer, answer []dns.RR) Result {
+	if up.rcode == dns.RcodeNameError {
+		return Result{Kind: NameError, Answer: answer, upstream: true}
 	}
-	switch {
-	case up.rcode == dns.RcodeNameError:
-		return Result{Kind: NameError, Answer: answer, Ns: up.ns}
-	case kind == NoData:
-		return Result{Kind: NoData, Answer: answer, Ns: up.ns}
+	if len(answer) == 0 || answer[len(answer)-1].Header().Rrtype == dns.TypeCNAME {
+		return Result{Kind: NoData, Answer: answer, upstream: true}
 	}
-	return Result{Kind: Success, Answer: answer}
+	return Result{Kind: Success, Answer: answer, upstream: true}
 }
 
 // fit makes the reply fit the transport: the client's EDNS buffer size (at

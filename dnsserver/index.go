@@ -38,9 +38,11 @@ const (
 	kindExternalName
 )
 
-// namedPort is a port that has a name, and so an SRV record.
-type namedPort struct {
-	name  string // lower case, as it appears after the leading '_'
+// portSpec is a port of a Service or EndpointSlice. Every port has an SRV
+// record under the Service's bare name; one with a name also has its own,
+// _<name>._<proto>.<service>.
+type portSpec struct {
+	name  string // lower case, as it appears after the leading '_'; may be empty
 	proto string // "tcp", "udp" or "sctp"
 	port  uint16
 }
@@ -50,7 +52,7 @@ type serviceState struct {
 	kind         serviceKind
 	clusterIPs   []netip.Addr
 	externalName string // lower-case FQDN
-	ports        []namedPort
+	ports        []portSpec
 	ttl          uint32
 	hasTTL       bool
 }
@@ -58,7 +60,7 @@ type serviceState struct {
 // sliceState is what the index keeps of an EndpointSlice: its ready endpoints.
 type sliceState struct {
 	service   string
-	ports     []namedPort
+	ports     []portSpec
 	endpoints []endpointState
 }
 
@@ -73,18 +75,20 @@ type serviceRecord struct {
 	kind         serviceKind
 	clusterIPs   []netip.Addr
 	externalName string
-	ports        []namedPort
+	ports        []portSpec
 	ttl          uint32
 	hasTTL       bool
-	// endpoints are the ready endpoints of a headless Service, ordered by
-	// address then host, each once.
+	// endpoints are the ready endpoints of a Service that is not an
+	// ExternalName, ordered by address then host, each once. A headless
+	// Service answers its name with them; every Service answers its
+	// endpoints' names.
 	endpoints []endpointRecord
 }
 
 type endpointRecord struct {
 	host  string
 	addr  netip.Addr
-	ports []namedPort
+	ports []portSpec
 }
 
 // snapshot is an immutable view of every Service with its ready endpoints,
@@ -303,7 +307,7 @@ func (i *Index) record(key types.NamespacedName) *serviceRecord {
 		ttl:          svc.ttl,
 		hasTTL:       svc.hasTTL,
 	}
-	if svc.kind != kindHeadless {
+	if svc.kind == kindExternalName {
 		return rec
 	}
 	for name := range i.slicesByService[key] {
@@ -358,10 +362,10 @@ func newServiceState(svc *corev1.Service) *serviceState {
 		}
 	}
 	for _, p := range svc.Spec.Ports {
-		if p.Name == "" || p.Port <= 0 || p.Port > 65535 {
+		if p.Port <= 0 || p.Port > 65535 {
 			continue
 		}
-		s.ports = append(s.ports, namedPort{name: strings.ToLower(p.Name), proto: protocolLabel(p.Protocol), port: uint16(p.Port)})
+		s.ports = append(s.ports, portSpec{name: strings.ToLower(p.Name), proto: protocolLabel(p.Protocol), port: uint16(p.Port)})
 	}
 	return s
 }
@@ -372,14 +376,18 @@ func newSliceState(slice *discoveryv1.EndpointSlice) *sliceState {
 		return s
 	}
 	for _, p := range slice.Ports {
-		if p.Name == nil || *p.Name == "" || p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
+		if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
 			continue
+		}
+		name := ""
+		if p.Name != nil {
+			name = strings.ToLower(*p.Name)
 		}
 		proto := corev1.ProtocolTCP
 		if p.Protocol != nil {
 			proto = *p.Protocol
 		}
-		s.ports = append(s.ports, namedPort{name: strings.ToLower(*p.Name), proto: protocolLabel(proto), port: uint16(*p.Port)})
+		s.ports = append(s.ports, portSpec{name: name, proto: protocolLabel(proto), port: uint16(*p.Port)})
 	}
 	for _, ep := range slice.Endpoints {
 		// A nil ready condition means ready (the API's "unknown" is to be
@@ -416,10 +424,16 @@ func protocolLabel(p corev1.Protocol) string {
 }
 
 // dashedAddress is the system-assigned hostname of an endpoint without one:
-// its address with dots or colons replaced by dashes (10-0-0-1, fd00--1).
+// its address with dots or colons replaced by dashes (10-0-0-1, fd00--1),
+// and a 0 after a trailing dash, as a label may not end in one (fd00--0 for
+// fd00::).
 func dashedAddress(addr netip.Addr) string {
 	if addr.Is4() {
 		return strings.ReplaceAll(addr.String(), ".", "-")
 	}
-	return strings.ReplaceAll(addr.String(), ":", "-")
+	host := strings.ReplaceAll(addr.String(), ":", "-")
+	if strings.HasSuffix(host, "-") {
+		host += "0"
+	}
+	return host
 }

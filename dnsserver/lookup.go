@@ -51,6 +51,9 @@ type Result struct {
 	Extra  []dns.RR
 	// Target is the out-of-zone name to resolve next when Kind is Delegation.
 	Target string
+	// upstream is set when the answer's final data (or its denial) came from
+	// an upstream resolver: the reply is then not authoritative.
+	upstream bool
 }
 
 var (
@@ -168,7 +171,7 @@ func (z *zone) node(s *snapshot, name string, qtype uint16) (Result, string) {
 		}
 		if proto, ok := strings.CutPrefix(labels[0], "_"); ok {
 			for _, p := range svc.namedPorts() {
-				if p.proto == proto {
+				if p.name != "" && p.proto == proto {
 					return Result{Kind: NoData}, ""
 				}
 			}
@@ -178,14 +181,14 @@ func (z *zone) node(s *snapshot, name string, qtype uint16) (Result, string) {
 	case 4: // _<port>._<proto>.<service>.<ns>
 		port, okPort := strings.CutPrefix(labels[0], "_")
 		proto, okProto := strings.CutPrefix(labels[1], "_")
-		if !okPort || !okProto {
+		if !okPort || !okProto || port == "" || proto == "" {
 			return Result{Kind: NameError}, ""
 		}
 		svc := s.service(labels[3], labels[2])
 		if svc == nil {
 			return Result{Kind: NameError}, ""
 		}
-		return z.srv(svc, name, port, proto, labels[2]+"."+labels[3]+"."+z.origin, qtype), ""
+		return z.namedSRV(svc, name, port, proto, labels[2]+"."+labels[3]+"."+z.origin, qtype), ""
 	}
 	return Result{Kind: NameError}, ""
 }
@@ -223,6 +226,9 @@ func (z *zone) service(svc *serviceRecord, name string, qtype uint16) (Result, s
 		if qtype == dns.TypeANY {
 			return Result{Kind: Success, Answer: []dns.RR{newHINFO(name, ttl)}}, ""
 		}
+		if qtype == dns.TypeSRV {
+			return z.bareSRV(svc, name), ""
+		}
 		var answer []dns.RR
 		var last netip.Addr
 		for _, ep := range svc.endpoints {
@@ -236,6 +242,9 @@ func (z *zone) service(svc *serviceRecord, name string, qtype uint16) (Result, s
 		if qtype == dns.TypeANY {
 			return Result{Kind: Success, Answer: []dns.RR{newHINFO(name, ttl)}}, ""
 		}
+		if qtype == dns.TypeSRV {
+			return z.bareSRV(svc, name), ""
+		}
 		var answer []dns.RR
 		for _, ip := range svc.clusterIPs {
 			if familyMatches(ip, qtype) {
@@ -246,11 +255,10 @@ func (z *zone) service(svc *serviceRecord, name string, qtype uint16) (Result, s
 	}
 }
 
-// endpointHost answers <hostname>.<service>.<ns> for a headless Service.
+// endpointHost answers <hostname>.<service>.<ns>: the ready endpoint with
+// that hostname (or dashed address), for a headless Service and, as CoreDNS
+// answers them, for one with a cluster IP too.
 func (z *zone) endpointHost(svc *serviceRecord, name, host string, qtype uint16) Result {
-	if svc.kind != kindHeadless {
-		return Result{Kind: NameError}
-	}
 	ttl := z.ttlOf(svc)
 	found := false
 	var answer []dns.RR
@@ -272,67 +280,106 @@ func (z *zone) endpointHost(svc *serviceRecord, name, host string, qtype uint16)
 	return answerOrNoData(answer)
 }
 
-// srv answers _<port>._<proto>.<service>.<ns>. A Service with a cluster IP
-// has one SRV per port, to its own name; a headless one has one per ready
-// endpoint, to the endpoint's name, on the endpoint's port. The addresses of
-// the targets go in the additional section.
-func (z *zone) srv(svc *serviceRecord, name, port, proto, svcName string, qtype uint16) Result {
-	ttl := z.ttlOf(svc)
-	var answer, extra []dns.RR
-	switch svc.kind {
-	case kindClusterIP:
-		for _, p := range svc.ports {
-			if p.name == port && p.proto == proto {
-				answer = append(answer, newSRV(name, ttl, p.port, svcName))
-			}
-		}
-		if len(answer) > 0 {
-			for _, ip := range svc.clusterIPs {
-				extra = append(extra, newAddress(svcName, ttl, ip))
-			}
-		}
-	case kindHeadless:
-		// An endpoint with both an IPv4 and an IPv6 address is one target
-		// with two address records.
-		type srvKey struct {
-			host string
-			port uint16
-		}
-		seen := map[srvKey]bool{}
-		for _, ep := range svc.endpoints {
-			for _, p := range ep.ports {
-				if p.name != port || p.proto != proto {
-					continue
-				}
-				target := ep.host + "." + svcName
-				if k := (srvKey{ep.host, p.port}); !seen[k] {
-					seen[k] = true
-					answer = append(answer, newSRV(name, ttl, p.port, target))
-				}
-				extra = append(extra, newAddress(target, ttl, ep.addr))
-				break
-			}
-		}
+// bareSRV answers SRV for <service>.<ns>: one record per port (and per
+// endpoint, headless), NODATA without any.
+func (z *zone) bareSRV(svc *serviceRecord, name string) Result {
+	r := z.srv(svc, name, "", "", strings.ToLower(name))
+	if len(r.Answer) == 0 {
+		return Result{Kind: NoData}
 	}
+	return r
+}
+
+// namedSRV answers _<port>._<proto>.<service>.<ns>: NXDOMAIN when no port
+// has that name and protocol.
+func (z *zone) namedSRV(svc *serviceRecord, name, port, proto, svcName string, qtype uint16) Result {
+	r := z.srv(svc, name, port, proto, svcName)
 	switch {
-	case len(answer) == 0:
+	case len(r.Answer) == 0:
 		return Result{Kind: NameError}
 	case qtype == dns.TypeSRV:
-		return Result{Kind: Success, Answer: answer, Extra: extra}
+		return r
 	case qtype == dns.TypeANY:
-		return Result{Kind: Success, Answer: []dns.RR{newHINFO(name, ttl)}}
+		return Result{Kind: Success, Answer: []dns.RR{newHINFO(name, z.ttlOf(svc))}}
 	}
 	return Result{Kind: NoData}
 }
 
+// srv returns the SRV records, owned by name, of the Service's ports with the
+// given name and protocol, or of all its ports when both are empty (the SRV
+// records of the bare Service name). A Service with a cluster IP has one SRV
+// per port, to its own name; a headless one one per ready endpoint and port,
+// to the endpoint's name, on the endpoint's port. The addresses of the
+// targets go in the additional section.
+//
+// The weights split 100 evenly, as CoreDNS's kubernetes plugin does, over
+// every (target address, port) pair: for a dual-stack Service, or an
+// endpoint with an IPv4 and an IPv6 address, there are more pairs than
+// records.
+func (z *zone) srv(svc *serviceRecord, name, port, proto, svcName string) Result {
+	type candidate struct {
+		target string
+		port   uint16
+		addr   netip.Addr
+	}
+	matches := func(p portSpec) bool {
+		return (port == "" && proto == "") || (p.name == port && p.proto == proto)
+	}
+	var cands []candidate
+	switch svc.kind {
+	case kindClusterIP:
+		for _, p := range svc.ports {
+			if matches(p) {
+				for _, ip := range svc.clusterIPs {
+					cands = append(cands, candidate{svcName, p.port, ip})
+				}
+			}
+		}
+	case kindHeadless:
+		for _, ep := range svc.endpoints {
+			for _, p := range ep.ports {
+				if matches(p) {
+					cands = append(cands, candidate{ep.host + "." + svcName, p.port, ep.addr})
+				}
+			}
+		}
+	}
+	if len(cands) == 0 {
+		return Result{}
+	}
+	ttl := z.ttlOf(svc)
+	weight := uint16(max(100/len(cands), 1))
+	type srvKey struct {
+		target string
+		port   uint16
+	}
+	type addrKey struct {
+		target string
+		addr   netip.Addr
+	}
+	records, addrs := map[srvKey]bool{}, map[addrKey]bool{}
+	var answer, extra []dns.RR
+	for _, c := range cands {
+		if k := (srvKey{c.target, c.port}); !records[k] {
+			records[k] = true
+			answer = append(answer, newSRV(name, ttl, weight, c.port, c.target))
+		}
+		if k := (addrKey{c.target, c.addr}); !addrs[k] {
+			addrs[k] = true
+			extra = append(extra, newAddress(c.target, ttl, c.addr))
+		}
+	}
+	return Result{Kind: Success, Answer: answer, Extra: extra}
+}
+
 // namedPorts lists the ports that give a Service SRV names: its own for a
 // Service with a cluster IP, its ready endpoints' for a headless one.
-func (svc *serviceRecord) namedPorts() []namedPort {
+func (svc *serviceRecord) namedPorts() []portSpec {
 	switch svc.kind {
 	case kindClusterIP:
 		return svc.ports
 	case kindHeadless:
-		var ports []namedPort
+		var ports []portSpec
 		for _, ep := range svc.endpoints {
 			ports = append(ports, ep.ports...)
 		}

@@ -13,7 +13,8 @@ import (
 // fixtureIndex is a synced index holding one of each kind of Service:
 //
 //	shop/web      ClusterIP, dual stack, ports http/tcp, dns/udp and an unnamed one
-//	shop/fast     ClusterIP with a TTL annotation of 5
+//	shop/fast     ClusterIP with a TTL annotation of 5, endpoints api-0
+//	              (10.2.0.1), fd00:: without a hostname, 10.2.0.2 not ready
 //	shop/db       headless: db-0 (IPv4 and IPv6), db-1 (readiness unknown),
 //	              10.1.0.3 without a hostname, db-3 not ready
 //	shop/empty    headless without endpoints
@@ -41,6 +42,10 @@ func addFixtures(idx *Index) {
 		notReady(endpoint("10.1.0.4", "db-3"))))
 	idx.UpsertEndpointSlice(endpointSlice("shop", "db-v6", "db", discoveryv1.AddressTypeIPv6, pg,
 		endpoint("fd00::1", "db-0")))
+	idx.UpsertEndpointSlice(endpointSlice("shop", "fast-v4", "fast", discoveryv1.AddressTypeIPv4,
+		[]discoveryv1.EndpointPort{endpointPort("http", corev1.ProtocolTCP, 8080)},
+		endpoint("10.2.0.1", "api-0"), notReady(endpoint("10.2.0.2", ""))))
+	idx.UpsertEndpointSlice(endpointSlice("shop", "fast-v6", "fast", discoveryv1.AddressTypeIPv6, nil, endpoint("fd00::", "")))
 	idx.UpsertService(headlessService("shop", "empty"))
 	idx.UpsertService(externalNameService("shop", "payments", "api.payments.example.com"))
 	idx.UpsertService(externalNameService("shop", "alias", "web.shop.svc.cluster.local"))
@@ -73,18 +78,40 @@ func TestRecordForms(t *testing.T) {
 			answer: []string{"_http._tcp.fast.shop.svc.cluster.local. 5 IN SRV 0 100 80 fast.shop.svc.cluster.local."},
 			extra:  []string{"fast.shop.svc.cluster.local. 5 IN A 10.96.0.11"}},
 		{name: "_http._tcp.web.shop.svc.cluster.local.", qtype: dns.TypeSRV,
-			answer: []string{"_http._tcp.web.shop.svc.cluster.local. 30 IN SRV 0 100 80 web.shop.svc.cluster.local."},
+			answer: []string{"_http._tcp.web.shop.svc.cluster.local. 30 IN SRV 0 50 80 web.shop.svc.cluster.local."},
 			extra: []string{
 				"web.shop.svc.cluster.local. 30 IN A 10.96.0.10",
 				"web.shop.svc.cluster.local. 30 IN AAAA fd00::10",
 			}},
 		{name: "_dns._udp.web.shop.svc.cluster.local.", qtype: dns.TypeSRV,
-			answer: []string{"_dns._udp.web.shop.svc.cluster.local. 30 IN SRV 0 100 53 web.shop.svc.cluster.local."},
+			answer: []string{"_dns._udp.web.shop.svc.cluster.local. 30 IN SRV 0 50 53 web.shop.svc.cluster.local."},
 			extra: []string{
 				"web.shop.svc.cluster.local. 30 IN A 10.96.0.10",
 				"web.shop.svc.cluster.local. 30 IN AAAA fd00::10",
 			}},
+		// The bare name: one SRV per port, named or not; weights split
+		// 100 over port x address pairs, as CoreDNS does.
+		{name: "web.shop.svc.cluster.local.", qtype: dns.TypeSRV,
+			answer: []string{
+				"web.shop.svc.cluster.local. 30 IN SRV 0 16 80 web.shop.svc.cluster.local.",
+				"web.shop.svc.cluster.local. 30 IN SRV 0 16 53 web.shop.svc.cluster.local.",
+				"web.shop.svc.cluster.local. 30 IN SRV 0 16 9090 web.shop.svc.cluster.local.",
+			},
+			extra: []string{
+				"web.shop.svc.cluster.local. 30 IN A 10.96.0.10",
+				"web.shop.svc.cluster.local. 30 IN AAAA fd00::10",
+			}},
+		{name: "fast.shop.svc.cluster.local.", qtype: dns.TypeSRV,
+			answer: []string{"fast.shop.svc.cluster.local. 5 IN SRV 0 100 80 fast.shop.svc.cluster.local."},
+			extra:  []string{"fast.shop.svc.cluster.local. 5 IN A 10.96.0.11"}},
+		// Endpoint names of a Service with a cluster IP, as CoreDNS answers
+		// them.
+		{name: "api-0.fast.shop.svc.cluster.local.", qtype: dns.TypeA, answer: []string{"api-0.fast.shop.svc.cluster.local. 5 IN A 10.2.0.1"}},
+		{name: "fd00--0.fast.shop.svc.cluster.local.", qtype: dns.TypeAAAA, answer: []string{"fd00--0.fast.shop.svc.cluster.local. 5 IN AAAA fd00::"}},
+		{name: "10-2-0-2.fast.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, soa: true},
 		{name: "_http._tcp.web.shop.svc.cluster.local.", qtype: dns.TypeA, soa: true},
+		{name: "__tcp.web.shop.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, soa: true},
+		{name: "_._tcp.web.shop.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, soa: true},
 		{name: "_http._udp.web.shop.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, soa: true},
 		{name: "_tcp.web.shop.svc.cluster.local.", qtype: dns.TypeA, soa: true},
 		{name: "_sctp.web.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, soa: true},
@@ -107,9 +134,9 @@ func TestRecordForms(t *testing.T) {
 		{name: "10-1-0-4.db.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, soa: true},
 		{name: "_postgres._tcp.db.shop.svc.cluster.local.", qtype: dns.TypeSRV,
 			answer: []string{
-				"_postgres._tcp.db.shop.svc.cluster.local. 30 IN SRV 0 100 15432 db-0.db.shop.svc.cluster.local.",
-				"_postgres._tcp.db.shop.svc.cluster.local. 30 IN SRV 0 100 15432 db-1.db.shop.svc.cluster.local.",
-				"_postgres._tcp.db.shop.svc.cluster.local. 30 IN SRV 0 100 15432 10-1-0-3.db.shop.svc.cluster.local.",
+				"_postgres._tcp.db.shop.svc.cluster.local. 30 IN SRV 0 25 15432 db-0.db.shop.svc.cluster.local.",
+				"_postgres._tcp.db.shop.svc.cluster.local. 30 IN SRV 0 25 15432 db-1.db.shop.svc.cluster.local.",
+				"_postgres._tcp.db.shop.svc.cluster.local. 30 IN SRV 0 25 15432 10-1-0-3.db.shop.svc.cluster.local.",
 			},
 			extra: []string{
 				"db-0.db.shop.svc.cluster.local. 30 IN A 10.1.0.1",
@@ -118,6 +145,19 @@ func TestRecordForms(t *testing.T) {
 				"10-1-0-3.db.shop.svc.cluster.local. 30 IN A 10.1.0.3",
 			}},
 		{name: "_tcp.db.shop.svc.cluster.local.", qtype: dns.TypeSRV, soa: true},
+		{name: "db.shop.svc.cluster.local.", qtype: dns.TypeSRV,
+			answer: []string{
+				"db.shop.svc.cluster.local. 30 IN SRV 0 25 15432 db-0.db.shop.svc.cluster.local.",
+				"db.shop.svc.cluster.local. 30 IN SRV 0 25 15432 db-1.db.shop.svc.cluster.local.",
+				"db.shop.svc.cluster.local. 30 IN SRV 0 25 15432 10-1-0-3.db.shop.svc.cluster.local.",
+			},
+			extra: []string{
+				"db-0.db.shop.svc.cluster.local. 30 IN A 10.1.0.1",
+				"db-0.db.shop.svc.cluster.local. 30 IN AAAA fd00::1",
+				"db-1.db.shop.svc.cluster.local. 30 IN A 10.1.0.2",
+				"10-1-0-3.db.shop.svc.cluster.local. 30 IN A 10.1.0.3",
+			}},
+		{name: "empty.shop.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, soa: true},
 		{name: "empty.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, soa: true},
 
 		// ExternalName Services

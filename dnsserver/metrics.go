@@ -41,6 +41,16 @@ var (
 		Help: "Failed exchanges with an upstream resolver, by upstream address.",
 	}, []string{"upstream"})
 
+	upstreamOverloadTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netintent_dns_upstream_overload_total",
+		Help: "Questions answered SERVFAIL at once because the most upstream queries allowed were already in flight.",
+	})
+
+	cacheBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "netintent_dns_cache_bytes",
+		Help: "Estimated memory held by the upstream answer cache, in bytes.",
+	})
+
 	panicsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "netintent_dns_panics_total",
 		Help: "Panics recovered in the DNS handler; each was answered SERVFAIL.",
@@ -54,7 +64,7 @@ var (
 func registerMetrics() {
 	registerMetricsOnce.Do(func() {
 		metrics.Registry.MustRegister(requestsTotal, requestDuration, cacheHitsTotal,
-			cacheMissesTotal, staleAnswersTotal, upstreamErrorsTotal, panicsTotal)
+			cacheMissesTotal, staleAnswersTotal, upstreamErrorsTotal, upstreamOverloadTotal, cacheBytes, panicsTotal)
 	})
 }
 

@@ -38,13 +38,13 @@ func newCNAME(name string, ttl uint32, target string) *dns.CNAME {
 	}
 }
 
-// newSRV gives every target the same priority and weight: the Kubernetes DNS
-// specification leaves them open and endpoints of a Service are peers.
-func newSRV(name string, ttl uint32, port uint16, target string) *dns.SRV {
+// newSRV gives every target the same priority: the Kubernetes DNS
+// specification leaves it open and endpoints of a Service are peers.
+func newSRV(name string, ttl uint32, weight, port uint16, target string) *dns.SRV {
 	return &dns.SRV{
 		Hdr:      dns.RR_Header{Name: name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
 		Priority: 0,
-		Weight:   100,
+		Weight:   weight,
 		Port:     port,
 		Target:   target,
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -24,12 +25,22 @@ const (
 	DefaultTTL             = 30
 	DefaultUpstreamTimeout = 2 * time.Second
 	DefaultCacheSize       = 10000
+	DefaultCacheMaxBytes   = 32 << 20
+	DefaultMaxConcurrent   = 1000
 	DefaultTCPIdleTimeout  = 10 * time.Second
 	DefaultMaxTCPQueries   = 128
 )
 
+// MinCacheMaxBytes is the smallest Config.CacheMaxBytes: one answer of the
+// largest DNS message.
+const MinCacheMaxBytes = dns.MaxMsgSize
+
 // shutdownTimeout bounds how long Start waits for in-flight queries on stop.
 const shutdownTimeout = 5 * time.Second
+
+// ErrNoAddresses is returned by Server.Resolve for a name that does not exist
+// or has no address records.
+var ErrNoAddresses = errors.New("name has no addresses")
 
 // ErrNotListening is returned by Server.ReadyCheck until the sockets are bound.
 var ErrNotListening = errors.New("dns server is not listening yet")
@@ -51,8 +62,17 @@ type Config struct {
 	TTL uint32
 	// UpstreamTimeout bounds one exchange with one upstream.
 	UpstreamTimeout time.Duration
-	// CacheSize is the number of upstream answers kept.
+	// CacheSize is the most upstream answers kept.
 	CacheSize int
+	// CacheMaxBytes bounds the memory of the kept upstream answers (an
+	// estimate from their wire length): many large answers evict each other
+	// before CacheSize is reached.
+	CacheMaxBytes int
+	// MaxConcurrent is the most questions waiting on upstreams at once;
+	// beyond it a question is answered SERVFAIL at once, so a slow or
+	// blackholed upstream cannot make the server hold a goroutine per
+	// query.
+	MaxConcurrent int
 	// TCPIdleTimeout closes a TCP connection idle this long between queries.
 	TCPIdleTimeout time.Duration
 	// MaxTCPQueries closes a TCP connection after this many queries.
@@ -74,6 +94,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CacheSize <= 0 {
 		c.CacheSize = DefaultCacheSize
+	}
+	if c.CacheMaxBytes == 0 {
+		c.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if c.TCPIdleTimeout <= 0 {
 		c.TCPIdleTimeout = DefaultTCPIdleTimeout
@@ -115,6 +141,12 @@ func New(cfg Config, idx *Index) (*Server, error) {
 	if cfg.TTL > maxTTL {
 		return nil, fmt.Errorf("dns server: TTL %d is above %d", cfg.TTL, maxTTL)
 	}
+	if cfg.CacheMaxBytes < MinCacheMaxBytes {
+		return nil, fmt.Errorf("dns server: cache bound of %d bytes is below %d, the size of the largest DNS message", cfg.CacheMaxBytes, MinCacheMaxBytes)
+	}
+	if cfg.MaxConcurrent < 0 {
+		return nil, fmt.Errorf("dns server: most upstream queries in flight %d: give at least 1", cfg.MaxConcurrent)
+	}
 	if _, _, err := net.SplitHostPort(cfg.ListenAddress); err != nil {
 		return nil, fmt.Errorf("dns server: listen address %q: %w", cfg.ListenAddress, err)
 	}
@@ -129,7 +161,7 @@ func New(cfg Config, idx *Index) (*Server, error) {
 	cfg.Upstreams = upstreams
 	var fwd *forwarder
 	if len(upstreams) > 0 {
-		fwd = newForwarder(upstreams, cfg.UpstreamTimeout, cfg.CacheSize)
+		fwd = newForwarder(upstreams, cfg.UpstreamTimeout, cfg.CacheSize, cfg.CacheMaxBytes, cfg.MaxConcurrent)
 	}
 	registerMetrics()
 	z := newZone(cfg.ClusterDomain, cfg.TTL)
@@ -139,6 +171,19 @@ func New(cfg Config, idx *Index) (*Server, error) {
 		handler:   newHandler(z, idx, fwd, logf.Log.WithName("dns")),
 		listening: make(chan struct{}),
 	}, nil
+}
+
+// Resolve returns the IPv4 then the IPv6 addresses of host as the server's
+// own answers would give them: host is an absolute name whether or not it
+// ends in a dot (no search path applies); names in the zone come from the
+// index, others from the upstreams through the same cache and limits as DNS
+// questions, following CNAMEs. It is for callers in the process, such as a
+// prober checking the target of an ExternalName Service. ctx bounds the
+// wait. It returns ErrNoAddresses, wrapped, when the name has none, and an
+// error when it cannot tell (no upstream answered, or the index has not
+// synced).
+func (s *Server) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
+	return s.handler.resolveHost(ctx, host)
 }
 
 // NeedLeaderElection is false: every replica answers DNS.

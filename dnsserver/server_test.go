@@ -314,6 +314,9 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{ClusterDomain: "bad..domain"},
 		{ListenAddress: "no-port"},
 		{TTL: 1 << 31},
+		{CacheMaxBytes: 1000},
+		{CacheMaxBytes: -1},
+		{MaxConcurrent: -1},
 	} {
 		if _, err := New(cfg, idx); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
