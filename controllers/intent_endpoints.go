@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -100,11 +102,17 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 		Owner:       *metav1.NewControllerRef(in, v1alpha1.GroupVersion.WithKind("NetworkIntent")),
 		Labels:      map[string]string{intent.LabelIntent: in.Name},
 	}, verdict.Endpoints, existing)
-	if err := r.applySlices(ctx, plan); err != nil {
+	unseen, err := r.applySlices(ctx, plan)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	r.recordFlips(in, before, verdict.Endpoints)
 	r.setEndpointsStatus(in, verdict, excluded)
+	if unseen {
+		// The cache had not seen a slice we wrote; its event may have
+		// come already, so look again soon.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	return ctrl.Result{}, nil
 }
 
@@ -210,23 +218,29 @@ func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.Net
 	return owned, nil
 }
 
-func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan) error {
+// applySlices writes the plan. A slice to create that exists already is
+// one the cache has not seen yet: it is skipped, and unseen says so.
+func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan) (unseen bool, err error) {
 	for _, s := range plan.Create {
-		if err := r.Client.Create(ctx, s); err != nil {
-			return fmt.Errorf("creating endpoint slice %s: %w", s.Name, err)
+		err := r.Client.Create(ctx, s)
+		switch {
+		case apierrors.IsAlreadyExists(err):
+			unseen = true
+		case err != nil:
+			return unseen, fmt.Errorf("creating endpoint slice %s: %w", s.Name, err)
 		}
 	}
 	for _, s := range plan.Update {
 		if err := r.Client.Update(ctx, s, client.FieldOwner(intent.FieldOwner)); err != nil {
-			return fmt.Errorf("updating endpoint slice %s: %w", s.Name, err)
+			return unseen, fmt.Errorf("updating endpoint slice %s: %w", s.Name, err)
 		}
 	}
 	for _, s := range plan.Delete {
 		if err := r.Client.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
+			return unseen, fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
 		}
 	}
-	return nil
+	return unseen, nil
 }
 
 // publishedReady is the ready state of each address in the slices.
