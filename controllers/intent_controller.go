@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -14,8 +15,10 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/sets"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -41,8 +44,11 @@ const Finalizer = "networking.netintent.io/cleanup"
 // IntentReconciler turns each NetworkIntent into its Service and
 // EndpointSlices, and is the only writer of the intent's status.
 type IntentReconciler struct {
-	Client   client.Client
-	Recorder events.EventRecorder
+	Client client.Client
+	// APIReader reads from the API server, not the cache: what the
+	// finalizer deletes, and who holds a Service the cache has not seen.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 	// Prober runs the intents' active health checks.
 	Prober *health.Prober
 }
@@ -77,16 +83,32 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 
 	before := in.Status.DeepCopy()
-	in.Status.ObservedGeneration = in.Generation
 	externalName := ""
 	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
 		externalName = r.judgeTargets(req.NamespacedName, in)
 	} else {
 		in.Status.ExternalName = nil
 	}
-	result, err := r.reconcileService(ctx, in, externalName)
+	// The phases run in order, each only if the one before succeeded;
+	// their results are merged, so no phase's requeue is lost.
+	var result ctrl.Result
+	var err error
+	for _, phase := range []func(context.Context, *v1alpha1.NetworkIntent) (ctrl.Result, error){
+		func(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {
+			return r.reconcileService(ctx, in, externalName)
+		},
+		r.reconcileEndpoints,
+	} {
+		var res ctrl.Result
+		res, err = phase(ctx, in)
+		result = mergeResults(result, res)
+		if err != nil {
+			break
+		}
+	}
 	if err == nil {
-		result, err = r.reconcileEndpoints(ctx, in)
+		// Only a generation every phase has acted on is observed.
+		in.Status.ObservedGeneration = in.Generation
 	}
 	setReady(in)
 	if !equality.Semantic.DeepEqual(before, &in.Status) {
@@ -96,12 +118,27 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		case apierrors.IsConflict(uerr) && err == nil:
 			// The cache had not yet seen our last write; try again on
 			// the fresh object.
-			return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+			result = mergeResults(result, ctrl.Result{RequeueAfter: 200 * time.Millisecond})
 		case uerr != nil && err == nil:
 			err = fmt.Errorf("updating status: %w", uerr)
 		}
 	}
-	return result, err
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return result, nil
+}
+
+// mergeResults folds two phases' results into one: the sooner of two
+// requeues wins, and a requeue is never dropped for none.
+func mergeResults(a, b ctrl.Result) ctrl.Result {
+	switch {
+	case a.RequeueAfter <= 0:
+		return b
+	case b.RequeueAfter <= 0 || a.RequeueAfter <= b.RequeueAfter:
+		return a
+	}
+	return b
 }
 
 // reconcileService applies the intent's Service, or explains in the
@@ -117,14 +154,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 	}
 
 	if existing != nil && !metav1.IsControlledBy(existing, in) {
-		if !conditionIs(in, ConditionServiceReady, ReasonServiceConflict) {
-			r.Recorder.Eventf(in, existing, corev1.EventTypeWarning, ReasonServiceConflict, "Apply",
-				"Service %s exists and is not owned by this intent; it is left untouched", existing.Name)
-		}
-		setCondition(in, ConditionServiceReady, false, ReasonServiceConflict,
-			"Service %s/%s already exists and is not owned by this intent; delete or rename that Service, or give the intent another name",
-			existing.Namespace, existing.Name)
-		clearServiceStatus(in)
+		r.conflict(in, existing)
 		return ctrl.Result{}, nil
 	}
 	if existing != nil && !existing.DeletionTimestamp.IsZero() {
@@ -159,7 +189,24 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 		}
 	}
 
-	if err := r.Client.Apply(ctx, desired, client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
+	if existing == nil {
+		// A create, never an apply: an apply would take over a Service
+		// that the cache has not seen yet.
+		taken, err := r.createService(ctx, in, desired)
+		if err != nil {
+			setCondition(in, ConditionServiceReady, false, ReasonApplyFailed, "creating Service %s failed: %v", in.Name, err)
+			return ctrl.Result{}, err
+		}
+		if taken != nil {
+			if metav1.IsControlledBy(taken, in) {
+				// Ours, created by an earlier reconcile: the cache
+				// brings it back.
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
+			r.conflict(in, taken)
+			return ctrl.Result{}, nil
+		}
+	} else if err := r.Client.Apply(ctx, desired, client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
 		setCondition(in, ConditionServiceReady, false, ReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
 		return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
 	}
@@ -176,6 +223,57 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 	observeService(in, applied)
 	setCondition(in, ConditionServiceReady, true, ReasonApplied, "Service %s matches the intent", applied.Name)
 	return ctrl.Result{}, nil
+}
+
+// conflict reports that the Service of the intent's name belongs to
+// someone else. The intent then publishes nothing for it: reconcileEndpoints
+// withdraws its EndpointSlices and stops its probes.
+func (r *IntentReconciler) conflict(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
+	if !conditionIs(in, ConditionServiceReady, ReasonServiceConflict) {
+		r.Recorder.Eventf(in, svc, corev1.EventTypeWarning, ReasonServiceConflict, "Apply",
+			"Service %s exists and is not owned by this intent; it is left untouched, and the intent's endpoints are withdrawn", svc.Name)
+	}
+	setCondition(in, ConditionServiceReady, false, ReasonServiceConflict,
+		"Service %s/%s exists and is not owned by this intent, so the intent publishes no endpoints for it and probes nothing; delete or rename that Service, or give the intent another name",
+		svc.Namespace, svc.Name)
+	clearServiceStatus(in)
+}
+
+// createService creates the intent's Service. When a Service of that name
+// already exists (one the cache had not seen), it returns that Service as
+// the API server has it, and touches nothing.
+func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.NetworkIntent, desired *corev1ac.ServiceApplyConfiguration) (*corev1.Service, error) {
+	raw, err := json.Marshal(desired)
+	if err != nil {
+		return nil, fmt.Errorf("encoding service: %w", err)
+	}
+	svc := &corev1.Service{}
+	if err := json.Unmarshal(raw, svc); err != nil {
+		return nil, fmt.Errorf("decoding service: %w", err)
+	}
+	err = r.Client.Create(ctx, svc, client.FieldOwner(intent.FieldOwner))
+	if apierrors.IsAlreadyExists(err) {
+		live := &corev1.Service{}
+		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(in), live); err != nil {
+			return nil, fmt.Errorf("getting the service that exists: %w", err)
+		}
+		return live, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating service: %w", err)
+	}
+	// A create records its fields under an update; later applies must own
+	// them, or a field the intent stops declaring would stay.
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(svc, sets.New(intent.FieldOwner), intent.FieldOwner)
+	if err != nil {
+		return nil, fmt.Errorf("moving created fields to the apply manager: %w", err)
+	}
+	if patch != nil {
+		if err := r.Client.Patch(ctx, svc, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+			return nil, fmt.Errorf("moving created fields to the apply manager: %w", err)
+		}
+	}
+	return nil, nil
 }
 
 // dropForeignPorts removes Service ports the intent does not declare. The
@@ -224,8 +322,10 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 	if !controllerutil.ContainsFinalizer(in, Finalizer) {
 		return nil
 	}
+	// From the API server: the cache may not have seen a Service or slice
+	// created just before the intent was deleted.
 	svc := &corev1.Service{}
-	err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), svc)
+	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(in), svc)
 	switch {
 	case err == nil && metav1.IsControlledBy(svc, in):
 		uid := svc.UID
@@ -235,7 +335,7 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 	case client.IgnoreNotFound(err) != nil:
 		return fmt.Errorf("getting service: %w", err)
 	}
-	if err := r.deleteOwnedSlices(ctx, in); err != nil {
+	if err := r.deleteSlices(ctx, in, r.APIReader); err != nil {
 		return err
 	}
 	patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
@@ -246,9 +346,16 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 	return nil
 }
 
-// deleteOwnedSlices deletes the EndpointSlices the intent owns.
+// deleteOwnedSlices deletes the EndpointSlices the intent owns, as the
+// cache knows them.
 func (r *IntentReconciler) deleteOwnedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) error {
-	owned, err := r.ownedSlices(ctx, in)
+	return r.deleteSlices(ctx, in, r.Client)
+}
+
+// deleteSlices deletes the EndpointSlices the intent owns, as reader lists
+// them.
+func (r *IntentReconciler) deleteSlices(ctx context.Context, in *v1alpha1.NetworkIntent, reader client.Reader) error {
+	owned, err := listOwnedSlices(ctx, reader, in)
 	if err != nil {
 		return err
 	}

@@ -27,12 +27,15 @@ func setupReconcilers(mgr ctrl.Manager) error {
 		return err
 	}
 	go func() { <-suiteCtx.Done(); stop() }()
-	prober := health.NewProber(health.Options{Checker: &health.Checker{Resolver: resolver}})
-	if err := mgr.Add(prober); err != nil {
+	suiteProber = health.NewProber(health.Options{Checker: &health.Checker{Resolver: resolver}})
+	if err := mgr.Add(suiteProber); err != nil {
 		return err
 	}
-	return SetupWithManager(mgr, Options{Prober: prober})
+	return SetupWithManager(mgr, Options{Prober: suiteProber})
 }
+
+// suiteProber is the prober of the suite's manager.
+var suiteProber *health.Prober
 
 func webIntent(ns, name string, exposure v1alpha1.Exposure) *v1alpha1.NetworkIntent {
 	in := &v1alpha1.NetworkIntent{

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -49,19 +51,23 @@ func init() {
 // Service's EndpointSlices and reports them in status.
 func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(in).String()
+	if !serviceIsOurs(in) {
+		// Someone else's Service: slices labelled with its name would
+		// feed its consumers our endpoints. Withdraw them, and probe
+		// nothing.
+		r.Prober.Remove(key)
+		in.Status.Endpoints = nil
+		in.Status.ExternalName = nil
+		meta.RemoveStatusCondition(&in.Status.Conditions, ConditionEndpointsHealthy)
+		forgetEndpointMetrics(in)
+		return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
+	}
 	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
 		// Targets are health-checked by judgeTargets; there are no
 		// endpoints to publish.
 		in.Status.Endpoints = nil
 		forgetEndpointMetrics(in)
 		return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
-	}
-	if !serviceIsOurs(in) {
-		r.Prober.Remove(key)
-		in.Status.Endpoints = nil
-		meta.RemoveStatusCondition(&in.Status.Conditions, ConditionEndpointsHealthy)
-		forgetEndpointMetrics(in)
-		return ctrl.Result{}, nil
 	}
 
 	cands, excluded, err := r.candidates(ctx, in)
@@ -72,7 +78,11 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 	if hc == nil {
 		hc = &v1alpha1.HealthCheck{}
 	}
-	states := r.setProbes(key, hc, cands)
+	existing, err := r.ownedSlices(ctx, in)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	states := r.setProbes(key, hc, cands, publishedOutOfTraffic(existing))
 	verdict := endpoints.Judge(cands, func(c endpoints.Candidate) *endpoints.ProbeResult {
 		if states == nil {
 			return nil
@@ -84,10 +94,6 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.LastError}
 	}, hc.IgnorePodReadiness, ptr.Deref(hc.MinHealthyPercent, 0))
 
-	existing, err := r.ownedSlices(ctx, in)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
 	before := publishedReady(existing)
 	plan := endpoints.Reconcile(endpoints.Target{
 		Namespace:   in.Namespace,
@@ -96,11 +102,17 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 		Owner:       *metav1.NewControllerRef(in, v1alpha1.GroupVersion.WithKind("NetworkIntent")),
 		Labels:      map[string]string{intent.LabelIntent: in.Name},
 	}, verdict.Endpoints, existing)
-	if err := r.applySlices(ctx, plan); err != nil {
+	unseen, err := r.applySlices(ctx, plan)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	r.recordFlips(in, before, verdict.Endpoints)
 	r.setEndpointsStatus(in, verdict, excluded)
+	if unseen {
+		// The cache had not seen a slice we wrote; its event may have
+		// come already, so look again soon.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
 	return ctrl.Result{}, nil
 }
 
@@ -152,7 +164,15 @@ func (r *IntentReconciler) nodeZone(ctx context.Context, name string) string {
 
 // setProbes hands the candidates to the prober and returns their states, or
 // nil when the intent has no active probe.
-func (r *IntentReconciler) setProbes(key string, hc *v1alpha1.HealthCheck, cands []endpoints.Candidate) map[string]health.TargetState {
+//
+// A target new to the prober (after a restart, on becoming leader, or when
+// its probe changed) starts from what the slices publish, so that no write
+// puts a backend back into traffic before a probe has passed. One published
+// out of traffic although its pod is ready (or readiness does not count) was
+// held out by its probe: it starts unhealthy and needs healthyThreshold
+// passes. One published out of traffic whose pod is not ready may have been
+// held out by either: it needs one pass. Any other starts healthy.
+func (r *IntentReconciler) setProbes(key string, hc *v1alpha1.HealthCheck, cands []endpoints.Candidate, outOfTraffic map[string]bool) map[string]health.TargetState {
 	if (hc.HTTP == nil && hc.TCP == nil) || len(cands) == 0 {
 		r.Prober.Remove(key)
 		return nil
@@ -164,15 +184,26 @@ func (r *IntentReconciler) setProbes(key string, hc *v1alpha1.HealthCheck, cands
 			port = c.Ports[0].Number
 		}
 		spec, _ := health.SpecFor(hc.ProbeHandler, hc, port)
-		targets = append(targets, health.Target{ID: c.Address.String(), Address: c.Address.String(), Spec: spec})
+		tg := health.Target{ID: c.Address.String(), Address: c.Address.String(), Spec: spec}
+		if outOfTraffic[tg.ID] {
+			tg.StartUnhealthy = c.PodReady || hc.IgnorePodReadiness
+			tg.StartUnproven = !tg.StartUnhealthy
+		}
+		targets = append(targets, tg)
 	}
 	r.Prober.Set(key, targets)
 	return r.Prober.Status(key)
 }
 
 func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
+	return listOwnedSlices(ctx, r.Client, in)
+}
+
+// listOwnedSlices lists the EndpointSlices the intent controls: its
+// Service's, managed by netintent, and with the intent as controller.
+func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
 	list := &discoveryv1.EndpointSliceList{}
-	if err := r.Client.List(ctx, list, client.InNamespace(in.Namespace), client.MatchingLabels{
+	if err := reader.List(ctx, list, client.InNamespace(in.Namespace), client.MatchingLabels{
 		discoveryv1.LabelServiceName: in.Name,
 		discoveryv1.LabelManagedBy:   ManagedByController,
 	}); err != nil {
@@ -187,23 +218,29 @@ func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.Network
 	return owned, nil
 }
 
-func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan) error {
+// applySlices writes the plan. A slice to create that exists already is
+// one the cache has not seen yet: it is skipped, and unseen says so.
+func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan) (unseen bool, err error) {
 	for _, s := range plan.Create {
-		if err := r.Client.Create(ctx, s); err != nil {
-			return fmt.Errorf("creating endpoint slice %s: %w", s.Name, err)
+		err := r.Client.Create(ctx, s)
+		switch {
+		case apierrors.IsAlreadyExists(err):
+			unseen = true
+		case err != nil:
+			return unseen, fmt.Errorf("creating endpoint slice %s: %w", s.Name, err)
 		}
 	}
 	for _, s := range plan.Update {
 		if err := r.Client.Update(ctx, s, client.FieldOwner(intent.FieldOwner)); err != nil {
-			return fmt.Errorf("updating endpoint slice %s: %w", s.Name, err)
+			return unseen, fmt.Errorf("updating endpoint slice %s: %w", s.Name, err)
 		}
 	}
 	for _, s := range plan.Delete {
 		if err := r.Client.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
+			return unseen, fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
 		}
 	}
-	return nil
+	return unseen, nil
 }
 
 // publishedReady is the ready state of each address in the slices.
@@ -213,6 +250,20 @@ func publishedReady(slices []discoveryv1.EndpointSlice) map[string]bool {
 		for _, ep := range s.Endpoints {
 			if len(ep.Addresses) > 0 {
 				out[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
+			}
+		}
+	}
+	return out
+}
+
+// publishedOutOfTraffic is the addresses the slices publish not ready and
+// not terminating: out of traffic for their health.
+func publishedOutOfTraffic(slices []discoveryv1.EndpointSlice) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range slices {
+		for _, ep := range s.Endpoints {
+			if len(ep.Addresses) > 0 && !ptr.Deref(ep.Conditions.Ready, false) && !ptr.Deref(ep.Conditions.Terminating, false) {
+				out[ep.Addresses[0]] = true
 			}
 		}
 	}

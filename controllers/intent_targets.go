@@ -21,10 +21,19 @@ const defaultHTTPTargetPort = 80
 // records each target's health in status and sets EndpointsHealthy.
 func (r *IntentReconciler) judgeTargets(key types.NamespacedName, in *v1alpha1.NetworkIntent) string {
 	targets := in.Spec.ExternalName.Targets
+	// A target new to the prober (after a restart or on becoming leader)
+	// starts from the health status last published, so the alias does not
+	// move back to a failed target before its probes pass.
+	failed := map[string]bool{}
+	if st := in.Status.ExternalName; st != nil {
+		for _, t := range st.Targets {
+			failed[t.Host] = !t.Healthy
+		}
+	}
 	var probed []health.Target
 	for _, t := range targets {
 		if spec, ok := health.SpecFor(t.ProbeHandler, in.Spec.HealthCheck, defaultHTTPTargetPort); ok {
-			probed = append(probed, health.Target{ID: t.Host, Address: t.Host, Spec: spec})
+			probed = append(probed, health.Target{ID: t.Host, Address: t.Host, Spec: spec, StartUnhealthy: failed[t.Host]})
 		}
 	}
 	var states map[string]health.TargetState

@@ -209,6 +209,12 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 // of cfg, and returns a function that stops it and waits until it has.
 func startOperator(t *testing.T, cfg *rest.Config) func() {
 	t.Helper()
+	return startOperatorWith(t, cfg, Options{})
+}
+
+// startOperatorWith is startOperator with the given options.
+func startOperatorWith(t *testing.T, cfg *rest.Config, opts Options) func() {
+	t.Helper()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -219,7 +225,12 @@ func startOperator(t *testing.T, cfg *rest.Config) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := SetupWithManager(mgr, Options{}); err != nil {
+	if opts.Prober != nil {
+		if err := mgr.Add(opts.Prober); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := SetupWithManager(mgr, opts); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

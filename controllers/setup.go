@@ -23,9 +23,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	if err := (&IntentReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("netintent"),
-		Prober:   opts.Prober,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("netintent"),
+		Prober:    opts.Prober,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

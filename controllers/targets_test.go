@@ -57,10 +57,14 @@ func (z *hostsZone) start() (*net.Resolver, func(), error) {
 	srv := &dns.Server{PacketConn: pc, Handler: z}
 	go func() { _ = srv.ActivateAndServe() }()
 	z.addr = pc.LocalAddr().String()
-	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return z.resolver(), func() { _ = srv.Shutdown() }, nil
+}
+
+// resolver asks the zone's server, once start has run.
+func (z *hostsZone) resolver() *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "udp", z.addr)
 	}}
-	return resolver, func() { _ = srv.Shutdown() }, nil
 }
 
 func TestExternalNameFailsOver(t *testing.T) {

@@ -260,10 +260,12 @@ type LoadBalancerSpec struct {
 	// class is the Service's loadBalancerClass. Empty: the cluster's own
 	// load balancer implementation assigns the address.
 	// networking.netintent.io/address-pool: netintent allocates it from an
-	// AddressPool. Cannot change once set, as with a Service.
+	// AddressPool. The API refuses to change a Service's class in place, so
+	// changing this (setting or clearing it included) recreates the
+	// Service: it gets a new cluster IP, and its load-balancer address from
+	// the new class's implementation.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="class cannot be changed; delete and recreate the intent"
 	Class string `json:"class,omitempty"`
 
 	// pool names the AddressPool to allocate from. Empty: any pool with

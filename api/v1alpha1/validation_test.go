@@ -132,7 +132,7 @@ func TestInvalidUpdateKeepsExistingIntent(t *testing.T) {
 	before := in.GetResourceVersion()
 	for _, bad := range []string{
 		`{exposure: ExternalName, externalName: {targets: [{host: localhost}]}}`,
-		`{exposure: LoadBalancer, ports: [{name: http, port: 80}], loadBalancer: {class: example.com/other}}`,
+		`{exposure: LoadBalancer, ports: [{name: http, port: 80, nodePort: 80}], loadBalancer: {class: example.com/other}}`,
 	} {
 		upd := object(t, "NetworkIntent", "keep-me", bad)
 		upd.SetResourceVersion(before)

@@ -37,6 +37,11 @@ type Target struct {
 	// for the time it takes to probe them. It matters only when the target
 	// is new or its Address or Spec changed.
 	StartUnhealthy bool
+	// StartUnproven makes a new target unhealthy until its first probe
+	// passes, whatever HealthyThreshold says: for a target whose last
+	// known health is unknown rather than failed. StartUnhealthy wins when
+	// both are set.
+	StartUnproven bool
 }
 
 // TargetState is what the prober knows of one target.
@@ -167,7 +172,7 @@ func (p *Prober) Set(key string, targets []Target) {
 			id:      tg.ID,
 			address: tg.Address,
 			spec:    spec,
-			verdict: verdict{healthy: !tg.StartUnhealthy},
+			verdict: initialVerdict(tg, spec.HealthyThreshold),
 			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
 			index:   -1,
 		}
@@ -183,6 +188,18 @@ func (p *Prober) Set(key string, targets []Target) {
 		p.owners[key] = next
 	}
 	signal(p.wake)
+}
+
+// initialVerdict is a new target's health before its first probe.
+func initialVerdict(tg Target, healthyThreshold int) verdict {
+	switch {
+	case tg.StartUnhealthy:
+		return verdict{}
+	case tg.StartUnproven:
+		// One pass short of the threshold: the first pass returns it.
+		return verdict{successes: max(healthyThreshold-1, 0)}
+	}
+	return verdict{healthy: true}
 }
 
 // Remove forgets every target under key.

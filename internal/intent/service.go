@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 )
@@ -84,8 +85,8 @@ func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.S
 			spec.WithClusterIP(corev1.ClusterIPNone)
 		}
 	case corev1.ServiceTypeLoadBalancer:
-		if lb := in.Spec.LoadBalancer; lb != nil && lb.Class != "" {
-			spec.WithLoadBalancerClass(lb.Class)
+		if class := LoadBalancerClass(in); class != "" {
+			spec.WithLoadBalancerClass(class)
 		}
 	}
 	if typ == corev1.ServiceTypeNodePort || typ == corev1.ServiceTypeLoadBalancer {
@@ -97,6 +98,15 @@ func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.S
 		spec.WithSessionAffinity(corev1.ServiceAffinity(in.Spec.SessionAffinity))
 	}
 	return svc.WithSpec(spec)
+}
+
+// LoadBalancerClass is the intent's loadBalancer.class; "" for none (the
+// cluster's own load-balancer implementation).
+func LoadBalancerClass(in *v1alpha1.NetworkIntent) string {
+	if lb := in.Spec.LoadBalancer; lb != nil {
+		return lb.Class
+	}
+	return ""
 }
 
 // TargetPort is the port's targetPort, defaulting to its port.
@@ -117,7 +127,9 @@ func Protocol(p v1alpha1.IntentPort) corev1.Protocol {
 
 // RecreateReason says why the existing Service cannot be changed into the
 // one the intent declares in place, or "" when it can. The API server
-// refuses these changes on an existing Service.
+// refuses these changes on an existing Service. A changed loadBalancerClass
+// is one: only one of the two classes can be the address-pool class, so the
+// recreated Service's address comes from its new class's implementation.
 func RecreateReason(existing *corev1.Service, in *v1alpha1.NetworkIntent) string {
 	want := ServiceType(in.Spec.Exposure)
 	have := existing.Spec.Type
@@ -128,7 +140,9 @@ func RecreateReason(existing *corev1.Service, in *v1alpha1.NetworkIntent) string
 		(existing.Spec.ClusterIP == corev1.ClusterIPNone) != in.Spec.Headless:
 		return "a Service cannot switch between headless and a cluster IP in place"
 	case want == corev1.ServiceTypeLoadBalancer && have == corev1.ServiceTypeLoadBalancer &&
-		existing.Spec.LoadBalancerClass != nil && in.Spec.LoadBalancer != nil && in.Spec.LoadBalancer.Class != *existing.Spec.LoadBalancerClass:
+		ptr.Deref(existing.Spec.LoadBalancerClass, "") != LoadBalancerClass(in):
+		// The API refuses every change of the class of a LoadBalancer
+		// Service, setting or clearing it included.
 		return "loadBalancerClass cannot change in place"
 	}
 	return ""

@@ -36,6 +36,18 @@ func TestRecreateReason(t *testing.T) {
 		{"headless stays", svc(corev1.ServiceTypeClusterIP, corev1.ClusterIPNone, nil), intent(v1alpha1.ExposureClusterIP, true, ""), false},
 		{"another load balancer class", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureLoadBalancer, false, "c/d"), true},
 		{"same load balancer class", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureLoadBalancer, false, "a/b"), false},
+		{"no load balancer class either side", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", nil), intent(v1alpha1.ExposureLoadBalancer, false, ""), false},
+		{"load balancer class set", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", nil), intent(v1alpha1.ExposureLoadBalancer, false, "a/b"), true},
+		{"load balancer class cleared", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureLoadBalancer, false, ""), true},
+		{"load balancer class cleared, loadBalancer kept", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), func() *v1alpha1.NetworkIntent {
+			in := intent(v1alpha1.ExposureLoadBalancer, false, "")
+			in.Spec.LoadBalancer = &v1alpha1.LoadBalancerSpec{ExternalTrafficPolicy: "Local"}
+			return in
+		}(), true},
+		{"ClusterIP to LoadBalancer with a class", svc(corev1.ServiceTypeClusterIP, "10.0.0.1", nil), intent(v1alpha1.ExposureLoadBalancer, false, "a/b"), false},
+		{"NodePort to LoadBalancer without a class", svc(corev1.ServiceTypeNodePort, "10.0.0.1", nil), intent(v1alpha1.ExposureLoadBalancer, false, ""), false},
+		{"LoadBalancer with a class to NodePort", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureNodePort, false, ""), false},
+		{"LoadBalancer with a class to ExternalName", svc(corev1.ServiceTypeLoadBalancer, "10.0.0.1", ptr.To("a/b")), intent(v1alpha1.ExposureExternalName, false, ""), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

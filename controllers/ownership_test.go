@@ -1,0 +1,410 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testnet"
+)
+
+func TestMergeResults(t *testing.T) {
+	s := func(d time.Duration) ctrl.Result { return ctrl.Result{RequeueAfter: d} }
+	cases := []struct {
+		name string
+		a, b ctrl.Result
+		want ctrl.Result
+	}{
+		{"neither", s(0), s(0), s(0)},
+		{"first only", s(time.Second), s(0), s(time.Second)},
+		{"second only", s(0), s(time.Second), s(time.Second)},
+		{"first sooner", s(time.Second), s(time.Minute), s(time.Second)},
+		{"second sooner", s(time.Minute), s(time.Second), s(time.Second)},
+		{"equal", s(time.Second), s(time.Second), s(time.Second)},
+		{"negative is none", s(-time.Second), s(time.Minute), s(time.Minute)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mergeResults(tc.a, tc.b); got != tc.want {
+				t.Fatalf("mergeResults(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+			if got := mergeResults(tc.b, tc.a); got.RequeueAfter != tc.want.RequeueAfter && tc.name != "negative is none" {
+				t.Fatalf("mergeResults is not symmetric: (%v, %v) = %v", tc.b, tc.a, got)
+			}
+		})
+	}
+}
+
+// TestLoadBalancerClassChangesRecreate changes the class of a live
+// LoadBalancer intent in each way the API refuses in place: the Service is
+// recreated with the new class each time, and the intent is not stuck.
+func TestLoadBalancerClassChangesRecreate(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	if err := k8sClient.Create(ctx, webIntent(ns, "web", v1alpha1.ExposureLoadBalancer)); err != nil {
+		t.Fatal(err)
+	}
+	var uid string
+	settled := func(class string) func() error {
+		return func() error {
+			svc, err := getService(ctx, ns, "web")
+			if err != nil {
+				return err
+			}
+			if got := ptr.Deref(svc.Spec.LoadBalancerClass, ""); got != class {
+				return fmt.Errorf("loadBalancerClass %q, want %q", got, class)
+			}
+			in, err := getIntent(ctx, ns, "web")
+			if err != nil {
+				return err
+			}
+			if in.Status.ObservedGeneration != in.Generation {
+				return fmt.Errorf("observedGeneration %d, generation %d", in.Status.ObservedGeneration, in.Generation)
+			}
+			if err := conditionStatus(in, ConditionServiceReady, metav1.ConditionTrue, ReasonApplied); err != nil {
+				return err
+			}
+			uid = string(svc.UID)
+			return nil
+		}
+	}
+	eventually(t, 20*time.Second, settled("example.com/lb"))
+	for _, step := range []struct{ name, class string }{
+		{"set to another", "example.com/other"},
+		{"cleared", ""},
+		{"set", "example.com/lb"},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			before := uid
+			eventually(t, 10*time.Second, func() error {
+				cur, err := getIntent(ctx, ns, "web")
+				if err != nil {
+					return err
+				}
+				cur.Spec.LoadBalancer.Class = step.class
+				return k8sClient.Update(ctx, cur)
+			})
+			eventually(t, 20*time.Second, settled(step.class))
+			if uid == before {
+				t.Fatalf("Service %s kept its UID; a class change needs a new Service", uid)
+			}
+		})
+	}
+}
+
+// TestTakeoverWithdrawsEndpoints takes the intent's Service over in each way
+// a person can: the intent reports the conflict, withdraws the slices it
+// controls (and only those) and stops probing.
+func TestTakeoverWithdrawsEndpoints(t *testing.T) {
+	ctx := context.Background()
+	tn := testnet.New(t, 1)
+	backend := tn.Hosts[0]
+	if err := backend.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []struct {
+		name     string
+		takeOver func(ns string) error
+	}{
+		{"replaced without owner", func(ns string) error {
+			// kubectl replace with a manifest that has no ownerReferences.
+			svc, err := getService(ctx, ns, "web")
+			if err != nil {
+				return err
+			}
+			svc.OwnerReferences = nil
+			svc.Labels = map[string]string{"team": "other"}
+			return k8sClient.Update(ctx, svc)
+		}},
+		{"deleted and recreated", func(ns string) error {
+			svc, err := getService(ctx, ns, "web")
+			if err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+			if err == nil && len(svc.OwnerReferences) == 0 {
+				return nil // theirs now
+			}
+			if err == nil {
+				if err := k8sClient.Delete(ctx, svc, client.Preconditions{UID: &svc.UID}); client.IgnoreNotFound(err) != nil {
+					return err
+				}
+			}
+			theirs := &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+				Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+			}
+			// The operator may recreate its own first: then try again.
+			if err := k8sClient.Create(ctx, theirs); err != nil {
+				return err
+			}
+			return nil
+		}},
+	} {
+		t.Run(kind.name, func(t *testing.T) {
+			ns := newNamespace(t)
+			key := ns + "/web"
+			in := &v1alpha1.NetworkIntent{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+				Spec: v1alpha1.NetworkIntentSpec{
+					Exposure: v1alpha1.ExposureClusterIP,
+					Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
+					Backends: []v1alpha1.Backend{{Address: backend.IP.String()}},
+					HealthCheck: &v1alpha1.HealthCheck{
+						ProbeHandler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{Port: ptr.To[int32](testnet.TCPPort)}},
+						Period:       &metav1.Duration{Duration: probePeriod},
+						Timeout:      &metav1.Duration{Duration: probeTimeout},
+					},
+				},
+			}
+			if err := k8sClient.Create(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			waitPublished(t, 20*time.Second, ns, "web", func(eps map[string]endpointState) error {
+				if !eps[backend.IP.String()].ready {
+					return fmt.Errorf("backend not published ready: %v", eps)
+				}
+				return nil
+			})
+			if len(suiteProber.Status(key)) == 0 {
+				t.Fatal("the backend is not being probed")
+			}
+			// A slice another controller writes for the Service: not ours
+			// to delete.
+			theirSlice := &discoveryv1.EndpointSlice{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-theirs", Labels: map[string]string{
+					discoveryv1.LabelServiceName: "web", discoveryv1.LabelManagedBy: "other-controller",
+				}},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"192.0.2.20"}}},
+			}
+			if err := k8sClient.Create(ctx, theirSlice); err != nil {
+				t.Fatal(err)
+			}
+
+			eventually(t, 10*time.Second, func() error { return kind.takeOver(ns) })
+
+			withdrawn := func() error {
+				cur, err := getIntent(ctx, ns, "web")
+				if err != nil {
+					return err
+				}
+				if err := conditionStatus(cur, ConditionServiceReady, metav1.ConditionFalse, ReasonServiceConflict); err != nil {
+					return err
+				}
+				if c := meta.FindStatusCondition(cur.Status.Conditions, ConditionServiceReady); !strings.Contains(c.Message, "publishes no endpoints") {
+					return fmt.Errorf("condition message %q does not say the endpoints are withdrawn", c.Message)
+				}
+				if cur.Status.Endpoints != nil {
+					return fmt.Errorf("status still reports endpoints %+v", cur.Status.Endpoints)
+				}
+				list := &discoveryv1.EndpointSliceList{}
+				if err := k8sClient.List(ctx, list, client.InNamespace(ns)); err != nil {
+					return err
+				}
+				if len(list.Items) != 1 || list.Items[0].Name != theirSlice.Name {
+					var names []string
+					for _, s := range list.Items {
+						names = append(names, s.Name)
+					}
+					return fmt.Errorf("slices %v, want only %s", names, theirSlice.Name)
+				}
+				if st := suiteProber.Status(key); len(st) != 0 {
+					return fmt.Errorf("still probing %v", st)
+				}
+				return nil
+			}
+			eventually(t, 20*time.Second, withdrawn)
+			consistently(t, 2*probePeriod, withdrawn)
+			svc, err := getService(ctx, ns, "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(svc.OwnerReferences) != 0 {
+				t.Fatalf("the operator took the Service back: owners %+v", svc.OwnerReferences)
+			}
+		})
+	}
+}
+
+// laggingClient reads Services and EndpointSlices as a cache that has not
+// seen them yet would, while lag is set: Get says NotFound, List is empty.
+type laggingClient struct {
+	client.Client
+	lag atomic.Bool
+}
+
+func (c *laggingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if c.lag.Load() {
+		switch obj.(type) {
+		case *corev1.Service:
+			return apierrors.NewNotFound(corev1.Resource("services"), key.Name)
+		case *discoveryv1.EndpointSlice:
+			return apierrors.NewNotFound(discoveryv1.Resource("endpointslices"), key.Name)
+		}
+	}
+	return c.Client.Get(ctx, key, obj, opts...)
+}
+
+func (c *laggingClient) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if c.lag.Load() {
+		switch list.(type) {
+		case *corev1.ServiceList, *discoveryv1.EndpointSliceList:
+			return nil
+		}
+	}
+	return c.Client.List(ctx, list, opts...)
+}
+
+// TestLaggingCacheLeaksNothing reconciles with a client whose reads of
+// Services and slices lag: an existing Service the cache has not seen is a
+// conflict and is left untouched, the intent's own unseen Service is no
+// conflict, and an intent deleted right after its first reconcile leaves
+// nothing behind. It uses a control plane of its own, on which no manager
+// runs, and calls Reconcile itself.
+func TestLaggingCacheLeaksNothing(t *testing.T) {
+	_, direct, _ := restartEnv(t)
+	ctx := context.Background()
+	lagging := &laggingClient{Client: direct}
+	r := &IntentReconciler{
+		Client:    lagging,
+		APIReader: direct,
+		Recorder:  events.NewFakeRecorder(100),
+		Prober:    health.NewProber(health.Options{}),
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "lagging"}}
+	if err := direct.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	newIntent := func(name string) *v1alpha1.NetworkIntent {
+		in := &v1alpha1.NetworkIntent{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name},
+			Spec: v1alpha1.NetworkIntentSpec{
+				Exposure: v1alpha1.ExposureClusterIP,
+				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(8080))}},
+				Backends: []v1alpha1.Backend{{Address: "192.0.2.10"}},
+			},
+		}
+		if err := direct.Create(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	reconcile := func(in *v1alpha1.NetworkIntent) ctrl.Result {
+		t.Helper()
+		res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(in)})
+		if err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		return res
+	}
+	ourSlices := func() int {
+		t.Helper()
+		list := &discoveryv1.EndpointSliceList{}
+		if err := direct.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelManagedBy: ManagedByController}); err != nil {
+			t.Fatal(err)
+		}
+		return len(list.Items)
+	}
+
+	t.Run("unseen foreign Service", func(t *testing.T) {
+		theirs := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "legacy"},
+			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+		}
+		if err := direct.Create(ctx, theirs); err != nil {
+			t.Fatal(err)
+		}
+		in := newIntent("legacy")
+		lagging.lag.Store(true)
+		defer lagging.lag.Store(false)
+		reconcile(in)
+		got := &corev1.Service{}
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(theirs), got); err != nil {
+			t.Fatal(err)
+		}
+		if got.ResourceVersion != theirs.ResourceVersion || len(got.OwnerReferences) != 0 {
+			t.Fatalf("the foreign Service was taken over: rv %s -> %s, owners %+v", theirs.ResourceVersion, got.ResourceVersion, got.OwnerReferences)
+		}
+		cur := &v1alpha1.NetworkIntent{}
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), cur); err != nil {
+			t.Fatal(err)
+		}
+		if err := conditionStatus(cur, ConditionServiceReady, metav1.ConditionFalse, ReasonServiceConflict); err != nil {
+			t.Fatal(err)
+		}
+		if n := ourSlices(); n != 0 {
+			t.Fatalf("%d slices written for a foreign Service", n)
+		}
+	})
+
+	t.Run("unseen own Service", func(t *testing.T) {
+		in := newIntent("own")
+		reconcile(in) // creates the Service
+		lagging.lag.Store(true)
+		defer lagging.lag.Store(false)
+		if res := reconcile(in); res.RequeueAfter <= 0 {
+			t.Fatalf("result %+v: an unseen own Service should bring a requeue", res)
+		}
+		cur := &v1alpha1.NetworkIntent{}
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), cur); err != nil {
+			t.Fatal(err)
+		}
+		if conditionIs(cur, ConditionServiceReady, ReasonServiceConflict) {
+			t.Fatal("the intent's own Service, not yet in the cache, was called a conflict")
+		}
+		svc := &corev1.Service{}
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range svc.ManagedFields {
+			if mf.Manager == "netintent" && mf.Operation != metav1.ManagedFieldsOperationApply {
+				t.Fatalf("created fields left under a %s entry: later applies could not remove them", mf.Operation)
+			}
+		}
+	})
+
+	t.Run("deleted after first reconcile", func(t *testing.T) {
+		in := newIntent("brief")
+		reconcile(in)
+		if n := ourSlices(); n == 0 {
+			t.Fatal("first reconcile wrote no slice")
+		}
+		// The cache has seen neither the Service nor the slice yet.
+		lagging.lag.Store(true)
+		defer lagging.lag.Store(false)
+		if err := direct.Delete(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		reconcile(in)
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), &corev1.Service{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("Service left behind: %v", err)
+		}
+		list := &discoveryv1.EndpointSliceList{}
+		if err := direct.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelServiceName: "brief"}); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 0 {
+			t.Fatalf("%d slices left behind", len(list.Items))
+		}
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), &v1alpha1.NetworkIntent{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("intent not released: %v", errors.Join(err))
+		}
+	})
+}

@@ -1,0 +1,403 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testnet"
+)
+
+// restartHealthyThreshold is the passes a failed backend needs to return in
+// the restart tests: more than one, so a prober that forgot the failure
+// could not pass for one that remembers it.
+const restartHealthyThreshold = 2
+
+// versionWatch sees every version of some objects from a resourceVersion on
+// (a watch that resumes where it broke off, not a poll) and counts the
+// versions a check calls bad.
+type versionWatch struct {
+	mu        sync.Mutex
+	versions  int
+	bad       []string
+	checkFunc func(runtime.Object) string // "" when the version is fine
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+func watchVersions(t *testing.T, rv string, watchFunc func(context.Context, metav1.ListOptions) (watch.Interface, error), check func(runtime.Object) string) *versionWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	rw, err := watchtools.NewRetryWatcherWithContext(ctx, rv, &cache.ListWatch{WatchFuncWithContext: watchFunc})
+	if err != nil {
+		cancel()
+		t.Fatalf("watch: %v", err)
+	}
+	w := &versionWatch{checkFunc: check, stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		defer rw.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-rw.ResultChan():
+				if !ok {
+					return
+				}
+				if ev.Type != watch.Added && ev.Type != watch.Modified {
+					continue
+				}
+				why := check(ev.Object)
+				w.mu.Lock()
+				w.versions++
+				if why != "" {
+					w.bad = append(w.bad, why)
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(w.close)
+	return w
+}
+
+// counts stops the watch and returns how many versions it saw and which
+// were bad.
+func (w *versionWatch) counts() (int, []string) {
+	w.close()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.versions, w.bad
+}
+
+func (w *versionWatch) close() {
+	w.stop()
+	<-w.done
+}
+
+// restartEnv is a control plane of its own on which the restart tests run
+// one operator at a time (the package's manager serves the suite's).
+func restartEnv(t *testing.T) (*rest.Config, client.Client, kubernetes.Interface) {
+	t.Helper()
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                testScheme,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		_ = env.Stop() // whatever did start
+		t.Fatalf("starting a second control plane: %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	c, err := client.New(cfg, client.Options{Scheme: testScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, c, cs
+}
+
+// freshOperator starts an operator with a prober that knows nothing yet, as
+// after a restart or on becoming leader.
+func freshOperator(t *testing.T, cfg *rest.Config) func() {
+	t.Helper()
+	return startOperatorWith(t, cfg, Options{Prober: health.NewProber(health.Options{Checker: &health.Checker{Resolver: testHosts.resolver()}})})
+}
+
+// TestHealthSurvivesRestart restarts the operator while a backend fails its
+// probes, watching every version of what it publishes from the moment the
+// failure is published: no version puts the failed backend (or the failed
+// ExternalName target) back into traffic before it passes its probes again.
+func TestHealthSurvivesRestart(t *testing.T) {
+	cfg, c, cs := restartEnv(t)
+	tn := testnet.New(t, 5)
+	ctx := context.Background()
+	for _, h := range tn.Hosts {
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("endpoints", func(t *testing.T) { testEndpointHealthSurvivesRestart(t, cfg, c, cs, tn.Hosts[:3]) })
+	t.Run("externalName", func(t *testing.T) { testTargetHealthSurvivesRestart(t, cfg, c, cs, tn.Hosts[3:]) })
+}
+
+func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Client, cs kubernetes.Interface, hosts []*testnet.Host) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "restart-endpoints"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	makeBackendPod := func(name string, h *testnet.Host) {
+		t.Helper()
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name, Labels: map[string]string{"app": "web"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
+		}
+		if err := c.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.PodIPs = []corev1.PodIP{{IP: h.IP.String()}}
+		pod.Status.PodIP = h.IP.String()
+		setPodReady(pod, true)
+		if err := c.Status().Update(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead, live, newcomer := hosts[0], hosts[1], hosts[2]
+	makeBackendPod("dead", dead)
+	makeBackendPod("live", live)
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureClusterIP,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
+			HealthCheck: &v1alpha1.HealthCheck{
+				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
+				Period:             &metav1.Duration{Duration: probePeriod},
+				Timeout:            &metav1.Duration{Duration: probeTimeout},
+				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
+				HealthyThreshold:   ptr.To[int32](restartHealthyThreshold),
+			},
+		},
+	}
+	if err := c.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	slices := func() (map[string]bool, string, error) {
+		list := &discoveryv1.EndpointSliceList{}
+		if err := c.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelServiceName: "web"}); err != nil {
+			return nil, "", err
+		}
+		ready := map[string]bool{}
+		for _, s := range list.Items {
+			for _, ep := range s.Endpoints {
+				ready[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
+			}
+		}
+		return ready, list.ResourceVersion, nil
+	}
+	waitReady := func(timeout time.Duration, want map[*testnet.Host]bool) string {
+		t.Helper()
+		var rv string
+		eventually(t, timeout, func() error {
+			ready, listRV, err := slices()
+			if err != nil {
+				return err
+			}
+			for h, w := range want {
+				if r, ok := ready[h.IP.String()]; !ok || r != w {
+					return fmt.Errorf("%s published ready=%v (listed %v), want ready=%v", h.IP, r, ok, w)
+				}
+			}
+			rv = listRV
+			return nil
+		})
+		return rv
+	}
+
+	stop := freshOperator(t, cfg)
+	waitReady(20*time.Second, map[*testnet.Host]bool{dead: true, live: true})
+	if err := dead.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rv := waitReady(notReadyDeadline, map[*testnet.Host]bool{dead: false, live: true})
+
+	// From the version that took it out of traffic on, no version may put
+	// it back until it serves again.
+	var mu sync.Mutex
+	isDead := true
+	w := watchVersions(t, rv, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.LabelSelector = discoveryv1.LabelServiceName + "=web"
+		return cs.DiscoveryV1().EndpointSlices(ns.Name).Watch(ctx, o)
+	}, func(obj runtime.Object) string {
+		s := obj.(*discoveryv1.EndpointSlice)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ep := range s.Endpoints {
+			if isDead && ep.Addresses[0] == dead.IP.String() && ptr.Deref(ep.Conditions.Ready, false) {
+				return fmt.Sprintf("slice %s version %s publishes the failed backend %s ready", s.Name, s.ResourceVersion, dead.IP)
+			}
+		}
+		return ""
+	})
+
+	for round := range 2 {
+		stop()
+		stop = freshOperator(t, cfg)
+		if round == 0 {
+			// A new backend makes the new operator write the slice.
+			makeBackendPod("newcomer", newcomer)
+			waitReady(20*time.Second, map[*testnet.Host]bool{dead: false, live: true, newcomer: true})
+		}
+		// Long enough for a forgetful prober to have failed the backend
+		// again: the watch would have seen it published ready meanwhile.
+		consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, func() error {
+			ready, _, err := slices()
+			if err != nil {
+				return err
+			}
+			if ready[dead.IP.String()] {
+				return fmt.Errorf("failed backend %s published ready after a restart", dead.IP)
+			}
+			return nil
+		})
+	}
+	eventually(t, 10*time.Second, func() error {
+		got := &v1alpha1.NetworkIntent{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(in), got); err != nil {
+			return err
+		}
+		if e := got.Status.Endpoints; e == nil || len(e.Unhealthy) != 1 || e.Unhealthy[0].Address != dead.IP.String() || e.Unhealthy[0].Reason != "ProbeFailed" {
+			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
+		}
+		return nil
+	})
+
+	// It serves again: it returns after its passes.
+	mu.Lock()
+	isDead = false
+	mu.Unlock()
+	if err := dead.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitReady(notReadyDeadline*restartHealthyThreshold, map[*testnet.Host]bool{dead: true, live: true, newcomer: true})
+	stop()
+	versions, bad := w.counts()
+	t.Logf("restart with a failed backend: %d slice versions watched, %d published the failed backend ready", versions, len(bad))
+	for _, b := range bad {
+		t.Error(b)
+	}
+	if versions < 2 {
+		t.Errorf("watched %d slice versions; the new operator's write and the return should both show", versions)
+	}
+}
+
+func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Client, cs kubernetes.Interface, hosts []*testnet.Host) {
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "restart-targets"}}
+	if err := c.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	primaryHost := hosts[0]
+	primary, standby := "api.restart.test", "api-dr.restart.test"
+	testHosts.set(primary, primaryHost.IP)
+	testHosts.set(standby, hosts[1].IP)
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "payments"},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureExternalName,
+			HealthCheck: &v1alpha1.HealthCheck{
+				Period:             &metav1.Duration{Duration: probePeriod},
+				Timeout:            &metav1.Duration{Duration: probeTimeout},
+				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
+				HealthyThreshold:   ptr.To[int32](restartHealthyThreshold),
+			},
+			ExternalName: &v1alpha1.ExternalNameSpec{Targets: []v1alpha1.ExternalTarget{
+				{Host: primary, ProbeHandler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{Port: ptr.To[int32](testnet.TCPPort)}}},
+				{Host: standby, ProbeHandler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{Port: ptr.To[int32](testnet.TCPPort)}}},
+			}},
+		},
+	}
+	if err := c.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	active := func(want string, targets int) func() error {
+		return func() error {
+			svc := &corev1.Service{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
+				return err
+			}
+			if svc.Spec.ExternalName != want {
+				return fmt.Errorf("externalName %q, want %q", svc.Spec.ExternalName, want)
+			}
+			got := &v1alpha1.NetworkIntent{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(in), got); err != nil {
+				return err
+			}
+			if st := got.Status.ExternalName; st == nil || st.ActiveTarget != want || len(st.Targets) != targets {
+				return fmt.Errorf("status %+v, want %s active of %d targets", got.Status.ExternalName, want, targets)
+			}
+			return nil
+		}
+	}
+
+	stop := freshOperator(t, cfg)
+	eventually(t, 20*time.Second, active(primary, 2))
+	if err := primaryHost.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 3*notReadyDeadline, active(standby, 2))
+	svc := &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	isDead := true
+	w := watchVersions(t, svc.ResourceVersion, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.FieldSelector = "metadata.name=payments"
+		return cs.CoreV1().Services(ns.Name).Watch(ctx, o)
+	}, func(obj runtime.Object) string {
+		s := obj.(*corev1.Service)
+		mu.Lock()
+		defer mu.Unlock()
+		if isDead && s.Spec.ExternalName == primary {
+			return fmt.Sprintf("Service version %s points at the failed target %s", s.ResourceVersion, primary)
+		}
+		return ""
+	})
+
+	stop()
+	stop = freshOperator(t, cfg)
+	// A third target, unprobed, makes the new operator rewrite status.
+	patch := client.MergeFrom(in.DeepCopy())
+	in.Spec.ExternalName.Targets = append(in.Spec.ExternalName.Targets, v1alpha1.ExternalTarget{Host: "api-dr2.restart.test"})
+	if err := c.Patch(ctx, in, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, active(standby, 3))
+	consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, active(standby, 3))
+
+	mu.Lock()
+	isDead = false
+	mu.Unlock()
+	if err := primaryHost.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, notReadyDeadline*restartHealthyThreshold, active(primary, 3))
+	stop()
+	versions, bad := w.counts()
+	t.Logf("restart with a failed ExternalName target: %d Service versions watched, %d pointed at the failed target", versions, len(bad))
+	for _, b := range bad {
+		t.Error(b)
+	}
+	if versions < 1 {
+		t.Errorf("watched %d Service versions; the return to the primary should show", versions)
+	}
+}
