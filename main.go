@@ -42,6 +42,7 @@ type config struct {
 	dnsUpstreams     string
 	dnsTTL           uint
 	probeWorkers     int
+	probeAllowed     string
 }
 
 func parseFlags() (config, zap.Options) {
@@ -56,6 +57,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf).")
 	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds (1-3600) of DNS answers; an intent's dns.ttl overrides it.")
 	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once.")
+	flag.StringVar(&c.probeAllowed, "probe-allowed-cidrs", "", "Comma-separated CIDRs health probes may dial, such as the cluster's pod and node ranges (default: every address; loopback, link-local, multicast and cloud metadata addresses are refused whatever this says).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -69,6 +71,9 @@ func (c config) validate() error {
 	}
 	if c.probeWorkers < 1 {
 		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
+	}
+	if _, err := health.ParseGuard(c.probeAllowed); err != nil {
+		return fmt.Errorf("--probe-allowed-cidrs=%q: %w", c.probeAllowed, err)
 	}
 	return nil
 }
@@ -109,7 +114,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers})
+	guard, err := health.ParseGuard(cfg.probeAllowed)
+	if err != nil {
+		return fmt.Errorf("--probe-allowed-cidrs: %w", err)
+	}
+	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers, Checker: &health.Checker{Guard: guard}})
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}
@@ -125,7 +134,7 @@ func run() error {
 	if err := addDNS(mgr, cfg); err != nil {
 		return err
 	}
-	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain)
+	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain, "probeAllowedCIDRs", guard.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 

@@ -46,6 +46,12 @@ type TargetState struct {
 	// LastError is the error of the last probe; empty if it passed or
 	// none has run yet.
 	LastError string
+	// Failure is the short class of the last probe's failure (see
+	// FailureClass), for status; empty if it passed or none has run yet.
+	Failure string
+	// Forbidden says why the guard refuses the target, such as
+	// "loopback"; empty unless Failure is FailureForbiddenTarget.
+	Forbidden string
 	// LastProbe is when the last probe finished; zero before the first.
 	LastProbe time.Time
 	// LastChange is when Healthy last flipped; zero if it never has.
@@ -80,7 +86,10 @@ type Prober struct {
 	workers int
 	log     logr.Logger
 	check   func(ctx context.Context, address string, spec ProbeSpec) error
-	rand    func() float64
+	// refuse judges a target's address before any probe: an IP literal
+	// the guard refuses is unhealthy from the start.
+	refuse func(address string) error
+	rand   func() float64
 
 	mu      sync.Mutex
 	owners  map[string]map[string]*target
@@ -123,6 +132,7 @@ func NewProber(opts Options) *Prober {
 		checker = &Checker{}
 	}
 	p.check = checker.Check
+	p.refuse = checker.refuseLiteral
 	return p
 }
 
@@ -134,6 +144,8 @@ type target struct {
 
 	verdict    verdict
 	lastErr    string
+	failure    string
+	forbidden  string
 	lastProbe  time.Time
 	lastChange time.Time
 
@@ -171,6 +183,7 @@ func (p *Prober) Set(key string, targets []Target) {
 			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
 			index:   -1,
 		}
+		p.judgeAddress(t)
 		heap.Push(&p.due, t)
 		next[tg.ID] = t
 	}
@@ -195,6 +208,24 @@ func (p *Prober) Remove(key string) {
 	delete(p.owners, key)
 }
 
+// judgeAddress makes a new target whose address the guard refuses
+// unhealthy at once: no probe of it can ever pass, and it must not be
+// published ready while its first probe is awaited.
+func (p *Prober) judgeAddress(t *target) {
+	if err := p.refuse(t.address); err != nil {
+		t.verdict.healthy = false
+		t.record(err)
+	}
+}
+
+// record keeps what a probe's error says.
+func (t *target) record(err error) {
+	t.lastErr, t.failure, t.forbidden = "", "", ""
+	if err != nil {
+		t.lastErr, t.failure, t.forbidden = err.Error(), FailureClass(err), forbiddenDetail(err)
+	}
+}
+
 func (p *Prober) drop(t *target) {
 	t.removed = true
 	if t.index >= 0 {
@@ -213,6 +244,8 @@ func (p *Prober) Status(key string) map[string]TargetState {
 		out[id] = TargetState{
 			Healthy:              t.verdict.healthy,
 			LastError:            t.lastErr,
+			Failure:              t.failure,
+			Forbidden:            t.forbidden,
 			LastProbe:            t.lastProbe,
 			LastChange:           t.lastChange,
 			ConsecutiveSuccesses: t.verdict.successes,
@@ -333,17 +366,20 @@ func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped 
 	}
 	now := time.Now()
 	t.lastProbe = now
-	t.lastErr = ""
-	if err != nil {
-		t.lastErr = err.Error()
+	t.record(err)
+	flipped = t.verdict.observe(err == nil, t.spec.HealthyThreshold, t.spec.UnhealthyThreshold)
+	if t.failure == FailureForbiddenTarget && t.verdict.healthy {
+		// No later probe can pass: out of traffic now, whatever the
+		// threshold (a host name may resolve to a refused address).
+		t.verdict = verdict{failures: t.verdict.failures}
+		flipped = true
 	}
-	if t.verdict.observe(err == nil, t.spec.HealthyThreshold, t.spec.UnhealthyThreshold) {
+	if flipped {
 		t.lastChange = now
 		f = Flip{Key: t.key, TargetID: t.id, Healthy: t.verdict.healthy}
 		if !f.Healthy {
 			f.Err = t.lastErr
 		}
-		flipped = true
 		p.pending.push(f)
 		signal(p.flipReady)
 	}
