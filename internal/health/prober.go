@@ -65,6 +65,7 @@ type TargetState struct {
 // Options configure a Prober.
 type Options struct {
 	// Workers bounds how many probes run at once. Default DefaultWorkers.
+	// Each owner key gets a fair share of them (see fair.go).
 	Workers int
 	// Logger receives a line for every flip. Default: controller-runtime's
 	// logger named "health".
@@ -74,7 +75,8 @@ type Options struct {
 }
 
 // Prober probes targets on a jittered schedule with a bounded pool of
-// workers, keeps each target's health after its thresholds, and reports
+// workers, shared fairly among owner keys (see fairShare), keeps each
+// target's health after its thresholds, and reports
 // flips on Flips. Targets are grouped under owner keys (e.g.
 // "namespace/intent") that Set replaces as a whole.
 //
@@ -96,6 +98,7 @@ type Prober struct {
 	due     dueQueue
 	pending flipQueue
 	started bool
+	fair    fairShare
 
 	// wake tells the scheduler that the earliest due time may have
 	// changed; flipReady tells the deliverer that a flip is pending. Both
@@ -195,6 +198,7 @@ func (p *Prober) Set(key string, targets []Target) {
 	} else {
 		p.owners[key] = next
 	}
+	p.unparkAll()
 	signal(p.wake)
 }
 
@@ -206,6 +210,7 @@ func (p *Prober) Remove(key string) {
 		p.drop(t)
 	}
 	delete(p.owners, key)
+	p.unparkAll()
 }
 
 // judgeAddress makes a new target whose address the guard refuses
@@ -284,46 +289,38 @@ func (p *Prober) Start(ctx context.Context) error {
 		}
 	}
 	heap.Init(&p.due)
+	p.fair.init()
 	p.mu.Unlock()
 
-	jobs := make(chan *target)
 	var wg sync.WaitGroup
 	for range p.workers {
-		wg.Go(func() { p.work(ctx, jobs) })
+		wg.Go(func() { p.work(ctx) })
 	}
 	wg.Go(func() { p.deliver(ctx) })
-	p.schedule(ctx, jobs)
-	close(jobs)
+	p.schedule(ctx)
 	wg.Wait()
 	close(p.flips)
 	return nil
 }
 
-// schedule hands each target to a worker when it falls due. A target is out
-// of the due queue while its probe runs, so it never runs twice at once.
-func (p *Prober) schedule(ctx context.Context, jobs chan<- *target) {
+// schedule hands each target to the workers when it falls due, within its
+// key's share (see dispatch). A target is out of the due queue while it is
+// parked, queued or probed, so it never runs twice at once.
+func (p *Prober) schedule(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		var job *target
 		wait := time.Duration(-1)
 		p.mu.Lock()
+		now := time.Now()
+		for p.due.Len() > 0 && !p.due[0].dueAt.After(now) {
+			p.dispatch(heap.Pop(&p.due).(*target))
+		}
 		if p.due.Len() > 0 {
-			wait = time.Until(p.due[0].dueAt)
-			if wait <= 0 {
-				job = heap.Pop(&p.due).(*target)
-			}
+			wait = p.due[0].dueAt.Sub(now)
 		}
 		p.mu.Unlock()
 
-		if job != nil {
-			select {
-			case jobs <- job:
-				continue
-			case <-ctx.Done():
-				return
-			}
-		}
 		var fire <-chan time.Time
 		if wait >= 0 {
 			timer.Reset(wait)
@@ -340,8 +337,20 @@ func (p *Prober) schedule(ctx context.Context, jobs chan<- *target) {
 	}
 }
 
-func (p *Prober) work(ctx context.Context, jobs <-chan *target) {
-	for t := range jobs {
+func (p *Prober) work(ctx context.Context) {
+	for {
+		t := p.next()
+		if t == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.fair.runReady:
+			}
+			continue
+		}
+		if p.skip(t) {
+			continue
+		}
 		start := time.Now()
 		err := p.check(ctx, t.address, t.spec)
 		if ctx.Err() != nil {
@@ -361,6 +370,7 @@ func (p *Prober) work(ctx context.Context, jobs <-chan *target) {
 func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.release(t)
 	if t.removed {
 		return Flip{}, false
 	}
