@@ -45,6 +45,7 @@ type config struct {
 	dnsCacheMaxBytes string
 	dnsMaxConcurrent int
 	probeWorkers     int
+	probeAllowed     string
 }
 
 func parseFlags() (config, zap.Options) {
@@ -60,7 +61,8 @@ func parseFlags() (config, zap.Options) {
 	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds (1-3600) of DNS answers; an intent's dns.ttl overrides it.")
 	flag.StringVar(&c.dnsCacheMaxBytes, "dns-cache-max-bytes", "32Mi", "Memory bound of the DNS cache of upstream answers, as a quantity (32Mi, 100M); at least 64Ki.")
 	flag.IntVar(&c.dnsMaxConcurrent, "dns-max-concurrent", dnsserver.DefaultMaxConcurrent, "Most DNS questions waiting on upstream resolvers at once; beyond it they are answered SERVFAIL at once.")
-	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once.")
+	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once; each intent with probes gets an equal share of them (at least one).")
+	flag.StringVar(&c.probeAllowed, "probe-allowed-cidrs", "", "Comma-separated CIDRs health probes may dial, such as the cluster's pod and node ranges (default: every address; loopback, link-local, multicast and cloud metadata addresses are refused whatever this says).")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -80,6 +82,9 @@ func (c config) validate() error {
 	}
 	if c.probeWorkers < 1 {
 		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
+	}
+	if _, err := health.ParseGuard(c.probeAllowed); err != nil {
+		return fmt.Errorf("--probe-allowed-cidrs=%q: %w", c.probeAllowed, err)
 	}
 	return nil
 }
@@ -133,7 +138,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
 	}
-	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers})
+	guard, err := health.ParseGuard(cfg.probeAllowed)
+	if err != nil {
+		return fmt.Errorf("--probe-allowed-cidrs: %w", err)
+	}
+	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers, Checker: &health.Checker{Guard: guard}})
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}
@@ -149,7 +158,7 @@ func run() error {
 	if err := addDNS(mgr, cfg); err != nil {
 		return err
 	}
-	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain)
+	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain, "probeAllowedCIDRs", guard.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 

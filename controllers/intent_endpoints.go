@@ -91,7 +91,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 		if !ok {
 			return &endpoints.ProbeResult{Healthy: true} // not probed yet
 		}
-		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.LastError}
+		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.Failure, Forbidden: st.Forbidden}
 	}, hc.IgnorePodReadiness, ptr.Deref(hc.MinHealthyPercent, 0))
 
 	before := publishedReady(existing)

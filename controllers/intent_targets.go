@@ -15,6 +15,15 @@ const ReasonAllTargetsUnhealthy = "AllTargetsUnhealthy"
 // when it names none.
 const defaultHTTPTargetPort = 80
 
+// targetMessage is what status says of a target's last probe: the class of
+// its failure, not the raw error.
+func targetMessage(st health.TargetState) string {
+	if st.Forbidden != "" {
+		return st.Failure + ": the name resolves to an address the prober never dials, " + st.Forbidden
+	}
+	return st.Failure
+}
+
 // judgeTargets health-checks an ExternalName intent's targets and returns
 // the one to publish: the first healthy one in priority order, or the first
 // one when none is healthy (an alias to a failing host beats no alias). It
@@ -49,7 +58,7 @@ func (r *IntentReconciler) judgeTargets(key types.NamespacedName, in *v1alpha1.N
 	for _, t := range targets {
 		ts := v1alpha1.TargetStatus{Host: t.Host, Healthy: true}
 		if st, ok := states[t.Host]; ok {
-			ts.Healthy, ts.Message = st.Healthy, st.LastError
+			ts.Healthy, ts.Message = st.Healthy, targetMessage(st)
 		}
 		if ts.Healthy {
 			healthy++

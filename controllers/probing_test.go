@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -93,7 +94,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if got.Status.Endpoints == nil || len(got.Status.Endpoints.Unhealthy) != 1 || got.Status.Endpoints.Unhealthy[0].Reason != "ProbeFailed" || got.Status.Endpoints.Unhealthy[0].Message == "" {
+		if got.Status.Endpoints == nil || len(got.Status.Endpoints.Unhealthy) != 1 || got.Status.Endpoints.Unhealthy[0].Reason != "ProbeFailed" || got.Status.Endpoints.Unhealthy[0].Message != health.FailureConnectionRefused {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
 		}
 		return conditionStatus(got, ConditionEndpointsHealthy, metav1.ConditionFalse, ReasonDegraded)

@@ -434,10 +434,15 @@ type UnhealthyEndpoint struct {
 	// pod is the backing pod's name, when there is one.
 	// +optional
 	Pod string `json:"pod,omitempty"`
-	// reason says why it is out of traffic: NotReady, Terminating,
-	// ProbeFailed or NoSuchPort.
+	// reason says why it is out of traffic: NotReady, ProbeFailed,
+	// ForbiddenTarget (an address the prober never dials: loopback,
+	// link-local, multicast, cloud metadata, an IPv6 form embedding one
+	// of those, or outside the operator's --probe-allowed-cidrs) or
+	// NoSuchPort.
 	Reason string `json:"reason"`
-	// message is the last probe error or other detail.
+	// message is the class of the last probe failure (ConnectionRefused,
+	// ConnectionReset, Timeout, NoRoute, NameNotFound, "HTTPStatus 503",
+	// ...) or other detail.
 	// +optional
 	Message string `json:"message,omitempty"`
 }
@@ -459,7 +464,8 @@ type TargetStatus struct {
 	Host string `json:"host"`
 	// healthy says whether the target passes its probe (true without one).
 	Healthy bool `json:"healthy"`
-	// message is the last probe error.
+	// message is the class of the last probe failure (ConnectionRefused,
+	// Timeout, NameNotFound, "HTTPStatus 503", ForbiddenTarget, ...).
 	// +optional
 	Message string `json:"message,omitempty"`
 }

@@ -17,6 +17,9 @@ const (
 	ReasonNotReady    = "NotReady"
 	ReasonProbeFailed = "ProbeFailed"
 	ReasonNoSuchPort  = "NoSuchPort"
+	// ReasonForbiddenTarget: the prober refuses to dial the address, so
+	// it can never pass its probe.
+	ReasonForbiddenTarget = "ForbiddenTarget"
 )
 
 // Candidate is a backend before its health is judged.
@@ -154,7 +157,12 @@ func podReady(pod *corev1.Pod) bool {
 // ProbeResult is the active probe's verdict on one candidate.
 type ProbeResult struct {
 	Healthy bool
-	Err     string
+	// Err is the short class of the last failure (ConnectionRefused,
+	// Timeout, "HTTPStatus 503", ...), as status shows it.
+	Err string
+	// Forbidden says why the prober refuses the address; empty when it
+	// does not.
+	Forbidden string
 }
 
 // Verdict is the judged endpoints of an intent.
@@ -195,7 +203,10 @@ func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadines
 			continue
 		}
 		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Reason: ReasonNotReady, Message: "pod is not Ready"}
-		if ready {
+		switch {
+		case ready && pr.Forbidden != "":
+			u.Reason, u.Message = ReasonForbiddenTarget, "the prober never dials this address: it is "+pr.Forbidden
+		case ready:
 			u.Reason, u.Message = ReasonProbeFailed, pr.Err
 		}
 		v.Unhealthy = append(v.Unhealthy, u)

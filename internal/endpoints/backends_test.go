@@ -67,6 +67,34 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+func TestJudgeNamesFailureClassAndForbiddenTargets(t *testing.T) {
+	cands := []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false), cand("10.0.0.3", false, false)}
+	results := map[string]*ProbeResult{
+		"10.0.0.1": {Err: "HTTPStatus 503"},
+		"10.0.0.2": {Err: "ForbiddenTarget", Forbidden: "outside the allowed ranges"},
+		"10.0.0.3": {Err: "ForbiddenTarget", Forbidden: "loopback"}, // pod not ready: that comes first
+	}
+	v := Judge(cands, func(c Candidate) *ProbeResult { return results[c.Address.String()] }, false, 0)
+	want := []v1alpha1.UnhealthyEndpoint{
+		{Address: "10.0.0.1", Pod: "p-10.0.0.1", Reason: ReasonProbeFailed, Message: "HTTPStatus 503"},
+		{Address: "10.0.0.2", Pod: "p-10.0.0.2", Reason: ReasonForbiddenTarget, Message: "the prober never dials this address: it is outside the allowed ranges"},
+		{Address: "10.0.0.3", Pod: "p-10.0.0.3", Reason: ReasonNotReady, Message: "pod is not Ready"},
+	}
+	if len(v.Unhealthy) != len(want) {
+		t.Fatalf("unhealthy %+v", v.Unhealthy)
+	}
+	for i := range want {
+		if v.Unhealthy[i] != want[i] {
+			t.Errorf("unhealthy[%d] = %+v, want %+v", i, v.Unhealthy[i], want[i])
+		}
+	}
+	for _, ep := range v.Endpoints {
+		if ep.Ready || ep.Serving {
+			t.Errorf("%s in traffic", ep.Address)
+		}
+	}
+}
+
 func TestFromPods(t *testing.T) {
 	in := &v1alpha1.NetworkIntent{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}}
 	in.Spec.Ports = []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromString("http"))}, {Name: "admin", Port: 9000}}

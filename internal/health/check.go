@@ -50,6 +50,27 @@ const userAgent = "netintent-health/v1alpha1"
 // is answered with a status outside its expected ranges.
 var ErrUnexpectedStatus = errors.New("unexpected HTTP status")
 
+// StatusError is an HTTP probe's answer outside the expected statuses. It
+// matches ErrUnexpectedStatus.
+type StatusError struct {
+	// Code is the status received.
+	Code int
+	// Expected lists the expected ranges, such as "200-399".
+	Expected string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %d, expected %s", ErrUnexpectedStatus, e.Code, e.Expected)
+}
+
+// Is makes a StatusError match ErrUnexpectedStatus.
+func (e *StatusError) Is(target error) bool {
+	return target == ErrUnexpectedStatus
+}
+
+// errInvalidProbe is a spec no probe can run with.
+var errInvalidProbe = errors.New("invalid probe")
+
 // StatusRange is an inclusive range of HTTP status codes. Max zero means Min.
 type StatusRange struct {
 	Min, Max int
@@ -157,14 +178,19 @@ func (s ProbeSpec) statusExpected(code int) bool {
 // uses no proxy and opens a new connection for every probe. It is safe for
 // concurrent use, and must not be copied after first use.
 type Checker struct {
-	// allowForbidden turns the target guard off. Tests only: their servers
-	// listen on loopback. Unexported so that no caller outside the package
-	// can turn the guard off.
+	// allowForbidden turns the guard's fixed rule off; Guard's allowed
+	// ranges still apply. Tests only: their servers listen on loopback.
+	// Unexported so that no caller outside the package can turn the
+	// guard off.
 	allowForbidden bool
 
 	// Resolver resolves the host names of targets given by name. Nil: the
 	// system resolver.
 	Resolver *net.Resolver
+
+	// Guard judges every address dialled. Nil: the fixed rule alone (see
+	// ForbiddenReason).
+	Guard *Guard
 
 	once   sync.Once
 	dialer *net.Dialer
@@ -173,9 +199,9 @@ type Checker struct {
 
 func (c *Checker) init() {
 	c.once.Do(func() {
-		c.dialer = &net.Dialer{Control: guardControl, Resolver: c.Resolver}
+		c.dialer = &net.Dialer{Control: c.Guard.control, Resolver: c.Resolver}
 		if c.allowForbidden {
-			c.dialer.Control = nil
+			c.dialer.Control = c.Guard.rangeControl
 		}
 		transport := &http.Transport{
 			// Never a proxy, whatever the environment says: a probe judges
@@ -202,16 +228,14 @@ func (c *Checker) Check(ctx context.Context, address string, spec ProbeSpec) err
 	c.init()
 	spec = spec.WithDefaults()
 	if spec.Port < 1 || spec.Port > 65535 {
-		return fmt.Errorf("probe port %d is out of range 1-65535", spec.Port)
+		return fmt.Errorf("%w: port %d is out of range 1-65535", errInvalidProbe, spec.Port)
 	}
 	host := strings.TrimSuffix(strings.TrimPrefix(address, "["), "]")
 	// An IP literal is judged before anything else, for a clear error
 	// whatever the probe kind; the dialer's guard still judges every
 	// address dialled, which is what covers host names.
-	if ip, err := netip.ParseAddr(host); err == nil && !c.allowForbidden {
-		if reason := ForbiddenReason(ip); reason != "" {
-			return fmt.Errorf("%w: %s is %s", ErrForbiddenTarget, ip, reason)
-		}
+	if err := c.refuseLiteral(host); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
@@ -222,8 +246,22 @@ func (c *Checker) Check(ctx context.Context, address string, spec ProbeSpec) err
 	case ProbeHTTP:
 		return c.checkHTTP(ctx, hostPort, spec)
 	default:
-		return fmt.Errorf("unknown probe kind %q", spec.Kind)
+		return fmt.Errorf("%w: unknown kind %q", errInvalidProbe, spec.Kind)
 	}
+}
+
+// refuseLiteral returns the guard's refusal of address when it is an IP
+// literal the guard refuses; nil for a host name, which is judged when it
+// is resolved and dialled.
+func (c *Checker) refuseLiteral(address string) error {
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"))
+	switch {
+	case err != nil:
+		return nil
+	case c.allowForbidden:
+		return refusal(ip, c.Guard.rangeReason(ip))
+	}
+	return c.Guard.Refuse(ip)
 }
 
 func (c *Checker) checkTCP(ctx context.Context, hostPort string) error {
@@ -257,7 +295,7 @@ func (c *Checker) checkHTTP(ctx context.Context, hostPort string, spec ProbeSpec
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
 	_ = resp.Body.Close()
 	if !spec.statusExpected(resp.StatusCode) {
-		return fmt.Errorf("http probe: GET %s: %w %d, expected %s", u, ErrUnexpectedStatus, resp.StatusCode, formatRanges(spec.Statuses))
+		return fmt.Errorf("http probe: GET %s: %w", u, &StatusError{Code: resp.StatusCode, Expected: formatRanges(spec.Statuses)})
 	}
 	return nil
 }

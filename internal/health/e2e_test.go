@@ -104,10 +104,11 @@ func TestProberOnTestHosts(t *testing.T) {
 	startProber(t, p)
 
 	const deadline = 10 * time.Second
+	// Refused addresses are unhealthy from the start: no flip is needed.
 	for _, key := range []string{"shop/loopback", "shop/metadata"} {
-		f := flips.wait(t, key, deadline)
-		if f.Healthy || !strings.Contains(f.Err, ErrForbiddenTarget.Error()) {
-			t.Errorf("%s: flip %+v, want unhealthy, refused by the guard", key, f)
+		st := p.Status(key)[targets[key].ID]
+		if st.Healthy || st.Failure != FailureForbiddenTarget || !strings.Contains(st.LastError, ErrForbiddenTarget.Error()) {
+			t.Errorf("%s: %+v, want unhealthy, refused by the guard", key, st)
 		}
 	}
 	if f := flips.wait(t, "shop/new-start", deadline); !f.Healthy {
@@ -131,6 +132,9 @@ func TestProberOnTestHosts(t *testing.T) {
 	if f.Healthy || f.TargetID != targets["shop/h0-http"].ID || !strings.Contains(f.Err, "connection refused") {
 		t.Errorf("after stopping h0: flip %+v, want unhealthy with connection refused", f)
 	}
+	if st := p.Status("shop/h0-http")[f.TargetID]; st.Failure != FailureConnectionRefused {
+		t.Errorf("status of stopped h0: failure %q, want %s", st.Failure, FailureConnectionRefused)
+	}
 	if f := flips.wait(t, "shop/new-start", deadline); f.Healthy {
 		t.Errorf("h0's TCP target flipped to %+v, want unhealthy", f)
 	}
@@ -152,6 +156,9 @@ func TestProberOnTestHosts(t *testing.T) {
 		f := flips.wait(t, key, deadline)
 		if f.Healthy || !(strings.Contains(f.Err, "timeout") || strings.Contains(f.Err, "deadline exceeded")) {
 			t.Errorf("%s blackholed: flip %+v, want unhealthy with a timeout", key, f)
+		}
+		if st := p.Status(key)[f.TargetID]; st.Failure != FailureTimeout {
+			t.Errorf("%s blackholed: failure %q, want %s", key, st.Failure, FailureTimeout)
 		}
 	}
 	if err := h1.Blackhole(false); err != nil {

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -44,6 +45,39 @@ func TestForbiddenReason(t *testing.T) {
 		{"fd00::2", ""},
 		{"fec0::1", ""}, // site-local: deprecated, not link-local
 		{"::ffff:10.0.0.5", ""},
+		// Cloud metadata beyond the link-local 169.254.169.254.
+		{"fd00:ec2::254", "a cloud metadata address"},
+		{"fd00:ec2::253", ""},
+		// NAT64, well-known prefix: the last 32 bits.
+		{"64:ff9b::7f00:1", "a NAT64 address embedding 127.0.0.1, which is loopback"},
+		{"64:ff9b::127.0.0.1", "a NAT64 address embedding 127.0.0.1, which is loopback"},
+		{"64:ff9b::a9fe:a9fe", "a NAT64 address embedding 169.254.169.254, which is link-local"},
+		{"64:ff9b::0.0.0.0", "a NAT64 address embedding 0.0.0.0, which is unspecified"},
+		{"64:ff9b::224.0.0.1", "a NAT64 address embedding 224.0.0.1, which is multicast"},
+		{"64:ff9b::10.0.0.5", ""},
+		{"64:ff9b::1:7f00:1", ""}, // outside the /96
+		// NAT64, local-use prefix, at each RFC 6052 position.
+		{"64:ff9b:1:7f00:0:100::", "a NAT64 address embedding 127.0.0.1, which is loopback"},         // /48
+		{"64:ff9b:1:a9:fe:a9fe::", "a NAT64 address embedding 169.254.169.254, which is link-local"}, // /56
+		{"64:ff9b:1::7f:0:100:0", "a NAT64 address embedding 127.0.0.1, which is loopback"},          // /64
+		{"64:ff9b:1::7f00:1", "a NAT64 address embedding 127.0.0.1, which is loopback"},              // /96
+		{"64:ff9b:1:a00:0:500::", ""}, // 10.0.0.5 at /48
+		{"64:ff9b:1::a00:5", ""},      // 10.0.0.5 at /96
+		// IPv4-compatible (deprecated) ::a.b.c.d.
+		{"::127.0.0.1", "an IPv4-compatible address embedding 127.0.0.1, which is loopback"},
+		{"::169.254.169.254", "an IPv4-compatible address embedding 169.254.169.254, which is link-local"},
+		{"::10.0.0.5", ""},
+		// IPv4-mapped forms of the same.
+		{"::ffff:7f00:1", "loopback"},
+		// 6to4: bits 16-47.
+		{"2002:7f00:1::1", "a 6to4 address embedding 127.0.0.1, which is loopback"},
+		{"2002:a9fe:a9fe::", "a 6to4 address embedding 169.254.169.254, which is link-local"},
+		{"2002:e000:1::5", "a 6to4 address embedding 224.0.0.1, which is multicast"},
+		{"2002:a00:5::1", ""},
+		// Teredo: the server in bits 32-63, the client inverted in 96-127.
+		{"2001:0:7f00:1::1", "a Teredo address embedding 127.0.0.1, which is loopback"},
+		{"2001:0:a00:5::80ff:fffe", "a Teredo address embedding 127.0.0.1, which is loopback"},
+		{"2001:0:a00:5::f5ff:fffa", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.addr, func(t *testing.T) {
@@ -79,6 +113,7 @@ func TestGuardRefusesBeforeConnect(t *testing.T) {
 		"127.0.0.1", "::1", "::ffff:127.0.0.1", "0.0.0.0", "::",
 		"localhost", // resolved; the guard judges the address dialled
 		"169.254.169.254", "fe80::1", "fe80::1%lo", "[::1]", "224.0.0.1", "ff02::1",
+		"fd00:ec2::254", "64:ff9b::7f00:1", "64:ff9b:1::7f00:1", "::127.0.0.1", "2002:7f00:1::1",
 	}
 	for _, addr := range addrs {
 		for _, kind := range []ProbeKind{ProbeTCP, ProbeHTTP} {
@@ -170,4 +205,131 @@ func listenLoopbackPair(t *testing.T) (*net.TCPListener, *net.TCPListener) {
 	}
 	t.Fatal("no port free on both 127.0.0.1 and ::1")
 	return nil, nil
+}
+
+func TestParseGuard(t *testing.T) {
+	tests := []struct {
+		flag    string
+		want    string // the ranges, as String gives them
+		wantErr string
+	}{
+		{flag: "", want: ""},
+		{flag: "  ", want: ""},
+		{flag: "10.244.0.0/16", want: "10.244.0.0/16"},
+		{flag: "10.244.0.0/16, 192.168.10.0/24,fd00:10:244::/56", want: "10.244.0.0/16,192.168.10.0/24,fd00:10:244::/56"},
+		{flag: "0.0.0.0/0,::/0", want: "0.0.0.0/0,::/0"},
+		{flag: "10.244.0.1/16", wantErr: "10.244.0.1/16 has host bits set; did you mean 10.244.0.0/16?"},
+		{flag: "10.244.0.0", wantErr: `"10.244.0.0" is not a CIDR`},
+		{flag: "10.244.0.0/33", wantErr: `"10.244.0.0/33" is not a CIDR`},
+		{flag: "pods", wantErr: `"pods" is not a CIDR`},
+		{flag: "10.0.0.0/8,,10.1.0.0/16", wantErr: "empty entry"},
+		{flag: "10.0.0.0/8,", wantErr: "empty entry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			g, err := ParseGuard(tt.flag)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("ParseGuard(%q) = %v, %v; want error with %q", tt.flag, g, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseGuard(%q): %v", tt.flag, err)
+			}
+			if g.String() != tt.want {
+				t.Errorf("ParseGuard(%q) = %q, want %q", tt.flag, g.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestGuardAllowedRanges(t *testing.T) {
+	g, err := ParseGuard("10.244.0.0/16,192.168.10.0/24,fd00:10:244::/56,127.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		addr string
+		want string
+	}{
+		{"10.244.3.7", ""},
+		{"::ffff:10.244.3.7", ""}, // judged as the IPv4 address
+		{"192.168.10.200", ""},
+		{"fd00:10:244:ff::5", ""},
+		{"10.245.0.1", reasonNotAllowed},
+		{"192.168.11.1", reasonNotAllowed},
+		{"fd00:10:245::5", reasonNotAllowed},
+		{"8.8.8.8", reasonNotAllowed},
+		// The fixed rule comes first, whatever the ranges allow.
+		{"127.0.0.1", "loopback"},
+		{"64:ff9b::a9fe:a9fe", "a NAT64 address embedding 169.254.169.254, which is link-local"},
+	}
+	for _, tt := range tests {
+		addr := netip.MustParseAddr(tt.addr)
+		if got := g.Reason(addr); got != tt.want {
+			t.Errorf("Reason(%s) = %q, want %q", tt.addr, got, tt.want)
+		}
+		err := g.control("tcp", net.JoinHostPort(tt.addr, "80"), nil)
+		var fe *ForbiddenError
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("control(%s) = %v, want nil", tt.addr, err)
+		case tt.want != "" && (!errors.As(err, &fe) || fe.Reason != tt.want || !errors.Is(err, ErrForbiddenTarget)):
+			t.Errorf("control(%s) = %v, want a ForbiddenError with reason %q", tt.addr, err, tt.want)
+		}
+	}
+	var none *Guard
+	if got := none.Reason(netip.MustParseAddr("8.8.8.8")); got != "" {
+		t.Errorf("the nil guard refuses 8.8.8.8: %q", got)
+	}
+}
+
+// TestAllowedRangesRefuseBeforeConnect dials a listener on loopback with
+// the fixed rule off (allowForbidden) and the allowed ranges on: outside
+// the ranges, no probe reaches the listener; inside, it does.
+func TestAllowedRangesRefuseBeforeConnect(t *testing.T) {
+	ln, _ := listenLoopbackPair(t)
+	port := ln.Addr().(*net.TCPAddr).Port
+	elsewhere, err := ParseGuard("10.244.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := &Checker{allowForbidden: true, Guard: elsewhere}
+	for _, kind := range []ProbeKind{ProbeTCP, ProbeHTTP} {
+		for _, addr := range []string{"127.0.0.1", "localhost"} {
+			err := refusing.Check(t.Context(), addr, ProbeSpec{Kind: kind, Port: port, Timeout: 5 * time.Second})
+			if !errors.Is(err, ErrForbiddenTarget) || FailureClass(err) != FailureForbiddenTarget {
+				t.Errorf("%s probe of %s outside the allowed ranges = %v, want ForbiddenTarget", kind, addr, err)
+			}
+		}
+	}
+	// The first connection the listener sees must be the one allowed.
+	here, err := ParseGuard("127.0.0.0/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := &Checker{allowForbidden: true, Guard: here}
+	done := make(chan error, 1)
+	go func() {
+		done <- allowed.Check(context.WithoutCancel(t.Context()), "127.0.0.1", ProbeSpec{Kind: ProbeTCP, Port: port, Timeout: 5 * time.Second})
+	}()
+	if err := ln.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("the allowed probe never arrived: %v", err)
+	}
+	defer conn.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("probe inside the allowed ranges: %v", err)
+	}
+	if err := ln.SetDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if extra, err := ln.Accept(); err == nil {
+		extra.Close()
+		t.Errorf("the listener saw a second connection, from %s: a refused probe reached it", extra.RemoteAddr())
+	}
 }

@@ -51,6 +51,12 @@ type TargetState struct {
 	// LastError is the error of the last probe; empty if it passed or
 	// none has run yet.
 	LastError string
+	// Failure is the short class of the last probe's failure (see
+	// FailureClass), for status; empty if it passed or none has run yet.
+	Failure string
+	// Forbidden says why the guard refuses the target, such as
+	// "loopback"; empty unless Failure is FailureForbiddenTarget.
+	Forbidden string
 	// LastProbe is when the last probe finished; zero before the first.
 	LastProbe time.Time
 	// LastChange is when Healthy last flipped; zero if it never has.
@@ -64,6 +70,7 @@ type TargetState struct {
 // Options configure a Prober.
 type Options struct {
 	// Workers bounds how many probes run at once. Default DefaultWorkers.
+	// Each owner key gets a fair share of them (see fair.go).
 	Workers int
 	// Logger receives a line for every flip. Default: controller-runtime's
 	// logger named "health".
@@ -73,7 +80,8 @@ type Options struct {
 }
 
 // Prober probes targets on a jittered schedule with a bounded pool of
-// workers, keeps each target's health after its thresholds, and reports
+// workers, shared fairly among owner keys (see fairShare), keeps each
+// target's health after its thresholds, and reports
 // flips on Flips. Targets are grouped under owner keys (e.g.
 // "namespace/intent") that Set replaces as a whole.
 //
@@ -85,13 +93,17 @@ type Prober struct {
 	workers int
 	log     logr.Logger
 	check   func(ctx context.Context, address string, spec ProbeSpec) error
-	rand    func() float64
+	// refuse judges a target's address before any probe: an IP literal
+	// the guard refuses is unhealthy from the start.
+	refuse func(address string) error
+	rand   func() float64
 
 	mu      sync.Mutex
 	owners  map[string]map[string]*target
 	due     dueQueue
 	pending flipQueue
 	started bool
+	fair    fairShare
 
 	// wake tells the scheduler that the earliest due time may have
 	// changed; flipReady tells the deliverer that a flip is pending. Both
@@ -128,6 +140,7 @@ func NewProber(opts Options) *Prober {
 		checker = &Checker{}
 	}
 	p.check = checker.Check
+	p.refuse = checker.refuseLiteral
 	return p
 }
 
@@ -139,6 +152,8 @@ type target struct {
 
 	verdict    verdict
 	lastErr    string
+	failure    string
+	forbidden  string
 	lastProbe  time.Time
 	lastChange time.Time
 
@@ -176,6 +191,7 @@ func (p *Prober) Set(key string, targets []Target) {
 			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
 			index:   -1,
 		}
+		p.judgeAddress(t)
 		heap.Push(&p.due, t)
 		next[tg.ID] = t
 	}
@@ -187,6 +203,7 @@ func (p *Prober) Set(key string, targets []Target) {
 	} else {
 		p.owners[key] = next
 	}
+	p.unparkAll()
 	signal(p.wake)
 }
 
@@ -210,6 +227,25 @@ func (p *Prober) Remove(key string) {
 		p.drop(t)
 	}
 	delete(p.owners, key)
+	p.unparkAll()
+}
+
+// judgeAddress makes a new target whose address the guard refuses
+// unhealthy at once: no probe of it can ever pass, and it must not be
+// published ready while its first probe is awaited.
+func (p *Prober) judgeAddress(t *target) {
+	if err := p.refuse(t.address); err != nil {
+		t.verdict.healthy = false
+		t.record(err)
+	}
+}
+
+// record keeps what a probe's error says.
+func (t *target) record(err error) {
+	t.lastErr, t.failure, t.forbidden = "", "", ""
+	if err != nil {
+		t.lastErr, t.failure, t.forbidden = err.Error(), FailureClass(err), forbiddenDetail(err)
+	}
 }
 
 func (p *Prober) drop(t *target) {
@@ -230,6 +266,8 @@ func (p *Prober) Status(key string) map[string]TargetState {
 		out[id] = TargetState{
 			Healthy:              t.verdict.healthy,
 			LastError:            t.lastErr,
+			Failure:              t.failure,
+			Forbidden:            t.forbidden,
 			LastProbe:            t.lastProbe,
 			LastChange:           t.lastChange,
 			ConsecutiveSuccesses: t.verdict.successes,
@@ -268,46 +306,38 @@ func (p *Prober) Start(ctx context.Context) error {
 		}
 	}
 	heap.Init(&p.due)
+	p.fair.init()
 	p.mu.Unlock()
 
-	jobs := make(chan *target)
 	var wg sync.WaitGroup
 	for range p.workers {
-		wg.Go(func() { p.work(ctx, jobs) })
+		wg.Go(func() { p.work(ctx) })
 	}
 	wg.Go(func() { p.deliver(ctx) })
-	p.schedule(ctx, jobs)
-	close(jobs)
+	p.schedule(ctx)
 	wg.Wait()
 	close(p.flips)
 	return nil
 }
 
-// schedule hands each target to a worker when it falls due. A target is out
-// of the due queue while its probe runs, so it never runs twice at once.
-func (p *Prober) schedule(ctx context.Context, jobs chan<- *target) {
+// schedule hands each target to the workers when it falls due, within its
+// key's share (see dispatch). A target is out of the due queue while it is
+// parked, queued or probed, so it never runs twice at once.
+func (p *Prober) schedule(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
-		var job *target
 		wait := time.Duration(-1)
 		p.mu.Lock()
+		now := time.Now()
+		for p.due.Len() > 0 && !p.due[0].dueAt.After(now) {
+			p.dispatch(heap.Pop(&p.due).(*target))
+		}
 		if p.due.Len() > 0 {
-			wait = time.Until(p.due[0].dueAt)
-			if wait <= 0 {
-				job = heap.Pop(&p.due).(*target)
-			}
+			wait = p.due[0].dueAt.Sub(now)
 		}
 		p.mu.Unlock()
 
-		if job != nil {
-			select {
-			case jobs <- job:
-				continue
-			case <-ctx.Done():
-				return
-			}
-		}
 		var fire <-chan time.Time
 		if wait >= 0 {
 			timer.Reset(wait)
@@ -324,8 +354,20 @@ func (p *Prober) schedule(ctx context.Context, jobs chan<- *target) {
 	}
 }
 
-func (p *Prober) work(ctx context.Context, jobs <-chan *target) {
-	for t := range jobs {
+func (p *Prober) work(ctx context.Context) {
+	for {
+		t := p.next()
+		if t == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.fair.runReady:
+			}
+			continue
+		}
+		if p.skip(t) {
+			continue
+		}
 		start := time.Now()
 		err := p.check(ctx, t.address, t.spec)
 		if ctx.Err() != nil {
@@ -345,22 +387,26 @@ func (p *Prober) work(ctx context.Context, jobs <-chan *target) {
 func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.release(t)
 	if t.removed {
 		return Flip{}, false
 	}
 	now := time.Now()
 	t.lastProbe = now
-	t.lastErr = ""
-	if err != nil {
-		t.lastErr = err.Error()
+	t.record(err)
+	flipped = t.verdict.observe(err == nil, t.spec.HealthyThreshold, t.spec.UnhealthyThreshold)
+	if t.failure == FailureForbiddenTarget && t.verdict.healthy {
+		// No later probe can pass: out of traffic now, whatever the
+		// threshold (a host name may resolve to a refused address).
+		t.verdict = verdict{failures: t.verdict.failures}
+		flipped = true
 	}
-	if t.verdict.observe(err == nil, t.spec.HealthyThreshold, t.spec.UnhealthyThreshold) {
+	if flipped {
 		t.lastChange = now
 		f = Flip{Key: t.key, TargetID: t.id, Healthy: t.verdict.healthy}
 		if !f.Healthy {
 			f.Err = t.lastErr
 		}
-		flipped = true
 		p.pending.push(f)
 		signal(p.flipReady)
 	}

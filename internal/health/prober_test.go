@@ -111,7 +111,7 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 
 	st = p.Status("ns/x")
 	want := map[string]TargetState{
-		"a": {Healthy: false, LastError: errProbe.Error(), ConsecutiveFailures: 3},
+		"a": {Healthy: false, LastError: errProbe.Error(), Failure: FailureProbeError, ConsecutiveFailures: 3},
 		"b": {Healthy: true},
 		"c": {Healthy: true},
 		"d": {Healthy: false},
