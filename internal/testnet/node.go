@@ -493,6 +493,20 @@ func (n *Node) waitProxyHealthy(ctx context.Context) error {
 	}
 }
 
+// Rules returns the node's packet filter rules as kube-proxy's mode sees
+// them: `nft list ruleset` or `iptables-save`, run inside the node.
+func (n *Node) Rules() (string, error) {
+	args := []string{"netns", "exec", n.Namespace, "nft", "list", "ruleset"}
+	if n.Mode == ProxyModeIPTables {
+		args = []string{"netns", "exec", n.Namespace, "iptables-save"}
+	}
+	out, err := ip(args...)
+	if err != nil {
+		return "", fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
+}
+
 // ProxyOutput returns what kube-proxy has printed so far.
 func (n *Node) ProxyOutput() string {
 	if n.proxy == nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -264,6 +265,7 @@ func (w *walk) backendDies(dead *testnet.Host, alive ...*testnet.Host) string {
 	out := time.Since(died)
 	s.waitTail(t, 30*time.Second, settled, "requests succeeding again", func(r request) bool { return r.err == nil })
 	reqs := s.finish()
+	w.waitBalancedOver(staticIntent, alive...)
 	if err := before(reqs, died, failed); err != nil {
 		t.Errorf("a request failed before the backend died: %v", err)
 	}
@@ -398,6 +400,7 @@ func setPodReady(pod *corev1.Pod, ready bool) {
 // makes every backend fail its health check while it still serves: with
 // fewer healthy than minHealthyPercent the operator keeps them all in
 // traffic (fail open), and kube-proxy goes on sending requests to each.
+// Then every backend dies: still below the floor, kube-proxy keeps them all.
 func (w *walk) belowFloor(restart *testnet.Host, all ...*testnet.Host) {
 	t := w.t
 	if err := restart.Start(t.Context()); err != nil {
@@ -410,29 +413,112 @@ func (w *walk) belowFloor(restart *testnet.Host, all ...*testnet.Host) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, "no backend healthy, below the floor", func() error {
-		var in v1alpha1.NetworkIntent
-		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: staticIntent}, &in); err != nil {
-			return err
-		}
-		c := meta.FindStatusCondition(in.Status.Conditions, "EndpointsHealthy")
-		if e := in.Status.Endpoints; c == nil || c.Reason != "BelowHealthyFloor" || e == nil || e.Healthy != 0 || int(e.Total) != len(all) {
-			return fmt.Errorf("EndpointsHealthy %+v, status.endpoints %+v; want BelowHealthyFloor, 0 healthy of %d", c, e, len(all))
-		}
-		return nil
-	})
+	w.waitBelowFloor(len(all))
 	w.waitReady(staticIntent, all, nil)
 	// kube-proxy may still hold the last change before the floor (a
 	// backend out) until its next sync.
 	eventually(t, 10*time.Second, "traffic reaches every backend below the floor", func() error {
 		return tryReachAll(t, w.hc, w.clusterIP, addrs(all...)...)
 	})
+
 	for _, h := range all {
-		if err := h.SetHealthy(true); err != nil {
+		if err := h.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.waitBelowFloor(len(all))
+	w.waitReady(staticIntent, all, nil)
+	w.waitBalancedOver(staticIntent, all...)
+	for _, h := range all {
+		if err := h.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	w.waitCondition(staticIntent, "AllHealthy")
+}
+
+// waitBalancedOver waits until kube-proxy's rules balance the intent's
+// http port over exactly want.
+func (w *walk) waitBalancedOver(intent string, want ...*testnet.Host) {
+	var got []string
+	var err error
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if got, err = w.balancedOver(intent, "http"); err == nil && sameSet(got, addrs(want...)) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	rules, _ := w.node.Rules()
+	w.t.Fatalf("kube-proxy balances %s over %v (%v), want %v; rules:\n%s", intent, got, err, addrs(want...), rules)
+}
+
+// waitBelowFloor waits until the static intent says BelowHealthyFloor with
+// none of its total backends healthy.
+func (w *walk) waitBelowFloor(total int) {
+	t := w.t
+	eventually(t, 30*time.Second, "no backend healthy, below the floor", func() error {
+		var in v1alpha1.NetworkIntent
+		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: staticIntent}, &in); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(in.Status.Conditions, "EndpointsHealthy")
+		if e := in.Status.Endpoints; c == nil || c.Reason != "BelowHealthyFloor" || e == nil || e.Healthy != 0 || int(e.Total) != total {
+			return fmt.Errorf("EndpointsHealthy %+v, status.endpoints %+v; want BelowHealthyFloor, 0 healthy of %d", c, e, total)
+		}
+		return nil
+	})
+}
+
+// The rules by which kube-proxy picks an endpoint of a Service port: in
+// nftables mode the Service's chain (service-<hash>-<ns>/<svc>/tcp/<port>)
+// DNATs to its endpoints' addresses; in iptables mode the KUBE-SVC chain's
+// jumps carry the comment "<ns>/<svc>:<port> -> <ip>:<port>".
+var (
+	nftServiceChain = regexp.MustCompile(`^\s*chain service-[0-9A-Z]+-([^/]+)/([^/]+)/tcp/(\S+) \{`)
+	ipv4            = regexp.MustCompile(`\b\d{1,3}(?:\.\d{1,3}){3}\b`)
+	iptEndpoint     = regexp.MustCompile(`^-A KUBE-SVC-\S+ .*--comment "?([^/]+)/([^:]+):(\S+) -> ([0-9.]+):`)
+)
+
+// balancedOver returns the endpoint addresses the node's kube-proxy rules
+// balance the Service port over.
+func (w *walk) balancedOver(svc, port string) ([]string, error) {
+	rules, err := w.node.Rules()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	add := func(ip string) {
+		if !slices.Contains(out, ip) {
+			out = append(out, ip)
+		}
+	}
+	inChain := false
+	for line := range strings.Lines(rules) {
+		if w.node.Mode == testnet.ProxyModeIPTables {
+			if m := iptEndpoint.FindStringSubmatch(line); m != nil && m[1] == w.ns && m[2] == svc && m[3] == port {
+				add(m[4])
+			}
+			continue
+		}
+		if m := nftServiceChain.FindStringSubmatch(line); m != nil {
+			inChain = m[1] == w.ns && m[2] == svc && m[3] == port
+			continue
+		}
+		if inChain && strings.TrimSpace(line) == "}" {
+			inChain = false
+		}
+		if inChain {
+			for _, ip := range ipv4.FindAllString(line, -1) {
+				add(ip)
+			}
+		}
+	}
+	return out, nil
+}
+
+func sameSet(a, b []string) bool {
+	return len(a) == len(b) && !slices.ContainsFunc(a, func(s string) bool { return !slices.Contains(b, s) })
 }
 
 // externalNameReach makes an ExternalName intent over two targets that the
