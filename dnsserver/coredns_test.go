@@ -390,6 +390,7 @@ func parityQuestions(hosts []*testnet.Host) []question {
 		{"db-0.db", dns.TypeA}, {"db-1.db", dns.TypeA}, {"db-1.db", dns.TypeAAAA}, {"db-2.db", dns.TypeA},
 		{dashed(hosts[0]) + ".cache", dns.TypeA}, {dashed(hosts[2]) + ".cache", dns.TypeA},
 		{dashed(hosts[0]) + ".web", dns.TypeA},
+		{"db-0.db", dns.TypeSRV}, {dashed(hosts[0]) + ".cache", dns.TypeSRV},
 		// SRV for named ports and for the bare Service name
 		{"_http._tcp.web", dns.TypeSRV}, {"_dns._udp.web", dns.TypeSRV}, {"web", dns.TypeSRV},
 		{"_http._tcp.nodeport", dns.TypeSRV}, {"nodeport", dns.TypeSRV},
@@ -416,8 +417,10 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		}
 	}
 	c := startCluster(t)
-	if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: parityNamespace}}); err != nil {
-		t.Fatal(err)
+	for _, ns := range []string{parityNamespace, "empty"} {
+		if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, in := range parityIntents(tn.Hosts) {
 		if err := c.client.Create(ctx, in); err != nil {
@@ -484,6 +487,39 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d questions, answers of netintent and CoreDNS %s:\n%s", len(questions), corednsVersion, report.String())
+
+	// Outside those record forms, netintent answers some questions
+	// otherwise on purpose; they are printed beside CoreDNS's answer.
+	report.Reset()
+	for _, d := range byDesign {
+		ours, err := ask(c.dnsAddr, d.q.fqdn(), d.q.qtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := ask(coredns, d.q.fqdn(), d.q.qtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ours.rcode != d.rcode {
+			t.Errorf("%s %s: netintent %s, want %s (%s)", d.q.fqdn(), dns.TypeToString[d.q.qtype], ours, d.rcode, d.why)
+		}
+		fmt.Fprintf(&report, "%s %s: %s\n  netintent %s\n  CoreDNS   %s\n", d.q.fqdn(), dns.TypeToString[d.q.qtype], d.why, ours, theirs)
+	}
+	t.Logf("answered otherwise by design:\n%s", report.String())
+}
+
+// byDesign are questions outside the specification's record forms that
+// netintent answers otherwise than CoreDNS, on purpose, with its rcode.
+var byDesign = []struct {
+	q     question
+	rcode string
+	why   string
+}{
+	{question{"_tcp.web", dns.TypeSRV}, "NOERROR", "an empty non-terminal above _http._tcp.web exists (RFC 8020); CoreDNS reads _tcp as an endpoint name"},
+	{question{"web", dns.TypeANY}, "NOERROR", "ANY is answered with HINFO (RFC 8482)"},
+	{question{"web", dns.TypeMD}, "NOTIMP", "an obsolete type is not implemented (and never forwarded)"},
+	{question{"svc.cluster.local.", dns.TypeSOA}, "NOERROR", "netintent is authoritative for svc.<domain>; CoreDNS's zone is <domain>"},
+	{question{"empty.svc.cluster.local.", dns.TypeA}, "NXDOMAIN", "netintent knows namespaces through their Services only; CoreDNS watches namespaces"},
 }
 
 // eventually polls check until it returns nil, and fails the test with its
