@@ -128,24 +128,31 @@ func startCluster(t *testing.T) *cluster {
 	if err := mgr.Add(srv); err != nil {
 		t.Fatal(err)
 	}
+	runUntilCleanup(t, "the manager", mgr.Start, srv.Listening())
+	c.dnsAddr = srv.Addr()
+	return c
+}
+
+// runUntilCleanup runs start until the test ends and waits for ready to
+// close, failing the test if start returns first.
+func runUntilCleanup(t *testing.T, what string, start func(context.Context) error, ready <-chan struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	go func() { done <- start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
+			t.Errorf("%s: %v", what, err)
 		}
 	})
 	select {
-	case <-srv.Listening():
+	case <-ready:
 	case err := <-done:
-		t.Fatalf("manager stopped: %v", err)
+		t.Fatalf("%s stopped: %v", what, err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("netintent's DNS server did not start listening")
+		t.Fatalf("%s: not ready after 30 s", what)
 	}
-	c.dnsAddr = srv.Addr()
-	return c
 }
 
 // corednsBinary is the pinned CoreDNS built by `make coredns`.
@@ -611,20 +618,7 @@ func TestCoreDNSForwardsTheZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("netintent's DNS server: %v", err)
-		}
-	})
-	select {
-	case <-srv.Listening():
-	case err := <-done:
-		t.Fatalf("netintent's DNS server: %v", err)
-	}
+	runUntilCleanup(t, "netintent's DNS server", srv.Start, srv.Listening())
 
 	_, port, _ := net.SplitHostPort(corednsAddr)
 	startCoreDNSAt(t, corednsAddr, func(string) string {
