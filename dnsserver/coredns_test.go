@@ -54,8 +54,8 @@ type cluster struct {
 }
 
 // startCluster starts kube-apiserver and etcd with the CRDs, and a manager
-// running what main.go runs.
-func startCluster(t *testing.T) *cluster {
+// running what main.go runs, with upstream as the DNS server's upstream.
+func startCluster(t *testing.T, upstream string) *cluster {
 	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: this test needs kube-apiserver and etcd. " +
@@ -119,9 +119,7 @@ func startCluster(t *testing.T) *cluster {
 	if err := mgr.Add(dnsserver.NewSource(mgr.GetCache(), idx)); err != nil {
 		t.Fatal(err)
 	}
-	// No upstream is reachable from here, nor needed: ExternalName targets
-	// are only asked as CNAMEs.
-	srv, err := dnsserver.New(dnsserver.Config{ListenAddress: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:1"}}, idx)
+	srv, err := dnsserver.New(dnsserver.Config{ListenAddress: "127.0.0.1:0", Upstreams: []string{upstream}}, idx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,8 +401,8 @@ func parityQuestions(hosts []*testnet.Host) []question {
 		{"_http._tcp.nodeport", dns.TypeSRV}, {"nodeport", dns.TypeSRV},
 		{"_redis._tcp.cache", dns.TypeSRV}, {"cache", dns.TypeSRV},
 		{"_postgres._tcp.db", dns.TypeSRV}, {"db", dns.TypeSRV},
-		// ExternalName
-		{"payments", dns.TypeCNAME},
+		// ExternalName: the CNAME, and the target resolved upstream
+		{"payments", dns.TypeCNAME}, {"payments", dns.TypeA}, {"payments", dns.TypeAAAA},
 		// NXDOMAIN and NODATA
 		{"missing", dns.TypeA}, {"web", dns.TypeTXT}, {"_http._udp.web", dns.TypeSRV}, {"_https._tcp.web", dns.TypeSRV},
 		{"db-9.db", dns.TypeA}, {"", dns.TypeA}, {"nowhere.svc.cluster.local.", dns.TypeA},
@@ -423,7 +421,24 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 			t.Fatalf("starting test host %s: %v", h.IP, err)
 		}
 	}
-	c := startCluster(t)
+	// The resolver both servers ask for the ExternalName's target.
+	upstream := serveDNS(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg).SetReply(r)
+		m.RecursionAvailable = true
+		q := r.Question[0]
+		switch {
+		case !strings.EqualFold(q.Name, "api.payments.example.org."):
+			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeA:
+			rr, _ := dns.NewRR("api.payments.example.org. 60 IN A 192.0.2.80")
+			m.Answer = []dns.RR{rr}
+		case q.Qtype == dns.TypeAAAA:
+			rr, _ := dns.NewRR("api.payments.example.org. 60 IN AAAA 2001:db8::80")
+			m.Answer = []dns.RR{rr}
+		}
+		_ = w.WriteMsg(m)
+	})
+	c := startCluster(t, upstream)
 	for _, ns := range []string{parityNamespace, "empty"} {
 		if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			t.Fatal(err)
@@ -438,7 +453,9 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		makeDBPod(t, c.client, fmt.Sprintf("db-%d", i), h.IP.String(), i < 2)
 	}
 	coredns := startCoreDNS(t, func(port string) string {
-		return fmt.Sprintf("cluster.local:%s {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        kubeconfig %s\n    }\n}\n", port, c.kubeconfig)
+		// CoreDNS resolves an ExternalName's target through the server
+		// itself: the forward plugin of the same block answers it.
+		return fmt.Sprintf(".:%s {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        kubeconfig %s\n    }\n    forward . %s\n}\n", port, c.kubeconfig, upstream)
 	})
 
 	// Wait until the failing backend is out of traffic and both servers
