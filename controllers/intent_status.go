@@ -108,7 +108,7 @@ func observeLoadBalancer(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 	st.LoadBalancer = lb
 	assigned := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
 	if assigned != nil && assigned.Status == metav1.ConditionTrue {
-		lb.Pool = poolFromMessage(assigned.Message)
+		lb.Pool = svc.Annotations[AnnotationAllocatedFromPool]
 	}
 	if len(ingress) > 0 {
 		st.Address = ingress[0]
@@ -130,16 +130,6 @@ func observeLoadBalancer(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 	}
 	setCondition(in, ConditionAddressAssigned, false, ReasonAddressPending,
 		"waiting for the cluster's load balancer implementation to assign an address; without one, set loadBalancer.class to %s and create an AddressPool", v1alpha1.AddressPoolClass)
-}
-
-// poolFromMessage reads the pool name from the address-pool controller's
-// "address A from pool P" message.
-func poolFromMessage(msg string) string {
-	const marker = " from pool "
-	if i := strings.LastIndex(msg, marker); i >= 0 {
-		return msg[i+len(marker):]
-	}
-	return ""
 }
 
 // setReady folds the other conditions into Ready: true when every one that

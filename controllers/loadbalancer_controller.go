@@ -38,6 +38,17 @@ const (
 	AnnotationPool    = "networking.netintent.io/pool"
 )
 
+// AnnotationAllocatedFromPool names the AddressPool a Service's address was
+// given from. The LoadBalancerReconciler sets it with the address and
+// removes it with the address; the intent reads its loadBalancer.pool from
+// it.
+const AnnotationAllocatedFromPool = "networking.netintent.io/allocated-from-pool"
+
+// addressFieldOwner is the field manager of the LoadBalancerReconciler's
+// writes to a Service's metadata: apart from the intent's own, so that the
+// intent's applies never take the annotation over and drop it.
+const addressFieldOwner = "netintent-address-pool"
+
 // Reasons of a Service's networking.netintent.io/AddressAssigned condition
 // (ReasonAssigned when True). The intent mirrors them in AddressAssigned.
 const (
@@ -71,7 +82,7 @@ type LoadBalancerReconciler struct {
 
 var _ reconcile.Reconciler = &LoadBalancerReconciler{}
 
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=services/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents,verbs=get;list;watch
@@ -179,31 +190,58 @@ func (r *LoadBalancerReconciler) release(key types.NamespacedName) []netip.Addr 
 }
 
 // forget removes what the reconciler wrote on a Service it no longer
-// serves: its condition, and the ingress addresses it gave (all of them if
-// the Service is no longer a LoadBalancer).
+// serves: its condition and pool annotation, and the ingress addresses it
+// gave (all of them if the Service is no longer a LoadBalancer).
 func (r *LoadBalancerReconciler) forget(ctx context.Context, svc *corev1.Service, released []netip.Addr) error {
-	if meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) == nil {
+	if meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) != nil {
+		updated := svc.DeepCopy()
+		meta.RemoveStatusCondition(&updated.Status.Conditions, ServiceConditionAddress)
+		ingress := updated.Status.LoadBalancer.Ingress[:0:0]
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			addr, err := netip.ParseAddr(ing.IP)
+			if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || (err == nil && slices.Contains(released, addr.Unmap())) {
+				continue
+			}
+			ingress = append(ingress, ing)
+		}
+		updated.Status.LoadBalancer.Ingress = ingress
+		if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
+			// On a conflict, the change that caused it brings the Service back.
+			return client.IgnoreNotFound(fmt.Errorf("clearing load-balancer status: %w", err))
+		}
+		svc = updated
+		if len(released) > 0 {
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "AddressReleased", "Release",
+				"Released address %s: the Service is no longer a LoadBalancer of class %s", released[0], v1alpha1.AddressPoolClass)
+		}
+	}
+	if err := r.annotatePool(ctx, svc, ""); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	return nil
+}
+
+// annotatePool records in the Service's annotation the pool its address
+// is from, or removes the annotation when pool is "". On success svc is the
+// Service as written.
+func (r *LoadBalancerReconciler) annotatePool(ctx context.Context, svc *corev1.Service, pool string) error {
+	if cur, ok := svc.Annotations[AnnotationAllocatedFromPool]; cur == pool && ok == (pool != "") {
 		return nil
 	}
 	updated := svc.DeepCopy()
-	meta.RemoveStatusCondition(&updated.Status.Conditions, ServiceConditionAddress)
-	ingress := updated.Status.LoadBalancer.Ingress[:0:0]
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		addr, err := netip.ParseAddr(ing.IP)
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || (err == nil && slices.Contains(released, addr.Unmap())) {
-			continue
+	if pool == "" {
+		delete(updated.Annotations, AnnotationAllocatedFromPool)
+	} else {
+		if updated.Annotations == nil {
+			updated.Annotations = map[string]string{}
 		}
-		ingress = append(ingress, ing)
+		updated.Annotations[AnnotationAllocatedFromPool] = pool
 	}
-	updated.Status.LoadBalancer.Ingress = ingress
-	if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
-		// On a conflict, the change that caused it brings the Service back.
-		return client.IgnoreNotFound(fmt.Errorf("clearing load-balancer status: %w", err))
+	patch := client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})
+	if err := r.Client.Patch(ctx, updated, patch, client.FieldOwner(addressFieldOwner)); err != nil {
+		return fmt.Errorf("recording the address's pool: %w", err)
 	}
-	if len(released) > 0 {
-		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, "AddressReleased", "Release",
-			"Released address %s: the Service is no longer a LoadBalancer of class %s", released[0], v1alpha1.AddressPoolClass)
-	}
+	*svc = *updated
 	return nil
 }
 
@@ -267,38 +305,57 @@ func (r *LoadBalancerReconciler) owningIntent(ctx context.Context, svc *corev1.S
 	return in, nil
 }
 
-// writeStatus writes the assignment in the Service's status when it
-// changes it, with an event for a person to see.
+// writeStatus writes the assignment in the Service's status and its pool
+// annotation when it changes them, with an event for a person to see. The
+// annotation names the new pool before the address shows, and goes once no
+// address does.
 func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Service, out assignment) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
-	status := serviceAddressStatus(svc, out)
-	if equality.Semantic.DeepEqual(&svc.Status, status) {
-		return ctrl.Result{}, nil
-	}
-	updated := svc.DeepCopy()
-	updated.Status = *status
-	log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", out.reason)
-	// The optimistic lock keeps a stale cache from repeating a write and
+	prev := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
+	shown := ingressAddrs(svc)
+	// The optimistic locks keep a stale cache from repeating a write and
 	// its event.
-	err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{}))
+	if out.assigned() {
+		if err := r.annotatePool(ctx, svc, out.pool); err != nil {
+			return r.writeFailed(svc, err)
+		}
+	}
+	status := serviceAddressStatus(svc, out)
+	if !equality.Semantic.DeepEqual(&svc.Status, status) {
+		updated := svc.DeepCopy()
+		updated.Status = *status
+		log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", out.reason)
+		if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
+			return r.writeFailed(svc, fmt.Errorf("updating load-balancer status: %w", err))
+		}
+		*svc = *updated
+		switch {
+		case out.assigned() && !slices.Contains(shown, out.addr):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAssigned, "Allocate", "Assigned address %s from pool %s", out.addr, out.pool)
+		case !out.assigned() && (prev == nil || prev.Reason != out.reason):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.reason, "Allocate", "%s", out.message)
+		}
+	}
+	if !out.assigned() {
+		if err := r.annotatePool(ctx, svc, ""); err != nil {
+			return r.writeFailed(svc, err)
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// writeFailed turns a failed write to the Service into the reconcile's
+// result: a Service gone frees its address, a conflict is tried again soon
+// (the write met a newer Service than the cache's).
+func (r *LoadBalancerReconciler) writeFailed(svc *corev1.Service, err error) (ctrl.Result, error) {
 	switch {
 	case apierrors.IsNotFound(err):
 		r.release(client.ObjectKeyFromObject(svc))
 		return ctrl.Result{}, nil
 	case apierrors.IsConflict(err):
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	case err != nil:
-		return ctrl.Result{}, fmt.Errorf("updating load-balancer status: %w", err)
 	}
-
-	prev := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
-	switch {
-	case out.assigned() && !slices.Contains(ingressAddrs(svc), out.addr):
-		r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAssigned, "Allocate", "Assigned address %s from pool %s", out.addr, out.pool)
-	case !out.assigned() && (prev == nil || prev.Reason != out.reason):
-		r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.reason, "Allocate", "%s", out.message)
-	}
-	return ctrl.Result{}, nil
+	return ctrl.Result{}, err
 }
 
 // serviceAddressStatus is the Service's status with the assignment written
@@ -347,7 +404,11 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func addressServicePredicate() predicate.Predicate {
 	ours := func(obj client.Object) bool {
 		svc, ok := obj.(*corev1.Service)
-		return ok && (servedService(svc) || meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) != nil)
+		if !ok {
+			return false
+		}
+		_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
+		return servedService(svc) || annotated || meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) != nil
 	}
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return ours(e.Object) },

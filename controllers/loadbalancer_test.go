@@ -77,11 +77,12 @@ func serviceAddress(ctx context.Context, ns, name string) (string, *metav1.Condi
 		return "", nil, fmt.Errorf("service %s condition is for generation %d, service is at %d", name, cond.ObservedGeneration, svc.Generation)
 	}
 	ingress := svc.Status.LoadBalancer.Ingress
+	pool, annotated := svc.Annotations[AnnotationAllocatedFromPool]
 	switch {
-	case cond.Status == metav1.ConditionTrue && (len(ingress) != 1 || !strings.HasPrefix(cond.Message, "address "+ingress[0].IP+" from pool ")):
-		return "", nil, fmt.Errorf("service %s: condition %q with ingress %v", name, cond.Message, ingress)
-	case cond.Status == metav1.ConditionFalse && len(ingress) != 0:
-		return "", nil, fmt.Errorf("service %s: condition %s/%s with ingress %v", name, cond.Status, cond.Reason, ingress)
+	case cond.Status == metav1.ConditionTrue && (len(ingress) != 1 || cond.Message != "address "+ingress[0].IP+" from pool "+pool):
+		return "", nil, fmt.Errorf("service %s: condition %q with ingress %v and pool annotation %q", name, cond.Message, ingress, pool)
+	case cond.Status == metav1.ConditionFalse && (len(ingress) != 0 || annotated):
+		return "", nil, fmt.Errorf("service %s: condition %s/%s with ingress %v and pool annotation %q", name, cond.Status, cond.Reason, ingress, pool)
 	case cond.Status == metav1.ConditionTrue:
 		return ingress[0].IP, cond, nil
 	}
@@ -106,7 +107,7 @@ func intentAddress(ctx context.Context, ns, name string) (string, string, error)
 	case c.ObservedGeneration != in.Generation:
 		return "", "", fmt.Errorf("intent %s AddressAssigned is for generation %d, intent is at %d", name, c.ObservedGeneration, in.Generation)
 	case addr != "" && (c.Status != metav1.ConditionTrue || in.Status.Address != addr ||
-		in.Status.LoadBalancer == nil || in.Status.LoadBalancer.Pool != poolFromMessage(svcCond.Message)):
+		in.Status.LoadBalancer == nil || "address "+addr+" from pool "+in.Status.LoadBalancer.Pool != svcCond.Message):
 		return "", "", fmt.Errorf("intent %s shows %s/%s address %q lb %+v; service has %s", name, c.Status, c.Reason, in.Status.Address, in.Status.LoadBalancer, addr)
 	case addr == "" && (c.Status != metav1.ConditionFalse || c.Reason != svcCond.Reason || c.Message != svcCond.Message):
 		return "", "", fmt.Errorf("intent %s shows %s/%s %q; service has %s/%s", name, c.Status, c.Reason, c.Message, svcCond.Status, svcCond.Reason)
@@ -480,14 +481,10 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc.Annotations = map[string]string{"touch": "1"}
-		if name == "asks" {
-			svc.Annotations[AnnotationAddress] = "198.51.100.70"
-			svc.Annotations[AnnotationPool] = pool
+		if svc.Annotations == nil {
+			svc.Annotations = map[string]string{}
 		}
-		if name == "elsewhere" {
-			svc.Annotations[AnnotationPool] = "lb-plain-missing-" + ns
-		}
+		svc.Annotations["touch"] = "1"
 		if err := k8sClient.Update(ctx, svc); err != nil {
 			t.Fatal(err)
 		}
@@ -529,6 +526,9 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 		}
 		if len(cur.Status.LoadBalancer.Ingress) != 0 || meta.FindStatusCondition(cur.Status.Conditions, ServiceConditionAddress) != nil {
 			return fmt.Errorf("status not cleared: %+v", cur.Status)
+		}
+		if pool, ok := cur.Annotations[AnnotationAllocatedFromPool]; ok {
+			return fmt.Errorf("pool annotation %q not removed", pool)
 		}
 		return poolStatus(ctx, pool, metav1.ConditionTrue, ReasonInUse, "8/1/7", "256/0/256")
 	})
