@@ -171,12 +171,12 @@ func (p *addressPools) reclaim(ctx context.Context, services []corev1.Service) i
 		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
 			return c
 		}
-		return cmp.Compare(serviceKey(a), serviceKey(b))
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
 	inUse := p.alloc.Pools()
 	claimed := 0
 	for _, svc := range served {
-		key := serviceKey(svc)
+		key := client.ObjectKeyFromObject(svc)
 		for _, addr := range ingressAddrs(svc) {
 			if _, held := p.alloc.Owner(addr); held || holdsFamily(p.alloc, key, ipam.FamilyOf(addr)) {
 				continue
@@ -281,11 +281,6 @@ func servedService(svc *corev1.Service) bool {
 		ptr.Deref(svc.Spec.LoadBalancerClass, "") == v1alpha1.AddressPoolClass
 }
 
-// serviceKey is the allocator's owner key of a Service: "namespace/name".
-func serviceKey(obj client.Object) string {
-	return obj.GetNamespace() + "/" + obj.GetName()
-}
-
 // ingressAddrs are the IP addresses of the Service's load-balancer ingress.
 func ingressAddrs(svc *corev1.Service) []netip.Addr {
 	var addrs []netip.Addr
@@ -297,7 +292,7 @@ func ingressAddrs(svc *corev1.Service) []netip.Addr {
 	return addrs
 }
 
-func holdsFamily(alloc *ipam.Allocator, key string, family ipam.Family) bool {
+func holdsFamily(alloc *ipam.Allocator, key types.NamespacedName, family ipam.Family) bool {
 	for _, addr := range alloc.Assigned(key) {
 		if ipam.FamilyOf(addr) == family {
 			return true
@@ -337,8 +332,8 @@ func (s *queueSource) String() string { return s.name }
 
 // addressRequest is what a Service asks of the address pools.
 type addressRequest struct {
-	// key is the Service's owner key, "namespace/name".
-	key string
+	// key is the Service's key, its owner key in the allocator.
+	key types.NamespacedName
 	// namespace and namespaceLabels decide which pools the Service may use.
 	namespace       string
 	namespaceLabels labels.Set

@@ -137,7 +137,7 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 // holdings maps the addresses the owner holds to their pools. The caller
 // holds r.pools.mu.
-func (r *LoadBalancerReconciler) holdings(key string) map[netip.Addr]string {
+func (r *LoadBalancerReconciler) holdings(key types.NamespacedName) map[netip.Addr]string {
 	held := map[netip.Addr]string{}
 	for _, addr := range r.pools.alloc.Assigned(key) {
 		held[addr], _ = r.pools.alloc.PoolOf(addr)
@@ -175,12 +175,11 @@ func (r *LoadBalancerReconciler) release(key types.NamespacedName) []netip.Addr 
 	r.pools.setPending(key, false)
 	r.pools.mu.RLock()
 	var pools []string
-	owner := key.String()
-	for _, addr := range r.pools.alloc.Assigned(owner) {
+	for _, addr := range r.pools.alloc.Assigned(key) {
 		pool, _ := r.pools.alloc.PoolOf(addr)
 		pools = append(pools, pool)
 	}
-	released := r.pools.alloc.Release(owner)
+	released := r.pools.alloc.Release(key)
 	r.pools.mu.RUnlock()
 	if len(released) > 0 {
 		r.pools.poolChanged(pools...)
@@ -253,7 +252,7 @@ func (r *LoadBalancerReconciler) request(ctx context.Context, svc *corev1.Servic
 		return addressRequest{}, fmt.Errorf("getting namespace: %w", err)
 	}
 	req := addressRequest{
-		key:             serviceKey(svc),
+		key:             client.ObjectKeyFromObject(svc),
 		namespace:       svc.Namespace,
 		namespaceLabels: labels.Set(ns.Labels),
 		family:          ipam.IPv4,

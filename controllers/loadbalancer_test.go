@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -563,7 +564,7 @@ func TestAssignDecisions(t *testing.T) {
 	}
 
 	ask := func(name, address, pool string, family ipam.Family, nsLabels labels.Set, current ...string) addressRequest {
-		req := addressRequest{key: "ns/" + name, namespace: "ns", namespaceLabels: nsLabels, family: family, address: address, pool: pool,
+		req := addressRequest{key: types.NamespacedName{Namespace: "ns", Name: name}, namespace: "ns", namespaceLabels: nsLabels, family: family, address: address, pool: pool,
 			addressField: "address", poolField: "pool"}
 		for _, c := range current {
 			req.current = append(req.current, netip.MustParseAddr(c))
@@ -614,7 +615,7 @@ func TestAssignDecisions(t *testing.T) {
 		}
 	}
 	// A refused Service holds nothing: t's team-a address went back.
-	if held := p.alloc.Assigned("ns/t"); len(held) != 0 {
+	if held := p.alloc.Assigned(types.NamespacedName{Namespace: "ns", Name: "t"}); len(held) != 0 {
 		t.Errorf("refused Service still holds %v", held)
 	}
 	if c, _ := p.alloc.Counts("team-a"); c.IPv4.Assigned != 0 {

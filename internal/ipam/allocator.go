@@ -9,10 +9,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
-// Allocator gives addresses of usable pools to owners (a key such as
-// "namespace/name") and remembers who holds what: at most one address of
+// Allocator gives addresses of usable pools to owners (the key of the
+// object that holds the address, such as a Service) and remembers who holds what: at most one address of
 // each family per owner. It is safe for concurrent use.
 //
 // Costs. Each pool keeps its free addresses as a balanced tree of g gaps
@@ -33,7 +35,7 @@ type Allocator struct {
 	// addrs maps every assigned address to its holder and pool.
 	addrs map[netip.Addr]holding
 	// owners maps an owner to its address of each family (zero if none).
-	owners map[string][2]netip.Addr
+	owners map[types.NamespacedName][2]netip.Addr
 }
 
 type indexEntry struct {
@@ -42,7 +44,7 @@ type indexEntry struct {
 }
 
 type holding struct {
-	owner string
+	owner types.NamespacedName
 	pool  string
 }
 
@@ -57,7 +59,7 @@ type poolState struct {
 // Assignment is an address held by an owner.
 type Assignment struct {
 	// Owner holds the address.
-	Owner string
+	Owner types.NamespacedName
 	// Addr is the address.
 	Addr netip.Addr
 	// Pool is the pool the address was given from.
@@ -87,7 +89,7 @@ func NewAllocator() *Allocator {
 	return &Allocator{
 		pools:  map[string]*poolState{},
 		addrs:  map[netip.Addr]holding{},
-		owners: map[string][2]netip.Addr{},
+		owners: map[types.NamespacedName][2]netip.Addr{},
 	}
 }
 
@@ -169,10 +171,10 @@ func (a *Allocator) SetPools(pools []Pool) ([]Assignment, error) {
 		orphans = append(orphans, Assignment{Owner: h.owner, Addr: addr, Pool: h.pool})
 	}
 	slices.SortFunc(orphans, func(x, y Assignment) int {
-		if c := cmp.Compare(x.Owner, y.Owner); c != 0 {
-			return c
-		}
-		return x.Addr.Compare(y.Addr)
+		return cmp.Or(
+			cmp.Compare(x.Owner.Namespace, y.Owner.Namespace),
+			cmp.Compare(x.Owner.Name, y.Owner.Name),
+			x.Addr.Compare(y.Addr))
 	})
 	return orphans, nil
 }
@@ -330,7 +332,7 @@ func (st *poolState) put(fi int, x u128) {
 // or its pool avoids it), ErrPoolNotAllowed (its pool is not eligible) or
 // ErrTaken (another owner holds it; the error is a *TakenError). On success,
 // an address of the same family that owner held before is released.
-func (a *Allocator) Claim(owner string, addr netip.Addr, eligible []string) error {
+func (a *Allocator) Claim(owner types.NamespacedName, addr netip.Addr, eligible []string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 
@@ -373,7 +375,7 @@ func (a *Allocator) Claim(owner string, addr netip.Addr, eligible []string) erro
 // It returns an error wrapping ErrNoEligiblePool (no eligible pool is in use
 // or has addresses of the family) or ErrPoolExhausted (they are all given
 // out).
-func (a *Allocator) Allocate(owner string, family Family, eligible []string) (netip.Addr, error) {
+func (a *Allocator) Allocate(owner types.NamespacedName, family Family, eligible []string) (netip.Addr, error) {
 	fi, ok := famIndex(family)
 	if !ok {
 		return netip.Addr{}, fmt.Errorf("%w: unknown address family %d", ErrNoEligiblePool, family)
@@ -407,7 +409,7 @@ func (a *Allocator) Allocate(owner string, family Family, eligible []string) (ne
 
 // give records addr as owner's, releasing the owner's previous address of
 // the family.
-func (a *Allocator) give(owner string, fi int, addr netip.Addr, pool string) {
+func (a *Allocator) give(owner types.NamespacedName, fi int, addr netip.Addr, pool string) {
 	held := a.owners[owner]
 	if old := held[fi]; old.IsValid() && old != addr {
 		a.releaseAddr(old)
@@ -430,7 +432,7 @@ func (a *Allocator) releaseAddr(addr netip.Addr) {
 	}
 }
 
-func (a *Allocator) dropOwned(owner string, fi int) {
+func (a *Allocator) dropOwned(owner types.NamespacedName, fi int) {
 	held := a.owners[owner]
 	held[fi] = netip.Addr{}
 	if held[fam4].IsValid() || held[fam6].IsValid() {
@@ -442,7 +444,7 @@ func (a *Allocator) dropOwned(owner string, fi int) {
 
 // Release returns every address owner holds to its pool and returns them
 // (IPv4 first).
-func (a *Allocator) Release(owner string) []netip.Addr {
+func (a *Allocator) Release(owner types.NamespacedName) []netip.Addr {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 
@@ -459,7 +461,7 @@ func (a *Allocator) Release(owner string) []netip.Addr {
 
 // ReleaseFamily returns owner's address of one family to its pool, if it
 // holds one, and returns it.
-func (a *Allocator) ReleaseFamily(owner string, family Family) (netip.Addr, bool) {
+func (a *Allocator) ReleaseFamily(owner types.NamespacedName, family Family) (netip.Addr, bool) {
 	fi, ok := famIndex(family)
 	if !ok {
 		return netip.Addr{}, false
@@ -477,7 +479,7 @@ func (a *Allocator) ReleaseFamily(owner string, family Family) (netip.Addr, bool
 }
 
 // Owner returns the holder of addr.
-func (a *Allocator) Owner(addr netip.Addr) (string, bool) {
+func (a *Allocator) Owner(addr netip.Addr) (types.NamespacedName, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	h, ok := a.addrs[addr]
@@ -485,7 +487,7 @@ func (a *Allocator) Owner(addr netip.Addr) (string, bool) {
 }
 
 // Assigned returns the addresses owner holds, IPv4 first.
-func (a *Allocator) Assigned(owner string) []netip.Addr {
+func (a *Allocator) Assigned(owner types.NamespacedName) []netip.Addr {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var out []netip.Addr

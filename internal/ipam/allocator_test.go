@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // step is one operation on an Allocator and what it should give: the result
@@ -28,6 +30,12 @@ func stepf(desc string, run func(*Allocator) (string, error)) step {
 
 func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
 
+// key is the owner written "namespace/name" in the tables.
+func key(s string) types.NamespacedName {
+	ns, name, _ := strings.Cut(s, "/")
+	return types.NamespacedName{Namespace: ns, Name: name}
+}
+
 func names(list ...string) []string { return list }
 
 func addrs(list []netip.Addr) string {
@@ -40,7 +48,7 @@ func addrs(list []netip.Addr) string {
 
 func alloc(owner string, f Family, eligible ...string) step {
 	return stepf(fmt.Sprintf("Allocate(%s, %s, %v)", owner, f, eligible), func(a *Allocator) (string, error) {
-		addr, err := a.Allocate(owner, f, eligible)
+		addr, err := a.Allocate(key(owner), f, eligible)
 		if err != nil {
 			return "", err
 		}
@@ -50,19 +58,19 @@ func alloc(owner string, f Family, eligible ...string) step {
 
 func claim(owner, addr string, eligible ...string) step {
 	return stepf(fmt.Sprintf("Claim(%s, %s, %v)", owner, addr, eligible), func(a *Allocator) (string, error) {
-		return "", a.Claim(owner, ip(addr), eligible)
+		return "", a.Claim(key(owner), ip(addr), eligible)
 	})
 }
 
 func release(owner string) step {
 	return stepf("Release("+owner+")", func(a *Allocator) (string, error) {
-		return addrs(a.Release(owner)), nil
+		return addrs(a.Release(key(owner))), nil
 	})
 }
 
 func releaseFamily(owner string, f Family) step {
 	return stepf(fmt.Sprintf("ReleaseFamily(%s, %s)", owner, f), func(a *Allocator) (string, error) {
-		addr, ok := a.ReleaseFamily(owner, f)
+		addr, ok := a.ReleaseFamily(key(owner), f)
 		if !ok {
 			return "none", nil
 		}
@@ -76,13 +84,13 @@ func ownerOf(addr string) step {
 		if !ok {
 			return "none", nil
 		}
-		return owner, nil
+		return owner.String(), nil
 	})
 }
 
 func assigned(owner string) step {
 	return stepf("Assigned("+owner+")", func(a *Allocator) (string, error) {
-		return addrs(a.Assigned(owner)), nil
+		return addrs(a.Assigned(key(owner))), nil
 	})
 }
 
@@ -320,15 +328,15 @@ func TestAllocator(t *testing.T) {
 
 func TestTakenErrorNamesHolder(t *testing.T) {
 	a := newAllocator(t, spec("p", "192.0.2.0/29"))
-	if err := a.Claim("shop/web", ip("192.0.2.5"), names("p")); err != nil {
+	if err := a.Claim(key("shop/web"), ip("192.0.2.5"), names("p")); err != nil {
 		t.Fatal(err)
 	}
-	err := a.Claim("shop/api", ip("192.0.2.5"), names("p"))
+	err := a.Claim(key("shop/api"), ip("192.0.2.5"), names("p"))
 	var taken *TakenError
 	if !errors.As(err, &taken) || !errors.Is(err, ErrTaken) {
 		t.Fatalf("Claim = %v, want a *TakenError", err)
 	}
-	if taken.Holder != "shop/web" || taken.Pool != "p" || taken.Addr != ip("192.0.2.5") {
+	if taken.Holder != key("shop/web") || taken.Pool != "p" || taken.Addr != ip("192.0.2.5") {
 		t.Fatalf("TakenError = %+v", *taken)
 	}
 	if !strings.Contains(err.Error(), "held by shop/web") {
@@ -353,11 +361,11 @@ func TestSetPools(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, owner := range []string{"ns/a", "ns/b", "ns/c", "ns/d"} {
-		if err := a.Claim(owner, ip(fmt.Sprintf("192.0.2.%d", 4*i)), names("p")); err != nil {
+		if err := a.Claim(key(owner), ip(fmt.Sprintf("192.0.2.%d", 4*i)), names("p")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := a.Claim("ns/a", ip("2001:db8::7"), names("q")); err != nil {
+	if err := a.Claim(key("ns/a"), ip("2001:db8::7"), names("q")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -382,20 +390,20 @@ func TestSetPools(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Assignment{
-		{Owner: "ns/a", Addr: ip("192.0.2.0"), Pool: "p"},
-		{Owner: "ns/a", Addr: ip("2001:db8::7"), Pool: "q"},
-		{Owner: "ns/d", Addr: ip("192.0.2.12"), Pool: "p"},
+		{Owner: key("ns/a"), Addr: ip("192.0.2.0"), Pool: "p"},
+		{Owner: key("ns/a"), Addr: ip("2001:db8::7"), Pool: "q"},
+		{Owner: key("ns/d"), Addr: ip("192.0.2.12"), Pool: "p"},
 	}
 	if !slices.Equal(orphans, want) {
 		t.Fatalf("orphans = %v, want %v", orphans, want)
 	}
 	checkInvariants(t, a)
 	for addr, owner := range map[string]string{"192.0.2.4": "ns/b", "192.0.2.8": "ns/c", "192.0.2.0": "", "192.0.2.12": "", "2001:db8::7": ""} {
-		if got, _ := a.Owner(ip(addr)); got != owner {
+		if got, _ := a.Owner(ip(addr)); got != key(owner) {
 			t.Errorf("Owner(%s) = %q, want %q", addr, got, owner)
 		}
 	}
-	if got := a.Assigned("ns/a"); len(got) != 0 {
+	if got := a.Assigned(key("ns/a")); len(got) != 0 {
 		t.Errorf("Assigned(ns/a) = %v, want none", got)
 	}
 	if pool, _ := a.PoolOf(ip("192.0.2.8")); pool != "r" {
@@ -412,7 +420,7 @@ func TestSetPools(t *testing.T) {
 	})
 
 	// Refused pool sets change nothing.
-	before := fmt.Sprint(a.Pools(), a.Assigned("ns/b"))
+	before := fmt.Sprint(a.Pools(), a.Assigned(key("ns/b")))
 	for name, set := range map[string][]Pool{
 		"overlap":   {p(spec("p", "192.0.2.0/29")), p(spec("r", "192.0.2.7-192.0.2.11"))},
 		"duplicate": {p(spec("p", "192.0.2.0/29")), p(spec("p", "198.51.100.0/29"))},
@@ -423,7 +431,7 @@ func TestSetPools(t *testing.T) {
 		if _, err := a.SetPools(set); err == nil {
 			t.Errorf("%s: SetPools succeeded", name)
 		}
-		if after := fmt.Sprint(a.Pools(), a.Assigned("ns/b")); after != before {
+		if after := fmt.Sprint(a.Pools(), a.Assigned(key("ns/b"))); after != before {
 			t.Errorf("%s: state changed from %s to %s", name, before, after)
 		}
 	}

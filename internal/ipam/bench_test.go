@@ -6,12 +6,14 @@ import (
 	"net/netip"
 	"runtime"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
-func ownerNames(n int) []string {
-	owners := make([]string, n)
+func ownerNames(n int) []types.NamespacedName {
+	owners := make([]types.NamespacedName, n)
 	for i := range owners {
-		owners[i] = fmt.Sprintf("ns%d/svc%d", i%17, i)
+		owners[i] = types.NamespacedName{Namespace: fmt.Sprintf("ns%d", i%17), Name: fmt.Sprintf("svc%d", i)}
 	}
 	return owners
 }
@@ -120,7 +122,7 @@ func BenchmarkReleaseReallocate(b *testing.B) {
 			}
 			eligible := []string{"p"}
 			owners := ownerNames(10000)
-			var live []string
+			var live []types.NamespacedName
 			for i, owner := range owners {
 				if _, err := a.Allocate(owner, IPv4, eligible); err != nil {
 					b.Fatal(err)
@@ -132,7 +134,7 @@ func BenchmarkReleaseReallocate(b *testing.B) {
 				live = append(live, owner)
 			}
 			rng := rand.New(rand.NewPCG(3, 4))
-			order := make([]string, 1<<16)
+			order := make([]types.NamespacedName, 1<<16)
 			for i := range order {
 				order[i] = live[rng.IntN(len(live))]
 			}
@@ -170,10 +172,10 @@ func BenchmarkAllocateAfterAssignments(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := a.Allocate("bench/new", IPv4, eligible); err != nil {
+				if _, err := a.Allocate(key("bench/new"), IPv4, eligible); err != nil {
 					b.Fatal(err)
 				}
-				a.Release("bench/new")
+				a.Release(key("bench/new"))
 			}
 		})
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Sentinel errors. Every error this package returns wraps one of them, so a
@@ -49,7 +51,7 @@ type TakenError struct {
 	// Addr is the address asked for.
 	Addr netip.Addr
 	// Holder is the owner that holds it.
-	Holder string
+	Holder types.NamespacedName
 	// Pool is the pool it belongs to.
 	Pool string
 }

@@ -7,15 +7,17 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // model is a naive allocator that lists every address of its (small) pools.
 // TestAllocatorAgainstModel runs random operations on both and compares.
 type model struct {
 	pools  []modelPool
-	holder map[netip.Addr]string
+	holder map[netip.Addr]types.NamespacedName
 	poolOf map[netip.Addr]string
-	owned  map[string][2]netip.Addr
+	owned  map[types.NamespacedName][2]netip.Addr
 }
 
 type modelPool struct {
@@ -24,7 +26,7 @@ type modelPool struct {
 }
 
 func newModel() *model {
-	return &model{holder: map[netip.Addr]string{}, poolOf: map[netip.Addr]string{}, owned: map[string][2]netip.Addr{}}
+	return &model{holder: map[netip.Addr]types.NamespacedName{}, poolOf: map[netip.Addr]string{}, owned: map[types.NamespacedName][2]netip.Addr{}}
 }
 
 func modelGives(p Pool, addr netip.Addr) bool {
@@ -60,7 +62,7 @@ func (m *model) setPools(pools []Pool) []Assignment {
 	}
 	slices.SortFunc(orphans, func(x, y Assignment) int {
 		if x.Owner != y.Owner {
-			if x.Owner < y.Owner {
+			if x.Owner.String() < y.Owner.String() {
 				return -1
 			}
 			return 1
@@ -98,7 +100,7 @@ func (m *model) drop(addr netip.Addr) {
 	delete(m.poolOf, addr)
 }
 
-func (m *model) give(owner string, addr netip.Addr, pool string) {
+func (m *model) give(owner types.NamespacedName, addr netip.Addr, pool string) {
 	fi, _ := famIndex(FamilyOf(addr))
 	if old := m.owned[owner][fi]; old.IsValid() {
 		m.drop(old)
@@ -110,7 +112,7 @@ func (m *model) give(owner string, addr netip.Addr, pool string) {
 	m.poolOf[addr] = pool
 }
 
-func (m *model) claim(owner string, addr netip.Addr, eligible []string) error {
+func (m *model) claim(owner types.NamespacedName, addr netip.Addr, eligible []string) error {
 	p := m.find(addr)
 	switch {
 	case p == nil || !modelGives(p.Pool, addr):
@@ -119,14 +121,14 @@ func (m *model) claim(owner string, addr netip.Addr, eligible []string) error {
 		return ErrPoolNotAllowed
 	case m.holder[addr] == owner:
 		return nil
-	case m.holder[addr] != "":
+	case m.holder[addr] != (types.NamespacedName{}):
 		return ErrTaken
 	}
 	m.give(owner, addr, p.Name)
 	return nil
 }
 
-func (m *model) allocate(owner string, f Family, eligible []string) (netip.Addr, error) {
+func (m *model) allocate(owner types.NamespacedName, f Family, eligible []string) (netip.Addr, error) {
 	fi, _ := famIndex(f)
 	if cur := m.owned[owner][fi]; cur.IsValid() && slices.Contains(eligible, m.poolOf[cur]) {
 		return cur, nil
@@ -139,7 +141,7 @@ func (m *model) allocate(owner string, f Family, eligible []string) (netip.Addr,
 			}
 			hasFamily = true
 			for _, addr := range p.addrs[fi] {
-				if m.holder[addr] == "" {
+				if m.holder[addr] == (types.NamespacedName{}) {
 					m.give(owner, addr, p.Name)
 					return addr, nil
 				}
@@ -152,7 +154,7 @@ func (m *model) allocate(owner string, f Family, eligible []string) (netip.Addr,
 	return netip.Addr{}, ErrPoolExhausted
 }
 
-func (m *model) release(owner string) []netip.Addr {
+func (m *model) release(owner types.NamespacedName) []netip.Addr {
 	var out []netip.Addr
 	for _, addr := range m.owned[owner] {
 		if addr.IsValid() {
@@ -201,7 +203,7 @@ func TestAllocatorAgainstModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.setPools(poolSets[set])
-	owner := func() string { return fmt.Sprintf("ns/o%d", rng.IntN(40)) }
+	owner := func() types.NamespacedName { return key(fmt.Sprintf("ns/o%d", rng.IntN(40))) }
 	family := func() Family { return []Family{IPv4, IPv6}[rng.IntN(2)] }
 	eligible := func() []string {
 		names := slices.Clone(poolNames)
@@ -223,7 +225,7 @@ func TestAllocatorAgainstModel(t *testing.T) {
 			got, want = fmt.Sprint(sentinel(a.Claim(o, addr, e))), fmt.Sprint(m.claim(o, addr, e))
 		case op < 90:
 			o := owner()
-			desc = "Release(" + o + ")"
+			desc = "Release(" + o.String() + ")"
 			got, want = fmt.Sprint(a.Release(o)), fmt.Sprint(m.release(o))
 		case op < 97:
 			o, f := owner(), family()
