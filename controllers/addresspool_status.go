@@ -49,7 +49,7 @@ var _ reconcile.Reconciler = &AddressPoolReconciler{}
 
 // Reconcile brings the pool's status in line with the allocator.
 func (r *AddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	if err := r.pools.sync(ctx); err != nil {
+	if err := r.pools.Sync(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
 	pool := &v1alpha1.AddressPool{}
@@ -57,13 +57,7 @@ func (r *AddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 
-	r.pools.mu.RLock()
-	view := r.pools.pools[pool.Name]
-	var counts *ipam.PoolCounts
-	if c, ok := r.pools.alloc.Counts(pool.Name); ok {
-		counts = &c
-	}
-	r.pools.mu.RUnlock()
+	view, counts := r.pools.Report(pool.Name)
 	if view == nil || view.generation != pool.Generation {
 		// The cache moved on since the last sync; the event that moved
 		// it brings the pool back here after the next one.

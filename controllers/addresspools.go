@@ -45,7 +45,7 @@ type addressPools struct {
 	// mu is held for writing while the pools are replaced and the
 	// assignments re-claimed, and for reading while an allocation decision
 	// is made, so no decision sees pools whose assignments are not yet
-	// re-claimed.
+	// re-claimed. Only the methods of addressPools take it.
 	mu sync.RWMutex
 	// synced is set once the first re-claim has been done.
 	synced bool
@@ -91,13 +91,13 @@ func newAddressPools(cache, reader client.Reader) *addressPools {
 	}
 }
 
-// sync brings the allocator's pools in line with the AddressPools in the
+// Sync brings the allocator's pools in line with the AddressPools in the
 // cache. The first call, and any call that finds the pools changed,
 // re-reads pools and Services from the API server, replaces the allocator's
 // pools and re-claims every address already written in a Service's status.
 // It then asks for every Service of the class and every pool to be
 // reconciled, since eligibility, overlaps and counts may all have moved.
-func (p *addressPools) sync(ctx context.Context) error {
+func (p *addressPools) Sync(ctx context.Context) error {
 	list := &v1alpha1.AddressPoolList{}
 	if err := p.cache.List(ctx, list); err != nil {
 		return fmt.Errorf("listing address pools: %w", err)
@@ -367,10 +367,11 @@ func refused(reason, msg string, args ...any) assignment {
 	return assignment{reason: reason, message: fmt.Sprintf(msg, args...)}
 }
 
-// assign gives the Service of req an address, or says why it cannot, and
+// Assign gives the Service of req an address, or says why it cannot, and
 // updates the allocator: a Service that is refused holds no address, and one
-// that is given an address holds that one only. The caller holds p.mu for
-// reading.
+// that is given an address holds that one only. A refused Service is woken
+// when an address comes free; the pools whose counts moved are reported
+// again, and Services waiting for an address are woken if one came free.
 //
 // A requested address is claimed if it is free (or already the Service's)
 // and in a pool the Service may use; otherwise the Service keeps the address
@@ -378,6 +379,78 @@ func refused(reason, msg string, args ...any) assignment {
 // address's pool (autoAssign does not matter for keeping); otherwise it gets
 // the lowest free address of the named pool, or of the first pool with
 // autoAssign that has one.
+func (p *addressPools) Assign(req addressRequest) assignment {
+	p.mu.RLock()
+	before := p.holdings(req.key)
+	out := p.assign(req)
+	after := p.holdings(req.key)
+	// Marked waiting before the lock goes, so an address freed from now
+	// on wakes it.
+	p.setPending(req.key, !out.assigned())
+	p.mu.RUnlock()
+	p.wake(before, after)
+	return out
+}
+
+// Release frees the Service's addresses, reports their pools again and
+// wakes the Services waiting for an address. It returns the addresses
+// freed.
+func (p *addressPools) Release(key types.NamespacedName) []netip.Addr {
+	p.setPending(key, false)
+	p.mu.RLock()
+	before := p.holdings(key)
+	released := p.alloc.Release(key)
+	p.mu.RUnlock()
+	p.wake(before, nil)
+	return released
+}
+
+// Report returns what a pool's status shows: the view of it at the last
+// sync (nil if it was not there) and the allocator's counts of it (nil if
+// it is not in use).
+func (p *addressPools) Report(name string) (*poolView, *ipam.PoolCounts) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var counts *ipam.PoolCounts
+	if c, ok := p.alloc.Counts(name); ok {
+		counts = &c
+	}
+	return p.pools[name], counts
+}
+
+// holdings maps the addresses the owner holds to their pools. The caller
+// holds p.mu.
+func (p *addressPools) holdings(key types.NamespacedName) map[netip.Addr]string {
+	held := map[netip.Addr]string{}
+	for _, addr := range p.alloc.Assigned(key) {
+		held[addr], _ = p.alloc.PoolOf(addr)
+	}
+	return held
+}
+
+// wake asks, after a Service's holdings went from before to after, for the
+// pools whose counts moved to be reported, and for the waiting Services to
+// be reconciled if an address came free.
+func (p *addressPools) wake(before, after map[netip.Addr]string) {
+	freed := false
+	for addr, pool := range before {
+		if _, ok := after[addr]; !ok {
+			p.poolChanged(pool)
+			freed = true
+		}
+	}
+	for addr, pool := range after {
+		if _, ok := before[addr]; !ok {
+			p.poolChanged(pool)
+		}
+	}
+	if freed {
+		p.freed()
+	}
+}
+
+// assign is Assign's decision and its effect on the allocator. The caller
+// holds p.mu for reading.
 func (p *addressPools) assign(req addressRequest) assignment {
 	out := p.decide(req)
 	if !out.assigned() {

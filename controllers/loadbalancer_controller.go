@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -93,13 +92,13 @@ var _ reconcile.Reconciler = &LoadBalancerReconciler{}
 func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	// Before any decision: the pools are current and every address shown
 	// by a Service is re-claimed.
-	if err := r.pools.sync(ctx); err != nil {
+	if err := r.pools.Sync(ctx); err != nil {
 		return ctrl.Result{}, err
 	}
 	svc := &corev1.Service{}
 	if err := r.Client.Get(ctx, req.NamespacedName, svc); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.release(req.NamespacedName)
+			r.pools.Release(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -110,82 +109,15 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil
 	}
 	if !servedService(svc) {
-		return ctrl.Result{}, r.forget(ctx, svc, r.release(req.NamespacedName))
+		return ctrl.Result{}, r.forget(ctx, svc, r.pools.Release(req.NamespacedName))
 	}
 
 	request, err := r.request(ctx, svc)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	r.pools.mu.RLock()
-	before := r.holdings(request.key)
-	out := r.pools.assign(request)
-	after := r.holdings(request.key)
-	// Marked waiting before the lock goes, so an address freed from now
-	// on wakes it.
-	r.pools.setPending(req.NamespacedName, !out.assigned())
-	r.pools.mu.RUnlock()
-
-	if changed := changedPools(before, after); len(changed) > 0 {
-		r.pools.poolChanged(changed...)
-	}
-	if freedAny(before, after) {
-		r.pools.freed()
-	}
+	out := r.pools.Assign(request)
 	return r.writeStatus(ctx, svc, out)
-}
-
-// holdings maps the addresses the owner holds to their pools. The caller
-// holds r.pools.mu.
-func (r *LoadBalancerReconciler) holdings(key types.NamespacedName) map[netip.Addr]string {
-	held := map[netip.Addr]string{}
-	for _, addr := range r.pools.alloc.Assigned(key) {
-		held[addr], _ = r.pools.alloc.PoolOf(addr)
-	}
-	return held
-}
-
-func changedPools(before, after map[netip.Addr]string) []string {
-	var pools []string
-	for addr, pool := range before {
-		if _, ok := after[addr]; !ok {
-			pools = append(pools, pool)
-		}
-	}
-	for addr, pool := range after {
-		if _, ok := before[addr]; !ok {
-			pools = append(pools, pool)
-		}
-	}
-	return pools
-}
-
-func freedAny(before, after map[netip.Addr]string) bool {
-	for addr := range before {
-		if _, ok := after[addr]; !ok {
-			return true
-		}
-	}
-	return false
-}
-
-// release frees the Service's addresses and wakes the Services waiting for
-// one.
-func (r *LoadBalancerReconciler) release(key types.NamespacedName) []netip.Addr {
-	r.pools.setPending(key, false)
-	r.pools.mu.RLock()
-	var pools []string
-	for _, addr := range r.pools.alloc.Assigned(key) {
-		pool, _ := r.pools.alloc.PoolOf(addr)
-		pools = append(pools, pool)
-	}
-	released := r.pools.alloc.Release(key)
-	r.pools.mu.RUnlock()
-	if len(released) > 0 {
-		r.pools.poolChanged(pools...)
-		r.pools.freed()
-	}
-	return released
 }
 
 // forget removes what the reconciler wrote on a Service it no longer
@@ -349,7 +281,7 @@ func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Se
 func (r *LoadBalancerReconciler) writeFailed(svc *corev1.Service, err error) (ctrl.Result, error) {
 	switch {
 	case apierrors.IsNotFound(err):
-		r.release(client.ObjectKeyFromObject(svc))
+		r.pools.Release(client.ObjectKeyFromObject(svc))
 		return ctrl.Result{}, nil
 	case apierrors.IsConflict(err):
 		return ctrl.Result{RequeueAfter: conflictRetry}, nil

@@ -605,7 +605,7 @@ func TestAssignDecisions(t *testing.T) {
 		{ask("x", "", "", ipam.IPv4, teamNS), "10.0.0.0", ReasonAssigned, "from pool one"},
 	}
 	for i, s := range steps {
-		out := p.assign(s.req)
+		out := p.Assign(s.req)
 		got := ""
 		if out.assigned() {
 			got = out.addr.String()
