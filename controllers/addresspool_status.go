@@ -17,18 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/assign"
 	"github.com/netintent/netintent/internal/ipam"
-)
-
-// Reasons of an AddressPool's Ready condition.
-const (
-	// ReasonInUse: the pool gives addresses out.
-	ReasonInUse = "InUse"
-	// ReasonOverlap: the pool shares addresses with an older pool and
-	// gives none out.
-	ReasonOverlap = "Overlap"
-	// ReasonInvalid: the pool cannot be parsed and gives none out.
-	ReasonInvalid = "Invalid"
 )
 
 // AddressPoolReconciler reports each AddressPool's use in its status: the
@@ -58,7 +48,7 @@ func (r *AddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 
 	view, counts := r.pools.Report(pool.Name)
-	if view == nil || view.generation != pool.Generation {
+	if view == nil || view.Generation != pool.Generation {
 		// The cache moved on since the last sync; the event that moved
 		// it brings the pool back here after the next one.
 		return ctrl.Result{}, nil
@@ -87,8 +77,8 @@ func (r *AddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // recordTransitions tells a person when the pool stops being used or runs
 // out of addresses.
 func (r *AddressPoolReconciler) recordTransitions(before, after *v1alpha1.AddressPool) {
-	was := meta.FindStatusCondition(before.Status.Conditions, ConditionReady)
-	now := meta.FindStatusCondition(after.Status.Conditions, ConditionReady)
+	was := meta.FindStatusCondition(before.Status.Conditions, v1alpha1.AddressPoolConditionReady)
+	now := meta.FindStatusCondition(after.Status.Conditions, v1alpha1.AddressPoolConditionReady)
 	if now.Status == metav1.ConditionFalse && (was == nil || was.Reason != now.Reason) {
 		r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, now.Reason, "Validate", "%s", now.Message)
 	}
@@ -97,7 +87,7 @@ func (r *AddressPoolReconciler) recordTransitions(before, after *v1alpha1.Addres
 		before, now *v1alpha1.PoolCounts
 	}{{"IPv4", before.Status.IPv4, after.Status.IPv4}, {"IPv6", before.Status.IPv6, after.Status.IPv6}} {
 		if fam.now != nil && fam.now.Free == "0" && (fam.before == nil || fam.before.Free != "0") {
-			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, ReasonPoolExhausted, "Allocate",
+			r.Recorder.Eventf(after, nil, corev1.EventTypeWarning, v1alpha1.AddressPoolReasonExhausted, "Allocate",
 				"Every %s address of the pool is assigned (%s); Services that ask for one wait: add addresses to the pool", fam.name, fam.now.Total)
 		}
 	}
@@ -105,20 +95,20 @@ func (r *AddressPoolReconciler) recordTransitions(before, after *v1alpha1.Addres
 
 // addressPoolStatus is the pool's status: counts per family from the
 // allocator (none for a pool not in use) and the Ready condition.
-func addressPoolStatus(pool *v1alpha1.AddressPool, view *poolView, counts *ipam.PoolCounts) *v1alpha1.AddressPoolStatus {
+func addressPoolStatus(pool *v1alpha1.AddressPool, view *assign.Pool, counts *ipam.PoolCounts) *v1alpha1.AddressPoolStatus {
 	status := pool.Status.DeepCopy()
-	status.ObservedGeneration = view.generation
+	status.ObservedGeneration = view.Generation
 	status.IPv4, status.IPv6 = nil, nil
 	cond := metav1.Condition{
-		Type:               ConditionReady,
+		Type:               v1alpha1.AddressPoolConditionReady,
 		Status:             metav1.ConditionTrue,
-		Reason:             ReasonInUse,
+		Reason:             v1alpha1.AddressPoolReasonInUse,
 		Message:            "the pool gives addresses to LoadBalancer Services of class " + v1alpha1.AddressPoolClass,
-		ObservedGeneration: view.generation,
+		ObservedGeneration: view.Generation,
 	}
 	switch {
-	case !view.inUse:
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, view.reason, view.message
+	case !view.InUse:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, view.Reason, view.Message
 	case counts != nil:
 		status.IPv4 = familyCounts(counts.IPv4)
 		status.IPv6 = familyCounts(counts.IPv6)

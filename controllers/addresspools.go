@@ -3,7 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -12,8 +11,6 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -24,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/assign"
 	"github.com/netintent/netintent/internal/ipam"
 )
 
@@ -53,7 +51,7 @@ type addressPools struct {
 	// generations) in the cache at the last sync.
 	fingerprint string
 	// pools is every AddressPool at the last sync, by name.
-	pools map[string]*poolView
+	pools map[string]*assign.Pool
 
 	pendingMu sync.Mutex
 	// pending holds the Services that wait for an address.
@@ -64,27 +62,12 @@ type addressPools struct {
 	poolQueue *queueSource
 }
 
-// poolView is what the allocation decisions need to know of an AddressPool.
-type poolView struct {
-	name string
-	// generation is the pool's generation this view is of.
-	generation int64
-	autoAssign bool
-	// selector chooses the namespaces that may use the pool.
-	selector labels.Selector
-	// inUse: the pool is valid and overlaps no older pool.
-	inUse bool
-	// reason and message explain a pool not in use: ReasonOverlap or
-	// ReasonInvalid.
-	reason, message string
-}
-
 func newAddressPools(cache, reader client.Reader) *addressPools {
 	return &addressPools{
 		cache:     cache,
 		reader:    reader,
 		alloc:     ipam.NewAllocator(),
-		pools:     map[string]*poolView{},
+		pools:     map[string]*assign.Pool{},
 		pending:   map[types.NamespacedName]bool{},
 		services:  &queueSource{name: "address pools: services to re-evaluate"},
 		poolQueue: &queueSource{name: "address pools: pools to report"},
@@ -127,7 +110,7 @@ func (p *addressPools) Sync(ctx context.Context) error {
 		return fmt.Errorf("listing services: %w", err)
 	}
 
-	views, usable := poolViews(fresh.Items)
+	views, usable := assign.Pools(fresh.Items)
 	orphans, err := p.alloc.SetPools(usable)
 	if err != nil {
 		// Select gives pools SetPools accepts; anything else is a bug.
@@ -189,47 +172,6 @@ func (p *addressPools) reclaim(ctx context.Context, services []corev1.Service) i
 		}
 	}
 	return claimed
-}
-
-// poolViews parses the AddressPools: what allocation decisions need of each,
-// and the pools the allocator may use.
-func poolViews(items []v1alpha1.AddressPool) (map[string]*poolView, []ipam.Pool) {
-	views := make(map[string]*poolView, len(items))
-	specs := make([]ipam.PoolSpec, 0, len(items))
-	for i := range items {
-		ap := &items[i]
-		v := &poolView{name: ap.Name, generation: ap.Generation, autoAssign: ptr.Deref(ap.Spec.AutoAssign, true), selector: labels.Everything()}
-		views[ap.Name] = v
-		if ap.Spec.NamespaceSelector != nil {
-			sel, err := metav1.LabelSelectorAsSelector(ap.Spec.NamespaceSelector)
-			if err != nil {
-				v.reason, v.message = ReasonInvalid, fmt.Sprintf("namespaceSelector is invalid: %v; fix it", err)
-				continue
-			}
-			v.selector = sel
-		}
-		specs = append(specs, ipam.PoolSpec{
-			Name:          ap.Name,
-			Addresses:     ap.Spec.Addresses,
-			AutoAssign:    v.autoAssign,
-			AvoidBuggyIPs: ap.Spec.AvoidBuggyIPs,
-			Created:       ap.CreationTimestamp.Time,
-		})
-	}
-	usable, rejected := ipam.Select(specs)
-	for _, u := range usable {
-		views[u.Name].inUse = true
-	}
-	for name, err := range rejected {
-		v := views[name]
-		if errors.Is(err, ipam.ErrPoolOverlap) {
-			v.reason = ReasonOverlap
-			v.message = fmt.Sprintf("%v; no address of this pool is given out: remove the shared addresses from one of the pools", err)
-			continue
-		}
-		v.reason, v.message = ReasonInvalid, fmt.Sprintf("%v; fix the pool's addresses", err)
-	}
-	return views, usable
 }
 
 // poolsFingerprint identifies a set of pools: it changes when a pool is
@@ -330,43 +272,6 @@ func (s *queueSource) add(key types.NamespacedName) {
 
 func (s *queueSource) String() string { return s.name }
 
-// addressRequest is what a Service asks of the address pools.
-type addressRequest struct {
-	// key is the Service's key, its owner key in the allocator.
-	key types.NamespacedName
-	// namespace and namespaceLabels decide which pools the Service may use.
-	namespace       string
-	namespaceLabels labels.Set
-	// family is the family to allocate (the Service's first IP family)
-	// when no address is requested.
-	family ipam.Family
-	// address is the requested address; empty for any free one.
-	address string
-	// pool names the pool to use; empty for any pool with autoAssign.
-	pool string
-	// current are the addresses the Service's status shows now.
-	current []netip.Addr
-	// addressField and poolField say where the user sets address and
-	// pool, for messages.
-	addressField, poolField string
-}
-
-// assignment is the outcome of an addressRequest: an address and its pool,
-// or a reason (one of the Reason constants of a Service's address
-// condition) and a message that says what to do.
-type assignment struct {
-	addr    netip.Addr
-	pool    string
-	reason  string
-	message string
-}
-
-func (a assignment) assigned() bool { return a.addr.IsValid() }
-
-func refused(reason, msg string, args ...any) assignment {
-	return assignment{reason: reason, message: fmt.Sprintf(msg, args...)}
-}
-
 // Assign gives the Service of req an address, or says why it cannot, and
 // updates the allocator: a Service that is refused holds no address, and one
 // that is given an address holds that one only. A refused Service is woken
@@ -379,14 +284,14 @@ func refused(reason, msg string, args ...any) assignment {
 // address's pool (autoAssign does not matter for keeping); otherwise it gets
 // the lowest free address of the named pool, or of the first pool with
 // autoAssign that has one.
-func (p *addressPools) Assign(req addressRequest) assignment {
+func (p *addressPools) Assign(req assign.Request) assign.Outcome {
 	p.mu.RLock()
-	before := p.holdings(req.key)
+	before := p.holdings(req.Key)
 	out := p.assign(req)
-	after := p.holdings(req.key)
+	after := p.holdings(req.Key)
 	// Marked waiting before the lock goes, so an address freed from now
 	// on wakes it.
-	p.setPending(req.key, !out.assigned())
+	p.setPending(req.Key, !out.Assigned())
 	p.mu.RUnlock()
 	p.wake(before, after)
 	return out
@@ -408,7 +313,7 @@ func (p *addressPools) Release(key types.NamespacedName) []netip.Addr {
 // Report returns what a pool's status shows: the view of it at the last
 // sync (nil if it was not there) and the allocator's counts of it (nil if
 // it is not in use).
-func (p *addressPools) Report(name string) (*poolView, *ipam.PoolCounts) {
+func (p *addressPools) Report(name string) (*assign.Pool, *ipam.PoolCounts) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	var counts *ipam.PoolCounts
@@ -451,113 +356,60 @@ func (p *addressPools) wake(before, after map[netip.Addr]string) {
 
 // assign is Assign's decision and its effect on the allocator. The caller
 // holds p.mu for reading.
-func (p *addressPools) assign(req addressRequest) assignment {
+func (p *addressPools) assign(req assign.Request) assign.Outcome {
 	out := p.decide(req)
-	if !out.assigned() {
-		p.alloc.Release(req.key)
+	if !out.Assigned() {
+		p.alloc.Release(req.Key)
 		return out
 	}
 	other := ipam.IPv6
-	if ipam.FamilyOf(out.addr) == ipam.IPv6 {
+	if ipam.FamilyOf(out.Addr) == ipam.IPv6 {
 		other = ipam.IPv4
 	}
-	p.alloc.ReleaseFamily(req.key, other)
-	out.pool, _ = p.alloc.PoolOf(out.addr)
-	out.reason = ReasonAssigned
-	out.message = fmt.Sprintf("address %s from pool %s", out.addr, out.pool)
-	return out
+	p.alloc.ReleaseFamily(req.Key, other)
+	pool, _ := p.alloc.PoolOf(out.Addr)
+	return assign.Given(out.Addr, pool)
 }
 
-func (p *addressPools) decide(req addressRequest) assignment {
-	// keep: the pools the Service may hold an address of; give: those it
-	// may be given a new one from.
-	var keep, give []string
-	if req.pool != "" {
-		v := p.pools[req.pool]
-		switch {
-		case v == nil:
-			return refused(ReasonNoPool, "AddressPool %s, named by %s, does not exist; create it, or name another pool", req.pool, req.poolField)
-		case !v.inUse:
-			return refused(ReasonNoPool, "AddressPool %s, named by %s, is not in use (%s): %s", req.pool, req.poolField, v.reason, v.message)
-		case !v.selector.Matches(req.namespaceLabels):
-			return refused(ReasonPoolNotAllowed, "AddressPool %s, named by %s, does not select namespace %s in its namespaceSelector; label the namespace to match, or name another pool",
-				req.pool, req.poolField, req.namespace)
+// decide claims or allocates the Service's address: the requested one, else
+// the one it holds or its status shows in a pool it may keep, else a new
+// one.
+func (p *addressPools) decide(req assign.Request) assign.Outcome {
+	keep, give, refusal, ok := assign.Eligible(req, p.pools, p.alloc.Pools())
+	if !ok {
+		return refusal
+	}
+	if req.Address != "" {
+		addr, refusal, ok := assign.Requested(req)
+		if !ok {
+			return refusal
 		}
-		keep, give = []string{req.pool}, []string{req.pool}
-	} else {
-		for _, name := range p.alloc.Pools() {
-			v := p.pools[name]
-			if v == nil || !v.selector.Matches(req.namespaceLabels) {
-				continue
-			}
-			keep = append(keep, name)
-			if v.autoAssign {
-				give = append(give, name)
-			}
+		if err := p.alloc.Claim(req.Key, addr, keep); err != nil {
+			pool, _ := p.alloc.PoolOf(addr)
+			return assign.ClaimRefused(req, addr, pool, err)
 		}
+		return assign.Outcome{Addr: addr}
 	}
 
-	if req.address != "" {
-		return p.claimRequested(req, keep)
-	}
-
-	family := req.family
-	for _, held := range p.alloc.Assigned(req.key) {
+	family := req.Family
+	for _, held := range p.alloc.Assigned(req.Key) {
 		if pool, _ := p.alloc.PoolOf(held); ipam.FamilyOf(held) == family && slices.Contains(keep, pool) {
-			return assignment{addr: held}
+			return assign.Outcome{Addr: held}
 		}
 	}
-	if !holdsFamily(p.alloc, req.key, family) {
-		for _, cur := range req.current {
-			if ipam.FamilyOf(cur) == family && p.alloc.Claim(req.key, cur, keep) == nil {
-				return assignment{addr: cur}
+	if !holdsFamily(p.alloc, req.Key, family) {
+		for _, cur := range req.Current {
+			if ipam.FamilyOf(cur) == family && p.alloc.Claim(req.Key, cur, keep) == nil {
+				return assign.Outcome{Addr: cur}
 			}
 		}
 	}
 	if len(give) == 0 {
-		return refused(ReasonNoPool, "no AddressPool in use with autoAssign selects namespace %s; create one whose namespaceSelector selects it, or name a pool with %s", req.namespace, req.poolField)
+		return assign.NoPoolToGive(req)
 	}
-	addr, err := p.alloc.Allocate(req.key, family, give)
-	switch {
-	case err == nil:
-		return assignment{addr: addr}
-	case errors.Is(err, ipam.ErrPoolExhausted):
-		return refused(ReasonPoolExhausted, "every %s address of AddressPool %s is assigned; add addresses to a pool, delete a LoadBalancer Service that holds one, or name another pool with %s; the Service gets an address as soon as one is free",
-			family, strings.Join(give, ", "), req.poolField)
-	default:
-		return refused(ReasonNoPool, "no %s addresses in AddressPool %s that namespace %s may use; add %s addresses to a pool, or change the Service's ipFamilies",
-			family, strings.Join(give, ", "), req.namespace, family)
+	addr, err := p.alloc.Allocate(req.Key, family, give)
+	if err != nil {
+		return assign.AllocateRefused(req, family, give, err)
 	}
-}
-
-// claimRequested claims the requested address among the pools keep.
-func (p *addressPools) claimRequested(req addressRequest, keep []string) assignment {
-	addr, err := netip.ParseAddr(req.address)
-	if err != nil || addr.Zone() != "" {
-		return refused(ReasonAddressNotInPool, "requested address %q (%s) is not an IP address; fix %s", req.address, req.addressField, req.addressField)
-	}
-	addr = addr.Unmap()
-	err = p.alloc.Claim(req.key, addr, keep)
-	if err == nil {
-		return assignment{addr: addr}
-	}
-	pool, _ := p.alloc.PoolOf(addr)
-	var taken *ipam.TakenError
-	switch {
-	case errors.As(err, &taken):
-		return refused(ReasonAddressTaken, "requested address %s (%s) is assigned to Service %s; request another address, or remove %s to get any free one",
-			addr, req.addressField, taken.Holder, req.addressField)
-	case errors.Is(err, ipam.ErrPoolNotAllowed) && req.pool != "":
-		return refused(ReasonPoolNotAllowed, "requested address %s (%s) is in AddressPool %s, not in pool %s named by %s; request an address of pool %s, or name pool %s",
-			addr, req.addressField, pool, req.pool, req.poolField, req.pool, pool)
-	case errors.Is(err, ipam.ErrPoolNotAllowed):
-		return refused(ReasonPoolNotAllowed, "requested address %s (%s) is in AddressPool %s, whose namespaceSelector does not select namespace %s; label the namespace to match, or request an address of another pool",
-			addr, req.addressField, pool, req.namespace)
-	case pool != "":
-		return refused(ReasonAddressNotInPool, "requested address %s (%s) is in AddressPool %s, which avoids addresses ending in .0 and .255; request another address",
-			addr, req.addressField, pool)
-	default:
-		return refused(ReasonAddressNotInPool, "requested address %s (%s) is in no AddressPool in use; request an address inside a pool, or remove %s to get any free one",
-			addr, req.addressField, req.addressField)
-	}
+	return assign.Outcome{Addr: addr}
 }

@@ -27,8 +27,9 @@ const (
 	ReasonServiceConflict = "ServiceConflict"
 	ReasonRecreating      = "Recreating"
 	ReasonApplyFailed     = "ApplyFailed"
-	ReasonAssigned        = "Assigned"
-	ReasonAddressPending  = "AddressPending"
+	// ReasonAddressPending is v1alpha1.AddressReasonPending, the intent's
+	// AddressAssigned reason before an address is given or refused.
+	ReasonAddressPending = v1alpha1.AddressReasonPending
 
 	ReasonAllHealthy        = "AllHealthy"
 	ReasonDegraded          = "Degraded"
@@ -39,10 +40,6 @@ const (
 // ManagedByController is the endpointslice.kubernetes.io/managed-by value of
 // the EndpointSlices netintent writes.
 const ManagedByController = "netintent.networking.netintent.io"
-
-// ServiceConditionAddress is the condition the address-pool controller
-// writes on a Service's status; the intent mirrors it as AddressAssigned.
-const ServiceConditionAddress = "networking.netintent.io/AddressAssigned"
 
 // setCondition sets one condition of the intent for its current generation.
 func setCondition(in *v1alpha1.NetworkIntent, typ string, ok bool, reason, msg string, args ...any) {
@@ -106,13 +103,13 @@ func observeLoadBalancer(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 	}
 	lb := &v1alpha1.LoadBalancerStatus{Ingress: ingress}
 	st.LoadBalancer = lb
-	assigned := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
+	assigned := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned)
 	if assigned != nil && assigned.Status == metav1.ConditionTrue {
-		lb.Pool = svc.Annotations[AnnotationAllocatedFromPool]
+		lb.Pool = svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]
 	}
 	if len(ingress) > 0 {
 		st.Address = ingress[0]
-		setCondition(in, ConditionAddressAssigned, true, ReasonAssigned, "load-balancer address %s", strings.Join(ingress, ", "))
+		setCondition(in, ConditionAddressAssigned, true, v1alpha1.AddressReasonAssigned, "load-balancer address %s", strings.Join(ingress, ", "))
 		return
 	}
 	if assigned != nil && assigned.Status == metav1.ConditionFalse {
@@ -124,11 +121,11 @@ func observeLoadBalancer(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 		class = in.Spec.LoadBalancer.Class
 	}
 	if class == v1alpha1.AddressPoolClass {
-		setCondition(in, ConditionAddressAssigned, false, ReasonAddressPending,
+		setCondition(in, ConditionAddressAssigned, false, v1alpha1.AddressReasonPending,
 			"waiting for an address from an AddressPool; create an AddressPool this namespace may use")
 		return
 	}
-	setCondition(in, ConditionAddressAssigned, false, ReasonAddressPending,
+	setCondition(in, ConditionAddressAssigned, false, v1alpha1.AddressReasonPending,
 		"waiting for the cluster's load balancer implementation to assign an address; without one, set loadBalancer.class to %s and create an AddressPool", v1alpha1.AddressPoolClass)
 }
 

@@ -26,37 +26,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/assign"
 	"github.com/netintent/netintent/internal/ipam"
 )
-
-// Annotations by which a plain Service (not produced from an intent) of the
-// address-pool class asks for an address or a pool. An intent's Service
-// takes them from the intent's loadBalancer.address and loadBalancer.pool.
-const (
-	AnnotationAddress = "networking.netintent.io/address"
-	AnnotationPool    = "networking.netintent.io/pool"
-)
-
-// AnnotationAllocatedFromPool names the AddressPool a Service's address was
-// given from. The LoadBalancerReconciler sets it with the address and
-// removes it with the address; the intent reads its loadBalancer.pool from
-// it.
-const AnnotationAllocatedFromPool = "networking.netintent.io/allocated-from-pool"
 
 // addressFieldOwner is the field manager of the LoadBalancerReconciler's
 // writes to a Service's metadata: apart from the intent's own, so that the
 // intent's applies never take the annotation over and drop it.
 const addressFieldOwner = "netintent-address-pool"
-
-// Reasons of a Service's networking.netintent.io/AddressAssigned condition
-// (ReasonAssigned when True). The intent mirrors them in AddressAssigned.
-const (
-	ReasonPoolExhausted    = "PoolExhausted"
-	ReasonAddressTaken     = "AddressTaken"
-	ReasonAddressNotInPool = "AddressNotInPool"
-	ReasonPoolNotAllowed   = "PoolNotAllowed"
-	ReasonNoPool           = "NoPool"
-)
 
 // conflictRetry is how soon a status write that met a newer object than the
 // cache's is tried again.
@@ -124,9 +101,9 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // serves: its condition and pool annotation, and the ingress addresses it
 // gave (all of them if the Service is no longer a LoadBalancer).
 func (r *LoadBalancerReconciler) forget(ctx context.Context, svc *corev1.Service, released []netip.Addr) error {
-	if meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) != nil {
+	if meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned) != nil {
 		updated := svc.DeepCopy()
-		meta.RemoveStatusCondition(&updated.Status.Conditions, ServiceConditionAddress)
+		meta.RemoveStatusCondition(&updated.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned)
 		ingress := updated.Status.LoadBalancer.Ingress[:0:0]
 		for _, ing := range svc.Status.LoadBalancer.Ingress {
 			addr, err := netip.ParseAddr(ing.IP)
@@ -156,17 +133,17 @@ func (r *LoadBalancerReconciler) forget(ctx context.Context, svc *corev1.Service
 // is from, or removes the annotation when pool is "". On success svc is the
 // Service as written.
 func (r *LoadBalancerReconciler) annotatePool(ctx context.Context, svc *corev1.Service, pool string) error {
-	if cur, ok := svc.Annotations[AnnotationAllocatedFromPool]; cur == pool && ok == (pool != "") {
+	if cur, ok := svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]; cur == pool && ok == (pool != "") {
 		return nil
 	}
 	updated := svc.DeepCopy()
 	if pool == "" {
-		delete(updated.Annotations, AnnotationAllocatedFromPool)
+		delete(updated.Annotations, v1alpha1.AnnotationAllocatedFromPool)
 	} else {
 		if updated.Annotations == nil {
 			updated.Annotations = map[string]string{}
 		}
-		updated.Annotations[AnnotationAllocatedFromPool] = pool
+		updated.Annotations[v1alpha1.AnnotationAllocatedFromPool] = pool
 	}
 	patch := client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})
 	if err := r.Client.Patch(ctx, updated, patch, client.FieldOwner(addressFieldOwner)); err != nil {
@@ -178,35 +155,35 @@ func (r *LoadBalancerReconciler) annotatePool(ctx context.Context, svc *corev1.S
 
 // request reads what the Service asks for: from its controlling intent's
 // loadBalancer, or from its annotations if it has none.
-func (r *LoadBalancerReconciler) request(ctx context.Context, svc *corev1.Service) (addressRequest, error) {
+func (r *LoadBalancerReconciler) request(ctx context.Context, svc *corev1.Service) (assign.Request, error) {
 	ns := &corev1.Namespace{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: svc.Namespace}, ns); err != nil {
-		return addressRequest{}, fmt.Errorf("getting namespace: %w", err)
+		return assign.Request{}, fmt.Errorf("getting namespace: %w", err)
 	}
-	req := addressRequest{
-		key:             client.ObjectKeyFromObject(svc),
-		namespace:       svc.Namespace,
-		namespaceLabels: labels.Set(ns.Labels),
-		family:          ipam.IPv4,
-		current:         ingressAddrs(svc),
-		address:         svc.Annotations[AnnotationAddress],
-		pool:            svc.Annotations[AnnotationPool],
-		addressField:    "annotation " + AnnotationAddress,
-		poolField:       "annotation " + AnnotationPool,
+	req := assign.Request{
+		Key:             client.ObjectKeyFromObject(svc),
+		Namespace:       svc.Namespace,
+		NamespaceLabels: labels.Set(ns.Labels),
+		Family:          ipam.IPv4,
+		Current:         ingressAddrs(svc),
+		Address:         svc.Annotations[v1alpha1.AnnotationAddress],
+		Pool:            svc.Annotations[v1alpha1.AnnotationPool],
+		AddressField:    "annotation " + v1alpha1.AnnotationAddress,
+		PoolField:       "annotation " + v1alpha1.AnnotationPool,
 	}
 	if len(svc.Spec.IPFamilies) > 0 && svc.Spec.IPFamilies[0] == corev1.IPv6Protocol {
-		req.family = ipam.IPv6
+		req.Family = ipam.IPv6
 	}
 	in, err := r.owningIntent(ctx, svc)
 	if err != nil || in == nil {
 		return req, err
 	}
-	req.address, req.pool = "", ""
+	req.Address, req.Pool = "", ""
 	if lb := in.Spec.LoadBalancer; lb != nil {
-		req.address, req.pool = lb.Address, lb.Pool
+		req.Address, req.Pool = lb.Address, lb.Pool
 	}
-	req.addressField = "loadBalancer.address of NetworkIntent " + in.Name
-	req.poolField = "loadBalancer.pool of NetworkIntent " + in.Name
+	req.AddressField = "loadBalancer.address of NetworkIntent " + in.Name
+	req.PoolField = "loadBalancer.pool of NetworkIntent " + in.Name
 	return req, nil
 }
 
@@ -240,14 +217,14 @@ func (r *LoadBalancerReconciler) owningIntent(ctx context.Context, svc *corev1.S
 // annotation when it changes them, with an event for a person to see. The
 // annotation names the new pool before the address shows, and goes once no
 // address does.
-func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Service, out assignment) (ctrl.Result, error) {
+func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Service, out assign.Outcome) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
-	prev := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
+	prev := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned)
 	shown := ingressAddrs(svc)
 	// The optimistic locks keep a stale cache from repeating a write and
 	// its event.
-	if out.assigned() {
-		if err := r.annotatePool(ctx, svc, out.pool); err != nil {
+	if out.Assigned() {
+		if err := r.annotatePool(ctx, svc, out.Pool); err != nil {
 			return r.writeFailed(svc, err)
 		}
 	}
@@ -255,19 +232,19 @@ func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Se
 	if !equality.Semantic.DeepEqual(&svc.Status, status) {
 		updated := svc.DeepCopy()
 		updated.Status = *status
-		log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", out.reason)
+		log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", out.Reason)
 		if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
 			return r.writeFailed(svc, fmt.Errorf("updating load-balancer status: %w", err))
 		}
 		*svc = *updated
 		switch {
-		case out.assigned() && !slices.Contains(shown, out.addr):
-			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, ReasonAssigned, "Allocate", "Assigned address %s from pool %s", out.addr, out.pool)
-		case !out.assigned() && (prev == nil || prev.Reason != out.reason):
-			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.reason, "Allocate", "%s", out.message)
+		case out.Assigned() && !slices.Contains(shown, out.Addr):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, v1alpha1.AddressReasonAssigned, "Allocate", "Assigned address %s from pool %s", out.Addr, out.Pool)
+		case !out.Assigned() && (prev == nil || prev.Reason != out.Reason):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.Reason, "Allocate", "%s", out.Message)
 		}
 	}
-	if !out.assigned() {
+	if !out.Assigned() {
 		if err := r.annotatePool(ctx, svc, ""); err != nil {
 			return r.writeFailed(svc, err)
 		}
@@ -291,20 +268,20 @@ func (r *LoadBalancerReconciler) writeFailed(svc *corev1.Service, err error) (ct
 
 // serviceAddressStatus is the Service's status with the assignment written
 // in: the address as the only ingress, and the AddressAssigned condition.
-func serviceAddressStatus(svc *corev1.Service, out assignment) *corev1.ServiceStatus {
+func serviceAddressStatus(svc *corev1.Service, out assign.Outcome) *corev1.ServiceStatus {
 	status := svc.Status.DeepCopy()
 	cond := metav1.Condition{
-		Type:               ServiceConditionAddress,
+		Type:               v1alpha1.ServiceConditionAddressAssigned,
 		Status:             metav1.ConditionFalse,
-		Reason:             out.reason,
-		Message:            out.message,
+		Reason:             out.Reason,
+		Message:            out.Message,
 		ObservedGeneration: svc.Generation,
 	}
 	status.LoadBalancer.Ingress = nil
-	if out.assigned() {
+	if out.Assigned() {
 		cond.Status = metav1.ConditionTrue
 		status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{
-			IP: out.addr.String(),
+			IP: out.Addr.String(),
 			// Traffic reaches the nodes addressed to this IP; the API
 			// server would default it so.
 			IPMode: ptr.To(corev1.LoadBalancerIPModeVIP),
@@ -338,8 +315,8 @@ func addressServicePredicate() predicate.Predicate {
 		if !ok {
 			return false
 		}
-		_, annotated := svc.Annotations[AnnotationAllocatedFromPool]
-		return servedService(svc) || annotated || meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress) != nil
+		_, annotated := svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]
+		return servedService(svc) || annotated || meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned) != nil
 	}
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return ours(e.Object) },

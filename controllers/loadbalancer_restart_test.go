@@ -104,7 +104,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 				return nil, fmt.Errorf("services %s and %s both have %s", other, svc.Name, addr)
 			}
 			holder[addr] = svc.Name
-			c := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
+			c := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned)
 			if c == nil || c.Status != metav1.ConditionTrue || c.Message != "address "+addr+" from pool restart" {
 				return nil, fmt.Errorf("service %s has %s and condition %+v", svc.Name, addr, c)
 			}

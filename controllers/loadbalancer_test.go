@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/assign"
 	"github.com/netintent/netintent/internal/ipam"
 )
 
@@ -70,15 +71,15 @@ func serviceAddress(ctx context.Context, ns, name string) (string, *metav1.Condi
 	if err != nil {
 		return "", nil, err
 	}
-	cond := meta.FindStatusCondition(svc.Status.Conditions, ServiceConditionAddress)
+	cond := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned)
 	if cond == nil {
-		return "", nil, fmt.Errorf("service %s has no %s condition", name, ServiceConditionAddress)
+		return "", nil, fmt.Errorf("service %s has no %s condition", name, v1alpha1.ServiceConditionAddressAssigned)
 	}
 	if cond.ObservedGeneration != svc.Generation {
 		return "", nil, fmt.Errorf("service %s condition is for generation %d, service is at %d", name, cond.ObservedGeneration, svc.Generation)
 	}
 	ingress := svc.Status.LoadBalancer.Ingress
-	pool, annotated := svc.Annotations[AnnotationAllocatedFromPool]
+	pool, annotated := svc.Annotations[v1alpha1.AnnotationAllocatedFromPool]
 	switch {
 	case cond.Status == metav1.ConditionTrue && (len(ingress) != 1 || cond.Message != "address "+ingress[0].IP+" from pool "+pool):
 		return "", nil, fmt.Errorf("service %s: condition %q with ingress %v and pool annotation %q", name, cond.Message, ingress, pool)
@@ -213,7 +214,7 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 		if assigned, refused, err = byReason(ctx, ns, names...); err != nil {
 			return err
 		}
-		if len(assigned) != 2 || len(refused[ReasonPoolExhausted]) != 2 {
+		if len(assigned) != 2 || len(refused[v1alpha1.AddressReasonPoolExhausted]) != 2 {
 			return fmt.Errorf("assigned %v, refused %v; want 2 and 2 PoolExhausted", assigned, refused)
 		}
 		for name, addr := range assigned {
@@ -224,7 +225,7 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 		return distinct(assigned)
 	})
 	eventually(t, 10*time.Second, func() error {
-		return poolStatus(ctx, pool, metav1.ConditionTrue, ReasonInUse, "2/2/0", "")
+		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "2/2/0", "")
 	})
 	eventually(t, 10*time.Second, func() error {
 		evs := &eventsv1.EventList{}
@@ -232,7 +233,7 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 			return err
 		}
 		for _, ev := range evs.Items {
-			if ev.Reason == ReasonPoolExhausted && ev.Regarding.Kind == "Service" && ev.Type == corev1.EventTypeWarning {
+			if ev.Reason == v1alpha1.AddressReasonPoolExhausted && ev.Regarding.Kind == "Service" && ev.Type == corev1.EventTypeWarning {
 				return nil
 			}
 		}
@@ -252,7 +253,7 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(now) != 2 || len(refused[ReasonPoolExhausted]) != 1 {
+		if len(now) != 2 || len(refused[v1alpha1.AddressReasonPoolExhausted]) != 1 {
 			return fmt.Errorf("assigned %v, refused %v; want 2 and 1 PoolExhausted", now, refused)
 		}
 		for name, addr := range assigned {
@@ -266,7 +267,7 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 		return distinct(now)
 	})
 	eventually(t, 10*time.Second, func() error {
-		return poolStatus(ctx, pool, metav1.ConditionTrue, ReasonInUse, "2/2/0", "")
+		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "2/2/0", "")
 	})
 }
 
@@ -328,7 +329,7 @@ func TestRequestedAddresses(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(assigned) != 1 || len(refused[ReasonAddressTaken]) != 1 {
+		if len(assigned) != 1 || len(refused[v1alpha1.AddressReasonAddressTaken]) != 1 {
 			return fmt.Errorf("assigned %v, refused %v; want one of first and second with 203.0.113.5, the other AddressTaken", assigned, refused)
 		}
 		for name, addr := range assigned {
@@ -337,12 +338,12 @@ func TestRequestedAddresses(t *testing.T) {
 			}
 			winner = name
 		}
-		loser = refused[ReasonAddressTaken][0]
+		loser = refused[v1alpha1.AddressReasonAddressTaken][0]
 		want := map[string][]string{
-			ReasonAddressTaken:     {loser},
-			ReasonAddressNotInPool: {"outside"},
-			ReasonPoolNotAllowed:   {"not-allowed", "named-not-allowed"},
-			ReasonNoPool:           {"no-such-pool"},
+			v1alpha1.AddressReasonAddressTaken:     {loser},
+			v1alpha1.AddressReasonAddressNotInPool: {"outside"},
+			v1alpha1.AddressReasonPoolNotAllowed:   {"not-allowed", "named-not-allowed"},
+			v1alpha1.AddressReasonNoPool:           {"no-such-pool"},
 		}
 		for reason, names := range want {
 			if !slices.Equal(refused[reason], names) {
@@ -372,7 +373,7 @@ func TestRequestedAddresses(t *testing.T) {
 		return nil
 	})
 	eventually(t, 10*time.Second, func() error {
-		return poolStatus(ctx, pool, metav1.ConditionTrue, ReasonInUse, "8/1/7", "")
+		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "8/1/7", "")
 	})
 }
 
@@ -385,10 +386,10 @@ func TestOverlappingPoolIsNotUsed(t *testing.T) {
 	// Created in the same second, pools are ordered by name: a before b.
 	createPool(t, testPool(newer, ns, "192.0.2.132-192.0.2.140"))
 	eventually(t, 10*time.Second, func() error {
-		if err := poolStatus(ctx, older, metav1.ConditionTrue, ReasonInUse, "8/0/8", ""); err != nil {
+		if err := poolStatus(ctx, older, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "8/0/8", ""); err != nil {
 			return err
 		}
-		return poolStatus(ctx, newer, metav1.ConditionFalse, ReasonOverlap, "", "")
+		return poolStatus(ctx, newer, metav1.ConditionFalse, v1alpha1.AddressPoolReasonOverlap, "", "")
 	})
 
 	createIntents(t, poolIntent(ns, "auto", "", ""), poolIntent(ns, "named", newer, ""))
@@ -397,7 +398,7 @@ func TestOverlappingPoolIsNotUsed(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if assigned["auto"] != "192.0.2.128" || !slices.Equal(refused[ReasonNoPool], []string{"named"}) {
+		if assigned["auto"] != "192.0.2.128" || !slices.Equal(refused[v1alpha1.AddressReasonNoPool], []string{"named"}) {
 			return fmt.Errorf("assigned %v, refused %v", assigned, refused)
 		}
 		return nil
@@ -425,7 +426,7 @@ func TestOverlappingPoolIsNotUsed(t *testing.T) {
 		if err := distinct(assigned); err != nil {
 			return err
 		}
-		return poolStatus(ctx, newer, metav1.ConditionTrue, ReasonInUse, "9/2/7", "")
+		return poolStatus(ctx, newer, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "9/2/7", "")
 	})
 }
 
@@ -446,8 +447,8 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 	}
 	for _, svc := range []*corev1.Service{
 		plain("auto", nil),
-		plain("asks", map[string]string{AnnotationAddress: "198.51.100.70", AnnotationPool: pool}),
-		plain("elsewhere", map[string]string{AnnotationPool: "lb-plain-missing-" + ns}),
+		plain("asks", map[string]string{v1alpha1.AnnotationAddress: "198.51.100.70", v1alpha1.AnnotationPool: pool}),
+		plain("elsewhere", map[string]string{v1alpha1.AnnotationPool: "lb-plain-missing-" + ns}),
 	} {
 		if err := k8sClient.Create(ctx, svc); err != nil {
 			t.Fatal(err)
@@ -468,10 +469,10 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if cond.Reason != ReasonNoPool || !strings.Contains(cond.Message, "annotation "+AnnotationPool) {
+		if cond.Reason != v1alpha1.AddressReasonNoPool || !strings.Contains(cond.Message, "annotation "+v1alpha1.AnnotationPool) {
 			return fmt.Errorf("elsewhere: %s %q", cond.Reason, cond.Message)
 		}
-		return poolStatus(ctx, pool, metav1.ConditionTrue, ReasonInUse, "8/2/6", "256/0/256")
+		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "8/2/6", "256/0/256")
 	})
 
 	// Reconciling again writes nothing: the status stays at the
@@ -525,13 +526,13 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(cur.Status.LoadBalancer.Ingress) != 0 || meta.FindStatusCondition(cur.Status.Conditions, ServiceConditionAddress) != nil {
+		if len(cur.Status.LoadBalancer.Ingress) != 0 || meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned) != nil {
 			return fmt.Errorf("status not cleared: %+v", cur.Status)
 		}
-		if pool, ok := cur.Annotations[AnnotationAllocatedFromPool]; ok {
+		if pool, ok := cur.Annotations[v1alpha1.AnnotationAllocatedFromPool]; ok {
 			return fmt.Errorf("pool annotation %q not removed", pool)
 		}
-		return poolStatus(ctx, pool, metav1.ConditionTrue, ReasonInUse, "8/1/7", "256/0/256")
+		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "8/1/7", "256/0/256")
 	})
 }
 
@@ -554,64 +555,64 @@ func TestAssignDecisions(t *testing.T) {
 		pool("shadow", true, nil, "10.0.0.1/32"),
 	}
 	p := newAddressPools(nil, nil)
-	views, usable := poolViews(pools)
+	views, usable := assign.Pools(pools)
 	if _, err := p.alloc.SetPools(usable); err != nil {
 		t.Fatal(err)
 	}
 	p.pools = views
-	if v := views["shadow"]; v.inUse || v.reason != ReasonOverlap {
+	if v := views["shadow"]; v.InUse || v.Reason != v1alpha1.AddressPoolReasonOverlap {
 		t.Fatalf("shadow pool: %+v", v)
 	}
 
-	ask := func(name, address, pool string, family ipam.Family, nsLabels labels.Set, current ...string) addressRequest {
-		req := addressRequest{key: types.NamespacedName{Namespace: "ns", Name: name}, namespace: "ns", namespaceLabels: nsLabels, family: family, address: address, pool: pool,
-			addressField: "address", poolField: "pool"}
+	ask := func(name, address, pool string, family ipam.Family, nsLabels labels.Set, current ...string) assign.Request {
+		req := assign.Request{Key: types.NamespacedName{Namespace: "ns", Name: name}, Namespace: "ns", NamespaceLabels: nsLabels, Family: family, Address: address, Pool: pool,
+			AddressField: "address", PoolField: "pool"}
 		for _, c := range current {
-			req.current = append(req.current, netip.MustParseAddr(c))
+			req.Current = append(req.Current, netip.MustParseAddr(c))
 		}
 		return req
 	}
 	plainNS, teamNS := labels.Set{}, labels.Set{"team": "a"}
 	steps := []struct {
-		req        addressRequest
+		req        assign.Request
 		addr       string
 		reason     string
 		msgContain string
 	}{
-		{ask("x", "", "", ipam.IPv4, plainNS), "10.0.0.0", ReasonAssigned, "from pool one"},
-		{ask("y", "", "", ipam.IPv4, plainNS), "10.0.0.1", ReasonAssigned, "from pool one"},
-		{ask("z", "", "", ipam.IPv4, plainNS), "", ReasonPoolExhausted, "every IPv4 address of AddressPool one is assigned"},
+		{ask("x", "", "", ipam.IPv4, plainNS), "10.0.0.0", v1alpha1.AddressReasonAssigned, "from pool one"},
+		{ask("y", "", "", ipam.IPv4, plainNS), "10.0.0.1", v1alpha1.AddressReasonAssigned, "from pool one"},
+		{ask("z", "", "", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonPoolExhausted, "every IPv4 address of AddressPool one is assigned"},
 		// The team namespace also draws from its own pool.
-		{ask("t", "", "", ipam.IPv4, teamNS), "10.0.2.0", ReasonAssigned, "from pool team-a"},
-		{ask("t6", "", "", ipam.IPv6, teamNS), "2001:db8::", ReasonAssigned, "from pool v6"},
-		{ask("p6", "", "", ipam.IPv6, plainNS), "", ReasonNoPool, "no IPv6 addresses"},
+		{ask("t", "", "", ipam.IPv4, teamNS), "10.0.2.0", v1alpha1.AddressReasonAssigned, "from pool team-a"},
+		{ask("t6", "", "", ipam.IPv6, teamNS), "2001:db8::", v1alpha1.AddressReasonAssigned, "from pool v6"},
+		{ask("p6", "", "", ipam.IPv6, plainNS), "", v1alpha1.AddressReasonNoPool, "no IPv6 addresses"},
 		// autoAssign false: only by name or by address.
-		{ask("m", "", "manual", ipam.IPv4, plainNS), "10.0.1.0", ReasonAssigned, "from pool manual"},
-		{ask("r", "10.0.1.3", "", ipam.IPv4, plainNS), "10.0.1.3", ReasonAssigned, "from pool manual"},
-		{ask("r2", "10.0.1.3", "", ipam.IPv4, plainNS), "", ReasonAddressTaken, "assigned to Service ns/r"},
-		{ask("r3", "10.9.9.9", "", ipam.IPv4, plainNS), "", ReasonAddressNotInPool, "in no AddressPool in use"},
-		{ask("r4", "10.0.2.3", "", ipam.IPv4, plainNS), "", ReasonPoolNotAllowed, "does not select namespace ns"},
-		{ask("r5", "10.0.2.3", "manual", ipam.IPv4, teamNS), "", ReasonPoolNotAllowed, "not in pool manual"},
-		{ask("n1", "", "team-a", ipam.IPv4, plainNS), "", ReasonPoolNotAllowed, "does not select namespace ns"},
-		{ask("n2", "", "shadow", ipam.IPv4, plainNS), "", ReasonNoPool, "is not in use (Overlap)"},
-		{ask("n3", "", "missing", ipam.IPv4, plainNS), "", ReasonNoPool, "does not exist"},
+		{ask("m", "", "manual", ipam.IPv4, plainNS), "10.0.1.0", v1alpha1.AddressReasonAssigned, "from pool manual"},
+		{ask("r", "10.0.1.3", "", ipam.IPv4, plainNS), "10.0.1.3", v1alpha1.AddressReasonAssigned, "from pool manual"},
+		{ask("r2", "10.0.1.3", "", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonAddressTaken, "assigned to Service ns/r"},
+		{ask("r3", "10.9.9.9", "", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonAddressNotInPool, "in no AddressPool in use"},
+		{ask("r4", "10.0.2.3", "", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonPoolNotAllowed, "does not select namespace ns"},
+		{ask("r5", "10.0.2.3", "manual", ipam.IPv4, teamNS), "", v1alpha1.AddressReasonPoolNotAllowed, "not in pool manual"},
+		{ask("n1", "", "team-a", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonPoolNotAllowed, "does not select namespace ns"},
+		{ask("n2", "", "shadow", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonNoPool, "is not in use (Overlap)"},
+		{ask("n3", "", "missing", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonNoPool, "does not exist"},
 		// A Service keeps the address its status shows, even in a pool
 		// without autoAssign, and moves when it may no longer use that
 		// address's pool.
-		{ask("kept", "", "", ipam.IPv4, plainNS, "10.0.1.2"), "10.0.1.2", ReasonAssigned, "from pool manual"},
-		{ask("moved", "", "manual", ipam.IPv4, teamNS, "10.0.2.1"), "10.0.1.1", ReasonAssigned, "from pool manual"},
-		{ask("t", "", "", ipam.IPv4, plainNS), "", ReasonPoolExhausted, "AddressPool one"},
-		{ask("z", "", "", ipam.IPv4, plainNS), "", ReasonPoolExhausted, "AddressPool one"},
-		{ask("x", "", "", ipam.IPv4, teamNS), "10.0.0.0", ReasonAssigned, "from pool one"},
+		{ask("kept", "", "", ipam.IPv4, plainNS, "10.0.1.2"), "10.0.1.2", v1alpha1.AddressReasonAssigned, "from pool manual"},
+		{ask("moved", "", "manual", ipam.IPv4, teamNS, "10.0.2.1"), "10.0.1.1", v1alpha1.AddressReasonAssigned, "from pool manual"},
+		{ask("t", "", "", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonPoolExhausted, "AddressPool one"},
+		{ask("z", "", "", ipam.IPv4, plainNS), "", v1alpha1.AddressReasonPoolExhausted, "AddressPool one"},
+		{ask("x", "", "", ipam.IPv4, teamNS), "10.0.0.0", v1alpha1.AddressReasonAssigned, "from pool one"},
 	}
 	for i, s := range steps {
 		out := p.Assign(s.req)
 		got := ""
-		if out.assigned() {
-			got = out.addr.String()
+		if out.Assigned() {
+			got = out.Addr.String()
 		}
-		if got != s.addr || out.reason != s.reason || !strings.Contains(out.message, s.msgContain) {
-			t.Errorf("step %d (%s): got %q %s %q; want %q %s containing %q", i, s.req.key, got, out.reason, out.message, s.addr, s.reason, s.msgContain)
+		if got != s.addr || out.Reason != s.reason || !strings.Contains(out.Message, s.msgContain) {
+			t.Errorf("step %d (%s): got %q %s %q; want %q %s containing %q", i, s.req.Key, got, out.Reason, out.Message, s.addr, s.reason, s.msgContain)
 		}
 	}
 	// A refused Service holds nothing: t's team-a address went back.

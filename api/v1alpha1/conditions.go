@@ -1,0 +1,57 @@
+package v1alpha1
+
+// Conditions netintent writes, and their reasons. A condition type or reason
+// is named after its kind where two kinds share a word (an intent's Ready is
+// not an AddressPool's). Each reason names something a person can act on;
+// the condition's message says what to do.
+
+// ServiceConditionAddressAssigned is the condition netintent writes on the
+// status of a LoadBalancer Service of class AddressPoolClass: True with the
+// address given, else False with why not. An intent mirrors it in its own
+// AddressAssigned condition.
+const ServiceConditionAddressAssigned = "networking.netintent.io/AddressAssigned"
+
+// Reasons of a Service's address condition, and of the AddressAssigned
+// condition of the intent that mirrors it.
+const (
+	// AddressReasonAssigned: the address is the Service's.
+	AddressReasonAssigned = "Assigned"
+	// AddressReasonPending: no address yet and no reason known why (the
+	// intent's condition only, before the address is given or refused).
+	AddressReasonPending = "AddressPending"
+	// AddressReasonPoolExhausted: every address of the eligible pools is
+	// taken.
+	AddressReasonPoolExhausted = "PoolExhausted"
+	// AddressReasonAddressTaken: the requested address is another
+	// Service's.
+	AddressReasonAddressTaken = "AddressTaken"
+	// AddressReasonAddressNotInPool: the requested address is in no pool in
+	// use, or in one that avoids it.
+	AddressReasonAddressNotInPool = "AddressNotInPool"
+	// AddressReasonPoolNotAllowed: the named pool, or the requested
+	// address's pool, does not select the Service's namespace.
+	AddressReasonPoolNotAllowed = "PoolNotAllowed"
+	// AddressReasonNoPool: the named pool does not exist or is not in use,
+	// or no pool with autoAssign selects the namespace, or none has the
+	// family.
+	AddressReasonNoPool = "NoPool"
+)
+
+// AddressPoolConditionReady is an AddressPool's condition: True while the
+// pool gives addresses out.
+const AddressPoolConditionReady = "Ready"
+
+// Reasons of an AddressPool's Ready condition.
+const (
+	// AddressPoolReasonInUse: the pool gives addresses out.
+	AddressPoolReasonInUse = "InUse"
+	// AddressPoolReasonOverlap: the pool shares addresses with an older
+	// pool and gives none out.
+	AddressPoolReasonOverlap = "Overlap"
+	// AddressPoolReasonInvalid: the pool cannot be parsed and gives none
+	// out.
+	AddressPoolReasonInvalid = "Invalid"
+	// AddressPoolReasonExhausted is the reason of the event raised when
+	// every address of a family of the pool is assigned.
+	AddressPoolReasonExhausted = "PoolExhausted"
+)

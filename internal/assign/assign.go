@@ -1,0 +1,200 @@
+package assign
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/ipam"
+)
+
+// Pool is what the decisions need to know of an AddressPool.
+type Pool struct {
+	Name string
+	// Generation is the pool's generation this view is of.
+	Generation int64
+	AutoAssign bool
+	// Selector chooses the namespaces that may use the pool.
+	Selector labels.Selector
+	// InUse: the pool is valid and overlaps no older pool.
+	InUse bool
+	// Reason and Message explain a pool not in use:
+	// AddressPoolReasonOverlap or AddressPoolReasonInvalid.
+	Reason, Message string
+}
+
+// Pools parses the AddressPools: the view of each, by name, and the pools
+// the allocator may use (valid, and overlapping no older pool).
+func Pools(items []v1alpha1.AddressPool) (map[string]*Pool, []ipam.Pool) {
+	views := make(map[string]*Pool, len(items))
+	specs := make([]ipam.PoolSpec, 0, len(items))
+	for i := range items {
+		ap := &items[i]
+		v := &Pool{Name: ap.Name, Generation: ap.Generation, AutoAssign: ptr.Deref(ap.Spec.AutoAssign, true), Selector: labels.Everything()}
+		views[ap.Name] = v
+		if ap.Spec.NamespaceSelector != nil {
+			sel, err := metav1.LabelSelectorAsSelector(ap.Spec.NamespaceSelector)
+			if err != nil {
+				v.Reason, v.Message = v1alpha1.AddressPoolReasonInvalid, fmt.Sprintf("namespaceSelector is invalid: %v; fix it", err)
+				continue
+			}
+			v.Selector = sel
+		}
+		specs = append(specs, ipam.PoolSpec{
+			Name:          ap.Name,
+			Addresses:     ap.Spec.Addresses,
+			AutoAssign:    v.AutoAssign,
+			AvoidBuggyIPs: ap.Spec.AvoidBuggyIPs,
+			Created:       ap.CreationTimestamp.Time,
+		})
+	}
+	usable, rejected := ipam.Select(specs)
+	for _, u := range usable {
+		views[u.Name].InUse = true
+	}
+	for name, err := range rejected {
+		v := views[name]
+		if errors.Is(err, ipam.ErrPoolOverlap) {
+			v.Reason = v1alpha1.AddressPoolReasonOverlap
+			v.Message = fmt.Sprintf("%v; no address of this pool is given out: remove the shared addresses from one of the pools", err)
+			continue
+		}
+		v.Reason, v.Message = v1alpha1.AddressPoolReasonInvalid, fmt.Sprintf("%v; fix the pool's addresses", err)
+	}
+	return views, usable
+}
+
+// Request is what a Service asks of the address pools.
+type Request struct {
+	// Key is the Service's key, its owner key in the allocator.
+	Key types.NamespacedName
+	// Namespace and NamespaceLabels decide which pools the Service may
+	// use.
+	Namespace       string
+	NamespaceLabels labels.Set
+	// Family is the family to allocate (the Service's first IP family)
+	// when no address is requested.
+	Family ipam.Family
+	// Address is the requested address; empty for any free one.
+	Address string
+	// Pool names the pool to use; empty for any pool with autoAssign.
+	Pool string
+	// Current are the addresses the Service's status shows now.
+	Current []netip.Addr
+	// AddressField and PoolField say where the user sets Address and
+	// Pool, for messages.
+	AddressField, PoolField string
+}
+
+// Outcome is the answer to a Request: an address and its pool, or a reason
+// (one of the AddressReason constants) and a message that says what to do.
+type Outcome struct {
+	Addr    netip.Addr
+	Pool    string
+	Reason  string
+	Message string
+}
+
+// Assigned reports whether the Service is given an address.
+func (o Outcome) Assigned() bool { return o.Addr.IsValid() }
+
+// Given is the outcome of an address given from a pool.
+func Given(addr netip.Addr, pool string) Outcome {
+	return Outcome{Addr: addr, Pool: pool, Reason: v1alpha1.AddressReasonAssigned, Message: fmt.Sprintf("address %s from pool %s", addr, pool)}
+}
+
+func refused(reason, msg string, args ...any) Outcome {
+	return Outcome{Reason: reason, Message: fmt.Sprintf(msg, args...)}
+}
+
+// Eligible decides which pools the Service may keep an address of (keep)
+// and be given a new one from (give). A named pool is the only one of
+// either, if it exists, is in use and selects the namespace; else the
+// refusal says why, and ok is false. Without a named pool, keep holds every
+// pool of inUse (the allocator's pools, in its order) that selects the
+// namespace, and give those of them with autoAssign.
+func Eligible(req Request, pools map[string]*Pool, inUse []string) (keep, give []string, refusal Outcome, ok bool) {
+	if req.Pool != "" {
+		v := pools[req.Pool]
+		switch {
+		case v == nil:
+			return nil, nil, refused(v1alpha1.AddressReasonNoPool, "AddressPool %s, named by %s, does not exist; create it, or name another pool", req.Pool, req.PoolField), false
+		case !v.InUse:
+			return nil, nil, refused(v1alpha1.AddressReasonNoPool, "AddressPool %s, named by %s, is not in use (%s): %s", req.Pool, req.PoolField, v.Reason, v.Message), false
+		case !v.Selector.Matches(req.NamespaceLabels):
+			return nil, nil, refused(v1alpha1.AddressReasonPoolNotAllowed, "AddressPool %s, named by %s, does not select namespace %s in its namespaceSelector; label the namespace to match, or name another pool",
+				req.Pool, req.PoolField, req.Namespace), false
+		}
+		return []string{req.Pool}, []string{req.Pool}, Outcome{}, true
+	}
+	for _, name := range inUse {
+		v := pools[name]
+		if v == nil || !v.Selector.Matches(req.NamespaceLabels) {
+			continue
+		}
+		keep = append(keep, name)
+		if v.AutoAssign {
+			give = append(give, name)
+		}
+	}
+	return keep, give, Outcome{}, true
+}
+
+// Requested parses the requested address (an IPv4-mapped IPv6 address is
+// the IPv4 one). ok is false, with the refusal, when it is not an IP
+// address.
+func Requested(req Request) (addr netip.Addr, refusal Outcome, ok bool) {
+	addr, err := netip.ParseAddr(req.Address)
+	if err != nil || addr.Zone() != "" {
+		return netip.Addr{}, refused(v1alpha1.AddressReasonAddressNotInPool, "requested address %q (%s) is not an IP address; fix %s", req.Address, req.AddressField, req.AddressField), false
+	}
+	return addr.Unmap(), Outcome{}, true
+}
+
+// ClaimRefused explains why the requested address addr could not be
+// claimed: err is the allocator's answer, pool the pool addr is in ("" for
+// none in use).
+func ClaimRefused(req Request, addr netip.Addr, pool string, err error) Outcome {
+	var taken *ipam.TakenError
+	switch {
+	case errors.As(err, &taken):
+		return refused(v1alpha1.AddressReasonAddressTaken, "requested address %s (%s) is assigned to Service %s; request another address, or remove %s to get any free one",
+			addr, req.AddressField, taken.Holder, req.AddressField)
+	case errors.Is(err, ipam.ErrPoolNotAllowed) && req.Pool != "":
+		return refused(v1alpha1.AddressReasonPoolNotAllowed, "requested address %s (%s) is in AddressPool %s, not in pool %s named by %s; request an address of pool %s, or name pool %s",
+			addr, req.AddressField, pool, req.Pool, req.PoolField, req.Pool, pool)
+	case errors.Is(err, ipam.ErrPoolNotAllowed):
+		return refused(v1alpha1.AddressReasonPoolNotAllowed, "requested address %s (%s) is in AddressPool %s, whose namespaceSelector does not select namespace %s; label the namespace to match, or request an address of another pool",
+			addr, req.AddressField, pool, req.Namespace)
+	case pool != "":
+		return refused(v1alpha1.AddressReasonAddressNotInPool, "requested address %s (%s) is in AddressPool %s, which avoids addresses ending in .0 and .255; request another address",
+			addr, req.AddressField, pool)
+	default:
+		return refused(v1alpha1.AddressReasonAddressNotInPool, "requested address %s (%s) is in no AddressPool in use; request an address inside a pool, or remove %s to get any free one",
+			addr, req.AddressField, req.AddressField)
+	}
+}
+
+// NoPoolToGive is the refusal when no pool may give the Service a new
+// address.
+func NoPoolToGive(req Request) Outcome {
+	return refused(v1alpha1.AddressReasonNoPool, "no AddressPool in use with autoAssign selects namespace %s; create one whose namespaceSelector selects it, or name a pool with %s", req.Namespace, req.PoolField)
+}
+
+// AllocateRefused explains why no address of the family could be allocated
+// from the pools give: err is the allocator's answer.
+func AllocateRefused(req Request, family ipam.Family, give []string, err error) Outcome {
+	if errors.Is(err, ipam.ErrPoolExhausted) {
+		return refused(v1alpha1.AddressReasonPoolExhausted, "every %s address of AddressPool %s is assigned; add addresses to a pool, delete a LoadBalancer Service that holds one, or name another pool with %s; the Service gets an address as soon as one is free",
+			family, strings.Join(give, ", "), req.PoolField)
+	}
+	return refused(v1alpha1.AddressReasonNoPool, "no %s addresses in AddressPool %s that namespace %s may use; add %s addresses to a pool, or change the Service's ipFamilies",
+		family, strings.Join(give, ", "), req.Namespace, family)
+}
