@@ -55,3 +55,46 @@ const (
 	// every address of a family of the pool is assigned.
 	AddressPoolReasonExhausted = "PoolExhausted"
 )
+
+// Condition types of a NetworkIntent. Ready folds the others in.
+const (
+	IntentConditionReady            = "Ready"
+	IntentConditionServiceReady     = "ServiceReady"
+	IntentConditionEndpointsHealthy = "EndpointsHealthy"
+	// IntentConditionAddressAssigned mirrors the Service's address
+	// (LoadBalancer intents only); its reasons are the AddressReason
+	// constants.
+	IntentConditionAddressAssigned = "AddressAssigned"
+)
+
+// Reasons of a NetworkIntent's Ready and ServiceReady conditions. A Ready
+// that is False takes the reason of the first condition that is not True.
+const (
+	// IntentReasonReady: every condition that applies is True.
+	IntentReasonReady = "Ready"
+	// IntentReasonApplied: the Service matches the intent.
+	IntentReasonApplied = "Applied"
+	// IntentReasonServiceConflict: a Service of the intent's name exists
+	// and is not the intent's.
+	IntentReasonServiceConflict = "ServiceConflict"
+	// IntentReasonRecreating: the old Service is being deleted to change
+	// what cannot change in place.
+	IntentReasonRecreating = "Recreating"
+	// IntentReasonApplyFailed: the API server refused the Service.
+	IntentReasonApplyFailed = "ApplyFailed"
+)
+
+// Reasons of a NetworkIntent's EndpointsHealthy condition.
+const (
+	// IntentReasonAllHealthy: every backend (or ExternalName target)
+	// passes.
+	IntentReasonAllHealthy = "AllHealthy"
+	// IntentReasonDegraded: some backends or targets are out of traffic;
+	// the healthy ones carry it, so Ready stays True.
+	IntentReasonDegraded = "Degraded"
+	// IntentReasonBelowHealthyFloor: fewer than minHealthyPercent are
+	// healthy, so every pod-ready backend is kept in traffic.
+	IntentReasonBelowHealthyFloor = "BelowHealthyFloor"
+	// IntentReasonNoBackends: no backend is usable.
+	IntentReasonNoBackends = "NoBackends"
+)
