@@ -30,7 +30,7 @@ const (
 
 // ManagedByController is the endpointslice.kubernetes.io/managed-by value of
 // the EndpointSlices netintent writes.
-const ManagedByController = "netintent.networking.netintent.io"
+const ManagedByController = v1alpha1.EndpointSliceManagedBy
 
 // The intent's status is derived in package intent.
 var (

@@ -30,11 +30,6 @@ import (
 	"github.com/netintent/netintent/internal/ipam"
 )
 
-// addressFieldOwner is the field manager of the LoadBalancerReconciler's
-// writes to a Service's metadata: apart from the intent's own, so that the
-// intent's applies never take the annotation over and drop it.
-const addressFieldOwner = "netintent-address-pool"
-
 // conflictRetry is how soon a status write that met a newer object than the
 // cache's is tried again.
 const conflictRetry = 200 * time.Millisecond
@@ -146,7 +141,7 @@ func (r *LoadBalancerReconciler) annotatePool(ctx context.Context, svc *corev1.S
 		updated.Annotations[v1alpha1.AnnotationAllocatedFromPool] = pool
 	}
 	patch := client.MergeFromWithOptions(svc, client.MergeFromWithOptimisticLock{})
-	if err := r.Client.Patch(ctx, updated, patch, client.FieldOwner(addressFieldOwner)); err != nil {
+	if err := r.Client.Patch(ctx, updated, patch, client.FieldOwner(v1alpha1.AddressFieldOwner)); err != nil {
 		return fmt.Errorf("recording the address's pool: %w", err)
 	}
 	*svc = *updated

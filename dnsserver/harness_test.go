@@ -17,6 +17,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/netintent/netintent/api/v1alpha1"
 )
 
 // This file holds what the tests share: a server on 127.0.0.1:0, a client, a
@@ -355,6 +357,6 @@ func withTTL(svc *corev1.Service, ttl string) *corev1.Service {
 	if svc.Annotations == nil {
 		svc.Annotations = map[string]string{}
 	}
-	svc.Annotations[TTLAnnotation] = ttl
+	svc.Annotations[v1alpha1.AnnotationDNSTTL] = ttl
 	return svc
 }

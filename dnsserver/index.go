@@ -16,12 +16,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
-)
 
-// TTLAnnotation on a Service sets the TTL, in seconds, of the answers for its
-// names, in place of the server's default. The operator writes it from an
-// intent's dns.ttl; it is the only contract between the two.
-const TTLAnnotation = "networking.netintent.io/dns-ttl"
+	"github.com/netintent/netintent/api/v1alpha1"
+)
 
 // maxTTL is the largest TTL RFC 2181 section 8 allows.
 const maxTTL = 1<<31 - 1
@@ -335,7 +332,7 @@ func (i *Index) record(key types.NamespacedName) *serviceRecord {
 
 func newServiceState(svc *corev1.Service) *serviceState {
 	s := &serviceState{}
-	if v, ok := svc.Annotations[TTLAnnotation]; ok {
+	if v, ok := svc.Annotations[v1alpha1.AnnotationDNSTTL]; ok {
 		if ttl, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil && ttl <= maxTTL {
 			s.ttl, s.hasTTL = uint32(ttl), true
 		}

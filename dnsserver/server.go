@@ -57,8 +57,8 @@ type Config struct {
 	// answer the out-of-zone targets of ExternalName Services, tried in order.
 	// Without any, such names answer SERVFAIL.
 	Upstreams []string
-	// TTL is the default TTL of answers, in seconds; a Service's TTLAnnotation
-	// overrides it.
+	// TTL is the default TTL of answers, in seconds; a Service's
+	// v1alpha1.AnnotationDNSTTL overrides it.
 	TTL uint32
 	// UpstreamTimeout bounds one exchange with one upstream.
 	UpstreamTimeout time.Duration

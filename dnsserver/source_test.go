@@ -16,6 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/netintent/netintent/api/v1alpha1"
 )
 
 // TestSourceFromAPIServer feeds the index through the Source from a real
@@ -151,7 +153,7 @@ func TestSourceFromAPIServer(t *testing.T) {
 	expect("failed endpoint's name gone", "db-0."+dbName, dns.TypeA, dns.RcodeNameError)
 
 	// The intent's dns.ttl reaches the Service as the annotation.
-	web.Annotations = map[string]string{TTLAnnotation: "7"}
+	web.Annotations = map[string]string{v1alpha1.AnnotationDNSTTL: "7"}
 	if err := k8s.Update(ctx, web); err != nil {
 		t.Fatal(err)
 	}

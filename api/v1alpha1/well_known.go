@@ -1,7 +1,45 @@
 package v1alpha1
 
+// Names netintent writes on, and reads from, the objects it works with: every
+// package that needs one takes it from here.
+
+// IntentFinalizer is on every NetworkIntent until the operator has removed
+// its Service and EndpointSlices: owner references alone need a garbage
+// collector, which not every control plane runs.
+const IntentFinalizer = "networking.netintent.io/cleanup"
+
+// Field managers of the operator's writes.
+const (
+	// FieldOwner is the server-side apply field manager of the objects the
+	// operator produces from an intent: the Service and its EndpointSlices.
+	FieldOwner = "netintent"
+	// AddressFieldOwner is the field manager of the address reconciler's
+	// writes to a Service's metadata (AnnotationAllocatedFromPool). It is
+	// not FieldOwner, so that the intent's applies, which own every field
+	// FieldOwner writes, never take the annotation over and drop it.
+	AddressFieldOwner = "netintent-address-pool"
+)
+
+// Labels on the objects produced from an intent.
+const (
+	// LabelIntent names the intent an object was produced from.
+	LabelIntent = "networking.netintent.io/intent"
+	// LabelManagedBy is the standard managed-by label.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedBy is the value of LabelManagedBy on the operator's objects.
+	ManagedBy = "netintent"
+	// EndpointSliceManagedBy is the endpointslice.kubernetes.io/managed-by
+	// value of the EndpointSlices the operator writes.
+	EndpointSliceManagedBy = "netintent.networking.netintent.io"
+)
+
 // Annotations netintent reads and writes on Services.
 const (
+	// AnnotationDNSTTL on a Service sets the TTL, in seconds, of the DNS
+	// answers for its names, in place of the server's default. The
+	// operator writes it from an intent's dns.ttl; the DNS server, which
+	// reads Services only, reads it.
+	AnnotationDNSTTL = "networking.netintent.io/dns-ttl"
 	// AnnotationAddress on a plain Service of class AddressPoolClass asks
 	// for that address. An intent's Service takes it from the intent's
 	// loadBalancer.address instead.

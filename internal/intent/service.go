@@ -12,19 +12,13 @@ import (
 	"github.com/netintent/netintent/api/v1alpha1"
 )
 
-// Names the operator writes on the objects it owns.
+// Names the operator writes on the objects it owns, as the code that
+// produces them spells them.
 const (
-	// FieldOwner is the server-side apply field manager of every write.
-	FieldOwner = "netintent"
-	// LabelIntent names the intent an object was produced from.
-	LabelIntent = "networking.netintent.io/intent"
-	// LabelManagedBy is the standard managed-by label.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedBy is the value of LabelManagedBy on the operator's objects.
-	ManagedBy = "netintent"
-	// AnnotationDNSTTL carries an intent's dns.ttl to the DNS server, which
-	// reads Services only.
-	AnnotationDNSTTL = "networking.netintent.io/dns-ttl"
+	FieldOwner     = v1alpha1.FieldOwner
+	LabelIntent    = v1alpha1.LabelIntent
+	LabelManagedBy = v1alpha1.LabelManagedBy
+	ManagedBy      = v1alpha1.ManagedBy
 )
 
 // ServiceType is the Service type an exposure produces.
@@ -48,7 +42,7 @@ func ServiceType(e v1alpha1.Exposure) corev1.ServiceType {
 func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.ServiceApplyConfiguration {
 	typ := ServiceType(in.Spec.Exposure)
 	svc := corev1ac.Service(in.Name, in.Namespace).
-		WithLabels(map[string]string{LabelManagedBy: ManagedBy, LabelIntent: in.Name}).
+		WithLabels(map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedBy, v1alpha1.LabelIntent: in.Name}).
 		WithOwnerReferences(metav1ac.OwnerReference().
 			WithAPIVersion(v1alpha1.GroupVersion.String()).
 			WithKind("NetworkIntent").
@@ -57,7 +51,7 @@ func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.S
 			WithController(true).
 			WithBlockOwnerDeletion(true))
 	if in.Spec.DNS != nil && in.Spec.DNS.TTL != nil {
-		svc.WithAnnotations(map[string]string{AnnotationDNSTTL: strconv.Itoa(int(*in.Spec.DNS.TTL))})
+		svc.WithAnnotations(map[string]string{v1alpha1.AnnotationDNSTTL: strconv.Itoa(int(*in.Spec.DNS.TTL))})
 	}
 
 	spec := corev1ac.ServiceSpec().WithType(typ)

@@ -71,7 +71,7 @@ func TestDesiredServiceHasNoSelector(t *testing.T) {
 		t.Fatalf("selector %v", svc.Spec.Selector)
 	case *svc.Spec.Ports[0].TargetPort != TargetPort(in.Spec.Ports[0]) || *svc.Spec.Ports[0].Protocol != corev1.ProtocolTCP || *svc.Spec.Ports[0].NodePort != 30080:
 		t.Fatalf("port %+v", svc.Spec.Ports[0])
-	case svc.Annotations[AnnotationDNSTTL] != "5":
+	case svc.Annotations[v1alpha1.AnnotationDNSTTL] != "5":
 		t.Fatalf("annotations %v", svc.Annotations)
 	case len(svc.OwnerReferences) != 1 || !*svc.OwnerReferences[0].Controller:
 		t.Fatalf("owner %+v", svc.OwnerReferences)
