@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -30,25 +29,10 @@ func TestAPIOutage(t *testing.T) {
 		t.Skip("stops the API server for 20 s")
 	}
 	// A certificate folder of its own, so the API server comes back with
-	// the same certificates and port and the clients need not change.
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                testScheme,
-		// A short grace period: kube-apiserver drains its watches slowly,
-		// and is killed after it, as a crash would end it.
-		ControlPlane: envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: t.TempDir(), StopTimeout: 3 * time.Second}},
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		_ = env.Stop() // whatever did start
-		t.Fatalf("starting a control plane of its own: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: testScheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// the same certificates and port and the clients need not change. A
+	// short grace period: kube-apiserver drains its watches slowly, and is
+	// killed after it, as a crash would end it.
+	env, cfg, c := ownControlPlane(t, envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: t.TempDir(), StopTimeout: 3 * time.Second}})
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "outage"}}
 	if err := c.Create(ctx, ns); err != nil {

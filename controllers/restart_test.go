@@ -99,26 +99,35 @@ func (w *versionWatch) close() {
 // one operator at a time (the package's manager serves the suite's).
 func restartEnv(t *testing.T) (*rest.Config, client.Client, kubernetes.Interface) {
 	t.Helper()
+	_, cfg, c := ownControlPlane(t, envtest.ControlPlane{})
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, c, cs
+}
+
+// ownControlPlane starts a control plane apart from the suite's, made from
+// cp, with the CRDs installed, and stops it when the test ends.
+func ownControlPlane(t *testing.T, cp envtest.ControlPlane) (*envtest.Environment, *rest.Config, client.Client) {
+	t.Helper()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                testScheme,
+		ControlPlane:          cp,
 	}
 	cfg, err := env.Start()
 	if err != nil {
 		_ = env.Stop() // whatever did start
-		t.Fatalf("starting a second control plane: %v", err)
+		t.Fatalf("starting a control plane of its own: %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	c, err := client.New(cfg, client.Options{Scheme: testScheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg, c, cs
+	return env, cfg, c
 }
 
 // freshOperator starts an operator with a prober that knows nothing yet, as
