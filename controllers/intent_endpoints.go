@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,9 +29,6 @@ type Prober interface {
 	Remove(key string)
 	Status(key string) map[string]health.TargetState
 }
-
-// maxUnhealthyListed bounds the unhealthy endpoints named in status.
-const maxUnhealthyListed = 10
 
 var endpointsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "netintent_intent_endpoints",
@@ -307,50 +303,21 @@ func (r *IntentReconciler) recordFlips(in *v1alpha1.NetworkIntent, before map[st
 	}
 }
 
+// setEndpointsStatus writes the verdict's report in the intent's status
+// and metrics, with an event when the floor starts to hold.
 func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endpoints.Verdict, excluded []v1alpha1.UnhealthyEndpoint) {
-	unhealthy := append(append([]v1alpha1.UnhealthyEndpoint(nil), v.Unhealthy...), excluded...)
-	if len(unhealthy) > maxUnhealthyListed {
-		unhealthy = unhealthy[:maxUnhealthyListed]
-	}
-	in.Status.Endpoints = &v1alpha1.EndpointsStatus{
-		Total:     int32(v.Total),
-		Healthy:   int32(v.Healthy),
-		Summary:   strconv.Itoa(v.Healthy) + "/" + strconv.Itoa(v.Total),
-		Unhealthy: unhealthy,
-	}
-	ready := 0
-	for _, ep := range v.Endpoints {
-		if ep.Ready {
-			ready++
-		}
-	}
-	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "total").Set(float64(v.Total))
-	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "healthy").Set(float64(v.Healthy))
-	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "ready").Set(float64(ready))
-
 	floor := int32(0)
 	if hc := in.Spec.HealthCheck; hc != nil {
 		floor = ptr.Deref(hc.MinHealthyPercent, 0)
 	}
-	switch {
-	case v.Total == 0 && len(excluded) > 0:
-		setCondition(in, ConditionEndpointsHealthy, false, ReasonNoBackends,
-			"no usable backends: %s", excluded[0].Message)
-	case v.Total == 0:
-		setCondition(in, ConditionEndpointsHealthy, false, ReasonNoBackends,
-			"no backends: no running pod with an IP matches the selector, and no static backends are listed")
-	case v.BelowFloor:
-		if !conditionIs(in, ConditionEndpointsHealthy, ReasonBelowHealthyFloor) {
-			r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, ReasonBelowHealthyFloor, "Publish",
-				"Only %d of %d endpoints are healthy, below the %d%% floor: publishing every pod-ready endpoint", v.Healthy, v.Total, floor)
-		}
-		setCondition(in, ConditionEndpointsHealthy, false, ReasonBelowHealthyFloor,
-			"only %d of %d endpoints are healthy, below minHealthyPercent %d%%: every pod-ready endpoint stays in traffic; see status.endpoints.unhealthy",
-			v.Healthy, v.Total, floor)
-	case v.Healthy < v.Total:
-		setCondition(in, ConditionEndpointsHealthy, false, ReasonDegraded,
-			"%d of %d endpoints are healthy; the others are out of traffic (see status.endpoints.unhealthy)", v.Healthy, v.Total)
-	default:
-		setCondition(in, ConditionEndpointsHealthy, true, ReasonAllHealthy, "all %d endpoints are healthy", v.Total)
+	rep := endpoints.Summarize(v, excluded, floor)
+	in.Status.Endpoints = rep.Status
+	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "total").Set(float64(v.Total))
+	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "healthy").Set(float64(v.Healthy))
+	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "ready").Set(float64(rep.Ready))
+	if rep.Reason == ReasonBelowHealthyFloor && !conditionIs(in, ConditionEndpointsHealthy, ReasonBelowHealthyFloor) {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, ReasonBelowHealthyFloor, "Publish",
+			"Only %d of %d endpoints are healthy, below the %d%% floor: publishing every pod-ready endpoint", v.Healthy, v.Total, floor)
 	}
+	setCondition(in, ConditionEndpointsHealthy, rep.Healthy, rep.Reason, "%s", rep.Message)
 }
