@@ -85,19 +85,22 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 
 	before := in.Status.DeepCopy()
-	externalName := ""
-	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
-		externalName = r.judgeTargets(req.NamespacedName, in)
-	} else {
-		in.Status.ExternalName = nil
-	}
-	// The endpoints follow the Service, so they run only if it succeeded;
-	// the results are merged, so no phase's requeue is lost.
-	result, err := r.reconcileService(ctx, in, externalName)
-	if err == nil {
+	// The phases run in order over one scope, each only if the one before
+	// succeeded; their results are merged, so no phase's requeue is lost.
+	scope := &intentScope{in: in}
+	var result ctrl.Result
+	var err error
+	for _, phase := range []func(context.Context, *intentScope) (ctrl.Result, error){
+		r.reconcileTargets,
+		r.reconcileService,
+		r.reconcileEndpoints,
+	} {
 		var res ctrl.Result
-		res, err = r.reconcileEndpoints(ctx, in)
+		res, err = phase(ctx, scope)
 		result = mergeResults(result, res)
+		if err != nil {
+			break
+		}
 	}
 	if err == nil && result.RequeueAfter == 0 {
 		// Only a generation that every phase has carried out, none of
@@ -124,6 +127,32 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return result, nil
 }
 
+// intentScope is one reconcile of an intent: the intent, whose status the
+// phases fill in, and what a phase learnt that a later one needs.
+type intentScope struct {
+	in *v1alpha1.NetworkIntent
+	// externalName is the target an ExternalName intent's Service
+	// publishes, as the targets phase chose it.
+	externalName string
+	// service is the intent's Service as the service phase last saw it;
+	// nil when there is none, or the cache has not seen it yet.
+	service *corev1.Service
+	// foreign: the Service of the intent's name belongs to someone else,
+	// so the intent publishes nothing for it.
+	foreign bool
+}
+
+// reconcileTargets judges an ExternalName intent's targets and chooses the
+// one to publish.
+func (r *IntentReconciler) reconcileTargets(_ context.Context, s *intentScope) (ctrl.Result, error) {
+	if s.in.Spec.Exposure != v1alpha1.ExposureExternalName {
+		s.in.Status.ExternalName = nil
+		return ctrl.Result{}, nil
+	}
+	s.externalName = r.judgeTargets(client.ObjectKeyFromObject(s.in), s.in)
+	return ctrl.Result{}, nil
+}
+
 // mergeResults folds two phases' results into one: the sooner of two
 // requeues wins, and a requeue is never dropped for none.
 func mergeResults(a, b ctrl.Result) ctrl.Result {
@@ -138,7 +167,8 @@ func mergeResults(a, b ctrl.Result) ctrl.Result {
 
 // reconcileService applies the intent's Service, or explains in the
 // ServiceReady condition why it cannot.
-func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.NetworkIntent, externalName string) (ctrl.Result, error) {
+func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope) (ctrl.Result, error) {
+	in := s.in
 	existing := &corev1.Service{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), existing)
 	switch {
@@ -149,9 +179,10 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 	}
 
 	if existing != nil && !metav1.IsControlledBy(existing, in) {
-		r.conflict(in, existing)
+		r.conflict(s, existing)
 		return ctrl.Result{}, nil
 	}
+	s.service = existing
 	if existing != nil && !existing.DeletionTimestamp.IsZero() {
 		setCondition(in, ConditionServiceReady, false, ReasonRecreating, "waiting for the old Service %s to be deleted", existing.Name)
 		return ctrl.Result{RequeueAfter: time.Second}, nil
@@ -164,11 +195,11 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 			}
 			r.Recorder.Eventf(in, existing, corev1.EventTypeNormal, ReasonRecreating, "Recreate",
 				"Recreating Service %s: %s", existing.Name, why)
-			existing = nil
+			existing, s.service = nil, nil
 		}
 	}
 
-	desired := intent.DesiredService(in, externalName)
+	desired := intent.DesiredService(in, s.externalName)
 	if existing != nil {
 		// A create whose follow-up failed (say the API server went away
 		// in between) left its fields under an update.
@@ -203,7 +234,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 				// brings it back.
 				return ctrl.Result{RequeueAfter: time.Second}, nil
 			}
-			r.conflict(in, taken)
+			r.conflict(s, taken)
 			return ctrl.Result{}, nil
 		}
 	} else if err := r.Client.Apply(ctx, desired, client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
@@ -216,6 +247,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 		// brings us back.
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	s.service = applied
 	if existing == nil {
 		r.Recorder.Eventf(in, applied, corev1.EventTypeNormal, "ServiceCreated", "Create",
 			"Created %s Service %s", applied.Spec.Type, applied.Name)
@@ -228,7 +260,9 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 // conflict reports that the Service of the intent's name belongs to
 // someone else. The intent then publishes nothing for it: reconcileEndpoints
 // withdraws its EndpointSlices and stops its probes.
-func (r *IntentReconciler) conflict(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
+func (r *IntentReconciler) conflict(s *intentScope, svc *corev1.Service) {
+	in := s.in
+	s.foreign, s.service = true, nil
 	if !conditionIs(in, ConditionServiceReady, ReasonServiceConflict) {
 		r.Recorder.Eventf(in, svc, corev1.EventTypeWarning, ReasonServiceConflict, "Apply",
 			"Service %s exists and is not owned by this intent; it is left untouched, and the intent's endpoints are withdrawn", svc.Name)

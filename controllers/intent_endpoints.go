@@ -45,9 +45,10 @@ func init() {
 
 // reconcileEndpoints publishes the intent's healthy backends in the
 // Service's EndpointSlices and reports them in status.
-func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {
+func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScope) (ctrl.Result, error) {
+	in := s.in
 	key := client.ObjectKeyFromObject(in).String()
-	if !serviceIsOurs(in) {
+	if s.foreign {
 		// Someone else's Service: slices labelled with its name would
 		// feed its consumers our endpoints. Withdraw them, and probe
 		// nothing.
@@ -66,7 +67,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 		return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
 	}
 
-	cands, excluded, err := r.candidates(ctx, in)
+	cands, excluded, err := r.candidates(ctx, s)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -118,31 +119,20 @@ func forgetEndpointMetrics(in *v1alpha1.NetworkIntent) {
 	endpointsGauge.DeletePartialMatch(prometheus.Labels{"namespace": in.Namespace, "intent": in.Name})
 }
 
-// serviceIsOurs tells whether the intent owns its Service; endpoints are
-// not written for a Service that belongs to someone else.
-func serviceIsOurs(in *v1alpha1.NetworkIntent) bool {
-	return !conditionIs(in, ConditionServiceReady, ReasonServiceConflict)
-}
-
 // candidates are the intent's backends of the Service's IP families, and
-// those left out with why.
-func (r *IntentReconciler) candidates(ctx context.Context, in *v1alpha1.NetworkIntent) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
-	cands, excluded, err := r.allCandidates(ctx, in)
+// those left out with why. Without a Service seen yet, none is of its
+// families (its event brings the intent back).
+func (r *IntentReconciler) candidates(ctx context.Context, s *intentScope) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
+	cands, excluded, err := r.allCandidates(ctx, s.in)
 	if err != nil {
 		return nil, nil, err
 	}
-	served, otherFamily := endpoints.ServedFamilies(cands, r.serviceFamilies(ctx, in))
-	return served, append(excluded, otherFamily...), nil
-}
-
-// serviceFamilies are the IP families of the intent's Service; none when
-// the cache has not seen it yet (its event brings the intent back).
-func (r *IntentReconciler) serviceFamilies(ctx context.Context, in *v1alpha1.NetworkIntent) []corev1.IPFamily {
-	svc := &corev1.Service{}
-	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
-		return nil
+	var families []corev1.IPFamily
+	if s.service != nil {
+		families = s.service.Spec.IPFamilies
 	}
-	return svc.Spec.IPFamilies
+	served, otherFamily := endpoints.ServedFamilies(cands, families)
+	return served, append(excluded, otherFamily...), nil
 }
 
 func (r *IntentReconciler) allCandidates(ctx context.Context, in *v1alpha1.NetworkIntent) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
