@@ -505,9 +505,30 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 		}
 	}
 
+	// The pool annotation is the reconciler's: removed by hand, it comes
+	// back.
+	svc, err := getService(ctx, ns, "auto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(svc.Annotations, v1alpha1.AnnotationAllocatedFromPool)
+	if err := k8sClient.Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		cur, err := getService(ctx, ns, "auto")
+		if err != nil {
+			return err
+		}
+		if got := cur.Annotations[v1alpha1.AnnotationAllocatedFromPool]; got != pool {
+			return fmt.Errorf("pool annotation %q, want %q", got, pool)
+		}
+		return nil
+	})
+
 	// No longer a LoadBalancer of the class: the address is released and
 	// what the reconciler wrote is removed.
-	svc, err := getService(ctx, ns, "auto")
+	svc, err = getService(ctx, ns, "auto")
 	if err != nil {
 		t.Fatal(err)
 	}
