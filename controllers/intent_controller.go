@@ -270,7 +270,7 @@ func (r *IntentReconciler) conflict(s *intentScope, svc *corev1.Service) {
 	setCondition(in, ConditionServiceReady, false, ReasonServiceConflict,
 		"Service %s/%s exists and is not owned by this intent, so the intent publishes no endpoints for it and probes nothing; delete or rename that Service, or give the intent another name",
 		svc.Namespace, svc.Name)
-	clearServiceStatus(in)
+	intent.ClearServiceStatus(in)
 }
 
 // createService creates the intent's Service. When a Service of that name
@@ -406,14 +406,6 @@ func (r *IntentReconciler) deleteSlices(ctx context.Context, in *v1alpha1.Networ
 		}
 	}
 	return nil
-}
-
-func clearServiceStatus(in *v1alpha1.NetworkIntent) {
-	in.Status.ServiceName = ""
-	in.Status.Address = ""
-	in.Status.ClusterIPs = nil
-	in.Status.NodePorts = nil
-	in.Status.LoadBalancer = nil
 }
 
 func conditionIs(in *v1alpha1.NetworkIntent, typ, reason string) bool {

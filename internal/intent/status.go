@@ -63,6 +63,16 @@ func ObserveService(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 	}
 }
 
+// ClearServiceStatus removes from the intent's status what it showed of a
+// Service, for an intent that has none of its own.
+func ClearServiceStatus(in *v1alpha1.NetworkIntent) {
+	in.Status.ServiceName = ""
+	in.Status.Address = ""
+	in.Status.ClusterIPs = nil
+	in.Status.NodePorts = nil
+	in.Status.LoadBalancer = nil
+}
+
 // observeLoadBalancer mirrors the Service's load-balancer ingress, the pool
 // its address is from and its address condition.
 func observeLoadBalancer(in *v1alpha1.NetworkIntent, svc *corev1.Service) {

@@ -223,3 +223,21 @@ func TestSetConditionFormatsOnlyWithArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestClearServiceStatus(t *testing.T) {
+	in := &v1alpha1.NetworkIntent{ObjectMeta: metav1.ObjectMeta{Name: "web"}}
+	ObserveService(in, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: corev1.ServiceSpec{
+		Type: corev1.ServiceTypeNodePort, ClusterIP: "10.96.0.7", ClusterIPs: []string{"10.96.0.7"},
+		Ports: []corev1.ServicePort{{Name: "http", Port: 80, NodePort: 30080}},
+	}})
+	in.Status.LoadBalancer = &v1alpha1.LoadBalancerStatus{Pool: "public"}
+	in.Status.ObservedGeneration = 3
+	ClearServiceStatus(in)
+	st := in.Status
+	if st.ServiceName != "" || st.Address != "" || st.ClusterIPs != nil || st.NodePorts != nil || st.LoadBalancer != nil {
+		t.Errorf("status after clearing = %+v", st)
+	}
+	if st.ObservedGeneration != 3 {
+		t.Error("clearing touched observedGeneration")
+	}
+}
