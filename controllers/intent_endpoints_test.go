@@ -173,7 +173,7 @@ func TestSlicesFollowPods(t *testing.T) {
 		if e == nil || e.Total != 2 || e.Healthy != 1 || e.Summary != "1/2" {
 			return fmt.Errorf("endpoints status %+v", e)
 		}
-		reasons := map[string]string{}
+		reasons := map[string]v1alpha1.EndpointReason{}
 		for _, u := range e.Unhealthy {
 			reasons[u.Pod] = u.Reason
 		}

@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
-	"github.com/netintent/netintent/internal/endpoints"
 )
 
 // podOn creates a ready pod labelled app=<app> on node, with ips (one per
@@ -146,8 +145,8 @@ func TestSlicesOnlyOfTheServiceFamilies(t *testing.T) {
 		}
 		e := got.Status.Endpoints
 		if e == nil || e.Total != 2 || e.Healthy != 2 || len(e.Unhealthy) != 1 ||
-			e.Unhealthy[0].Address != other || e.Unhealthy[0].Reason != endpoints.ReasonFamilyNotServed {
-			return fmt.Errorf("endpoints status %+v, want 2/2 and %s named %s", e, other, endpoints.ReasonFamilyNotServed)
+			e.Unhealthy[0].Address != other || e.Unhealthy[0].Reason != v1alpha1.EndpointReasonFamilyNotServed {
+			return fmt.Errorf("endpoints status %+v, want 2/2 and %s named %s", e, other, v1alpha1.EndpointReasonFamilyNotServed)
 		}
 		return nil
 	})

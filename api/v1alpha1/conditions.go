@@ -98,3 +98,26 @@ const (
 	// IntentReasonNoBackends: no backend is usable.
 	IntentReasonNoBackends = "NoBackends"
 )
+
+// EndpointReason says why an endpoint is out of traffic, in an intent's
+// status.endpoints.unhealthy.
+// +kubebuilder:validation:Enum=NotReady;ProbeFailed;ForbiddenTarget;NoSuchPort;FamilyNotServed
+type EndpointReason string
+
+// The reasons an endpoint is out of traffic.
+const (
+	// EndpointReasonNotReady: the backing pod is not Ready.
+	EndpointReasonNotReady EndpointReason = "NotReady"
+	// EndpointReasonProbeFailed: the endpoint fails its active probe; the
+	// message has the class of the failure.
+	EndpointReasonProbeFailed EndpointReason = "ProbeFailed"
+	// EndpointReasonForbiddenTarget: the prober never dials the address,
+	// so it can never pass its probe.
+	EndpointReasonForbiddenTarget EndpointReason = "ForbiddenTarget"
+	// EndpointReasonNoSuchPort: the pod has no container port of the
+	// targetPort's name.
+	EndpointReasonNoSuchPort EndpointReason = "NoSuchPort"
+	// EndpointReasonFamilyNotServed: a static backend's address family is
+	// not one of the Service's IP families.
+	EndpointReasonFamilyNotServed EndpointReason = "FamilyNotServed"
+)

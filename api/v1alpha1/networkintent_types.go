@@ -452,7 +452,7 @@ type UnhealthyEndpoint struct {
 	// of those, or outside the operator's --probe-allowed-cidrs),
 	// NoSuchPort or FamilyNotServed (a static backend of an IP family the
 	// Service does not have).
-	Reason string `json:"reason"`
+	Reason EndpointReason `json:"reason"`
 	// message is the class of the last probe failure (ConnectionRefused,
 	// ConnectionReset, Timeout, NoRoute, NameNotFound, "HTTPStatus 503",
 	// ...) or other detail.

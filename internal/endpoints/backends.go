@@ -13,19 +13,6 @@ import (
 	"github.com/netintent/netintent/internal/intent"
 )
 
-// Reasons an endpoint is out of traffic, as the intent's status names them.
-const (
-	ReasonNotReady    = "NotReady"
-	ReasonProbeFailed = "ProbeFailed"
-	ReasonNoSuchPort  = "NoSuchPort"
-	// ReasonForbiddenTarget: the prober refuses to dial the address, so
-	// it can never pass its probe.
-	ReasonForbiddenTarget = "ForbiddenTarget"
-	// ReasonFamilyNotServed: a static backend's address family is not one
-	// of the Service's IP families.
-	ReasonFamilyNotServed = "FamilyNotServed"
-)
-
 // Candidate is a backend before its health is judged.
 type Candidate struct {
 	Endpoint
@@ -49,7 +36,7 @@ func FromPods(in *v1alpha1.NetworkIntent, pods []corev1.Pod, zones map[string]st
 		ports, missing := podPorts(in.Spec.Ports, pod)
 		if missing != "" {
 			excluded = append(excluded, v1alpha1.UnhealthyEndpoint{
-				Address: pod.Status.PodIPs[0].IP, Pod: pod.Name, Reason: ReasonNoSuchPort,
+				Address: pod.Status.PodIPs[0].IP, Pod: pod.Name, Reason: v1alpha1.EndpointReasonNoSuchPort,
 				Message: fmt.Sprintf("pod has no container port named %q; add it to the pod or use a port number as targetPort", missing),
 			})
 			continue
@@ -108,7 +95,7 @@ func FromBackends(in *v1alpha1.NetworkIntent) ([]Candidate, []v1alpha1.Unhealthy
 		}
 		if missing != "" {
 			excluded = append(excluded, v1alpha1.UnhealthyEndpoint{
-				Address: b.Address, Reason: ReasonNoSuchPort,
+				Address: b.Address, Reason: v1alpha1.EndpointReasonNoSuchPort,
 				Message: fmt.Sprintf("a static backend has no port named %q; give the backend a port or use a port number as targetPort", missing),
 			})
 			continue
@@ -138,7 +125,7 @@ func ServedFamilies(cands []Candidate, families []corev1.IPFamily) ([]Candidate,
 		}
 		if c.Pod == "" {
 			excluded = append(excluded, v1alpha1.UnhealthyEndpoint{
-				Address: c.Address.String(), Reason: ReasonFamilyNotServed,
+				Address: c.Address.String(), Reason: v1alpha1.EndpointReasonFamilyNotServed,
 				Message: fmt.Sprintf("the Service has no %s family (it has %v); list a backend of its family", fam, families),
 			})
 		}
@@ -242,12 +229,12 @@ func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadines
 			v.Healthy++
 			continue
 		}
-		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Reason: ReasonNotReady, Message: "pod is not Ready"}
+		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"}
 		switch {
 		case ready && pr.Forbidden != "":
-			u.Reason, u.Message = ReasonForbiddenTarget, "the prober never dials this address: it is "+pr.Forbidden
+			u.Reason, u.Message = v1alpha1.EndpointReasonForbiddenTarget, "the prober never dials this address: it is "+pr.Forbidden
 		case ready:
-			u.Reason, u.Message = ReasonProbeFailed, pr.Err
+			u.Reason, u.Message = v1alpha1.EndpointReasonProbeFailed, pr.Err
 		}
 		v.Unhealthy = append(v.Unhealthy, u)
 	}

@@ -35,16 +35,16 @@ func TestJudge(t *testing.T) {
 		total, healthy       int
 		belowFloor           bool
 		ready, serving       []bool
-		firstUnhealthyReason string
+		firstUnhealthyReason v1alpha1.EndpointReason
 	}{
 		{"all healthy", []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false)}, nil, false, 0, 2, 2, false, []bool{true, true}, []bool{true, true}, ""},
-		{"pod not ready", []Candidate{cand("10.0.0.1", false, false), cand("10.0.0.2", true, false)}, nil, false, 0, 2, 1, false, []bool{false, true}, []bool{false, true}, ReasonNotReady},
+		{"pod not ready", []Candidate{cand("10.0.0.1", false, false), cand("10.0.0.2", true, false)}, nil, false, 0, 2, 1, false, []bool{false, true}, []bool{false, true}, v1alpha1.EndpointReasonNotReady},
 		{"readiness ignored", []Candidate{cand("10.0.0.1", false, false)}, nil, true, 0, 1, 1, false, []bool{true}, []bool{true}, ""},
-		{"probe fails", []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false)}, []string{"10.0.0.1"}, false, 0, 2, 1, false, []bool{false, true}, []bool{false, true}, ReasonProbeFailed},
+		{"probe fails", []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false)}, []string{"10.0.0.1"}, false, 0, 2, 1, false, []bool{false, true}, []bool{false, true}, v1alpha1.EndpointReasonProbeFailed},
 		{"terminating serves, never ready", []Candidate{cand("10.0.0.1", true, true), cand("10.0.0.2", true, false)}, nil, false, 0, 1, 1, false, []bool{false, true}, []bool{true, true}, ""},
 		{"terminating and failing stops serving", []Candidate{cand("10.0.0.1", true, true)}, []string{"10.0.0.1"}, false, 0, 0, 0, false, []bool{false}, []bool{false}, ""},
-		{"below floor fails open", []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false), cand("10.0.0.3", false, false)}, []string{"10.0.0.1", "10.0.0.2"}, false, 50, 3, 0, true, []bool{true, true, false}, []bool{true, true, false}, ReasonProbeFailed},
-		{"at floor prunes", []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false)}, []string{"10.0.0.1"}, false, 50, 2, 1, false, []bool{false, true}, []bool{false, true}, ReasonProbeFailed},
+		{"below floor fails open", []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false), cand("10.0.0.3", false, false)}, []string{"10.0.0.1", "10.0.0.2"}, false, 50, 3, 0, true, []bool{true, true, false}, []bool{true, true, false}, v1alpha1.EndpointReasonProbeFailed},
+		{"at floor prunes", []Candidate{cand("10.0.0.1", true, false), cand("10.0.0.2", true, false)}, []string{"10.0.0.1"}, false, 50, 2, 1, false, []bool{false, true}, []bool{false, true}, v1alpha1.EndpointReasonProbeFailed},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,9 +77,9 @@ func TestJudgeNamesFailureClassAndForbiddenTargets(t *testing.T) {
 	}
 	v := Judge(cands, func(c Candidate) *ProbeResult { return results[c.Address.String()] }, false, 0)
 	want := []v1alpha1.UnhealthyEndpoint{
-		{Address: "10.0.0.1", Pod: "p-10.0.0.1", Reason: ReasonProbeFailed, Message: "HTTPStatus 503"},
-		{Address: "10.0.0.2", Pod: "p-10.0.0.2", Reason: ReasonForbiddenTarget, Message: "the prober never dials this address: it is outside the allowed ranges"},
-		{Address: "10.0.0.3", Pod: "p-10.0.0.3", Reason: ReasonNotReady, Message: "pod is not Ready"},
+		{Address: "10.0.0.1", Pod: "p-10.0.0.1", Reason: v1alpha1.EndpointReasonProbeFailed, Message: "HTTPStatus 503"},
+		{Address: "10.0.0.2", Pod: "p-10.0.0.2", Reason: v1alpha1.EndpointReasonForbiddenTarget, Message: "the prober never dials this address: it is outside the allowed ranges"},
+		{Address: "10.0.0.3", Pod: "p-10.0.0.3", Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"},
 	}
 	if len(v.Unhealthy) != len(want) {
 		t.Fatalf("unhealthy %+v", v.Unhealthy)
@@ -123,7 +123,7 @@ func TestFromPods(t *testing.T) {
 	if len(cands) != 3 {
 		t.Fatalf("%d candidates, want 3 (a, d, e)", len(cands))
 	}
-	if len(excluded) != 1 || excluded[0].Pod != "b" || excluded[0].Reason != ReasonNoSuchPort {
+	if len(excluded) != 1 || excluded[0].Pod != "b" || excluded[0].Reason != v1alpha1.EndpointReasonNoSuchPort {
 		t.Fatalf("excluded %+v", excluded)
 	}
 	a := cands[0]
@@ -143,7 +143,7 @@ func TestFromBackends(t *testing.T) {
 	if len(cands) != 1 || cands[0].Ports[0].Number != 8443 || !cands[0].PodReady {
 		t.Fatalf("candidates %+v", cands)
 	}
-	if len(excluded) != 1 || excluded[0].Reason != ReasonNoSuchPort {
+	if len(excluded) != 1 || excluded[0].Reason != v1alpha1.EndpointReasonNoSuchPort {
 		t.Fatalf("excluded %+v", excluded)
 	}
 }
@@ -177,7 +177,7 @@ func TestServedFamilies(t *testing.T) {
 				gotKept = append(gotKept, c.Address.String())
 			}
 			for _, u := range excluded {
-				if u.Reason != ReasonFamilyNotServed || u.Message == "" {
+				if u.Reason != v1alpha1.EndpointReasonFamilyNotServed || u.Message == "" {
 					t.Errorf("excluded %+v", u)
 				}
 				gotExcluded = append(gotExcluded, u.Address)

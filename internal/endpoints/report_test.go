@@ -12,7 +12,7 @@ func TestSummarize(t *testing.T) {
 	ep := func(addr string, ready bool) Endpoint {
 		return Endpoint{Address: netip.MustParseAddr(addr), Ready: ready}
 	}
-	out := func(n int, reason string) []v1alpha1.UnhealthyEndpoint {
+	out := func(n int, reason v1alpha1.EndpointReason) []v1alpha1.UnhealthyEndpoint {
 		list := make([]v1alpha1.UnhealthyEndpoint, n)
 		for i := range list {
 			list[i] = v1alpha1.UnhealthyEndpoint{Address: fmt.Sprintf("10.0.1.%d", i), Reason: reason, Message: fmt.Sprintf("%s %d", reason, i)}
