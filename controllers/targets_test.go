@@ -12,8 +12,10 @@ import (
 	"github.com/miekg/dns"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/dnsserver"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -146,4 +148,26 @@ func TestExternalNameFailsOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 3*notReadyDeadline, published("api."+ns+".failover.test", true, true))
+}
+
+// suiteDNS is the suite's embedded DNS server, on 127.0.0.1.
+var suiteDNS *dnsserver.Server
+
+// startSuiteDNS adds a DNS server for the cluster zone to mgr, on a free
+// port of 127.0.0.1, forwarding out-of-zone names to upstream alone.
+func startSuiteDNS(mgr ctrl.Manager, upstream string) (*dnsserver.Server, error) {
+	idx := dnsserver.NewIndex()
+	if err := mgr.Add(dnsserver.NewSource(mgr.GetCache(), idx)); err != nil {
+		return nil, err
+	}
+	srv, err := dnsserver.New(dnsserver.Config{
+		ListenAddress: "127.0.0.1:0",
+		ClusterDomain: "cluster.local",
+		Upstreams:     []string{upstream},
+		TTL:           30,
+	}, idx)
+	if err != nil {
+		return nil, err
+	}
+	return srv, mgr.Add(srv)
 }
