@@ -72,6 +72,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if !in.DeletionTimestamp.IsZero() {
 		r.Prober.Remove(req.String())
 		forgetEndpointMetrics(in)
+		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)
 	}
 	if !controllerutil.ContainsFinalizer(in, Finalizer) {
@@ -84,14 +85,20 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	before := in.Status.DeepCopy()
 	externalName := ""
+	var result ctrl.Result
 	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
-		externalName = r.judgeTargets(req.NamespacedName, in)
+		var recheck time.Duration
+		var err error
+		if externalName, recheck, err = r.judgeTargets(ctx, req.NamespacedName, in); err != nil {
+			return ctrl.Result{}, err
+		}
+		result.RequeueAfter = recheck
 	} else {
 		in.Status.ExternalName = nil
+		forgetTargetMetrics(in)
 	}
 	// The phases run in order, each only if the one before succeeded;
 	// their results are merged, so no phase's requeue is lost.
-	var result ctrl.Result
 	var err error
 	for _, phase := range []func(context.Context, *v1alpha1.NetworkIntent) (ctrl.Result, error){
 		func(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {

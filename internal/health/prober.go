@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -164,6 +165,7 @@ type target struct {
 	lastChange time.Time
 	addresses  int
 	passed     int
+	byName     bool // address is a host name, not an IP literal
 
 	dueAt   time.Time
 	index   int  // position in the due queue; -1 when not queued
@@ -196,6 +198,7 @@ func (p *Prober) Set(key string, targets []Target) {
 			address: tg.Address,
 			spec:    spec,
 			verdict: initialVerdict(tg, spec.HealthyThreshold),
+			byName:  !isIPLiteral(tg.Address),
 			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
 			index:   -1,
 		}
@@ -213,6 +216,12 @@ func (p *Prober) Set(key string, targets []Target) {
 	}
 	p.unparkAll()
 	signal(p.wake)
+}
+
+// isIPLiteral reports whether address is an IP address rather than a name.
+func isIPLiteral(address string) bool {
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"))
+	return err == nil
 }
 
 // initialVerdict is a new target's health before its first probe.
@@ -415,6 +424,9 @@ func (p *Prober) finishResult(t *target, start time.Time, res Result) (f Flip, f
 	}
 	now := time.Now()
 	t.lastProbe = now
+	// A target given by name tells how many of its addresses it probed
+	// and how many passed; a change is worth a status update too.
+	counted := t.byName && (t.addresses != res.Addresses || t.passed != res.Passed)
 	t.addresses, t.passed = res.Addresses, res.Passed
 	t.record(err)
 	flipped = t.verdict.observe(err == nil, t.spec.HealthyThreshold, t.spec.UnhealthyThreshold)
@@ -431,6 +443,9 @@ func (p *Prober) finishResult(t *target, start time.Time, res Result) (f Flip, f
 			f.Err = t.lastErr
 		}
 		p.pending.push(f)
+		signal(p.flipReady)
+	} else if counted {
+		p.pending.push(Flip{Key: t.key, TargetID: t.id, Healthy: t.verdict.healthy})
 		signal(p.flipReady)
 	}
 	t.dueAt = start.Add(jitteredPeriod(t.spec.Period, p.rand()))
