@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/netintent/netintent/internal/testnet"
 )
 
 // fixedNames resolves names from a map, as a DNS server's answers would.
@@ -88,22 +90,7 @@ func TestProbeNeverDialsARefusedResolvedAddress(t *testing.T) {
 			}
 		}
 	}
-	// Accept queues are first in, first out: had a probe connected, it
-	// would be accepted before this sentinel.
-	sentinel, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sentinel.Close()
-	if err := ln.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got.Close()
-	if got.RemoteAddr().String() != sentinel.LocalAddr().String() {
-		t.Errorf("the listener accepted %s before the sentinel %s: a refused address was dialled", got.RemoteAddr(), sentinel.LocalAddr())
+	if err := testnet.NothingConnected(ln); err != nil {
+		t.Errorf("a refused address was dialled: %v", err)
 	}
 }
