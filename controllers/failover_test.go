@@ -240,10 +240,16 @@ func TestExternalNameFailoverAndAutomaticFailback(t *testing.T) {
 	}
 	eventually(t, 2*probePeriod+time.Second, targetHealth(ns, true, true))
 	healthyAt := time.Now()
-	consistently(t, failbackAfter-time.Second, aliasIs(ns, secondary))
+	consistently(t, failbackAfter-200*time.Millisecond, aliasIs(ns, secondary))
 	eventually(t, 3*time.Second, aliasIs(ns, primary))
 	t.Logf("alias returned %v after the primary was seen healthy (failbackAfter %v)", time.Since(healthyAt).Round(time.Millisecond), failbackAfter)
 	eventually(t, 5*time.Second, eventSeen(ns, eventTargetFailback))
+	if got := testutil.ToFloat64(failbacksTotal.WithLabelValues(ns, "payments")); got != 1 {
+		t.Errorf("failback counter %v, want 1", got)
+	}
+	if got := failovers(); got != before+1 {
+		t.Errorf("failover counter %v after the failback, want %v", got, before+1)
+	}
 }
 
 // TestExternalNameManualFailbackAndAllDown: with failback Manual the alias

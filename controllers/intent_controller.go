@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -51,6 +52,11 @@ type IntentReconciler struct {
 	Recorder  events.EventRecorder
 	// Prober runs the intents' active health checks.
 	Prober *health.Prober
+
+	// published is the ExternalName target each intent's last failover or
+	// failback was announced for (by key), so that a move decided again
+	// after a failed status write is not announced twice.
+	published sync.Map
 }
 
 var _ reconcile.Reconciler = &IntentReconciler{}
@@ -71,6 +77,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if !in.DeletionTimestamp.IsZero() {
 		r.Prober.Remove(req.String())
+		r.published.Delete(req.NamespacedName)
 		forgetEndpointMetrics(in)
 		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)

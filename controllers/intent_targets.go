@@ -98,7 +98,9 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 		states = r.Prober.Status(key.String())
 	}
 
-	now := metav1.Now()
+	// Status keeps times to the second: keep the new ones so too, so
+	// that a time reads the same before and after it is written.
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
 	status := &v1alpha1.ExternalNameStatus{}
 	choices := make([]failover.Target, 0, len(targets))
 	healthy := 0
@@ -116,7 +118,9 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 			healthy++
 		}
 		status.Targets = append(status.Targets, ts)
-		choices = append(choices, failover.Target{Host: t.Host, Healthy: ts.Healthy, Since: ts.LastTransitionTime.Time})
+		// The second the time was cut to is counted whole, so that a
+		// failback is never early (it may be up to a second late).
+		choices = append(choices, failover.Target{Host: t.Host, Healthy: ts.Healthy, Since: ts.LastTransitionTime.Add(time.Second)})
 	}
 
 	policy := failover.Policy{Manual: spec.Failback == v1alpha1.FailbackManual, After: v1alpha1.DefaultFailbackAfter}
@@ -126,19 +130,23 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 	_, asked := in.Annotations[v1alpha1.AnnotationFailbackNow]
 	// An edit of a Manual intent's spec is a request to judge afresh.
 	edited := policy.Manual && in.Generation != in.Status.ObservedGeneration
-	d := failover.Choose(choices, previous, policy, now.Time, asked || edited)
+	d := failover.Choose(choices, previous, policy, time.Now(), asked || edited)
 	status.ActiveTarget = d.Active
 	in.Status.ExternalName = status
 
-	switch d.Change {
-	case failover.Failover:
-		failoversTotal.WithLabelValues(in.Namespace, in.Name).Inc()
-		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, eventTargetFailover, "Publish",
-			"ExternalName target changed from %s to %s: %s fails its probes or is no longer listed", previous, d.Active, previous)
-	case failover.Failback:
-		failbacksTotal.WithLabelValues(in.Namespace, in.Name).Inc()
-		r.Recorder.Eventf(in, nil, corev1.EventTypeNormal, eventTargetFailback, "Publish",
-			"ExternalName target returned from %s to %s, a higher-priority target that passes its probes", previous, d.Active)
+	// A status write that conflicts brings the intent back with the old
+	// status, and the same move decided again: announce each move once.
+	if announced, _ := r.published.Swap(key, d.Active); announced != d.Active {
+		switch d.Change {
+		case failover.Failover:
+			failoversTotal.WithLabelValues(in.Namespace, in.Name).Inc()
+			r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, eventTargetFailover, "Publish",
+				"ExternalName target changed from %s to %s: %s fails its probes or is no longer listed", previous, d.Active, previous)
+		case failover.Failback:
+			failbacksTotal.WithLabelValues(in.Namespace, in.Name).Inc()
+			r.Recorder.Eventf(in, nil, corev1.EventTypeNormal, eventTargetFailback, "Publish",
+				"ExternalName target returned from %s to %s, a higher-priority target that passes its probes", previous, d.Active)
+		}
 	}
 
 	switch {

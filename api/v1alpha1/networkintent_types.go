@@ -208,7 +208,9 @@ type ExternalNameSpec struct {
 	// failbackAfter is how long a higher-priority target must pass its
 	// probes, without a failure, before an Automatic failback returns to
 	// it: from 0s (at once) to 1h. Default 30s. Only with failback
-	// Automatic.
+	// Automatic. It is counted from status.externalName.targets[].lastTransitionTime,
+	// kept to the second, so a failback may come up to a second late,
+	// never early.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="failbackAfter must be between 0s and 1h"
 	FailbackAfter *metav1.Duration `json:"failbackAfter,omitempty"`
