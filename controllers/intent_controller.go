@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,6 +54,11 @@ type IntentReconciler struct {
 	Recorder  events.EventRecorder
 	// Prober runs the intents' active health checks.
 	Prober *health.Prober
+
+	// published is the ExternalName target each intent's last failover or
+	// failback was announced for (by key), so that a move decided again
+	// after a failed status write is not announced twice.
+	published sync.Map
 }
 
 var _ reconcile.Reconciler = &IntentReconciler{}
@@ -73,7 +79,9 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if !in.DeletionTimestamp.IsZero() {
 		r.Prober.Remove(req.String())
+		r.published.Delete(req.NamespacedName)
 		forgetEndpointMetrics(in)
+		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)
 	}
 	if !controllerutil.ContainsFinalizer(in, Finalizer) {
@@ -85,13 +93,19 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 
 	before := in.Status.DeepCopy()
-	// The phases run in order over one scope, each only if the one before
-	// succeeded; their results are merged, so no phase's requeue is lost.
 	scope := &intentScope{in: in}
+	// The targets come first: the Service publishes the one chosen. A
+	// failure there (the failback-now annotation not removed) leaves the
+	// status as it was, so the move is decided and recorded again.
+	if err := r.reconcileTargets(ctx, scope); err != nil {
+		return ctrl.Result{}, err
+	}
+	// The other phases run in order over the scope, each only if the one
+	// before succeeded; their results are merged, so no phase's requeue is
+	// lost.
 	var result ctrl.Result
 	var err error
 	for _, phase := range []func(context.Context, *intentScope) (ctrl.Result, error){
-		r.reconcileTargets,
 		r.reconcileService,
 		r.reconcileEndpoints,
 	} {
@@ -108,6 +122,8 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// observed.
 		in.Status.ObservedGeneration = in.Generation
 	}
+	// A failback due later is a timer, not a phase still waiting.
+	result = mergeResults(result, ctrl.Result{RequeueAfter: scope.recheck})
 	setReady(in)
 	if !equality.Semantic.DeepEqual(before, &in.Status) {
 		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))
@@ -132,8 +148,10 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 type intentScope struct {
 	in *v1alpha1.NetworkIntent
 	// externalName is the target an ExternalName intent's Service
-	// publishes, as the targets phase chose it.
+	// publishes, as the targets phase chose it; recheck, when positive,
+	// is when an automatic failback falls due.
 	externalName string
+	recheck      time.Duration
 	// service is the intent's Service as the service phase last saw it;
 	// nil when there is none, or the cache has not seen it yet.
 	service *corev1.Service
@@ -144,13 +162,15 @@ type intentScope struct {
 
 // reconcileTargets judges an ExternalName intent's targets and chooses the
 // one to publish.
-func (r *IntentReconciler) reconcileTargets(_ context.Context, s *intentScope) (ctrl.Result, error) {
+func (r *IntentReconciler) reconcileTargets(ctx context.Context, s *intentScope) error {
 	if s.in.Spec.Exposure != v1alpha1.ExposureExternalName {
 		s.in.Status.ExternalName = nil
-		return ctrl.Result{}, nil
+		forgetTargetMetrics(s.in)
+		return nil
 	}
-	s.externalName = r.judgeTargets(client.ObjectKeyFromObject(s.in), s.in)
-	return ctrl.Result{}, nil
+	var err error
+	s.externalName, s.recheck, err = r.judgeTargets(ctx, client.ObjectKeyFromObject(s.in), s.in)
+	return err
 }
 
 // mergeResults folds two phases' results into one: the sooner of two
@@ -237,7 +257,14 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 			r.conflict(s, taken)
 			return ctrl.Result{}, nil
 		}
-	} else if err := r.Client.Apply(ctx, desired, client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
+	} else if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
+		if apierrors.IsConflict(err) {
+			// The Service changed since the cache's copy, on which the
+			// ownership check was made: an apply now could take back a
+			// Service someone else has just taken over. The change's
+			// event brings us back.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
 		setCondition(in, ConditionServiceReady, false, ReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
 		return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
 	}
