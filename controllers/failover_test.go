@@ -225,7 +225,7 @@ func TestExternalNameFailoverAndAutomaticFailback(t *testing.T) {
 	if msg := in.Status.ExternalName.Targets[0].Message; msg != health.FailureConnectionRefused {
 		t.Errorf("primary's failure %q, want %s", msg, health.FailureConnectionRefused)
 	}
-	if err := conditionStatus(in, ConditionEndpointsHealthy, metav1.ConditionFalse, ReasonDegraded); err != nil {
+	if err := conditionStatus(in, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded); err != nil {
 		t.Error(err)
 	}
 	if got := failovers(); got != before+1 {
@@ -310,10 +310,10 @@ func TestExternalNameManualFailbackAndAllDown(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return conditionStatus(in, ConditionReady, metav1.ConditionFalse, ReasonNoHealthyTarget)
+		return conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget)
 	})
 	consistently(t, 2*time.Second, aliasIs(ns, secondary))
-	eventually(t, 5*time.Second, eventSeen(ns, ReasonNoHealthyTarget))
+	eventually(t, 5*time.Second, eventSeen(ns, v1alpha1.IntentReasonNoHealthyTarget))
 }
 
 // TestExternalNameTargetsResolvingToRefusedAddresses: targets whose names
@@ -374,7 +374,7 @@ func TestExternalNameTargetsResolvingToRefusedAddresses(t *testing.T) {
 		if svc.Spec.ExternalName != st.ActiveTarget {
 			return fmt.Errorf("Service externalName %q, status says %q", svc.Spec.ExternalName, st.ActiveTarget)
 		}
-		return conditionStatus(got, ConditionReady, metav1.ConditionFalse, ReasonNoHealthyTarget)
+		return conditionStatus(got, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget)
 	})
 	// Let every target be probed twice more, then prove no probe reached
 	// the listener.

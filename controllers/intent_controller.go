@@ -39,11 +39,6 @@ import (
 	"github.com/netintent/netintent/internal/intent"
 )
 
-// Finalizer removes an intent's Service and EndpointSlices before the intent
-// goes; owner references alone need a garbage collector, which not every
-// control plane runs.
-const Finalizer = "networking.netintent.io/cleanup"
-
 // IntentReconciler turns each NetworkIntent into its Service and
 // EndpointSlices, and is the only writer of the intent's status.
 type IntentReconciler struct {
@@ -84,9 +79,9 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)
 	}
-	if !controllerutil.ContainsFinalizer(in, Finalizer) {
+	if !controllerutil.ContainsFinalizer(in, v1alpha1.IntentFinalizer) {
 		patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.AddFinalizer(in, Finalizer)
+		controllerutil.AddFinalizer(in, v1alpha1.IntentFinalizer)
 		if err := r.Client.Patch(ctx, in, patch); err != nil {
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
@@ -124,7 +119,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	// A failback due later is a timer, not a phase still waiting.
 	result = mergeResults(result, ctrl.Result{RequeueAfter: scope.recheck})
-	setReady(in)
+	intent.SetReady(in)
 	if !equality.Semantic.DeepEqual(before, &in.Status) {
 		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))
 		uerr := r.Client.Status().Update(ctx, in)
@@ -204,7 +199,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 	}
 	s.service = existing
 	if existing != nil && !existing.DeletionTimestamp.IsZero() {
-		setCondition(in, ConditionServiceReady, false, ReasonRecreating, "waiting for the old Service %s to be deleted", existing.Name)
+		intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonRecreating, "waiting for the old Service %s to be deleted", existing.Name)
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	if existing != nil {
@@ -213,7 +208,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 			if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
 				return ctrl.Result{}, fmt.Errorf("deleting service to recreate it: %w", err)
 			}
-			r.Recorder.Eventf(in, existing, corev1.EventTypeNormal, ReasonRecreating, "Recreate",
+			r.Recorder.Eventf(in, existing, corev1.EventTypeNormal, v1alpha1.IntentReasonRecreating, "Recreate",
 				"Recreating Service %s: %s", existing.Name, why)
 			existing, s.service = nil, nil
 		}
@@ -226,13 +221,13 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 		if err := r.adoptUpdatedFields(ctx, existing); err != nil {
 			return ctrl.Result{}, err
 		}
-		current, err := corev1ac.ExtractService(existing, intent.FieldOwner)
+		current, err := corev1ac.ExtractService(existing, v1alpha1.FieldOwner)
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading owned fields of service: %w", err)
 		}
 		if equality.Semantic.DeepEqual(current, desired) {
-			observeService(in, existing)
-			setCondition(in, ConditionServiceReady, true, ReasonApplied, "Service %s matches the intent", existing.Name)
+			intent.ObserveService(in, existing)
+			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", existing.Name)
 			return ctrl.Result{}, nil
 		}
 		if err := r.dropForeignPorts(ctx, existing, desired); err != nil {
@@ -245,7 +240,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 		// that the cache has not seen yet.
 		taken, err := r.createService(ctx, in, desired)
 		if err != nil {
-			setCondition(in, ConditionServiceReady, false, ReasonApplyFailed, "creating Service %s failed: %v", in.Name, err)
+			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "creating Service %s failed: %v", in.Name, err)
 			return ctrl.Result{}, err
 		}
 		if taken != nil {
@@ -257,7 +252,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 			r.conflict(s, taken)
 			return ctrl.Result{}, nil
 		}
-	} else if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
+	} else if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
 		if apierrors.IsConflict(err) {
 			// The Service changed since the cache's copy, on which the
 			// ownership check was made: an apply now could take back a
@@ -265,7 +260,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 			// event brings us back.
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
-		setCondition(in, ConditionServiceReady, false, ReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
+		intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
 		return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
 	}
 	applied := &corev1.Service{}
@@ -279,8 +274,8 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 		r.Recorder.Eventf(in, applied, corev1.EventTypeNormal, "ServiceCreated", "Create",
 			"Created %s Service %s", applied.Spec.Type, applied.Name)
 	}
-	observeService(in, applied)
-	setCondition(in, ConditionServiceReady, true, ReasonApplied, "Service %s matches the intent", applied.Name)
+	intent.ObserveService(in, applied)
+	intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", applied.Name)
 	return ctrl.Result{}, nil
 }
 
@@ -290,11 +285,11 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 func (r *IntentReconciler) conflict(s *intentScope, svc *corev1.Service) {
 	in := s.in
 	s.foreign, s.service = true, nil
-	if !conditionIs(in, ConditionServiceReady, ReasonServiceConflict) {
-		r.Recorder.Eventf(in, svc, corev1.EventTypeWarning, ReasonServiceConflict, "Apply",
+	if !conditionIs(in, v1alpha1.IntentConditionServiceReady, v1alpha1.IntentReasonServiceConflict) {
+		r.Recorder.Eventf(in, svc, corev1.EventTypeWarning, v1alpha1.IntentReasonServiceConflict, "Apply",
 			"Service %s exists and is not owned by this intent; it is left untouched, and the intent's endpoints are withdrawn", svc.Name)
 	}
-	setCondition(in, ConditionServiceReady, false, ReasonServiceConflict,
+	intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonServiceConflict,
 		"Service %s/%s exists and is not owned by this intent, so the intent publishes no endpoints for it and probes nothing; delete or rename that Service, or give the intent another name",
 		svc.Namespace, svc.Name)
 	intent.ClearServiceStatus(in)
@@ -312,7 +307,7 @@ func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.Netwo
 	if err := json.Unmarshal(raw, svc); err != nil {
 		return nil, fmt.Errorf("decoding service: %w", err)
 	}
-	err = r.Client.Create(ctx, svc, client.FieldOwner(intent.FieldOwner))
+	err = r.Client.Create(ctx, svc, client.FieldOwner(v1alpha1.FieldOwner))
 	if apierrors.IsAlreadyExists(err) {
 		live := &corev1.Service{}
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(in), live); err != nil {
@@ -331,7 +326,7 @@ func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.Netwo
 // that applies own them: else a field the intent stops declaring would stay.
 // It writes nothing when there are none.
 func (r *IntentReconciler) adoptUpdatedFields(ctx context.Context, svc *corev1.Service) error {
-	patch, err := csaupgrade.UpgradeManagedFieldsPatch(svc, sets.New(intent.FieldOwner), intent.FieldOwner)
+	patch, err := csaupgrade.UpgradeManagedFieldsPatch(svc, sets.New(v1alpha1.FieldOwner), v1alpha1.FieldOwner)
 	if err != nil {
 		return fmt.Errorf("moving the operator's updated fields to its apply entry: %w", err)
 	}
@@ -373,7 +368,7 @@ func (r *IntentReconciler) dropForeignPorts(ctx context.Context, existing *corev
 			})
 		}
 	}
-	if err := r.Client.Update(ctx, updated, client.FieldOwner(intent.FieldOwner)); err != nil {
+	if err := r.Client.Update(ctx, updated, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 		return fmt.Errorf("removing ports the intent does not declare: %w", err)
 	}
 	*existing = *updated
@@ -387,7 +382,7 @@ func portKey(port int32, proto corev1.Protocol) string {
 // finalize removes what the intent owns, and nothing it does not, then lets
 // the intent go.
 func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkIntent) error {
-	if !controllerutil.ContainsFinalizer(in, Finalizer) {
+	if !controllerutil.ContainsFinalizer(in, v1alpha1.IntentFinalizer) {
 		return nil
 	}
 	// From the API server: the cache may not have seen a Service or slice
@@ -407,7 +402,7 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 		return err
 	}
 	patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(in, Finalizer)
+	controllerutil.RemoveFinalizer(in, v1alpha1.IntentFinalizer)
 	if err := r.Client.Patch(ctx, in, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("removing finalizer: %w", err)
 	}

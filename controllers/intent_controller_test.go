@@ -174,7 +174,7 @@ func checkStatus(in *v1alpha1.NetworkIntent, svc *corev1.Service) error {
 	if in.Status.ObservedGeneration != in.Generation {
 		return fmt.Errorf("observedGeneration %d, generation %d", in.Status.ObservedGeneration, in.Generation)
 	}
-	if err := conditionStatus(in, ConditionServiceReady, metav1.ConditionTrue, ReasonApplied); err != nil {
+	if err := conditionStatus(in, v1alpha1.IntentConditionServiceReady, metav1.ConditionTrue, v1alpha1.IntentReasonApplied); err != nil {
 		return err
 	}
 	if in.Status.ServiceName != svc.Name {
@@ -185,20 +185,20 @@ func checkStatus(in *v1alpha1.NetworkIntent, svc *corev1.Service) error {
 		if in.Status.Address != svc.Spec.ExternalName || len(in.Status.ClusterIPs) != 0 {
 			return fmt.Errorf("status address %q clusterIPs %v", in.Status.Address, in.Status.ClusterIPs)
 		}
-		return conditionStatus(in, ConditionReady, metav1.ConditionTrue, ReasonReady)
+		return conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady)
 	case v1alpha1.ExposureLoadBalancer:
 		// Nobody serves class example.com/lb here: pending, and not Ready.
-		if err := conditionStatus(in, ConditionAddressAssigned, metav1.ConditionFalse, ReasonAddressPending); err != nil {
+		if err := conditionStatus(in, v1alpha1.IntentConditionAddressAssigned, metav1.ConditionFalse, v1alpha1.AddressReasonPending); err != nil {
 			return err
 		}
-		if err := conditionStatus(in, ConditionReady, metav1.ConditionFalse, ReasonAddressPending); err != nil {
+		if err := conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.AddressReasonPending); err != nil {
 			return err
 		}
 	default:
 		if in.Status.Address != svc.Spec.ClusterIP || in.Status.Address == "" {
 			return fmt.Errorf("status address %q, cluster IP %q", in.Status.Address, svc.Spec.ClusterIP)
 		}
-		if err := conditionStatus(in, ConditionReady, metav1.ConditionTrue, ReasonReady); err != nil {
+		if err := conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
 			return err
 		}
 	}
@@ -276,7 +276,7 @@ func TestHeadlessAndRequestedNodePort(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return conditionStatus(in, ConditionReady, metav1.ConditionTrue, ReasonReady)
+		return conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady)
 	})
 	eventually(t, 20*time.Second, func() error {
 		in, err := getIntent(ctx, ns, "fixed")
@@ -369,10 +369,10 @@ func TestForeignServiceIsNeverTouched(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(cur, ConditionServiceReady, metav1.ConditionFalse, ReasonServiceConflict); err != nil {
+		if err := conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
 			return err
 		}
-		return conditionStatus(cur, ConditionReady, metav1.ConditionFalse, ReasonServiceConflict)
+		return conditionStatus(cur, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict)
 	})
 	svc, err := getService(ctx, ns, "legacy")
 	if err != nil {
@@ -418,7 +418,7 @@ func TestConflictClearsWhenForeignServiceGoes(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return conditionStatus(cur, ConditionServiceReady, metav1.ConditionFalse, ReasonServiceConflict)
+		return conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict)
 	})
 	if err := k8sClient.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)

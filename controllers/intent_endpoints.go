@@ -55,7 +55,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		r.Prober.Remove(key)
 		in.Status.Endpoints = nil
 		in.Status.ExternalName = nil
-		meta.RemoveStatusCondition(&in.Status.Conditions, ConditionEndpointsHealthy)
+		meta.RemoveStatusCondition(&in.Status.Conditions, v1alpha1.IntentConditionEndpointsHealthy)
 		forgetEndpointMetrics(in)
 		return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
 	}
@@ -95,9 +95,9 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 	plan := endpoints.Reconcile(endpoints.Target{
 		Namespace:   in.Namespace,
 		ServiceName: in.Name,
-		ManagedBy:   ManagedByController,
+		ManagedBy:   v1alpha1.EndpointSliceManagedBy,
 		Owner:       *metav1.NewControllerRef(in, v1alpha1.GroupVersion.WithKind("NetworkIntent")),
-		Labels:      map[string]string{intent.LabelIntent: in.Name},
+		Labels:      map[string]string{v1alpha1.LabelIntent: in.Name},
 		Headless:    in.Spec.Headless,
 	}, verdict.Endpoints, existing)
 	unseen, err := r.applySlices(ctx, plan)
@@ -213,7 +213,7 @@ func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.Net
 	list := &discoveryv1.EndpointSliceList{}
 	if err := reader.List(ctx, list, client.InNamespace(in.Namespace), client.MatchingLabels{
 		discoveryv1.LabelServiceName: in.Name,
-		discoveryv1.LabelManagedBy:   ManagedByController,
+		discoveryv1.LabelManagedBy:   v1alpha1.EndpointSliceManagedBy,
 	}); err != nil {
 		return nil, fmt.Errorf("listing endpoint slices: %w", err)
 	}
@@ -239,7 +239,7 @@ func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan)
 		}
 	}
 	for _, s := range plan.Update {
-		if err := r.Client.Update(ctx, s, client.FieldOwner(intent.FieldOwner)); err != nil {
+		if err := r.Client.Update(ctx, s, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return unseen, fmt.Errorf("updating endpoint slice %s: %w", s.Name, err)
 		}
 	}
@@ -305,9 +305,9 @@ func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endp
 	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "total").Set(float64(v.Total))
 	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "healthy").Set(float64(v.Healthy))
 	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "ready").Set(float64(rep.Ready))
-	if rep.Reason == ReasonBelowHealthyFloor && !conditionIs(in, ConditionEndpointsHealthy, ReasonBelowHealthyFloor) {
-		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, ReasonBelowHealthyFloor, "Publish",
+	if rep.Reason == v1alpha1.IntentReasonBelowHealthyFloor && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonBelowHealthyFloor) {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonBelowHealthyFloor, "Publish",
 			"Only %d of %d endpoints are healthy, below the %d%% floor: publishing every pod-ready endpoint", v.Healthy, v.Total, floor)
 	}
-	setCondition(in, ConditionEndpointsHealthy, rep.Healthy, rep.Reason, "%s", rep.Message)
+	intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, rep.Healthy, rep.Reason, "%s", rep.Message)
 }

@@ -96,7 +96,7 @@ func published(ctx context.Context, ns, svc string) (map[string]endpointState, [
 	}
 	out := map[string]endpointState{}
 	for _, s := range list.Items {
-		if s.Labels[discoveryv1.LabelManagedBy] != ManagedByController {
+		if s.Labels[discoveryv1.LabelManagedBy] != v1alpha1.EndpointSliceManagedBy {
 			return nil, nil, fmt.Errorf("slice %s managed-by %q", s.Name, s.Labels[discoveryv1.LabelManagedBy])
 		}
 		if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].Kind != "NetworkIntent" || !ptr.Deref(s.OwnerReferences[0].Controller, false) {
@@ -166,7 +166,7 @@ func TestSlicesFollowPods(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(in, ConditionEndpointsHealthy, metav1.ConditionFalse, ReasonDegraded); err != nil {
+		if err := conditionStatus(in, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded); err != nil {
 			return err
 		}
 		e := in.Status.Endpoints
@@ -340,9 +340,9 @@ func TestStaticBackendsAndNoBackends(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(got, ConditionEndpointsHealthy, metav1.ConditionFalse, ReasonNoBackends); err != nil {
+		if err := conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonNoBackends); err != nil {
 			return err
 		}
-		return conditionStatus(got, ConditionReady, metav1.ConditionFalse, ReasonNoBackends)
+		return conditionStatus(got, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoBackends)
 	})
 }

@@ -15,11 +15,8 @@ import (
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/failover"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/intent"
 )
-
-// ReasonNoHealthyTarget says no ExternalName target passes its probe; the
-// target published last stays.
-const ReasonNoHealthyTarget = "NoHealthyTarget"
 
 // Events of an ExternalName alias moving.
 const (
@@ -151,16 +148,16 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 
 	switch {
 	case d.AllDown:
-		if !conditionIs(in, ConditionEndpointsHealthy, ReasonNoHealthyTarget) {
-			r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, ReasonNoHealthyTarget, "Publish",
+		if !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonNoHealthyTarget) {
+			r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonNoHealthyTarget, "Publish",
 				"No ExternalName target passes its probes; %s stays published", d.Active)
 		}
-		setCondition(in, ConditionEndpointsHealthy, false, ReasonNoHealthyTarget,
+		intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, false, v1alpha1.IntentReasonNoHealthyTarget,
 			"no target passes its probe; %s, published last, stays published; see status.externalName.targets for why each fails", d.Active)
 	case healthy == len(targets):
-		setCondition(in, ConditionEndpointsHealthy, true, ReasonAllHealthy, "all %d targets are healthy; publishing %s", len(targets), d.Active)
+		intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, true, v1alpha1.IntentReasonAllHealthy, "all %d targets are healthy; publishing %s", len(targets), d.Active)
 	default:
-		setCondition(in, ConditionEndpointsHealthy, false, ReasonDegraded,
+		intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, false, v1alpha1.IntentReasonDegraded,
 			"%d of %d targets are healthy; publishing %s; see status.externalName.targets", healthy, len(targets), d.Active)
 	}
 

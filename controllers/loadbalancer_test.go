@@ -102,7 +102,7 @@ func intentAddress(ctx context.Context, ns, name string) (string, string, error)
 	if err != nil {
 		return "", "", err
 	}
-	c := meta.FindStatusCondition(in.Status.Conditions, ConditionAddressAssigned)
+	c := meta.FindStatusCondition(in.Status.Conditions, v1alpha1.IntentConditionAddressAssigned)
 	switch {
 	case c == nil:
 		return "", "", fmt.Errorf("intent %s has no AddressAssigned condition", name)
@@ -127,7 +127,7 @@ func poolStatus(ctx context.Context, name string, ready metav1.ConditionStatus, 
 	if pool.Status.ObservedGeneration != pool.Generation {
 		return fmt.Errorf("pool %s: observedGeneration %d, generation %d", name, pool.Status.ObservedGeneration, pool.Generation)
 	}
-	c := meta.FindStatusCondition(pool.Status.Conditions, ConditionReady)
+	c := meta.FindStatusCondition(pool.Status.Conditions, v1alpha1.AddressPoolConditionReady)
 	if c == nil || c.Status != ready || c.Reason != reason {
 		return fmt.Errorf("pool %s: Ready %+v, want %s/%s", name, c, ready, reason)
 	}
@@ -356,7 +356,7 @@ func TestRequestedAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := meta.FindStatusCondition(in.Status.Conditions, ConditionAddressAssigned); !strings.Contains(c.Message, ns+"/"+winner) {
+	if c := meta.FindStatusCondition(in.Status.Conditions, v1alpha1.IntentConditionAddressAssigned); !strings.Contains(c.Message, ns+"/"+winner) {
 		t.Errorf("AddressTaken message does not name the holder %s: %q", winner, c.Message)
 	}
 

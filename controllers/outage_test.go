@@ -164,7 +164,7 @@ func outageConverged(ctx context.Context, c client.Client, ns string) error {
 		if in.Status.ObservedGeneration != in.Generation {
 			return fmt.Errorf("intent %s: observedGeneration %d, generation %d", name, in.Status.ObservedGeneration, in.Generation)
 		}
-		if err := conditionStatus(in, ConditionReady, metav1.ConditionTrue, ReasonReady); err != nil {
+		if err := conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
 			return fmt.Errorf("intent %s: %w", name, err)
 		}
 		if n := len(slicesOf[name]); n != 1 {

@@ -78,7 +78,7 @@ func TestLoadBalancerClassChangesRecreate(t *testing.T) {
 			if in.Status.ObservedGeneration != in.Generation {
 				return fmt.Errorf("observedGeneration %d, generation %d", in.Status.ObservedGeneration, in.Generation)
 			}
-			if err := conditionStatus(in, ConditionServiceReady, metav1.ConditionTrue, ReasonApplied); err != nil {
+			if err := conditionStatus(in, v1alpha1.IntentConditionServiceReady, metav1.ConditionTrue, v1alpha1.IntentReasonApplied); err != nil {
 				return err
 			}
 			uid = string(svc.UID)
@@ -205,10 +205,10 @@ func TestTakeoverWithdrawsEndpoints(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if err := conditionStatus(cur, ConditionServiceReady, metav1.ConditionFalse, ReasonServiceConflict); err != nil {
+				if err := conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
 					return err
 				}
-				if c := meta.FindStatusCondition(cur.Status.Conditions, ConditionServiceReady); !strings.Contains(c.Message, "publishes no endpoints") {
+				if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.IntentConditionServiceReady); !strings.Contains(c.Message, "publishes no endpoints") {
 					return fmt.Errorf("condition message %q does not say the endpoints are withdrawn", c.Message)
 				}
 				if cur.Status.Endpoints != nil {
@@ -317,7 +317,7 @@ func TestLaggingCacheLeaksNothing(t *testing.T) {
 	ourSlices := func() int {
 		t.Helper()
 		list := &discoveryv1.EndpointSliceList{}
-		if err := direct.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelManagedBy: ManagedByController}); err != nil {
+		if err := direct.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelManagedBy: v1alpha1.EndpointSliceManagedBy}); err != nil {
 			t.Fatal(err)
 		}
 		return len(list.Items)
@@ -346,7 +346,7 @@ func TestLaggingCacheLeaksNothing(t *testing.T) {
 		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), cur); err != nil {
 			t.Fatal(err)
 		}
-		if err := conditionStatus(cur, ConditionServiceReady, metav1.ConditionFalse, ReasonServiceConflict); err != nil {
+		if err := conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
 			t.Fatal(err)
 		}
 		if n := ourSlices(); n != 0 {
@@ -366,7 +366,7 @@ func TestLaggingCacheLeaksNothing(t *testing.T) {
 		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), cur); err != nil {
 			t.Fatal(err)
 		}
-		if conditionIs(cur, ConditionServiceReady, ReasonServiceConflict) {
+		if conditionIs(cur, v1alpha1.IntentConditionServiceReady, v1alpha1.IntentReasonServiceConflict) {
 			t.Fatal("the intent's own Service, not yet in the cache, was called a conflict")
 		}
 		svc := &corev1.Service{}

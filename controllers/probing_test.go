@@ -97,7 +97,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if got.Status.Endpoints == nil || len(got.Status.Endpoints.Unhealthy) != 1 || got.Status.Endpoints.Unhealthy[0].Reason != "ProbeFailed" || got.Status.Endpoints.Unhealthy[0].Message != health.FailureConnectionRefused {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
 		}
-		return conditionStatus(got, ConditionEndpointsHealthy, metav1.ConditionFalse, ReasonDegraded)
+		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
 	})
 	// It starts again: it returns.
 	if err := h0.Start(ctx); err != nil {
@@ -119,7 +119,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if e := got.Status.Endpoints; e == nil || e.Healthy != 0 {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
 		}
-		return conditionStatus(got, ConditionEndpointsHealthy, metav1.ConditionFalse, ReasonBelowHealthyFloor)
+		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonBelowHealthyFloor)
 	})
 	waitPublished(t, time.Second, ns, "probed", allReady)
 	for _, h := range tn.Hosts {
@@ -132,7 +132,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return conditionStatus(got, ConditionEndpointsHealthy, metav1.ConditionTrue, ReasonAllHealthy)
+		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy)
 	})
 
 	t.Run("latency", func(t *testing.T) { measureFailureToNotReady(t, ns, tn) })

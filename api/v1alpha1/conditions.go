@@ -97,6 +97,9 @@ const (
 	IntentReasonBelowHealthyFloor = "BelowHealthyFloor"
 	// IntentReasonNoBackends: no backend is usable.
 	IntentReasonNoBackends = "NoBackends"
+	// IntentReasonNoHealthyTarget: no ExternalName target passes its
+	// probe; the target published last stays published.
+	IntentReasonNoHealthyTarget = "NoHealthyTarget"
 )
 
 // EndpointReason says why an endpoint is out of traffic, in an intent's

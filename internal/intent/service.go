@@ -12,15 +12,6 @@ import (
 	"github.com/netintent/netintent/api/v1alpha1"
 )
 
-// Names the operator writes on the objects it owns, as the code that
-// produces them spells them.
-const (
-	FieldOwner     = v1alpha1.FieldOwner
-	LabelIntent    = v1alpha1.LabelIntent
-	LabelManagedBy = v1alpha1.LabelManagedBy
-	ManagedBy      = v1alpha1.ManagedBy
-)
-
 // ServiceType is the Service type an exposure produces.
 func ServiceType(e v1alpha1.Exposure) corev1.ServiceType {
 	switch e {
