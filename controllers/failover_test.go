@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -381,7 +382,7 @@ func TestExternalNameTargetsResolvingToRefusedAddresses(t *testing.T) {
 	mark := time.Now()
 	for range 2 {
 		eventually(t, 3*probePeriod, func() error {
-			states := suiteProber.Status(ns + "/payments")
+			states := suiteProber.Status(types.NamespacedName{Namespace: ns, Name: "payments"})
 			if len(states) != 3 {
 				return fmt.Errorf("prober has %d targets, want 3", len(states))
 			}

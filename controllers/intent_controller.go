@@ -73,7 +73,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !in.DeletionTimestamp.IsZero() {
-		r.Prober.Remove(req.String())
+		r.Prober.Remove(req.NamespacedName)
 		r.published.Delete(req.NamespacedName)
 		forgetEndpointMetrics(in)
 		forgetTargetMetrics(in)

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,9 +26,9 @@ import (
 // Prober is the active health checker behind the endpoints: targets are set
 // per intent, and only a flip of a target's health asks for a reconcile.
 type Prober interface {
-	Set(key string, targets []health.Target)
-	Remove(key string)
-	Status(key string) map[string]health.TargetState
+	Set(key types.NamespacedName, targets []health.Target)
+	Remove(key types.NamespacedName)
+	Status(key types.NamespacedName) map[string]health.TargetState
 }
 
 var endpointsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -47,7 +48,7 @@ func init() {
 // Service's EndpointSlices and reports them in status.
 func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScope) (ctrl.Result, error) {
 	in := s.in
-	key := client.ObjectKeyFromObject(in).String()
+	key := client.ObjectKeyFromObject(in)
 	if s.foreign {
 		// Someone else's Service: slices labelled with its name would
 		// feed its consumers our endpoints. Withdraw them, and probe
@@ -180,7 +181,7 @@ func (r *IntentReconciler) nodeZone(ctx context.Context, name string) string {
 // held out by its probe: it starts unhealthy and needs healthyThreshold
 // passes. One published out of traffic whose pod is not ready may have been
 // held out by either: it needs one pass. Any other starts healthy.
-func (r *IntentReconciler) setProbes(key string, hc *v1alpha1.HealthCheck, cands []endpoints.Candidate, outOfTraffic map[string]bool) map[string]health.TargetState {
+func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.HealthCheck, cands []endpoints.Candidate, outOfTraffic map[string]bool) map[string]health.TargetState {
 	if (hc.HTTP == nil && hc.TCP == nil) || len(cands) == 0 {
 		r.Prober.Remove(key)
 		return nil

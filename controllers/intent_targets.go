@@ -89,10 +89,10 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 	}
 	var states map[string]health.TargetState
 	if len(probed) == 0 {
-		r.Prober.Remove(key.String())
+		r.Prober.Remove(key)
 	} else {
-		r.Prober.Set(key.String(), probed)
-		states = r.Prober.Status(key.String())
+		r.Prober.Set(key, probed)
+		states = r.Prober.Status(key)
 	}
 
 	// Status keeps times to the second: keep the new ones so too, so

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
@@ -159,7 +160,7 @@ func TestTakeoverWithdrawsEndpoints(t *testing.T) {
 	} {
 		t.Run(kind.name, func(t *testing.T) {
 			ns := newNamespace(t)
-			key := ns + "/web"
+			key := types.NamespacedName{Namespace: ns, Name: "web"}
 			in := &v1alpha1.NetworkIntent{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
 				Spec: v1alpha1.NetworkIntentSpec{

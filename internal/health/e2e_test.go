@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/netintent/netintent/internal/testnet"
 )
@@ -17,11 +18,11 @@ import (
 // flipRouter reads a prober's flips and hands each to the channel of its key.
 type flipRouter struct {
 	mu   sync.Mutex
-	keys map[string]chan Flip
+	keys map[types.NamespacedName]chan Flip
 }
 
 func routeFlips(t *testing.T, p *Prober) *flipRouter {
-	r := &flipRouter{keys: map[string]chan Flip{}}
+	r := &flipRouter{keys: map[types.NamespacedName]chan Flip{}}
 	go func() {
 		for f := range p.Flips() {
 			r.chanFor(f.Key) <- f
@@ -30,7 +31,7 @@ func routeFlips(t *testing.T, p *Prober) *flipRouter {
 	return r
 }
 
-func (r *flipRouter) chanFor(key string) chan Flip {
+func (r *flipRouter) chanFor(key types.NamespacedName) chan Flip {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.keys[key]
@@ -42,7 +43,7 @@ func (r *flipRouter) chanFor(key string) chan Flip {
 }
 
 // wait returns the next flip of key, failing the test after deadline.
-func (r *flipRouter) wait(t *testing.T, key string, deadline time.Duration) Flip {
+func (r *flipRouter) wait(t *testing.T, key types.NamespacedName, deadline time.Duration) Flip {
 	t.Helper()
 	f, ok := r.next(key, deadline)
 	if !ok {
@@ -52,7 +53,7 @@ func (r *flipRouter) wait(t *testing.T, key string, deadline time.Duration) Flip
 }
 
 // next returns the next flip of key, or false after deadline.
-func (r *flipRouter) next(key string, deadline time.Duration) (Flip, bool) {
+func (r *flipRouter) next(key types.NamespacedName, deadline time.Duration) (Flip, bool) {
 	select {
 	case f := <-r.chanFor(key):
 		return f, true
@@ -98,7 +99,7 @@ func TestProberOnTestHosts(t *testing.T) {
 		"shop/new-start": {ID: h0.Addr(testnet.TCPPort), Address: h0.IP.String(), Spec: tcpProbe, StartUnhealthy: true},
 	}
 	for key, tg := range targets {
-		p.Set(key, []Target{tg})
+		p.Set(nsName(key), []Target{tg})
 	}
 	flips := routeFlips(t, p)
 	startProber(t, p)
@@ -106,17 +107,17 @@ func TestProberOnTestHosts(t *testing.T) {
 	const deadline = 10 * time.Second
 	// Refused addresses are unhealthy from the start: no flip is needed.
 	for _, key := range []string{"shop/loopback", "shop/metadata"} {
-		st := p.Status(key)[targets[key].ID]
+		st := p.Status(nsName(key))[targets[key].ID]
 		if st.Healthy || st.Failure != FailureForbiddenTarget || !strings.Contains(st.LastError, ErrForbiddenTarget.Error()) {
 			t.Errorf("%s: %+v, want unhealthy, refused by the guard", key, st)
 		}
 	}
-	if f := flips.wait(t, "shop/new-start", deadline); !f.Healthy {
+	if f := flips.wait(t, nsName("shop/new-start"), deadline); !f.Healthy {
 		t.Errorf("a target started unhealthy flipped to %+v, want healthy", f)
 	}
 	eventually(t, deadline, "h0 and h1 probed healthy", func() bool {
 		for _, key := range []string{"shop/h0-http", "shop/h1-tcp", "shop/h1-http"} {
-			st := p.Status(key)[targets[key].ID]
+			st := p.Status(nsName(key))[targets[key].ID]
 			if !st.Healthy || st.LastProbe.IsZero() || st.LastError != "" {
 				return false
 			}
@@ -128,23 +129,23 @@ func TestProberOnTestHosts(t *testing.T) {
 	if err := h0.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	f := flips.wait(t, "shop/h0-http", deadline)
+	f := flips.wait(t, nsName("shop/h0-http"), deadline)
 	if f.Healthy || f.TargetID != targets["shop/h0-http"].ID || !strings.Contains(f.Err, "connection refused") {
 		t.Errorf("after stopping h0: flip %+v, want unhealthy with connection refused", f)
 	}
-	if st := p.Status("shop/h0-http")[f.TargetID]; st.Failure != FailureConnectionRefused {
+	if st := p.Status(nsName("shop/h0-http"))[f.TargetID]; st.Failure != FailureConnectionRefused {
 		t.Errorf("status of stopped h0: failure %q, want %s", st.Failure, FailureConnectionRefused)
 	}
-	if f := flips.wait(t, "shop/new-start", deadline); f.Healthy {
+	if f := flips.wait(t, nsName("shop/new-start"), deadline); f.Healthy {
 		t.Errorf("h0's TCP target flipped to %+v, want unhealthy", f)
 	}
-	if st := p.Status("shop/h0-http")[f.TargetID]; st.Healthy || st.ConsecutiveFailures < 2 {
+	if st := p.Status(nsName("shop/h0-http"))[f.TargetID]; st.Healthy || st.ConsecutiveFailures < 2 {
 		t.Errorf("status of h0 after its flip: %+v", st)
 	}
 	if err := h0.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if f := flips.wait(t, "shop/h0-http", deadline); !f.Healthy || f.Err != "" {
+	if f := flips.wait(t, nsName("shop/h0-http"), deadline); !f.Healthy || f.Err != "" {
 		t.Errorf("after restarting h0: flip %+v, want healthy", f)
 	}
 
@@ -153,11 +154,11 @@ func TestProberOnTestHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"shop/h1-tcp", "shop/h1-http"} {
-		f := flips.wait(t, key, deadline)
+		f := flips.wait(t, nsName(key), deadline)
 		if f.Healthy || !(strings.Contains(f.Err, "timeout") || strings.Contains(f.Err, "deadline exceeded")) {
 			t.Errorf("%s blackholed: flip %+v, want unhealthy with a timeout", key, f)
 		}
-		if st := p.Status(key)[f.TargetID]; st.Failure != FailureTimeout {
+		if st := p.Status(nsName(key))[f.TargetID]; st.Failure != FailureTimeout {
 			t.Errorf("%s blackholed: failure %q, want %s", key, st.Failure, FailureTimeout)
 		}
 	}
@@ -165,7 +166,7 @@ func TestProberOnTestHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range []string{"shop/h1-tcp", "shop/h1-http"} {
-		if f := flips.wait(t, key, deadline); !f.Healthy {
+		if f := flips.wait(t, nsName(key), deadline); !f.Healthy {
 			t.Errorf("%s back: flip %+v, want healthy", key, f)
 		}
 	}
@@ -264,4 +265,6 @@ func TestFailureToFlipLatency(t *testing.T) {
 	t.Logf("expected: the first failing probe within one jittered period (0-1.1s), the second 0.9-1.1s later: 0.9-2.2s plus probe time")
 }
 
-func keyOf(i int) string { return "latency/host-" + string(rune('a'+i)) }
+func keyOf(i int) types.NamespacedName {
+	return types.NamespacedName{Namespace: "latency", Name: "host-" + string(rune('a'+i))}
+}

@@ -118,12 +118,12 @@ func TestProberRefusedTargetsAreUnhealthyAtOnce(t *testing.T) {
 	}
 	p := NewProber(Options{Checker: &Checker{Guard: g}})
 	spec := ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 50 * time.Millisecond, Timeout: 20 * time.Millisecond, UnhealthyThreshold: 3}
-	p.Set("shop/web", []Target{
+	p.Set(nsName("shop/web"), []Target{
 		{ID: "outside", Address: "192.0.2.10", Spec: spec},
 		{ID: "nat64", Address: "64:ff9b::7f00:1", Spec: spec},
 		{ID: "host", Address: "localhost", Spec: spec},
 	})
-	st := p.Status("shop/web")
+	st := p.Status(nsName("shop/web"))
 	for id, why := range map[string]string{"outside": reasonNotAllowed, "nat64": "a NAT64 address embedding 127.0.0.1, which is loopback"} {
 		if s := st[id]; s.Healthy || s.Failure != FailureForbiddenTarget || s.Forbidden != why || !s.LastProbe.IsZero() {
 			t.Errorf("%s before any probe: %+v, want unhealthy, ForbiddenTarget, %q", id, s, why)
@@ -135,11 +135,11 @@ func TestProberRefusedTargetsAreUnhealthyAtOnce(t *testing.T) {
 
 	flips := routeFlips(t, p)
 	startProber(t, p)
-	f := flips.wait(t, "shop/web", 5*time.Second)
+	f := flips.wait(t, nsName("shop/web"), 5*time.Second)
 	if f.TargetID != "host" || f.Healthy {
 		t.Fatalf("flip %+v, want host unhealthy", f)
 	}
-	s := p.Status("shop/web")["host"]
+	s := p.Status(nsName("shop/web"))["host"]
 	if s.Healthy || s.ConsecutiveFailures != 1 || s.Failure != FailureForbiddenTarget || s.Forbidden != "loopback" {
 		t.Errorf("localhost after one probe: %+v, want unhealthy after one failure, ForbiddenTarget, loopback", s)
 	}

@@ -1,5 +1,7 @@
 package health
 
+import "k8s.io/apimachinery/pkg/types"
+
 // Fair shares of the worker pool.
 //
 // Each owner key (an intent) may have at most share() probes claimed at
@@ -18,9 +20,9 @@ package health
 // fairShare is the prober's bookkeeping of claims, guarded by Prober.mu.
 type fairShare struct {
 	// claimed counts each key's probes queued in runq or running.
-	claimed map[string]int
+	claimed map[types.NamespacedName]int
 	// parked holds due targets of keys at their share, in due order.
-	parked map[string][]*target
+	parked map[types.NamespacedName][]*target
 	// runq holds claimed targets waiting for a worker, first in first out.
 	runq []*target
 	// runReady tells the workers that runq may hold a target; it holds
@@ -30,8 +32,8 @@ type fairShare struct {
 
 func (f *fairShare) init() {
 	if f.claimed == nil {
-		f.claimed = map[string]int{}
-		f.parked = map[string][]*target{}
+		f.claimed = map[types.NamespacedName]int{}
+		f.parked = map[types.NamespacedName][]*target{}
 		f.runReady = make(chan struct{}, 1)
 	}
 }
@@ -70,7 +72,7 @@ func (p *Prober) release(t *target) {
 
 // unpark claims key's parked targets while the key is under its share,
 // forgetting those removed meanwhile. p.mu is held.
-func (p *Prober) unpark(key string) {
+func (p *Prober) unpark(key types.NamespacedName) {
 	queue := p.fair.parked[key]
 	for len(queue) > 0 && p.fair.claimed[key] < p.share() {
 		t := queue[0]

@@ -68,8 +68,8 @@ func TestProberSharesWorkersFairly(t *testing.T) {
 		addr := fmt.Sprintf("10.2.0.%d", i+1)
 		fast = append(fast, Target{ID: addr, Address: addr, Spec: fastSpec})
 	}
-	p.Set("shop/hanging", slow)
-	p.Set("shop/fast", fast)
+	p.Set(nsName("shop/hanging"), slow)
+	p.Set(nsName("shop/fast"), fast)
 	startProber(t, p)
 
 	// Let the hanging intent fill its share before measuring.
@@ -146,8 +146,8 @@ func TestProberShareFollowsTheKeys(t *testing.T) {
 		addr := fmt.Sprintf("10.1.0.%d", i+1)
 		a = append(a, Target{ID: addr, Address: addr, Spec: hour})
 	}
-	p.Set("ns/a", a)
-	p.Set("ns/b", []Target{{ID: "10.2.0.1", Address: "10.2.0.1", Spec: hour}})
+	p.Set(nsName("ns/a"), a)
+	p.Set(nsName("ns/b"), []Target{{ID: "10.2.0.1", Address: "10.2.0.1", Spec: hour}})
 	startProber(t, p)
 
 	state := func() (int, int) {
@@ -161,7 +161,7 @@ func TestProberShareFollowsTheKeys(t *testing.T) {
 	})
 	// b goes: a's share is the whole pool, less the worker b's probe
 	// still holds until it returns.
-	p.Remove("ns/b")
+	p.Remove(nsName("ns/b"))
 	eventually(t, 5*time.Second, "a on the three free workers", func() bool {
 		ra, _ := state()
 		return ra == 3

@@ -1,5 +1,7 @@
 package health
 
+import "k8s.io/apimachinery/pkg/types"
+
 // Flip says that a target's health flipped, after its thresholds, between
 // healthy and unhealthy. It is a notification to reconcile Key: the state to
 // act on is what Status(Key) says when the reconcile runs. It is also sent,
@@ -12,8 +14,8 @@ package health
 // an empty TargetID ("something under Key changed"), whose Healthy and Err
 // mean nothing. A key is never dropped.
 type Flip struct {
-	// Key is the owner key given to Set, e.g. "namespace/intent".
-	Key string
+	// Key is the owner key given to Set: the intent's.
+	Key types.NamespacedName
 	// TargetID is the target that flipped; empty when several did.
 	TargetID string
 	// Healthy is the target's new health.
@@ -25,13 +27,13 @@ type Flip struct {
 // flipQueue holds flips not yet taken by the consumer, at most one per key,
 // in the order their keys first became pending.
 type flipQueue struct {
-	order   []string
-	pending map[string]Flip
+	order   []types.NamespacedName
+	pending map[types.NamespacedName]Flip
 }
 
 func (q *flipQueue) push(f Flip) {
 	if q.pending == nil {
-		q.pending = make(map[string]Flip)
+		q.pending = make(map[types.NamespacedName]Flip)
 	}
 	old, ok := q.pending[f.Key]
 	if !ok {

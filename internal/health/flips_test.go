@@ -6,8 +6,8 @@ import (
 )
 
 func TestFlipQueueCoalescesPerKey(t *testing.T) {
-	down := func(key, id string) Flip { return Flip{Key: key, TargetID: id, Healthy: false, Err: "refused"} }
-	up := func(key, id string) Flip { return Flip{Key: key, TargetID: id, Healthy: true} }
+	down := func(key, id string) Flip { return Flip{Key: nsName(key), TargetID: id, Healthy: false, Err: "refused"} }
+	up := func(key, id string) Flip { return Flip{Key: nsName(key), TargetID: id, Healthy: true} }
 	tests := []struct {
 		name   string
 		pushes []Flip
@@ -27,7 +27,7 @@ func TestFlipQueueCoalescesPerKey(t *testing.T) {
 		{
 			name:   "several targets of a key become key changed",
 			pushes: []Flip{down("ns/a", "1"), down("ns/b", "1"), down("ns/a", "2"), up("ns/a", "1")},
-			want:   []Flip{{Key: "ns/a"}, down("ns/b", "1")},
+			want:   []Flip{{Key: nsName("ns/a")}, down("ns/b", "1")},
 		},
 	}
 	for _, tt := range tests {
@@ -57,13 +57,13 @@ func TestFlipQueueCoalescesPerKey(t *testing.T) {
 	var q flipQueue
 	q.push(down("ns/a", "1"))
 	q.push(down("ns/b", "1"))
-	if f, _ := q.pop(); f.Key != "ns/a" {
+	if f, _ := q.pop(); f.Key != nsName("ns/a") {
 		t.Fatalf("popped %+v first", f)
 	}
 	q.push(up("ns/a", "1"))
 	var keys []string
 	for f, ok := q.pop(); ok; f, ok = q.pop() {
-		keys = append(keys, f.Key)
+		keys = append(keys, f.Key.String())
 	}
 	if !reflect.DeepEqual(keys, []string{"ns/b", "ns/a"}) {
 		t.Errorf("order %v, want [ns/b ns/a]", keys)

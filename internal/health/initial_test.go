@@ -29,13 +29,13 @@ func TestInitialHealth(t *testing.T) {
 			p := NewProber(Options{})
 			tg := tt.target
 			tg.ID, tg.Address, tg.Spec = "a", "10.0.0.1", spec
-			p.Set("ns/x", []Target{tg})
+			p.Set(nsName("ns/x"), []Target{tg})
 			passes := 0
-			for !p.Status("ns/x")["a"].Healthy {
+			for !p.Status(nsName("ns/x"))["a"].Healthy {
 				if passes > 5 {
 					t.Fatalf("still unhealthy after %d passes", passes)
 				}
-				rec := p.owners["ns/x"]["a"]
+				rec := p.owners[nsName("ns/x")]["a"]
 				heap.Remove(&p.due, rec.index) // as the scheduler does before a probe
 				p.finish(rec, time.Now(), nil)
 				passes++
@@ -48,20 +48,20 @@ func TestInitialHealth(t *testing.T) {
 
 	// An unproven target that fails first needs the full threshold.
 	p := NewProber(Options{})
-	p.Set("ns/x", []Target{{ID: "a", Address: "10.0.0.1", Spec: spec, StartUnproven: true}})
-	rec := p.owners["ns/x"]["a"]
+	p.Set(nsName("ns/x"), []Target{{ID: "a", Address: "10.0.0.1", Spec: spec, StartUnproven: true}})
+	rec := p.owners[nsName("ns/x")]["a"]
 	heap.Remove(&p.due, rec.index)
 	p.finish(rec, time.Now(), errProbe)
 	for i := range 2 {
 		heap.Remove(&p.due, rec.index)
 		p.finish(rec, time.Now(), nil)
-		if p.Status("ns/x")["a"].Healthy {
+		if p.Status(nsName("ns/x"))["a"].Healthy {
 			t.Fatalf("healthy after a failure and %d passes, threshold 3", i+1)
 		}
 	}
 	heap.Remove(&p.due, rec.index)
 	p.finish(rec, time.Now(), nil)
-	if !p.Status("ns/x")["a"].Healthy {
+	if !p.Status(nsName("ns/x"))["a"].Healthy {
 		t.Fatal("not healthy after a failure and 3 passes")
 	}
 }

@@ -87,8 +87,8 @@ type Options struct {
 // Prober probes targets on a jittered schedule with a bounded pool of
 // workers, shared fairly among owner keys (see fairShare), keeps each
 // target's health after its thresholds, and reports
-// flips on Flips. Targets are grouped under owner keys (e.g.
-// "namespace/intent") that Set replaces as a whole.
+// flips on Flips. Targets are grouped under owner keys (the key of the
+// intent they belong to) that Set replaces as a whole.
 //
 // Set, Remove and Status are safe for concurrent use and never wait for a
 // probe. Targets may be set before Start; they are probed once it runs.
@@ -106,7 +106,7 @@ type Prober struct {
 	rand   func() float64
 
 	mu      sync.Mutex
-	owners  map[string]map[string]*target
+	owners  map[types.NamespacedName]map[string]*target
 	due     dueQueue
 	pending flipQueue
 	started bool
@@ -131,7 +131,7 @@ func NewProber(opts Options) *Prober {
 		workers:   opts.Workers,
 		log:       opts.Logger,
 		rand:      rand.Float64,
-		owners:    make(map[string]map[string]*target),
+		owners:    make(map[types.NamespacedName]map[string]*target),
 		wake:      make(chan struct{}, 1),
 		flipReady: make(chan struct{}, 1),
 		flips:     make(chan Flip),
@@ -154,8 +154,9 @@ func NewProber(opts Options) *Prober {
 // target is the prober's record of one Target. key, id, address and spec
 // never change: a changed Target replaces its record.
 type target struct {
-	key, id, address string
-	spec             ProbeSpec
+	key         types.NamespacedName
+	id, address string
+	spec        ProbeSpec
 
 	verdict    verdict
 	lastErr    string
@@ -176,7 +177,7 @@ type target struct {
 // are unchanged keeps its state and schedule; a new or changed one starts
 // afresh, with its first probe a random fraction of its period away. Targets
 // no longer listed are forgotten. Of targets sharing an ID, the first counts.
-func (p *Prober) Set(key string, targets []Target) {
+func (p *Prober) Set(key types.NamespacedName, targets []Target) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	old := p.owners[key]
@@ -237,7 +238,7 @@ func initialVerdict(tg Target, healthyThreshold int) verdict {
 }
 
 // Remove forgets every target under key.
-func (p *Prober) Remove(key string) {
+func (p *Prober) Remove(key types.NamespacedName) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, t := range p.owners[key] {
@@ -274,7 +275,7 @@ func (p *Prober) drop(t *target) {
 
 // Status returns the state of each target under key, by target ID; empty
 // when the key has no targets.
-func (p *Prober) Status(key string) map[string]TargetState {
+func (p *Prober) Status(key types.NamespacedName) map[string]TargetState {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ts := p.owners[key]
@@ -481,8 +482,7 @@ func (p *Prober) deliver(ctx context.Context) {
 }
 
 // Source returns a controller-runtime source that enqueues a reconcile
-// request for the key of every flip. Keys must be "namespace/name" (or
-// "name" for a cluster-scoped owner). It consumes Flips: use one or the
+// request for the key of every flip. It consumes Flips: use one or the
 // other.
 func (p *Prober) Source() source.Source {
 	return flipSource{flips: p.flips}
@@ -504,7 +504,7 @@ func (s flipSource) Start(ctx context.Context, queue workqueue.TypedRateLimiting
 				if !ok {
 					return
 				}
-				queue.Add(RequestForKey(f.Key))
+				queue.Add(reconcile.Request{NamespacedName: f.Key})
 			}
 		}
 	}()
@@ -513,16 +513,6 @@ func (s flipSource) Start(ctx context.Context, queue workqueue.TypedRateLimiting
 
 func (s flipSource) String() string {
 	return "health prober flips"
-}
-
-// RequestForKey turns an owner key, "namespace/name" or "name", into a
-// reconcile request.
-func RequestForKey(key string) reconcile.Request {
-	ns, name, ok := strings.Cut(key, "/")
-	if !ok {
-		return reconcile.Request{NamespacedName: types.NamespacedName{Name: key}}
-	}
-	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}
 }
 
 func signal(c chan struct{}) {

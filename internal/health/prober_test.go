@@ -84,22 +84,22 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 	p := NewProber(Options{})
 	a := Target{ID: "a", Address: "10.0.0.1", Spec: tcp(80)}
 	b := Target{ID: "b", Address: "10.0.0.2", Spec: tcp(80)}
-	p.Set("ns/x", []Target{a, b})
+	p.Set(nsName("ns/x"), []Target{a, b})
 
 	// Three failures of a and b (unhealthyThreshold defaults to 3), as the
 	// workers would report them.
 	for range 3 {
 		for _, id := range []string{"a", "b"} {
-			tg := p.owners["ns/x"][id]
+			tg := p.owners[nsName("ns/x")][id]
 			heap.Remove(&p.due, tg.index) // as the scheduler does before a probe
 			p.finish(tg, time.Now(), errProbe)
 		}
 	}
-	st := p.Status("ns/x")
+	st := p.Status(nsName("ns/x"))
 	if st["a"].Healthy || st["b"].Healthy || st["a"].ConsecutiveFailures != 3 || st["a"].LastError != errProbe.Error() {
 		t.Fatalf("after three failures: %+v", st)
 	}
-	oldB := p.owners["ns/x"]["b"]
+	oldB := p.owners[nsName("ns/x")]["b"]
 
 	bPath := b
 	bPath.Spec.Port = 81 // a changed spec restarts the target
@@ -107,9 +107,9 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 	sameA.Spec.Timeout = DefaultTimeout // the default spelt out is no change
 	c := Target{ID: "c", Address: "10.0.0.3", Spec: tcp(80)}
 	d := Target{ID: "d", Address: "10.0.0.4", Spec: tcp(80), StartUnhealthy: true}
-	p.Set("ns/x", []Target{sameA, bPath, c, d, {ID: "a", Address: "10.9.9.9"}})
+	p.Set(nsName("ns/x"), []Target{sameA, bPath, c, d, {ID: "a", Address: "10.9.9.9"}})
 
-	st = p.Status("ns/x")
+	st = p.Status(nsName("ns/x"))
 	want := map[string]TargetState{
 		"a": {Healthy: false, LastError: errProbe.Error(), Failure: FailureProbeError, ConsecutiveFailures: 3},
 		"b": {Healthy: true},
@@ -126,7 +126,7 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 			t.Errorf("target %s: %+v, want %+v", id, g, w)
 		}
 	}
-	if p.owners["ns/x"]["a"].address != "10.0.0.1" {
+	if p.owners[nsName("ns/x")]["a"].address != "10.0.0.1" {
 		t.Error("a duplicate ID replaced the first target")
 	}
 	if p.due.Len() != 4 {
@@ -135,22 +135,22 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 
 	// A probe of the replaced b that finishes late changes nothing.
 	p.finish(oldB, time.Now(), nil)
-	if p.due.Len() != 4 || !p.Status("ns/x")["b"].LastProbe.IsZero() {
+	if p.due.Len() != 4 || !p.Status(nsName("ns/x"))["b"].LastProbe.IsZero() {
 		t.Error("a late result of a replaced target was recorded")
 	}
 
-	p.Set("ns/x", []Target{sameA})
-	if got := len(p.Status("ns/x")); got != 1 || p.due.Len() != 1 {
+	p.Set(nsName("ns/x"), []Target{sameA})
+	if got := len(p.Status(nsName("ns/x"))); got != 1 || p.due.Len() != 1 {
 		t.Errorf("after Set to one target: %d in status, %d queued", got, p.due.Len())
 	}
-	p.Remove("ns/x")
-	if got := len(p.Status("ns/x")); got != 0 || p.due.Len() != 0 {
+	p.Remove(nsName("ns/x"))
+	if got := len(p.Status(nsName("ns/x"))); got != 0 || p.due.Len() != 0 {
 		t.Errorf("after Remove: %d in status, %d queued", got, p.due.Len())
 	}
 
 	// The flips of a and b are pending for delivery, merged under ns/x.
 	f, ok := p.pending.pop()
-	if !ok || f != (Flip{Key: "ns/x"}) {
+	if !ok || f != (Flip{Key: nsName("ns/x")}) {
 		t.Errorf("pending flip %+v, %v; want the key-changed flip of ns/x", f, ok)
 	}
 }
@@ -189,7 +189,7 @@ func TestProberBoundsWorkersAndGoroutines(t *testing.T) {
 		ts = append(ts, Target{ID: addr, Address: addr, Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: time.Hour}})
 	}
 	before := runtime.NumGoroutine()
-	p.Set("ns/many", ts)
+	p.Set(nsName("ns/many"), ts)
 	startProber(t, p)
 
 	eventually(t, 10*time.Second, "all workers busy", func() bool {
@@ -200,9 +200,9 @@ func TestProberBoundsWorkersAndGoroutines(t *testing.T) {
 	// Every worker is stuck in a probe; the API must not wait for them.
 	answered := make(chan struct{})
 	go func() {
-		p.Set("ns/other", []Target{{ID: "o", Address: "10.9.0.1", Spec: tcp(80)}})
-		_ = p.Status("ns/many")
-		p.Remove("ns/other")
+		p.Set(nsName("ns/other"), []Target{{ID: "o", Address: "10.9.0.1", Spec: tcp(80)}})
+		_ = p.Status(nsName("ns/many"))
+		p.Remove(nsName("ns/other"))
 		close(answered)
 	}()
 	select {
@@ -236,19 +236,19 @@ func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
 	p.rand = func() float64 { return 0 }
 	fast := ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 20 * time.Millisecond, UnhealthyThreshold: 2}
 	fake.set("10.0.0.1", true)
-	p.Set("ns/a", []Target{{ID: "one", Address: "10.0.0.1", Spec: fast}})
+	p.Set(nsName("ns/a"), []Target{{ID: "one", Address: "10.0.0.1", Spec: fast}})
 	startProber(t, p)
 
 	select {
 	case f := <-p.Flips():
-		want := Flip{Key: "ns/a", TargetID: "one", Healthy: false, Err: errProbe.Error()}
+		want := Flip{Key: nsName("ns/a"), TargetID: "one", Healthy: false, Err: errProbe.Error()}
 		if f != want {
 			t.Fatalf("flip %+v, want %+v", f, want)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no flip")
 	}
-	if st := p.Status("ns/a")["one"]; st.Healthy || st.LastChange.IsZero() || st.ConsecutiveFailures < 2 {
+	if st := p.Status(nsName("ns/a"))["one"]; st.Healthy || st.LastChange.IsZero() || st.ConsecutiveFailures < 2 {
 		t.Errorf("status after the flip: %+v", st)
 	}
 
@@ -261,9 +261,9 @@ func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
 		fake.set(addr, true)
 		bs = append(bs, Target{ID: addr, Address: addr, Spec: fast})
 	}
-	p.Set("ns/b", bs)
+	p.Set(nsName("ns/b"), bs)
 	eventually(t, 10*time.Second, "all of ns/b unhealthy", func() bool {
-		for _, st := range p.Status("ns/b") {
+		for _, st := range p.Status(nsName("ns/b")) {
 			if st.Healthy {
 				return false
 			}
@@ -276,7 +276,7 @@ func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
 	for len(covered) < len(bs) {
 		select {
 		case f := <-p.Flips():
-			if f.Key != "ns/b" || f.Healthy {
+			if f.Key != nsName("ns/b") || f.Healthy {
 				t.Fatalf("unexpected flip %+v", f)
 			}
 			got = append(got, f)
@@ -298,10 +298,10 @@ func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
 	for {
 		select {
 		case f := <-p.Flips():
-			if f.Key == "ns/b" {
+			if f.Key == nsName("ns/b") {
 				continue // what was left of the merged flips
 			}
-			if f != (Flip{Key: "ns/a", TargetID: "one", Healthy: true}) {
+			if f != (Flip{Key: nsName("ns/a"), TargetID: "one", Healthy: true}) {
 				t.Fatalf("flip %+v, want one healthy", f)
 			}
 			return
@@ -347,7 +347,7 @@ func TestSourceEnqueuesTheFlippedKey(t *testing.T) {
 	p := NewProber(Options{})
 	p.check = fake.check
 	p.rand = func() float64 { return 0 }
-	p.Set("shop/web", []Target{{ID: "10.0.0.1:80", Address: "10.0.0.1",
+	p.Set(nsName("shop/web"), []Target{{ID: "10.0.0.1:80", Address: "10.0.0.1",
 		Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 20 * time.Millisecond, UnhealthyThreshold: 1}}})
 
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
@@ -360,8 +360,5 @@ func TestSourceEnqueuesTheFlippedKey(t *testing.T) {
 	req, _ := queue.Get()
 	if want := (reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "web"}}); req != want {
 		t.Errorf("queued %v, want %v", req, want)
-	}
-	if got := RequestForKey("cluster-pool"); got.Name != "cluster-pool" || got.Namespace != "" {
-		t.Errorf("RequestForKey of a cluster-scoped key: %v", got)
 	}
 }

@@ -149,9 +149,9 @@ func TestProberSchedulesWithInjectedJitter(t *testing.T) {
 		p := NewProber(Options{})
 		p.rand = func() float64 { return tt.r }
 		before := time.Now()
-		p.Set("ns/a", []Target{{ID: "x", Address: "10.0.0.1", Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: period}}})
+		p.Set(nsName("ns/a"), []Target{{ID: "x", Address: "10.0.0.1", Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: period}}})
 		after := time.Now()
-		tg := p.owners["ns/a"]["x"]
+		tg := p.owners[nsName("ns/a")]["x"]
 		if tg.dueAt.Before(before.Add(tt.wantFirst)) || tg.dueAt.After(after.Add(tt.wantFirst)) {
 			t.Errorf("r=%v: first probe due %v after Set, want %v", tt.r, tg.dueAt.Sub(before), tt.wantFirst)
 		}
