@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -72,19 +71,19 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 	// A target new to the prober (after a restart or on becoming leader)
 	// starts from the health status last published, so the alias does not
 	// move back to a failed target before its probes pass.
-	prior := map[string]v1alpha1.TargetStatus{}
 	previous := ""
+	var before []v1alpha1.TargetStatus
+	failed := map[string]bool{}
 	if st := in.Status.ExternalName; st != nil {
-		previous = st.ActiveTarget
+		previous, before = st.ActiveTarget, st.Targets
 		for _, t := range st.Targets {
-			prior[t.Host] = t
+			failed[t.Host] = !t.Healthy
 		}
 	}
 	var probed []health.Target
 	for _, t := range targets {
 		if spec, ok := health.SpecFor(t.ProbeHandler, in.Spec.HealthCheck, defaultHTTPTargetPort); ok {
-			p, known := prior[t.Host]
-			probed = append(probed, health.Target{ID: t.Host, Address: t.Host, Spec: spec, StartUnhealthy: known && !p.Healthy})
+			probed = append(probed, health.Target{ID: t.Host, Address: t.Host, Spec: spec, StartUnhealthy: failed[t.Host]})
 		}
 	}
 	var states map[string]health.TargetState
@@ -95,30 +94,15 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 		states = r.Prober.Status(key)
 	}
 
-	// Status keeps times to the second: keep the new ones so too, so
-	// that a time reads the same before and after it is written.
-	now := metav1.NewTime(time.Now().Truncate(time.Second))
-	status := &v1alpha1.ExternalNameStatus{}
-	choices := make([]failover.Target, 0, len(targets))
-	healthy := 0
+	hosts := make([]string, 0, len(targets))
 	for _, t := range targets {
-		ts := v1alpha1.TargetStatus{Host: t.Host, Healthy: true}
-		if st, ok := states[t.Host]; ok {
-			ts.Healthy, ts.Message = st.Healthy, targetMessage(st)
-			ts.Addresses, ts.PassingAddresses = int32(st.Addresses), int32(st.Passed)
-		}
-		ts.LastTransitionTime = &now
-		if p, ok := prior[t.Host]; ok && p.Healthy == ts.Healthy && p.LastTransitionTime != nil {
-			ts.LastTransitionTime = p.LastTransitionTime
-		}
-		if ts.Healthy {
-			healthy++
-		}
-		status.Targets = append(status.Targets, ts)
-		// The second the time was cut to is counted whole, so that a
-		// failback is never early (it may be up to a second late).
-		choices = append(choices, failover.Target{Host: t.Host, Healthy: ts.Healthy, Since: ts.LastTransitionTime.Add(time.Second)})
+		hosts = append(hosts, t.Host)
 	}
+	probes := make(map[string]failover.Probe, len(states))
+	for host, st := range states {
+		probes[host] = failover.Probe{Healthy: st.Healthy, Message: targetMessage(st), Addresses: st.Addresses, Passed: st.Passed}
+	}
+	statuses, choices := failover.Observe(hosts, probes, before, time.Now())
 
 	policy := failover.Policy{Manual: spec.Failback == v1alpha1.FailbackManual, After: v1alpha1.DefaultFailbackAfter}
 	if spec.FailbackAfter != nil {
@@ -128,8 +112,7 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 	// An edit of a Manual intent's spec is a request to judge afresh.
 	edited := policy.Manual && in.Generation != in.Status.ObservedGeneration
 	d := failover.Choose(choices, previous, policy, time.Now(), asked || edited)
-	status.ActiveTarget = d.Active
-	in.Status.ExternalName = status
+	in.Status.ExternalName = &v1alpha1.ExternalNameStatus{ActiveTarget: d.Active, Targets: statuses}
 
 	// A status write that conflicts brings the intent back with the old
 	// status, and the same move decided again: announce each move once.
@@ -146,20 +129,12 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 		}
 	}
 
-	switch {
-	case d.AllDown:
-		if !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonNoHealthyTarget) {
-			r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonNoHealthyTarget, "Publish",
-				"No ExternalName target passes its probes; %s stays published", d.Active)
-		}
-		intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, false, v1alpha1.IntentReasonNoHealthyTarget,
-			"no target passes its probe; %s, published last, stays published; see status.externalName.targets for why each fails", d.Active)
-	case healthy == len(targets):
-		intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, true, v1alpha1.IntentReasonAllHealthy, "all %d targets are healthy; publishing %s", len(targets), d.Active)
-	default:
-		intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, false, v1alpha1.IntentReasonDegraded,
-			"%d of %d targets are healthy; publishing %s; see status.externalName.targets", healthy, len(targets), d.Active)
+	healthy, reason, msg := failover.Condition(d, statuses)
+	if d.AllDown && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonNoHealthyTarget) {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonNoHealthyTarget, "Publish",
+			"No ExternalName target passes its probes; %s stays published", d.Active)
 	}
+	intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, healthy, reason, "%s", msg)
 
 	if asked {
 		if err := r.removeFailbackNow(ctx, in); err != nil {

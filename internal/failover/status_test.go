@@ -1,0 +1,100 @@
+package failover
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+)
+
+func TestObserve(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 700_000_000, time.UTC)
+	cut := now.Truncate(time.Second)
+	earlier := metav1.NewTime(now.Add(-time.Hour).Truncate(time.Second))
+	prior := []v1alpha1.TargetStatus{
+		{Host: "steady.example", Healthy: true, LastTransitionTime: &earlier},
+		{Host: "broke.example", Healthy: true, LastTransitionTime: &earlier},
+		{Host: "down.example", Healthy: false, Message: "Timeout", LastTransitionTime: &earlier},
+		{Host: "untimed.example", Healthy: true},
+		{Host: "gone.example", Healthy: true, LastTransitionTime: &earlier},
+	}
+	probes := map[string]Probe{
+		"steady.example":  {Healthy: true, Addresses: 2, Passed: 2},
+		"broke.example":   {Healthy: false, Message: "ConnectionRefused", Addresses: 2},
+		"down.example":    {Healthy: false, Message: "NoAddress"},
+		"untimed.example": {Healthy: true, Addresses: 1, Passed: 1},
+	}
+	hosts := []string{"steady.example", "broke.example", "down.example", "untimed.example", "unprobed.example"}
+	statuses, targets := Observe(hosts, probes, prior, now)
+
+	tests := []struct {
+		host      string
+		healthy   bool
+		message   string
+		addresses int32
+		passing   int32
+		since     time.Time
+	}{
+		// Health unchanged: its time is kept.
+		{"steady.example", true, "", 2, 2, earlier.Time},
+		// Health changed: now, cut to the second.
+		{"broke.example", false, "ConnectionRefused", 2, 0, cut},
+		{"down.example", false, "NoAddress", 0, 0, earlier.Time},
+		// Known, but without a time: now.
+		{"untimed.example", true, "", 1, 1, cut},
+		// Without probes: healthy, and new.
+		{"unprobed.example", true, "", 0, 0, cut},
+	}
+	if len(statuses) != len(tests) || len(targets) != len(tests) {
+		t.Fatalf("%d statuses and %d targets, want %d of each", len(statuses), len(targets), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			st, tg := statuses[i], targets[i]
+			if st.Host != tt.host || st.Healthy != tt.healthy || st.Message != tt.message || st.Addresses != tt.addresses || st.PassingAddresses != tt.passing {
+				t.Errorf("status = %+v, want %+v", st, tt)
+			}
+			if st.LastTransitionTime == nil || !st.LastTransitionTime.Time.Equal(tt.since) {
+				t.Errorf("lastTransitionTime = %v, want %v", st.LastTransitionTime, tt.since)
+			}
+			// Choose counts the second the time was cut to as a whole.
+			if tg.Host != tt.host || tg.Healthy != tt.healthy || !tg.Since.Equal(tt.since.Add(time.Second)) {
+				t.Errorf("target = %+v, want %s healthy %v since %v", tg, tt.host, tt.healthy, tt.since.Add(time.Second))
+			}
+		})
+	}
+}
+
+func TestCondition(t *testing.T) {
+	status := func(healthy ...bool) []v1alpha1.TargetStatus {
+		out := make([]v1alpha1.TargetStatus, len(healthy))
+		for i, h := range healthy {
+			out[i] = v1alpha1.TargetStatus{Host: "t", Healthy: h}
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		d        Decision
+		statuses []v1alpha1.TargetStatus
+		healthy  bool
+		reason   string
+		message  string
+	}{
+		{"all healthy", Decision{Active: "a"}, status(true, true), true, v1alpha1.IntentReasonAllHealthy, "all 2 targets are healthy; publishing a"},
+		{"some down", Decision{Active: "b"}, status(false, true, true), false, v1alpha1.IntentReasonDegraded,
+			"2 of 3 targets are healthy; publishing b; see status.externalName.targets"},
+		{"all down", Decision{Active: "a", AllDown: true}, status(false, false), false, v1alpha1.IntentReasonNoHealthyTarget,
+			"no target passes its probe; a, published last, stays published; see status.externalName.targets for why each fails"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			healthy, reason, message := Condition(tt.d, tt.statuses)
+			if healthy != tt.healthy || reason != tt.reason || message != tt.message {
+				t.Errorf("Condition = %v %s %q\nwant %v %s %q", healthy, reason, message, tt.healthy, tt.reason, tt.message)
+			}
+		})
+	}
+}
