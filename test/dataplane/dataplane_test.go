@@ -522,27 +522,29 @@ func sameSet(a, b []string) bool {
 }
 
 // externalNameReach makes an ExternalName intent over two targets that the
-// fake upstream resolves to primary and backup, resolves its name through
-// the operator's DNS server, and connects to the answer: the client reaches
-// the active (first) target's backend.
-//
-// The targets carry no probe: the operator resolves probed target names
-// with the machine's resolver, not with --dns-upstreams, so a probe here
-// would ask the machine's resolver about names only the fake upstream
-// knows (and fail them all).
+// fake upstream resolves to primary and backup, each probed on /healthz
+// through the operator's own DNS upstreams, resolves its name through the
+// operator's DNS server, and connects to the answer: the client reaches the
+// active (first) target's backend, and the backup's once the primary fails
+// its probes.
 func (w *walk) externalNameReach(primary, backup *testnet.Host) {
 	t := w.t
 	suffix := "." + w.ns + ".dataplane.example.com"
 	w.c.upstream.set("primary"+suffix, primary.IP.AsSlice())
 	w.c.upstream.set("backup"+suffix, backup.IP.AsSlice())
+	probe := v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.HTTPPort)}}
+	hc := healthCheck()
+	hc.ProbeHandler = v1alpha1.ProbeHandler{}
 	in := &v1alpha1.NetworkIntent{
 		ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: w.ns},
 		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureExternalName,
+			Exposure:    v1alpha1.ExposureExternalName,
+			HealthCheck: hc,
 			ExternalName: &v1alpha1.ExternalNameSpec{Targets: []v1alpha1.ExternalTarget{
-				{Host: "primary" + suffix},
-				{Host: "backup" + suffix},
+				{Host: "primary" + suffix, ProbeHandler: probe},
+				{Host: "backup" + suffix, ProbeHandler: probe},
 			}},
+			DNS: &v1alpha1.DNSSpec{TTL: ptr.To[int32](1)},
 		},
 	}
 	if err := w.c.admin.Create(t.Context(), in); err != nil {
@@ -552,23 +554,33 @@ func (w *walk) externalNameReach(primary, backup *testnet.Host) {
 	// The client is in the root namespace, which routes the backends via
 	// the node.
 	direct := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	eventually(t, 30*time.Second, name+" reaches the primary's backend", func() error {
-		cname, as, err := resolveA(w.c.operator.dnsAddr, name)
-		if err != nil {
-			return err
+	reaches := func(target string, want *testnet.Host) func() error {
+		return func() error {
+			cname, as, err := resolveA(w.c.operator.dnsAddr, name)
+			if err != nil {
+				return err
+			}
+			if cname != target+suffix+"." || len(as) != 1 {
+				return fmt.Errorf("%s: CNAME %q, A %v; want CNAME %s%s. and its address", name, cname, as, target, suffix)
+			}
+			from, err := whoami(direct, net.JoinHostPort(as[0], strconv.Itoa(testnet.HTTPPort)))
+			if err != nil {
+				return err
+			}
+			if from != want.IP.String() {
+				return fmt.Errorf("%s resolved to %s, answered by %s, want %s", name, as[0], from, want.IP)
+			}
+			return nil
 		}
-		if cname != "primary"+suffix+"." || len(as) != 1 {
-			return fmt.Errorf("%s: CNAME %q, A %v; want CNAME primary%s. and its address", name, cname, as, suffix)
-		}
-		from, err := whoami(direct, net.JoinHostPort(as[0], strconv.Itoa(testnet.HTTPPort)))
-		if err != nil {
-			return err
-		}
-		if from != primary.IP.String() {
-			return fmt.Errorf("%s resolved to %s, answered by %s, want %s", name, as[0], from, primary.IP)
-		}
-		return nil
-	})
+	}
+	eventually(t, 30*time.Second, name+" reaches the primary's backend", reaches("primary", primary))
+
+	// The primary fails its health check: the alias moves to the backup.
+	if err := primary.SetHealthy(false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = primary.SetHealthy(true) })
+	eventually(t, 30*time.Second, name+" reaches the backup's backend", reaches("backup", backup))
 }
 
 // waitReady waits until the intent's EndpointSlices publish ready as ready
