@@ -46,6 +46,9 @@ type config struct {
 	dnsMaxConcurrent int
 	probeWorkers     int
 	probeAllowed     string
+	pprofAddr        string
+	kubeAPIQPS       float64
+	kubeAPIBurst     int
 }
 
 func parseFlags() (config, zap.Options) {
@@ -63,6 +66,9 @@ func parseFlags() (config, zap.Options) {
 	flag.IntVar(&c.dnsMaxConcurrent, "dns-max-concurrent", dnsserver.DefaultMaxConcurrent, "Most DNS questions waiting on upstream resolvers at once; beyond it they are answered SERVFAIL at once.")
 	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once; each intent with probes gets an equal share of them (at least one).")
 	flag.StringVar(&c.probeAllowed, "probe-allowed-cidrs", "", "Comma-separated CIDRs health probes may dial, such as the cluster's pod and node ranges (default: every address; loopback, link-local, multicast and cloud metadata addresses are refused whatever this says).")
+	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof/); 0 disables them. Bind it to loopback: profiles are served to anyone who can connect.")
+	flag.Float64Var(&c.kubeAPIQPS, "kube-api-qps", 20, "Steady requests per second the operator may send to the API server (client-side rate limit).")
+	flag.IntVar(&c.kubeAPIBurst, "kube-api-burst", 30, "Requests the operator may send to the API server in a burst, above --kube-api-qps.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -82,6 +88,12 @@ func (c config) validate() error {
 	}
 	if c.probeWorkers < 1 {
 		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
+	}
+	if c.kubeAPIQPS <= 0 {
+		return fmt.Errorf("--kube-api-qps=%v: give a positive rate", c.kubeAPIQPS)
+	}
+	if c.kubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-burst=%d: give at least 1", c.kubeAPIBurst)
 	}
 	if _, err := health.ParseGuard(c.probeAllowed); err != nil {
 		return fmt.Errorf("--probe-allowed-cidrs=%q: %w", c.probeAllowed, err)
@@ -126,10 +138,12 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("no cluster to talk to (set KUBECONFIG, or use `make run` for a local control plane): %w", err)
 	}
+	restCfg.QPS, restCfg.Burst = float32(cfg.kubeAPIQPS), cfg.kubeAPIBurst
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        cfg.probeAddr,
+		PprofBindAddress:              cfg.pprofAddr,
 		LeaderElection:                cfg.leaderElect,
 		LeaderElectionID:              "netintent.networking.netintent.io",
 		LeaderElectionNamespace:       cfg.leaderElectionNS,
