@@ -44,12 +44,12 @@ func webIntent(ns, name string, exposure v1alpha1.Exposure) *v1alpha1.NetworkInt
 			Exposure: exposure,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
 			Ports: []v1alpha1.IntentPort{
-				{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromString("http")), AppProtocol: ptr.To("http")},
+				{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(8080)), AppProtocol: ptr.To("http")},
 				{Name: "metrics", Port: 9090},
 			},
 			// A static backend makes the intent Ready without pods;
 			// nothing probes it.
-			Backends: []v1alpha1.Backend{{Address: "192.0.2.10", Port: ptr.To[int32](8080)}},
+			Backends: []v1alpha1.Backend{{Address: "192.0.2.10"}},
 		},
 	}
 	setExposure(in, exposure)
@@ -66,7 +66,6 @@ func setExposure(in *v1alpha1.NetworkIntent, exposure v1alpha1.Exposure) {
 	}
 	if in.Spec.Selector == nil {
 		in.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": in.Name}}
-		in.Spec.Backends = []v1alpha1.Backend{{Address: "192.0.2.10", Port: ptr.To[int32](8080)}}
 	}
 	switch exposure {
 	case v1alpha1.ExposureExternalName:
@@ -75,7 +74,12 @@ func setExposure(in *v1alpha1.NetworkIntent, exposure v1alpha1.Exposure) {
 		in.Spec.Backends = nil
 		in.Spec.ExternalName = &v1alpha1.ExternalNameSpec{Targets: []v1alpha1.ExternalTarget{{Host: "api.payments.example.com"}}}
 	case v1alpha1.ExposureLoadBalancer:
+		// Local sends outside traffic to pods on the receiving node
+		// only: static backends are refused with it.
 		in.Spec.LoadBalancer = &v1alpha1.LoadBalancerSpec{Class: "example.com/lb", ExternalTrafficPolicy: "Local"}
+		in.Spec.Backends = nil
+	default:
+		in.Spec.Backends = []v1alpha1.Backend{{Address: "192.0.2.10"}}
 	}
 }
 

@@ -101,6 +101,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, in *v1alpha1.
 		ManagedBy:   ManagedByController,
 		Owner:       *metav1.NewControllerRef(in, v1alpha1.GroupVersion.WithKind("NetworkIntent")),
 		Labels:      map[string]string{intent.LabelIntent: in.Name},
+		Headless:    in.Spec.Headless,
 	}, verdict.Endpoints, existing)
 	unseen, err := r.applySlices(ctx, plan)
 	if err != nil {
@@ -127,7 +128,28 @@ func serviceIsOurs(in *v1alpha1.NetworkIntent) bool {
 	return !conditionIs(in, ConditionServiceReady, ReasonServiceConflict)
 }
 
+// candidates are the intent's backends of the Service's IP families, and
+// those left out with why.
 func (r *IntentReconciler) candidates(ctx context.Context, in *v1alpha1.NetworkIntent) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
+	cands, excluded, err := r.allCandidates(ctx, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	served, otherFamily := endpoints.ServedFamilies(cands, r.serviceFamilies(ctx, in))
+	return served, append(excluded, otherFamily...), nil
+}
+
+// serviceFamilies are the IP families of the intent's Service; none when
+// the cache has not seen it yet (its event brings the intent back).
+func (r *IntentReconciler) serviceFamilies(ctx context.Context, in *v1alpha1.NetworkIntent) []corev1.IPFamily {
+	svc := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
+		return nil
+	}
+	return svc.Spec.IPFamilies
+}
+
+func (r *IntentReconciler) allCandidates(ctx context.Context, in *v1alpha1.NetworkIntent) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
 	cands, excluded := endpoints.FromBackends(in)
 	if in.Spec.Selector == nil {
 		return cands, excluded, nil

@@ -58,6 +58,7 @@ func testPool(name, ns string, addresses ...string) *v1alpha1.AddressPool {
 func poolIntent(ns, name, pool, address string) *v1alpha1.NetworkIntent {
 	in := webIntent(ns, name, v1alpha1.ExposureLoadBalancer)
 	in.Spec.LoadBalancer = &v1alpha1.LoadBalancerSpec{Class: v1alpha1.AddressPoolClass, Pool: pool, Address: address}
+	in.Spec.Backends = []v1alpha1.Backend{{Address: "192.0.2.10"}}
 	return in
 }
 

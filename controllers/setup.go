@@ -1,6 +1,8 @@
 package controllers
 
 import (
+	"context"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/netintent/netintent/internal/health"
@@ -21,6 +23,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		if err := mgr.Add(opts.Prober); err != nil {
 			return err
 		}
+	}
+	if err := indexPodsByNode(context.Background(), mgr); err != nil {
+		return err
 	}
 	if err := (&IntentReconciler{
 		Client:    mgr.GetClient(),

@@ -31,6 +31,8 @@ const AddressPoolClass = "networking.netintent.io/address-pool"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ClusterIP' || !has(self.headless) || !self.headless",message="headless is only valid with exposure ClusterIP"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || (!has(self.healthCheck.http) && !has(self.healthCheck.tcp) && !has(self.healthCheck.minHealthyPercent))",message="an ExternalName intent sets each target's probe under externalName.targets; healthCheck may only give period, timeout and thresholds"
+// +kubebuilder:validation:XValidation:rule="!has(self.backends) || !has(self.ports) || size(self.ports) <= 1 || self.backends.all(b, !has(b.port))",message="backends[].port is only valid on an intent with one port: with several, each port's targetPort is used on every backend; give the ports numeric targetPorts instead"
+// +kubebuilder:validation:XValidation:rule="!has(self.loadBalancer) || !has(self.loadBalancer.externalTrafficPolicy) || self.loadBalancer.externalTrafficPolicy != 'Local' || !has(self.backends) || size(self.backends) == 0",message="externalTrafficPolicy Local sends outside traffic only to endpoints on the node that receives it, and static backends are on no node, so they would never get any: use Cluster, or drop backends"
 type NetworkIntentSpec struct {
 	// exposure is how the application is reached: ClusterIP (inside the
 	// cluster), NodePort (on every node's port), LoadBalancer (an external
@@ -45,7 +47,10 @@ type NetworkIntentSpec struct {
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 
 	// backends are static addresses outside the cluster that back the
-	// application, beside or instead of selected pods.
+	// application, beside or instead of selected pods. An address of a
+	// family the Service does not have (an IPv6 backend of an IPv4
+	// Service) is not published, and status names it FamilyNotServed.
+	// Not valid with loadBalancer.externalTrafficPolicy Local.
 	// +optional
 	// +kubebuilder:validation:MaxItems=100
 	// +listType=map
@@ -101,8 +106,9 @@ type Backend struct {
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).isGlobalUnicast()",message="address must not be loopback, link-local, multicast or unspecified"
 	Address string `json:"address"`
 
-	// port is the backend's port, when it differs from each port's
-	// targetPort. Only valid for intents with one port.
+	// port is the backend's port, when it differs from the targetPort.
+	// Only valid for intents with one port (refused at admission
+	// otherwise): with several, each port's numeric targetPort is used.
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65535
@@ -282,6 +288,9 @@ type LoadBalancerSpec struct {
 	Address string `json:"address,omitempty"`
 
 	// externalTrafficPolicy is Cluster (default) or Local, as in a Service.
+	// Local keeps the client's address but sends outside traffic only to
+	// pods on the node that receives it, so it is refused with static
+	// backends, which are on no node.
 	// +optional
 	// +kubebuilder:validation:Enum=Cluster;Local
 	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty"`
@@ -437,8 +446,9 @@ type UnhealthyEndpoint struct {
 	// reason says why it is out of traffic: NotReady, ProbeFailed,
 	// ForbiddenTarget (an address the prober never dials: loopback,
 	// link-local, multicast, cloud metadata, an IPv6 form embedding one
-	// of those, or outside the operator's --probe-allowed-cidrs) or
-	// NoSuchPort.
+	// of those, or outside the operator's --probe-allowed-cidrs),
+	// NoSuchPort or FamilyNotServed (a static backend of an IP family the
+	// Service does not have).
 	Reason string `json:"reason"`
 	// message is the class of the last probe failure (ConnectionRefused,
 	// ConnectionReset, Timeout, NoRoute, NameNotFound, "HTTPStatus 503",

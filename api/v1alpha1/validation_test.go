@@ -104,6 +104,9 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"externalname-with-healthcheck-probe", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, healthCheck: {tcp: {port: 443}}}`, "sets each target's probe under externalName.targets"},
 		{"target-tcp-without-port", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com, tcp: {}}]}}`, "a tcp probe of an external target needs a port"},
 		{"unknown-exposure", `{exposure: Ingress, ` + ports + `}`, "Unsupported value: \"Ingress\""},
+		{"backend-port-with-two-ports", `{exposure: ClusterIP, ports: [{name: http, port: 80}, {name: metrics, port: 9090}], backends: [{address: 192.0.2.10, port: 8080}]}`, "backends[].port is only valid on an intent with one port"},
+		{"local-policy-with-backends", `{exposure: LoadBalancer, ` + ports + `, loadBalancer: {class: example.com/lb, externalTrafficPolicy: Local}, backends: [{address: 192.0.2.10}]}`, "externalTrafficPolicy Local sends outside traffic only to endpoints on the node"},
+		{"local-policy-with-pods-and-backends", `{exposure: LoadBalancer, ` + ports + `, selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}, backends: [{address: 192.0.2.10}]}`, "static backends are on no node"},
 	}
 	ctx := context.Background()
 	for _, tc := range cases {
@@ -120,6 +123,23 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 				t.Fatalf("something was created: %v", err)
 			}
 		})
+	}
+}
+
+// TestBackendRulesAcceptWhatMakesSense: the rules on backends refuse only
+// what they name.
+func TestBackendRulesAcceptWhatMakesSense(t *testing.T) {
+	ctx := context.Background()
+	for name, spec := range map[string]string{
+		"backend-port-one-port":    `{exposure: ClusterIP, ports: [{name: http, port: 80}], backends: [{address: 192.0.2.10, port: 8080}]}`,
+		"backends-two-ports":       `{exposure: ClusterIP, ports: [{name: http, port: 80, targetPort: 8080}, {name: metrics, port: 9090}], backends: [{address: 192.0.2.10}]}`,
+		"local-policy-pods":        `{exposure: LoadBalancer, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}}`,
+		"cluster-policy-backends":  `{exposure: LoadBalancer, ports: [{name: http, port: 80}], loadBalancer: {externalTrafficPolicy: Cluster}, backends: [{address: 192.0.2.10}]}`,
+		"local-policy-no-backends": `{exposure: LoadBalancer, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}, backends: []}`,
+	} {
+		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
+			t.Errorf("%s refused: %v", name, err)
+		}
 	}
 }
 

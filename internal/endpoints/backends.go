@@ -3,6 +3,7 @@ package endpoints
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,9 @@ const (
 	// ReasonForbiddenTarget: the prober refuses to dial the address, so
 	// it can never pass its probe.
 	ReasonForbiddenTarget = "ForbiddenTarget"
+	// ReasonFamilyNotServed: a static backend's address family is not one
+	// of the Service's IP families.
+	ReasonFamilyNotServed = "FamilyNotServed"
 )
 
 // Candidate is a backend before its health is judged.
@@ -112,6 +116,42 @@ func FromBackends(in *v1alpha1.NetworkIntent) ([]Candidate, []v1alpha1.Unhealthy
 		out = append(out, Candidate{Endpoint: Endpoint{Address: addr, Ports: ports}, PodReady: true})
 	}
 	return out, excluded
+}
+
+// ServedFamilies keeps the candidates whose address family is one of the
+// Service's IP families (none given: every family, for a Service not seen
+// yet), as the EndpointSlice controller publishes only those. A pod's
+// address of another family is left out quietly, as the other address of a
+// dual-stack pod behind a single-stack Service is; a static backend's is
+// left out and reported.
+func ServedFamilies(cands []Candidate, families []corev1.IPFamily) ([]Candidate, []v1alpha1.UnhealthyEndpoint) {
+	if len(families) == 0 {
+		return cands, nil
+	}
+	var kept []Candidate
+	var excluded []v1alpha1.UnhealthyEndpoint
+	for _, c := range cands {
+		fam := FamilyOf(c.Address)
+		if slices.Contains(families, fam) {
+			kept = append(kept, c)
+			continue
+		}
+		if c.Pod == "" {
+			excluded = append(excluded, v1alpha1.UnhealthyEndpoint{
+				Address: c.Address.String(), Reason: ReasonFamilyNotServed,
+				Message: fmt.Sprintf("the Service has no %s family (it has %v); list a backend of its family", fam, families),
+			})
+		}
+	}
+	return kept, excluded
+}
+
+// FamilyOf is the IP family of addr; an IPv4-mapped IPv6 address is IPv4.
+func FamilyOf(addr netip.Addr) corev1.IPFamily {
+	if addr.Unmap().Is4() {
+		return corev1.IPv4Protocol
+	}
+	return corev1.IPv6Protocol
 }
 
 func podPorts(ports []v1alpha1.IntentPort, pod *corev1.Pod) ([]Port, string) {

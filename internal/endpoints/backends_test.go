@@ -1,6 +1,7 @@
 package endpoints
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -144,5 +145,46 @@ func TestFromBackends(t *testing.T) {
 	}
 	if len(excluded) != 1 || excluded[0].Reason != ReasonNoSuchPort {
 		t.Fatalf("excluded %+v", excluded)
+	}
+}
+
+func TestServedFamilies(t *testing.T) {
+	pod := func(addr string) Candidate { return cand(addr, true, false) }
+	static := func(addr string) Candidate {
+		return Candidate{Endpoint: Endpoint{Address: netip.MustParseAddr(addr)}, PodReady: true}
+	}
+	// A dual-stack pod, an IPv6-only pod, a mapped IPv4 static backend and
+	// an IPv6 one.
+	cands := []Candidate{pod("10.0.0.1"), pod("fd00::1"), pod("fd00::2"), static("::ffff:192.0.2.10"), static("2001:db8::10")}
+	cands[1].Pod = cands[0].Pod
+	v4, v6 := corev1.IPv4Protocol, corev1.IPv6Protocol
+	tests := []struct {
+		name     string
+		families []corev1.IPFamily
+		kept     []string
+		excluded []string
+	}{
+		{"unknown: all", nil, []string{"10.0.0.1", "fd00::1", "fd00::2", "::ffff:192.0.2.10", "2001:db8::10"}, nil},
+		{"IPv4", []corev1.IPFamily{v4}, []string{"10.0.0.1", "::ffff:192.0.2.10"}, []string{"2001:db8::10"}},
+		{"IPv6", []corev1.IPFamily{v6}, []string{"fd00::1", "fd00::2", "2001:db8::10"}, []string{"::ffff:192.0.2.10"}},
+		{"dual stack", []corev1.IPFamily{v6, v4}, []string{"10.0.0.1", "fd00::1", "fd00::2", "::ffff:192.0.2.10", "2001:db8::10"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kept, excluded := ServedFamilies(cands, tt.families)
+			var gotKept, gotExcluded []string
+			for _, c := range kept {
+				gotKept = append(gotKept, c.Address.String())
+			}
+			for _, u := range excluded {
+				if u.Reason != ReasonFamilyNotServed || u.Message == "" {
+					t.Errorf("excluded %+v", u)
+				}
+				gotExcluded = append(gotExcluded, u.Address)
+			}
+			if fmt.Sprint(gotKept) != fmt.Sprint(tt.kept) || fmt.Sprint(gotExcluded) != fmt.Sprint(tt.excluded) {
+				t.Errorf("kept %v excluded %v, want %v and %v", gotKept, gotExcluded, tt.kept, tt.excluded)
+			}
+		})
 	}
 }

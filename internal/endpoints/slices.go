@@ -51,6 +51,10 @@ type Target struct {
 	ManagedBy   string
 	Owner       metav1.OwnerReference
 	Labels      map[string]string
+	// Headless labels the slices service.kubernetes.io/headless, as the
+	// EndpointSlice controller does for a headless Service; without it the
+	// label is taken off slices that have it.
+	Headless bool
 }
 
 // Plan is the writes that bring the existing slices to the desired ones.
@@ -159,6 +163,9 @@ func planGroup(plan *Plan, t Target, g group, want map[netip.Addr]Endpoint, have
 			}
 			upd.Labels[k] = v
 		}
+		if !t.Headless {
+			delete(upd.Labels, corev1.IsHeadlessService)
+		}
 		upd.OwnerReferences, upd.Endpoints, upd.Ports = next.OwnerReferences, next.Endpoints, next.Ports
 		plan.Update = append(plan.Update, upd)
 	}
@@ -245,6 +252,9 @@ func newSlice(t Target, g group, name string, eps []discoveryv1.Endpoint) *disco
 	}
 	labels[discoveryv1.LabelServiceName] = t.ServiceName
 	labels[discoveryv1.LabelManagedBy] = t.ManagedBy
+	if t.Headless {
+		labels[corev1.IsHeadlessService] = ""
+	}
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            name,
@@ -265,7 +275,9 @@ func sameSlice(have, next *discoveryv1.EndpointSlice) bool {
 			return false
 		}
 	}
-	return equality.Semantic.DeepEqual(have.OwnerReferences, next.OwnerReferences) &&
+	_, haveHeadless := have.Labels[corev1.IsHeadlessService]
+	_, nextHeadless := next.Labels[corev1.IsHeadlessService]
+	return haveHeadless == nextHeadless && equality.Semantic.DeepEqual(have.OwnerReferences, next.OwnerReferences) &&
 		equality.Semantic.DeepEqual(have.Endpoints, next.Endpoints) &&
 		equality.Semantic.DeepEqual(have.Ports, next.Ports)
 }

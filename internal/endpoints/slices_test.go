@@ -123,3 +123,35 @@ func TestEmptySlicesAreDeleted(t *testing.T) {
 		t.Fatalf("delete %d, want 2", len(p.Delete))
 	}
 }
+
+func TestReconcileLabelsHeadlessSlices(t *testing.T) {
+	headless := target
+	headless.Headless = true
+	eps := endpointsN(3, "10.1")
+
+	p := Reconcile(headless, eps, nil)
+	if len(p.Create) != 1 {
+		t.Fatalf("plan %+v", p)
+	}
+	if v, ok := p.Create[0].Labels[corev1.IsHeadlessService]; !ok || v != "" {
+		t.Fatalf("labels %v, want %s=\"\"", p.Create[0].Labels, corev1.IsHeadlessService)
+	}
+	existing := apply(nil, p)
+	if p := Reconcile(headless, eps, existing); p.Unchanged != 1 || len(p.Update) != 0 {
+		t.Errorf("headless again: %d updates, %d unchanged", len(p.Update), p.Unchanged)
+	}
+
+	// No longer headless: the label goes, others' labels stay.
+	existing[0].Labels["team"] = "web"
+	p = Reconcile(target, eps, existing)
+	if len(p.Update) != 1 {
+		t.Fatalf("not headless: %d updates, %d unchanged, want the label taken off", len(p.Update), p.Unchanged)
+	}
+	if _, ok := p.Update[0].Labels[corev1.IsHeadlessService]; ok || p.Update[0].Labels["team"] != "web" {
+		t.Errorf("labels after the change %v", p.Update[0].Labels)
+	}
+	existing = apply(existing, p)
+	if p := Reconcile(target, eps, existing); p.Unchanged != 1 || len(p.Update) != 0 {
+		t.Errorf("not headless again: %d updates, %d unchanged", len(p.Update), p.Unchanged)
+	}
+}

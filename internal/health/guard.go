@@ -46,11 +46,12 @@ var cloudMetadata = map[netip.Addr]bool{
 }
 
 var (
-	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052
-	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215
-	sixToFour      = netip.MustParsePrefix("2002::/16")      // RFC 3056
-	teredo         = netip.MustParsePrefix("2001::/32")      // RFC 4380
-	ipv4Compatible = netip.MustParsePrefix("::/96")          // RFC 4291, deprecated
+	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96")    // RFC 6052
+	nat64Local     = netip.MustParsePrefix("64:ff9b:1::/48")  // RFC 8215
+	sixToFour      = netip.MustParsePrefix("2002::/16")       // RFC 3056
+	teredo         = netip.MustParsePrefix("2001::/32")       // RFC 4380
+	ipv4Compatible = netip.MustParsePrefix("::/96")           // RFC 4291, deprecated
+	ipv4Translated = netip.MustParsePrefix("::ffff:0:0:0/96") // RFC 2765 (SIIT)
 )
 
 // ForbiddenReason says why addr may never be probed, or returns "" when the
@@ -58,7 +59,8 @@ var (
 // IPv4 address they carry, and so are the IPv6 forms that embed an IPv4
 // address a translator or tunnel would deliver to: NAT64 (64:ff9b::/96 and,
 // at every RFC 6052 position, 64:ff9b:1::/48), IPv4-compatible (::a.b.c.d),
-// 6to4 (2002::/16) and Teredo (2001::/32, server and client).
+// IPv4-translated (::ffff:0:a.b.c.d), 6to4 (2002::/16) and Teredo
+// (2001::/32, server and client).
 func ForbiddenReason(addr netip.Addr) string {
 	addr = addr.Unmap()
 	if reason := directReason(addr); reason != "" {
@@ -138,6 +140,8 @@ func embeddedIPv4(addr netip.Addr) []embedded {
 		out = append(out, embedded{"a Teredo address", v4(4, 5, 6, 7)}, embedded{"a Teredo address", client})
 	case ipv4Compatible.Contains(addr):
 		out = append(out, embedded{"an IPv4-compatible address", v4(12, 13, 14, 15)})
+	case ipv4Translated.Contains(addr):
+		out = append(out, embedded{"an IPv4-translated address", v4(12, 13, 14, 15)})
 	}
 	return out
 }

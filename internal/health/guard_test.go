@@ -67,8 +67,10 @@ func TestForbiddenReason(t *testing.T) {
 		{"::127.0.0.1", "an IPv4-compatible address embedding 127.0.0.1, which is loopback"},
 		{"::169.254.169.254", "an IPv4-compatible address embedding 169.254.169.254, which is link-local"},
 		{"::10.0.0.5", ""},
-		// IPv4-mapped forms of the same.
+		// IPv4-mapped and IPv4-translated forms.
 		{"::ffff:7f00:1", "loopback"},
+		{"::ffff:0:7f00:1", "an IPv4-translated address embedding 127.0.0.1, which is loopback"},
+		{"::ffff:0:a00:5", ""},
 		// 6to4: bits 16-47.
 		{"2002:7f00:1::1", "a 6to4 address embedding 127.0.0.1, which is loopback"},
 		{"2002:a9fe:a9fe::", "a 6to4 address embedding 169.254.169.254, which is link-local"},
