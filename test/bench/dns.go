@@ -174,7 +174,9 @@ func dnsperf(o options, p *process, port int, mix string, args ...string) (dnsRu
 	if err != nil {
 		return dnsRun{}, err
 	}
-	cmd.Stderr = os.Stderr
+	// dnsperf warns of every late reply on stderr; kept for an error.
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	before, err := p.cpuTime()
 	if err != nil {
 		return dnsRun{}, err
@@ -200,7 +202,7 @@ func dnsperf(o options, p *process, port int, mix string, args ...string) (dnsRu
 	}
 	_, _ = io.Copy(io.Discard, stdout)
 	if err := cmd.Wait(); err != nil {
-		return r, fmt.Errorf("dnsperf %s: %w\n%s", strings.Join(args, " "), err, summary.String())
+		return r, fmt.Errorf("dnsperf %s: %w\n%s%s", strings.Join(args, " "), err, summary.String(), stderr.String())
 	}
 	after, err := p.cpuTime()
 	if err != nil {
@@ -290,7 +292,7 @@ func startOperator(o options, cp *controlPlane, work, cpu string, env []string, 
 		"--health-probe-bind-address=0",
 		fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", ports[1]),
 	}, args...)
-	p, err := startProcess(work, "netintent", cpu, append(env, "KUBECONFIG="+cp.kubeconfig), filepath.Join(o.root, "bin", "netintent"), argv...)
+	p, err := startProcess(work, "netintent", cpu, append(env, "KUBECONFIG="+cp.kubeconfig), o.netintent, argv...)
 	if err != nil {
 		return nil, err
 	}

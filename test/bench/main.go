@@ -33,6 +33,7 @@ type options struct {
 	root       string
 	out        string
 	coreDNS    string
+	netintent  string
 	dnsSeconds int
 	fixedQPS   int
 	intents    []int
@@ -40,6 +41,7 @@ type options struct {
 	serverCPU  string
 	loadCPU    string
 	operator   []string
+	parts      string
 }
 
 func parseOptions() (options, error) {
@@ -48,12 +50,14 @@ func parseOptions() (options, error) {
 	flag.StringVar(&o.root, "root", ".", "The project folder (holds bin/ and config/).")
 	flag.StringVar(&o.out, "out", "bench", "Folder the table is written to.")
 	flag.StringVar(&o.coreDNS, "coredns", "bin/coredns-v1.14.7/coredns", "The CoreDNS binary to compare with.")
+	flag.StringVar(&o.netintent, "netintent", "bin/netintent", "The operator binary.")
 	flag.IntVar(&o.dnsSeconds, "dns-seconds", 10, "Length of each dnsperf run, in seconds.")
 	flag.IntVar(&o.fixedQPS, "fixed-qps", 10000, "Offered load of the latency runs, in queries per second.")
 	flag.StringVar(&intents, "intents", "100,1000", "Comma-separated counts of intents to converge, one run each.")
 	flag.IntVar(&o.services, "services", 5000, "Plain Services added before the last memory reading; 0 skips it.")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
+	flag.StringVar(&o.parts, "parts", "dns,operator", "Which parts to run: dns, operator, or both.")
 	flag.StringVar(&operatorArgs, "operator-args", "", "Extra flags for the operator in the convergence runs, space-separated.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
@@ -78,6 +82,9 @@ func parseOptions() (options, error) {
 	if !filepath.IsAbs(o.coreDNS) {
 		o.coreDNS = filepath.Join(root, o.coreDNS)
 	}
+	if !filepath.IsAbs(o.netintent) {
+		o.netintent = filepath.Join(root, o.netintent)
+	}
 	if !filepath.IsAbs(o.out) {
 		o.out = filepath.Join(root, o.out)
 	}
@@ -94,7 +101,7 @@ func run() error {
 			return fmt.Errorf("%s not found: install Debian's %s package (make bench does)", tool, map[string]string{"dnsperf": "dnsperf", "taskset": "util-linux"}[tool])
 		}
 	}
-	for _, bin := range []string{o.coreDNS, filepath.Join(o.root, "bin", "netintent")} {
+	for _, bin := range []string{o.coreDNS, o.netintent} {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("%s missing: run `make build coredns` (make bench does): %w", bin, err)
 		}
@@ -118,19 +125,22 @@ func run() error {
 	fmt.Fprintf(&report, "- netintent %s; CoreDNS %s (kubernetes, cache, forward)\n", gitDescribe(o.root), coreDNSVersion(o.coreDNS))
 	fmt.Fprintf(&report, "- command: `make bench` (go run ./test/bench %s)\n\n", strings.Join(os.Args[1:], " "))
 
-	dns, err := benchDNS(ctx, o, cp, work)
-	if err != nil {
-		return fmt.Errorf("DNS: %w", err)
+	if strings.Contains(o.parts, "dns") {
+		dns, err := benchDNS(ctx, o, cp, work)
+		if err != nil {
+			return fmt.Errorf("DNS: %w", err)
+		}
+		report.WriteString(dns)
+		fmt.Print(dns)
 	}
-	report.WriteString(dns)
-	fmt.Print(dns)
-
-	conv, err := benchOperator(ctx, o, cp, work)
-	if err != nil {
-		return fmt.Errorf("operator: %w", err)
+	if strings.Contains(o.parts, "operator") {
+		conv, err := benchOperator(ctx, o, cp, work)
+		if err != nil {
+			return fmt.Errorf("operator: %w", err)
+		}
+		report.WriteString(conv)
+		fmt.Print(conv)
 	}
-	report.WriteString(conv)
-	fmt.Print(conv)
 
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err

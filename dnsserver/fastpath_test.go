@@ -1,0 +1,169 @@
+package dnsserver
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// TestKeysAgree checks that the key the read loop takes from a request's
+// bytes is the one the handler takes from the unpacked request, and that
+// requests that differ in anything but their ID get different keys.
+func TestKeysAgree(t *testing.T) {
+	base := func() *dns.Msg { return new(dns.Msg).SetQuestion("web.shop.svc.cluster.local.", dns.TypeA) }
+	cases := map[string]func(*dns.Msg){
+		"plain":          func(*dns.Msg) {},
+		"EDNS":           func(m *dns.Msg) { m.SetEdns0(1232, false) },
+		"EDNS 4096":      func(m *dns.Msg) { m.SetEdns0(4096, false) },
+		"DO":             func(m *dns.Msg) { m.SetEdns0(1232, true) },
+		"no RD":          func(m *dns.Msg) { m.RecursionDesired = false },
+		"CD":             func(m *dns.Msg) { m.CheckingDisabled = true },
+		"AD":             func(m *dns.Msg) { m.AuthenticatedData = true },
+		"Z":              func(m *dns.Msg) { m.Zero = true },
+		"mixed case":     func(m *dns.Msg) { m.Question[0].Name = "Web.Shop.svc.cluster.local." },
+		"AAAA":           func(m *dns.Msg) { m.Question[0].Qtype = dns.TypeAAAA },
+		"class CH":       func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS },
+		"escaped label":  func(m *dns.Msg) { m.Question[0].Name = `we\.b.shop.svc.cluster.local.` },
+		"EDNS version 1": func(m *dns.Msg) { m.SetEdns0(1232, false); m.IsEdns0().SetVersion(1) },
+	}
+	keys := map[string]string{}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := base()
+			m.Id = 1
+			edit(m)
+			wire, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fromWire, ok := wireKey(nil, wire)
+			if !ok {
+				t.Fatalf("wireKey refused %v", m)
+			}
+			unpacked := new(dns.Msg)
+			if err := unpacked.Unpack(wire); err != nil {
+				t.Fatal(err)
+			}
+			fromMsg, ok := msgKey(nil, unpacked)
+			if !ok {
+				t.Fatalf("msgKey refused %v", unpacked)
+			}
+			if !bytes.Equal(fromWire, fromMsg) {
+				t.Errorf("keys differ:\n wire %x\n msg  %x", fromWire, fromMsg)
+			}
+			m.Id = 2
+			other, _ := m.Pack()
+			if again, _ := wireKey(nil, other); !bytes.Equal(again, fromWire) {
+				t.Errorf("another ID changed the key")
+			}
+			for other, key := range keys {
+				if key == string(fromWire) {
+					t.Errorf("same key as %q", other)
+				}
+			}
+			keys[name] = string(fromWire)
+		})
+	}
+}
+
+// TestKeysRefuseOtherShapes checks that requests the cache does not serve
+// get no key, from their bytes or unpacked.
+func TestKeysRefuseOtherShapes(t *testing.T) {
+	cases := map[string]func(*dns.Msg){
+		"response":      func(m *dns.Msg) { m.Response = true },
+		"opcode NOTIFY": func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify },
+		"two questions": func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) },
+		"an answer": func(m *dns.Msg) {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeA, Class: dns.ClassINET}}}
+		},
+		"EDNS option": func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"}}
+		},
+		"two OPT": func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.Extra = append(m.Extra, m.Extra[0])
+		},
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			m := new(dns.Msg).SetQuestion("web.shop.svc.cluster.local.", dns.TypeA)
+			edit(m)
+			wire, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := wireKey(nil, wire); ok {
+				t.Error("wireKey gave a key")
+			}
+			if _, ok := msgKey(nil, m); ok {
+				t.Error("msgKey gave a key")
+			}
+		})
+	}
+	if _, ok := wireKey(nil, []byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'e'}); ok {
+		t.Error("wireKey gave a key for a truncated name")
+	}
+	compressed := []byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1}
+	if _, ok := wireKey(nil, compressed); ok {
+		t.Error("wireKey gave a key for a compressed name")
+	}
+	trailing, _ := new(dns.Msg).SetQuestion("web.shop.svc.cluster.local.", dns.TypeA).Pack()
+	if _, ok := wireKey(nil, append(trailing, 0)); ok {
+		t.Error("wireKey gave a key for a request with bytes after it")
+	}
+}
+
+// TestPackedRepliesFollowTheIndex asks the same questions again and again
+// over UDP, so that the read loop answers from its packed replies, and
+// checks each answer against the index as it changes.
+func TestPackedRepliesFollowTheIndex(t *testing.T) {
+	idx := NewIndex()
+	idx.UpsertService(clusterIPService("shop", "web", []string{"10.0.0.10"}))
+	idx.MarkSynced()
+	srv := startServer(t, Config{}, idx)
+	hits := func() float64 {
+		return counterValue(t, requestsTotal.WithLabelValues("A", "NOERROR"))
+	}
+
+	ask := func(name string, edit ...func(*dns.Msg)) *dns.Msg {
+		t.Helper()
+		return exchange(t, "udp", srv.Addr(), name, dns.TypeA, edit...)
+	}
+	first := ask("web.shop.svc.cluster.local.")
+	before, packedBefore := hits(), counterValue(t, packedRepliesTotal)
+	for i := range 5 {
+		r := ask("web.shop.svc.cluster.local.")
+		if got := rrStrings(r.Answer); len(got) != 1 || got[0] != rrStrings(first.Answer)[0] || r.Rcode != first.Rcode || r.Authoritative != first.Authoritative {
+			t.Fatalf("answer %d: %v, first %v", i, r, first)
+		}
+	}
+	if got := hits() - before; got != 5 {
+		t.Errorf("the requests counter rose by %v for 5 answers", got)
+	}
+	if got := counterValue(t, packedRepliesTotal) - packedBefore; got != 5 {
+		t.Errorf("%v of 5 answers were packed replies", got)
+	}
+
+	// The client's buffer size and case are part of the question: each
+	// gets its own reply.
+	r := ask("WEB.shop.svc.cluster.local.", func(m *dns.Msg) { m.SetEdns0(1232, true) })
+	if r.Question[0].Name != "WEB.shop.svc.cluster.local." || r.IsEdns0() == nil || !r.IsEdns0().Do() {
+		t.Errorf("reply to a mixed-case question with DO: %v", r)
+	}
+	if r := ask("web.shop.svc.cluster.local."); r.IsEdns0() != nil {
+		t.Errorf("reply without EDNS has an OPT record: %v", r)
+	}
+
+	// A change in the index is answered at once.
+	idx.UpsertService(clusterIPService("shop", "web", []string{"10.0.0.11"}))
+	if got := rrStrings(ask("web.shop.svc.cluster.local.").Answer); len(got) != 1 || !bytes.Contains([]byte(got[0]), []byte("10.0.0.11")) {
+		t.Errorf("after the Service changed: %v", got)
+	}
+	ask("gone.shop.svc.cluster.local.")
+	idx.UpsertService(clusterIPService("shop", "gone", []string{"10.0.0.12"}))
+	if r := ask("gone.shop.svc.cluster.local."); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("a Service made after its name was answered NXDOMAIN: %v", r)
+	}
+}
