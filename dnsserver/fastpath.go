@@ -15,11 +15,12 @@ import (
 const maxPackedReplies = 10000
 
 // packedReplies keeps UDP replies in wire form, keyed by the request's bytes
-// less its ID, for answers that come from one index snapshot alone (no
-// upstream took part). A request with the same bytes gets the same reply
-// with only the ID rewritten, read and written by the UDP read loop itself:
-// no unpacking, no lookup, no packing, no goroutine. A new snapshot
-// invalidates every entry.
+// less its ID. A request with the same bytes gets the same reply with only
+// the ID rewritten, read and written by the UDP read loop itself: no
+// unpacking, no lookup, no packing, no goroutine. A new snapshot invalidates
+// every entry. A reply that an upstream took part in (an ExternalName's
+// target) is kept for at most maxUpstreamHold and its lowest TTL; SERVFAIL
+// and REFUSED are never kept.
 type packedReplies struct {
 	mu       sync.RWMutex
 	snapshot *snapshot // the snapshot every entry was answered from
@@ -30,26 +31,35 @@ type packedReplies struct {
 type packedReply struct {
 	wire     []byte
 	requests prometheus.Counter
+	expires  time.Time // zero: while the snapshot stands
 }
 
 func newPackedReplies() *packedReplies {
 	return &packedReplies{entries: make(map[string]packedReply)}
 }
 
-// get returns the reply for key if it was answered from current.
-func (c *packedReplies) get(key []byte, current *snapshot) (packedReply, bool) {
+// get returns the reply for key if it was answered from current and is
+// still good by the upstream cache's clock, now.
+func (c *packedReplies) get(key []byte, current *snapshot, now func() time.Time) (packedReply, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if current == nil || c.snapshot != current {
 		return packedReply{}, false
 	}
 	r, ok := c.entries[string(key)]
-	return r, ok
+	if !ok || (!r.expires.IsZero() && !now().Before(r.expires)) {
+		return packedReply{}, false
+	}
+	return r, true
 }
 
-// put keeps wire as the reply to key, answered from s.
-func (c *packedReplies) put(key []byte, s *snapshot, wire []byte, qtype uint16, rcode int) {
+// put keeps wire as the reply to key, answered from s, for hold by the
+// upstream cache's clock (0: while s stands).
+func (c *packedReplies) put(key []byte, s *snapshot, hold time.Duration, now func() time.Time, wire []byte, qtype uint16, rcode int) {
 	r := packedReply{wire: wire, requests: requestsTotal.WithLabelValues(qtypeLabel(qtype), rcodeLabel(rcode))}
+	if hold > 0 {
+		r.expires = now().Add(hold)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.snapshot != s || len(c.entries) >= maxPackedReplies {
@@ -207,7 +217,7 @@ func (f *fastReader) answer(conn *net.UDPConn, req []byte, session *dns.SessionU
 	if f.key, ok = wireKey(f.key[:0], req); !ok {
 		return false
 	}
-	r, ok := f.handler.packed.get(f.key, f.handler.index.snapshot())
+	r, ok := f.handler.packed.get(f.key, f.handler.index.snapshot(), f.handler.upstreamNow)
 	if !ok {
 		return false
 	}
@@ -220,4 +230,12 @@ func (f *fastReader) answer(conn *net.UDPConn, req []byte, session *dns.SessionU
 	packedRepliesTotal.Inc()
 	requestDuration.Observe(time.Since(start).Seconds())
 	return true
+}
+
+// upstreamNow is the upstream cache's clock, which times held replies.
+func (h *handler) upstreamNow() time.Time {
+	if h.forwarder != nil {
+		return h.forwarder.now()
+	}
+	return time.Now()
 }

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -165,5 +166,65 @@ func TestPackedRepliesFollowTheIndex(t *testing.T) {
 	idx.UpsertService(clusterIPService("shop", "gone", []string{"10.0.0.12"}))
 	if r := ask("gone.shop.svc.cluster.local."); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
 		t.Errorf("a Service made after its name was answered NXDOMAIN: %v", r)
+	}
+}
+
+// TestPackedRepliesWithUpstream checks that an ExternalName's reply, which
+// an upstream took part in, is given again packed only while its TTLs allow:
+// with TTL 0 every question reaches the upstream.
+func TestPackedRepliesWithUpstream(t *testing.T) {
+	up := startUpstream(t, zoneAnswer(map[string][]string{
+		"api.example.com.":   {"api.example.com. 60 IN A 192.0.2.1"},
+		"fresh.example.com.": {"fresh.example.com. 0 IN A 192.0.2.2"},
+	}))
+	idx := NewIndex()
+	idx.UpsertService(externalNameService("shop", "api", "api.example.com"))
+	idx.UpsertService(externalNameService("shop", "fresh", "fresh.example.com"))
+	idx.MarkSynced()
+	srv := startServer(t, Config{Upstreams: []string{up.addr}}, idx)
+
+	packed := counterValue(t, packedRepliesTotal)
+	for i := range 3 {
+		r := exchange(t, "udp", srv.Addr(), "api.shop.svc.cluster.local.", dns.TypeA)
+		if len(r.Answer) != 2 || r.Authoritative {
+			t.Fatalf("answer %d: %v", i, r)
+		}
+	}
+	if got := counterValue(t, packedRepliesTotal) - packed; got < 1 {
+		t.Errorf("no answer to a repeated ExternalName question was packed")
+	}
+
+	packed, asked := counterValue(t, packedRepliesTotal), up.queries.Load()
+	for i := range 3 {
+		r := exchange(t, "udp", srv.Addr(), "fresh.shop.svc.cluster.local.", dns.TypeA)
+		if len(r.Answer) != 2 || r.Answer[1].Header().Ttl != 0 {
+			t.Fatalf("answer %d: %v", i, r)
+		}
+	}
+	if got := counterValue(t, packedRepliesTotal) - packed; got != 0 {
+		t.Errorf("%v answers with TTL 0 were packed replies", got)
+	}
+	if got := up.queries.Load() - asked; got != 3 {
+		t.Errorf("the upstream was asked %d times for 3 questions with TTL 0", got)
+	}
+}
+
+func TestUpstreamHold(t *testing.T) {
+	rr := func(ttl uint32) dns.RR {
+		return &dns.A{Hdr: dns.RR_Header{Name: "a.example.com.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl}}
+	}
+	cases := []struct {
+		answer []dns.RR
+		want   time.Duration
+	}{
+		{nil, 0},
+		{[]dns.RR{rr(60)}, maxUpstreamHold},
+		{[]dns.RR{rr(60), rr(0)}, 0},
+		{[]dns.RR{rr(30), rr(1)}, time.Second},
+	}
+	for _, tc := range cases {
+		if got := upstreamHold(tc.answer); got != tc.want {
+			t.Errorf("upstreamHold(%v) = %v, want %v", tc.answer, got, tc.want)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		requestDuration.Observe(time.Since(start).Seconds())
 	}()
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	reply, from := h.answer(req)
+	reply, from, hold := h.answer(req)
 	fit(reply, req, udp)
 	// Packed here rather than in WriteMsg, so that a reply that cannot be
 	// packed is still answered.
@@ -84,15 +84,16 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	if udp && from != nil {
 		if key, ok := msgKey(nil, req); ok {
-			h.packed.put(key, from, packed, req.Question[0].Qtype, rcode)
+			h.packed.put(key, from, hold, h.upstreamNow, packed, req.Question[0].Qtype, rcode)
 		}
 	}
 }
 
 // answer builds the reply to req, before it is fitted to the transport.
-// from is the snapshot the reply was answered from when it depends on
-// nothing else (no upstream took part), and nil otherwise.
-func (h *handler) answer(req *dns.Msg) (m *dns.Msg, from *snapshot) {
+// from is the snapshot the reply was answered from, and nil when the reply
+// may not be given again (packedReplies); hold is how long it may be, when
+// an upstream took part, and 0 when the snapshot alone answered.
+func (h *handler) answer(req *dns.Msg) (m *dns.Msg, from *snapshot, hold time.Duration) {
 	m = new(dns.Msg)
 	m.SetReply(req)
 	opt, opts := req.IsEdns0(), 0
@@ -104,7 +105,7 @@ func (h *handler) answer(req *dns.Msg) (m *dns.Msg, from *snapshot) {
 	switch {
 	case opts > 1: // RFC 6891 section 6.1.1
 		m.Rcode = dns.RcodeFormatError
-		return m, nil
+		return m, nil, 0
 	case opt != nil && opt.Version() != 0:
 		m.Rcode = dns.RcodeBadVers
 	case req.Opcode != dns.OpcodeQuery:
@@ -112,36 +113,37 @@ func (h *handler) answer(req *dns.Msg) (m *dns.Msg, from *snapshot) {
 	case len(req.Question) != 1:
 		m.Rcode = dns.RcodeFormatError
 	default:
-		from = h.answerQuestion(m, req.Question[0])
+		from, hold = h.answerQuestion(m, req.Question[0])
 	}
 	if opt != nil {
 		m.Extra = append(m.Extra, newOPT(opt))
 	}
-	return m, from
+	return m, from, hold
 }
 
-// answerQuestion answers q into m, and returns the snapshot the answer came
-// from when nothing else took part in it.
-func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) *snapshot {
+// answerQuestion answers q into m. It returns the snapshot the answer came
+// from when it may be given again, and for how long when an upstream took
+// part (0: as long as the snapshot stands).
+func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) (*snapshot, time.Duration) {
 	// Not an open resolver: only names in the zone are answered, and only
 	// they can cause an upstream query.
 	if q.Qclass != dns.ClassINET || !h.zone.contains(q.Name) {
 		m.Rcode = dns.RcodeRefused
-		return nil
+		return nil, 0
 	}
 	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		m.Rcode = dns.RcodeRefused
-		return nil
+		return nil, 0
 	}
 	if !dataType(q.Qtype) {
 		m.Rcode = dns.RcodeNotImplemented
-		return nil
+		return nil, 0
 	}
 	s := h.index.snapshot()
 	if s == nil {
 		// Until the index has seen everything, a missing name may exist.
 		m.Rcode = dns.RcodeServerFailure
-		return nil
+		return nil, 0
 	}
 	r, forwarded := h.resolveForwarded(context.Background(), s, q.Name, q.Qtype)
 	switch r.Kind {
@@ -151,19 +153,41 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) *snapshot {
 		m.Rcode = dns.RcodeNameError
 	case Refused:
 		m.Rcode = dns.RcodeRefused
-		return nil
+		return nil, 0
 	default:
 		m.Rcode = dns.RcodeServerFailure
-		return nil
+		return nil, 0
 	}
 	// AA only when the final data is the server's own (RFC 1035 section
 	// 4.1.1: the bit speaks of the last name of a CNAME chain).
 	m.Authoritative = !r.upstream
 	m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
 	if forwarded {
-		return nil
+		if hold := upstreamHold(m.Answer); hold > 0 {
+			return s, hold
+		}
+		return nil, 0
 	}
-	return s
+	return s, 0
+}
+
+// maxUpstreamHold is the longest a reply that an upstream took part in is
+// given again as packed: the upstream cache lowers TTLs by whole seconds, so
+// a reply held for at most a second shows TTLs at most a second high.
+const maxUpstreamHold = time.Second
+
+// upstreamHold is how long a reply with these answers may be given again:
+// up to maxUpstreamHold, and never past the lowest TTL; 0 (not at all) when
+// a TTL is 0 or there is no answer.
+func upstreamHold(answer []dns.RR) time.Duration {
+	if len(answer) == 0 {
+		return 0
+	}
+	hold := maxUpstreamHold
+	for _, rr := range answer {
+		hold = min(hold, time.Duration(rr.Header().Ttl)*time.Second)
+	}
+	return hold
 }
 
 // typeA6 is the obsolete A6 type, which the dns package does not name.
