@@ -54,8 +54,8 @@ type cluster struct {
 }
 
 // startCluster starts kube-apiserver and etcd with the CRDs, and a manager
-// running what main.go runs.
-func startCluster(t *testing.T) *cluster {
+// running what main.go runs, with upstream as the DNS server's upstream.
+func startCluster(t *testing.T, upstream string) *cluster {
 	t.Helper()
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: this test needs kube-apiserver and etcd. " +
@@ -119,33 +119,38 @@ func startCluster(t *testing.T) *cluster {
 	if err := mgr.Add(dnsserver.NewSource(mgr.GetCache(), idx)); err != nil {
 		t.Fatal(err)
 	}
-	// No upstream is reachable from here, nor needed: ExternalName targets
-	// are only asked as CNAMEs.
-	srv, err := dnsserver.New(dnsserver.Config{ListenAddress: "127.0.0.1:0", Upstreams: []string{"127.0.0.1:1"}}, idx)
+	srv, err := dnsserver.New(dnsserver.Config{ListenAddress: "127.0.0.1:0", Upstreams: []string{upstream}}, idx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := mgr.Add(srv); err != nil {
 		t.Fatal(err)
 	}
+	runUntilCleanup(t, "the manager", mgr.Start, srv.Listening())
+	c.dnsAddr = srv.Addr()
+	return c
+}
+
+// runUntilCleanup runs start until the test ends and waits for ready to
+// close, failing the test if start returns first.
+func runUntilCleanup(t *testing.T, what string, start func(context.Context) error, ready <-chan struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
+	go func() { done <- start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
+			t.Errorf("%s: %v", what, err)
 		}
 	})
 	select {
-	case <-srv.Listening():
+	case <-ready:
 	case err := <-done:
-		t.Fatalf("manager stopped: %v", err)
+		t.Fatalf("%s stopped: %v", what, err)
 	case <-time.After(30 * time.Second):
-		t.Fatal("netintent's DNS server did not start listening")
+		t.Fatalf("%s: not ready after 30 s", what)
 	}
-	c.dnsAddr = srv.Addr()
-	return c
 }
 
 // corednsBinary is the pinned CoreDNS built by `make coredns`.
@@ -390,13 +395,14 @@ func parityQuestions(hosts []*testnet.Host) []question {
 		{"db-0.db", dns.TypeA}, {"db-1.db", dns.TypeA}, {"db-1.db", dns.TypeAAAA}, {"db-2.db", dns.TypeA},
 		{dashed(hosts[0]) + ".cache", dns.TypeA}, {dashed(hosts[2]) + ".cache", dns.TypeA},
 		{dashed(hosts[0]) + ".web", dns.TypeA},
+		{"db-0.db", dns.TypeSRV}, {dashed(hosts[0]) + ".cache", dns.TypeSRV},
 		// SRV for named ports and for the bare Service name
 		{"_http._tcp.web", dns.TypeSRV}, {"_dns._udp.web", dns.TypeSRV}, {"web", dns.TypeSRV},
 		{"_http._tcp.nodeport", dns.TypeSRV}, {"nodeport", dns.TypeSRV},
 		{"_redis._tcp.cache", dns.TypeSRV}, {"cache", dns.TypeSRV},
 		{"_postgres._tcp.db", dns.TypeSRV}, {"db", dns.TypeSRV},
-		// ExternalName
-		{"payments", dns.TypeCNAME},
+		// ExternalName: the CNAME, and the target resolved upstream
+		{"payments", dns.TypeCNAME}, {"payments", dns.TypeA}, {"payments", dns.TypeAAAA},
 		// NXDOMAIN and NODATA
 		{"missing", dns.TypeA}, {"web", dns.TypeTXT}, {"_http._udp.web", dns.TypeSRV}, {"_https._tcp.web", dns.TypeSRV},
 		{"db-9.db", dns.TypeA}, {"", dns.TypeA}, {"nowhere.svc.cluster.local.", dns.TypeA},
@@ -415,9 +421,28 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 			t.Fatalf("starting test host %s: %v", h.IP, err)
 		}
 	}
-	c := startCluster(t)
-	if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: parityNamespace}}); err != nil {
-		t.Fatal(err)
+	// The resolver both servers ask for the ExternalName's target.
+	upstream := serveDNS(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg).SetReply(r)
+		m.RecursionAvailable = true
+		q := r.Question[0]
+		switch {
+		case !strings.EqualFold(q.Name, "api.payments.example.org."):
+			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeA:
+			rr, _ := dns.NewRR("api.payments.example.org. 60 IN A 192.0.2.80")
+			m.Answer = []dns.RR{rr}
+		case q.Qtype == dns.TypeAAAA:
+			rr, _ := dns.NewRR("api.payments.example.org. 60 IN AAAA 2001:db8::80")
+			m.Answer = []dns.RR{rr}
+		}
+		_ = w.WriteMsg(m)
+	})
+	c := startCluster(t, upstream)
+	for _, ns := range []string{parityNamespace, "empty"} {
+		if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, in := range parityIntents(tn.Hosts) {
 		if err := c.client.Create(ctx, in); err != nil {
@@ -428,7 +453,9 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		makeDBPod(t, c.client, fmt.Sprintf("db-%d", i), h.IP.String(), i < 2)
 	}
 	coredns := startCoreDNS(t, func(port string) string {
-		return fmt.Sprintf("cluster.local:%s {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        kubeconfig %s\n    }\n}\n", port, c.kubeconfig)
+		// CoreDNS resolves an ExternalName's target through the server
+		// itself: the forward plugin of the same block answers it.
+		return fmt.Sprintf(".:%s {\n    bind 127.0.0.1\n    kubernetes cluster.local {\n        kubeconfig %s\n    }\n    forward . %s\n}\n", port, c.kubeconfig, upstream)
 	})
 
 	// Wait until the failing backend is out of traffic and both servers
@@ -484,6 +511,39 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d questions, answers of netintent and CoreDNS %s:\n%s", len(questions), corednsVersion, report.String())
+
+	// Outside those record forms, netintent answers some questions
+	// otherwise on purpose; they are printed beside CoreDNS's answer.
+	report.Reset()
+	for _, d := range byDesign {
+		ours, err := ask(c.dnsAddr, d.q.fqdn(), d.q.qtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := ask(coredns, d.q.fqdn(), d.q.qtype)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ours.rcode != d.rcode {
+			t.Errorf("%s %s: netintent %s, want %s (%s)", d.q.fqdn(), dns.TypeToString[d.q.qtype], ours, d.rcode, d.why)
+		}
+		fmt.Fprintf(&report, "%s %s: %s\n  netintent %s\n  CoreDNS   %s\n", d.q.fqdn(), dns.TypeToString[d.q.qtype], d.why, ours, theirs)
+	}
+	t.Logf("answered otherwise by design:\n%s", report.String())
+}
+
+// byDesign are questions outside the specification's record forms that
+// netintent answers otherwise than CoreDNS, on purpose, with its rcode.
+var byDesign = []struct {
+	q     question
+	rcode string
+	why   string
+}{
+	{question{"_tcp.web", dns.TypeSRV}, "NOERROR", "an empty non-terminal above _http._tcp.web exists (RFC 8020); CoreDNS reads _tcp as an endpoint name"},
+	{question{"web", dns.TypeANY}, "NOERROR", "ANY is answered with HINFO (RFC 8482)"},
+	{question{"web", dns.TypeMD}, "NOTIMP", "an obsolete type is not implemented (and never forwarded)"},
+	{question{"svc.cluster.local.", dns.TypeSOA}, "NOERROR", "netintent is authoritative for svc.<domain>; CoreDNS's zone is <domain>"},
+	{question{"empty.svc.cluster.local.", dns.TypeA}, "NXDOMAIN", "netintent knows namespaces through their Services only; CoreDNS watches namespaces"},
 }
 
 // eventually polls check until it returns nil, and fails the test with its
@@ -575,20 +635,7 @@ func TestCoreDNSForwardsTheZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("netintent's DNS server: %v", err)
-		}
-	})
-	select {
-	case <-srv.Listening():
-	case err := <-done:
-		t.Fatalf("netintent's DNS server: %v", err)
-	}
+	runUntilCleanup(t, "netintent's DNS server", srv.Start, srv.Listening())
 
 	_, port, _ := net.SplitHostPort(corednsAddr)
 	startCoreDNSAt(t, corednsAddr, func(string) string {

@@ -2,7 +2,9 @@
 // cluster's service zone (svc.<cluster-domain>) from an informer-fed index of
 // Services and EndpointSlices, following the Kubernetes DNS specification, and
 // forwards only the out-of-zone targets of ExternalName Services to upstream
-// resolvers, with a cache.
+// resolvers, with a cache. Zone data never comes from an upstream, and the
+// upstream side is bounded (cache bytes and entries, questions in flight,
+// brief negative caching of failures) so that abuse cannot grow it.
 //
 // The parts are kept apart so each can be tested alone: Index holds an
 // immutable snapshot that queries read without waiting on the API; zone.Lookup

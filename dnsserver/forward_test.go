@@ -467,3 +467,35 @@ func TestResolveHonoursContext(t *testing.T) {
 		t.Errorf("Resolve returned after %v, want soon after its context's 100 ms", elapsed)
 	}
 }
+
+func TestAnswerCacheBoundedInBytes(t *testing.T) {
+	entry := func(key string, size int) *cacheEntry {
+		return &cacheEntry{key: key, answer: &upstreamAnswer{answer: []dns.RR{bigTXT(key, size)}}}
+	}
+	one := entrySize(entry("a.", 1000))
+	c := newAnswerCache(100, 3*one)
+	for _, k := range []string{"a.", "b.", "c.", "d."} {
+		c.put(entry(k, 1000))
+	}
+	if c.size() != 3*one || c.len() != 3 {
+		t.Errorf("cache holds %d entries, %d bytes; want 3, %d", c.len(), c.size(), 3*one)
+	}
+	if _, ok := c.get("a."); ok {
+		t.Error("a. still cached, want it evicted as least recently used")
+	}
+	// Replacing an entry counts its new size only.
+	c.put(entry("d.", 1000))
+	if c.size() != 3*one {
+		t.Errorf("after replacing d.: %d bytes, want %d", c.size(), 3*one)
+	}
+	// An entry larger than the whole bound is not kept, and evicts nothing.
+	c.put(entry("huge.", 4000))
+	if _, ok := c.get("huge."); ok || c.len() != 3 {
+		t.Errorf("an entry above the bound: cached %v, %d entries left; want not cached, 3 left", ok, c.len())
+	}
+	// A failure entry is small, and counted.
+	c.markFailed("e.", time.Now())
+	if e, ok := c.get("e."); !ok || e.answer != nil || c.size() > 3*one {
+		t.Errorf("failure entry: %v %+v, %d bytes", ok, e, c.size())
+	}
+}

@@ -177,7 +177,7 @@ func (z *zone) node(s *snapshot, name string, qtype uint16) (Result, string) {
 			}
 			return Result{Kind: NameError}, ""
 		}
-		return z.endpointHost(svc, name, labels[0], qtype), ""
+		return z.endpointHost(svc, name, labels[0], labels[1]+"."+labels[2]+"."+z.origin, qtype), ""
 	case 4: // _<port>._<proto>.<service>.<ns>
 		port, okPort := strings.CutPrefix(labels[0], "_")
 		proto, okProto := strings.CutPrefix(labels[1], "_")
@@ -258,7 +258,8 @@ func (z *zone) service(svc *serviceRecord, name string, qtype uint16) (Result, s
 // endpointHost answers <hostname>.<service>.<ns>: the ready endpoint with
 // that hostname (or dashed address), for a headless Service and, as CoreDNS
 // answers them, for one with a cluster IP too.
-func (z *zone) endpointHost(svc *serviceRecord, name, host string, qtype uint16) Result {
+// Asked for SRV, it gives one record per port of the endpoint, to itself.
+func (z *zone) endpointHost(svc *serviceRecord, name, host, svcName string, qtype uint16) Result {
 	ttl := z.ttlOf(svc)
 	found := false
 	var answer []dns.RR
@@ -276,6 +277,11 @@ func (z *zone) endpointHost(svc *serviceRecord, name, host string, qtype uint16)
 		return Result{Kind: NameError}
 	case qtype == dns.TypeANY:
 		return Result{Kind: Success, Answer: []dns.RR{newHINFO(name, ttl)}}
+	case qtype == dns.TypeSRV:
+		if r := z.srv(svc, name, "", "", svcName, host); len(r.Answer) > 0 {
+			return r
+		}
+		return Result{Kind: NoData}
 	}
 	return answerOrNoData(answer)
 }
@@ -283,7 +289,7 @@ func (z *zone) endpointHost(svc *serviceRecord, name, host string, qtype uint16)
 // bareSRV answers SRV for <service>.<ns>: one record per port (and per
 // endpoint, headless), NODATA without any.
 func (z *zone) bareSRV(svc *serviceRecord, name string) Result {
-	r := z.srv(svc, name, "", "", strings.ToLower(name))
+	r := z.srv(svc, name, "", "", strings.ToLower(name), "")
 	if len(r.Answer) == 0 {
 		return Result{Kind: NoData}
 	}
@@ -293,7 +299,7 @@ func (z *zone) bareSRV(svc *serviceRecord, name string) Result {
 // namedSRV answers _<port>._<proto>.<service>.<ns>: NXDOMAIN when no port
 // has that name and protocol.
 func (z *zone) namedSRV(svc *serviceRecord, name, port, proto, svcName string, qtype uint16) Result {
-	r := z.srv(svc, name, port, proto, svcName)
+	r := z.srv(svc, name, port, proto, svcName, "")
 	switch {
 	case len(r.Answer) == 0:
 		return Result{Kind: NameError}
@@ -309,14 +315,15 @@ func (z *zone) namedSRV(svc *serviceRecord, name, port, proto, svcName string, q
 // given name and protocol, or of all its ports when both are empty (the SRV
 // records of the bare Service name). A Service with a cluster IP has one SRV
 // per port, to its own name; a headless one one per ready endpoint and port,
-// to the endpoint's name, on the endpoint's port. The addresses of the
-// targets go in the additional section.
+// to the endpoint's name, on the endpoint's port. With host set, only the
+// endpoints of that name are taken, whatever the kind of Service. The
+// addresses of the targets go in the additional section.
 //
 // The weights split 100 evenly, as CoreDNS's kubernetes plugin does, over
 // every (target address, port) pair: for a dual-stack Service, or an
 // endpoint with an IPv4 and an IPv6 address, there are more pairs than
 // records.
-func (z *zone) srv(svc *serviceRecord, name, port, proto, svcName string) Result {
+func (z *zone) srv(svc *serviceRecord, name, port, proto, svcName, host string) Result {
 	type candidate struct {
 		target string
 		port   uint16
@@ -326,20 +333,23 @@ func (z *zone) srv(svc *serviceRecord, name, port, proto, svcName string) Result
 		return (port == "" && proto == "") || (p.name == port && p.proto == proto)
 	}
 	var cands []candidate
-	switch svc.kind {
-	case kindClusterIP:
+	switch {
+	case host != "" || svc.kind == kindHeadless:
+		for _, ep := range svc.endpoints {
+			if host != "" && ep.host != host {
+				continue
+			}
+			for _, p := range ep.ports {
+				if matches(p) {
+					cands = append(cands, candidate{ep.host + "." + svcName, p.port, ep.addr})
+				}
+			}
+		}
+	case svc.kind == kindClusterIP:
 		for _, p := range svc.ports {
 			if matches(p) {
 				for _, ip := range svc.clusterIPs {
 					cands = append(cands, candidate{svcName, p.port, ip})
-				}
-			}
-		}
-	case kindHeadless:
-		for _, ep := range svc.endpoints {
-			for _, p := range ep.ports {
-				if matches(p) {
-					cands = append(cands, candidate{ep.host + "." + svcName, p.port, ep.addr})
 				}
 			}
 		}

@@ -109,6 +109,16 @@ func TestRecordForms(t *testing.T) {
 		{name: "api-0.fast.shop.svc.cluster.local.", qtype: dns.TypeA, answer: []string{"api-0.fast.shop.svc.cluster.local. 5 IN A 10.2.0.1"}},
 		{name: "fd00--0.fast.shop.svc.cluster.local.", qtype: dns.TypeAAAA, answer: []string{"fd00--0.fast.shop.svc.cluster.local. 5 IN AAAA fd00::"}},
 		{name: "10-2-0-2.fast.shop.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError, soa: true},
+		{name: "api-0.fast.shop.svc.cluster.local.", qtype: dns.TypeSRV,
+			answer: []string{"api-0.fast.shop.svc.cluster.local. 5 IN SRV 0 100 8080 api-0.fast.shop.svc.cluster.local."},
+			extra:  []string{"api-0.fast.shop.svc.cluster.local. 5 IN A 10.2.0.1"}},
+		{name: "fd00--0.fast.shop.svc.cluster.local.", qtype: dns.TypeSRV, soa: true}, // no ports
+		{name: "db-0.db.shop.svc.cluster.local.", qtype: dns.TypeSRV,
+			answer: []string{"db-0.db.shop.svc.cluster.local. 30 IN SRV 0 50 15432 db-0.db.shop.svc.cluster.local."},
+			extra: []string{
+				"db-0.db.shop.svc.cluster.local. 30 IN A 10.1.0.1",
+				"db-0.db.shop.svc.cluster.local. 30 IN AAAA fd00::1",
+			}},
 		{name: "_http._tcp.web.shop.svc.cluster.local.", qtype: dns.TypeA, soa: true},
 		{name: "__tcp.web.shop.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, soa: true},
 		{name: "_._tcp.web.shop.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError, soa: true},

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidateFlags(t *testing.T) {
+	valid := config{dnsTTL: 30, dnsCacheMaxBytes: "32Mi", dnsMaxConcurrent: 1000, probeWorkers: 16}
+	if err := valid.validate(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	if n, _ := valid.cacheMaxBytes(); n != 32<<20 {
+		t.Errorf("32Mi = %d bytes, want %d", n, 32<<20)
+	}
+	cases := []struct {
+		edit func(*config)
+		want string
+	}{
+		{func(c *config) { c.dnsTTL = 0 }, "--dns-ttl=0"},
+		{func(c *config) { c.dnsCacheMaxBytes = "lots" }, "--dns-cache-max-bytes=\"lots\": give a byte count"},
+		{func(c *config) { c.dnsCacheMaxBytes = "1Ki" }, "--dns-cache-max-bytes=1Ki: give from 64Ki"},
+		{func(c *config) { c.dnsCacheMaxBytes = "-32Mi" }, "--dns-cache-max-bytes=-32Mi: give from 64Ki"},
+		{func(c *config) { c.dnsCacheMaxBytes = "3Gi" }, "--dns-cache-max-bytes=3Gi: give from 64Ki"},
+		{func(c *config) { c.dnsMaxConcurrent = 0 }, "--dns-max-concurrent=0: give at least 1"},
+		{func(c *config) { c.probeWorkers = 0 }, "--probe-workers=0"},
+	}
+	for _, tc := range cases {
+		c := valid
+		tc.edit(&c)
+		err := c.validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("validate() = %v, want an error with %q", err, tc.want)
+		}
+	}
+	for _, ok := range []string{"64Ki", "100M", "2Gi", "1048576"} {
+		c := valid
+		c.dnsCacheMaxBytes = ok
+		if err := c.validate(); err != nil {
+			t.Errorf("--dns-cache-max-bytes=%s: %v", ok, err)
+		}
+	}
+}
