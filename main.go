@@ -49,6 +49,7 @@ type config struct {
 	pprofAddr        string
 	kubeAPIQPS       float64
 	kubeAPIBurst     int
+	intentWorkers    int
 }
 
 func parseFlags() (config, zap.Options) {
@@ -69,6 +70,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof/); 0 disables them. Bind it to loopback: profiles are served to anyone who can connect.")
 	flag.Float64Var(&c.kubeAPIQPS, "kube-api-qps", 20, "Steady requests per second the operator may send to the API server (client-side rate limit).")
 	flag.IntVar(&c.kubeAPIBurst, "kube-api-burst", 30, "Requests the operator may send to the API server in a burst, above --kube-api-qps.")
+	flag.IntVar(&c.intentWorkers, "intent-workers", 1, "Intents reconciled at once; raise it with --kube-api-qps for clusters with many intents.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -88,6 +90,9 @@ func (c config) validate() error {
 	}
 	if c.probeWorkers < 1 {
 		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
+	}
+	if c.intentWorkers < 1 {
+		return fmt.Errorf("--intent-workers=%d: give at least 1", c.intentWorkers)
 	}
 	if c.kubeAPIQPS <= 0 {
 		return fmt.Errorf("--kube-api-qps=%v: give a positive rate", c.kubeAPIQPS)
@@ -160,7 +165,7 @@ func run() error {
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{Prober: prober}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Prober: prober, IntentWorkers: cfg.intentWorkers}); err != nil {
 		return fmt.Errorf("setting up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -24,6 +24,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -51,6 +52,9 @@ type IntentReconciler struct {
 	Recorder  events.EventRecorder
 	// Prober runs the intents' active health checks.
 	Prober *health.Prober
+	// Workers is how many intents are reconciled at once (0: one). Each
+	// intent is reconciled by one worker at a time whatever it is.
+	Workers int
 }
 
 var _ reconcile.Reconciler = &IntentReconciler{}
@@ -395,6 +399,7 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsSelecting)).
 		WatchesMetadata(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.intentsOnNode), builder.WithPredicates(nodeZoneChanged())).
 		WatchesRawSource(r.Prober.Source()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
 
