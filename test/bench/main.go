@@ -58,7 +58,7 @@ func parseOptions() (options, error) {
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
 	flag.StringVar(&o.parts, "parts", "dns,operator", "Which parts to run: dns, operator, or both.")
-	flag.StringVar(&operatorArgs, "operator-args", "", "Extra flags for the operator in the convergence runs, space-separated.")
+	flag.StringVar(&operatorArgs, "operator-args", "--intent-workers=8 --kube-api-qps=500 --kube-api-burst=1000", "Flags for the operator in the convergence runs, space-separated.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
 		if s = strings.TrimSpace(s); s == "" {
