@@ -179,25 +179,30 @@ type fastReader struct {
 	dns.Reader
 	handler *handler
 	buf     []byte // the read buffer, reused while requests are answered here
-	key     []byte
-	out     []byte
+	// wildcard is set until the first read when the socket is bound to
+	// the unspecified address, where replies must name their source.
+	wildcard bool
+	key      []byte
+	out      []byte
 }
 
 // decorateReader is the dns.Server hook that installs the fast path.
 func (h *handler) decorateReader(r dns.Reader) dns.Reader {
-	return &fastReader{Reader: r, handler: h, buf: make([]byte, dns.DefaultMsgSize)}
+	return &fastReader{Reader: r, handler: h, buf: make([]byte, dns.DefaultMsgSize), wildcard: true}
 }
 
 // ReadUDP returns the next request the packed cache cannot answer.
 func (f *fastReader) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *dns.SessionUDP, error) {
+	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && !a.IP.IsUnspecified() {
+		f.wildcard = false
+	}
 	for {
 		if f.handler.stopping.Load() {
 			// The server's own read respects its shutdown.
 			return f.Reader.ReadUDP(conn, timeout)
 		}
-		if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
-			return nil, nil, err
-		}
+		// No read deadline: the server's shutdown sets one in the past,
+		// which ends this read, and the next goes to the server's reader.
 		n, session, err := dns.ReadFromSessionUDP(conn, f.buf)
 		if err != nil {
 			return nil, nil, err
@@ -223,7 +228,14 @@ func (f *fastReader) answer(conn *net.UDPConn, req []byte, session *dns.SessionU
 	}
 	f.out = append(f.out[:0], r.wire...)
 	copy(f.out, req[:2]) // the request's ID
-	if _, err := dns.WriteToSessionUDP(conn, f.out, session); err != nil {
+	var err error
+	if f.wildcard {
+		// The reply's source must be the address the request came to.
+		_, err = dns.WriteToSessionUDP(conn, f.out, session)
+	} else {
+		_, err = conn.WriteToUDP(f.out, session.RemoteAddr().(*net.UDPAddr))
+	}
+	if err != nil {
 		f.handler.log.V(1).Info("Could not write a DNS reply", "error", err.Error())
 	}
 	r.requests.Inc()

@@ -2,6 +2,8 @@ package dnsserver
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -226,5 +228,43 @@ func TestUpstreamHold(t *testing.T) {
 		if got := upstreamHold(tc.answer); got != tc.want {
 			t.Errorf("upstreamHold(%v) = %v, want %v", tc.answer, got, tc.want)
 		}
+	}
+}
+
+// TestPackedRepliesOnAWildcardAddress checks that packed replies from a
+// socket bound to every address come from the address the request was sent
+// to: the client's connected socket takes no reply from any other.
+func TestPackedRepliesOnAWildcardAddress(t *testing.T) {
+	idx := NewIndex()
+	idx.UpsertService(clusterIPService("shop", "web", []string{"10.0.0.10"}))
+	idx.MarkSynced()
+	srv, err := New(Config{ListenAddress: "0.0.0.0:0"}, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Start: %v", err)
+		}
+	}()
+	select {
+	case <-srv.Listening():
+	case err := <-done:
+		t.Fatalf("Start: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(srv.Addr())
+	packed := counterValue(t, packedRepliesTotal)
+	for range 3 {
+		r := exchange(t, "udp", net.JoinHostPort("127.0.0.1", port), "web.shop.svc.cluster.local.", dns.TypeA)
+		if len(r.Answer) != 1 {
+			t.Fatalf("reply: %v", r)
+		}
+	}
+	if got := counterValue(t, packedRepliesTotal) - packed; got != 2 {
+		t.Errorf("%v of the 2 repeated answers were packed replies", got)
 	}
 }

@@ -57,7 +57,7 @@ func parseOptions() (options, error) {
 	flag.IntVar(&o.services, "services", 5000, "Plain Services added before the last memory reading; 0 skips it.")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
-	flag.StringVar(&o.parts, "parts", "dns,operator", "Which parts to run: dns, operator, or both.")
+	flag.StringVar(&o.parts, "parts", "dns,operator,prune", "Which parts to run, comma-separated: dns, operator, prune (root: network namespaces).")
 	flag.StringVar(&operatorArgs, "operator-args", "--intent-workers=8 --kube-api-qps=500 --kube-api-burst=1000", "Flags for the operator in the convergence runs, space-separated.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
@@ -142,6 +142,15 @@ func run() error {
 		fmt.Print(conv)
 	}
 
+	if strings.Contains(o.parts, "prune") {
+		prune, err := benchPrune(o, work)
+		if err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		report.WriteString(prune)
+		fmt.Print(prune)
+	}
+
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
@@ -198,4 +207,21 @@ func logTail(b *bytes.Buffer) string {
 		s = "..." + s[len(s)-2000:]
 	}
 	return s
+}
+
+// benchPrune runs BenchmarkPrune (prune_test.go: it needs the testing
+// package's test hosts) and returns the table it writes.
+func benchPrune(o options, work string) (string, error) {
+	fmt.Fprintln(os.Stderr, "prune: 50 backends in network namespaces")
+	out := filepath.Join(work, "prune.md")
+	cmd := exec.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkPrune$", "-benchtime", "1x", "-timeout", "10m", "./test/bench")
+	cmd.Dir = o.root
+	cmd.Env = append(os.Environ(), "BENCH_PRUNE_OUT="+out)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%w\n%s", err, logTail(&log))
+	}
+	b, err := os.ReadFile(out)
+	return string(b), err
 }

@@ -149,6 +149,11 @@ func freePort() (int, error) {
 
 // poll calls check until it returns nil or timeout passes.
 func poll(timeout time.Duration, what string, check func() error) error {
+	return pollEvery(100*time.Millisecond, timeout, what, check)
+}
+
+// pollEvery is poll with the given interval.
+func pollEvery(interval, timeout time.Duration, what string, check func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := check()
@@ -158,7 +163,7 @@ func poll(timeout time.Duration, what string, check func() error) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s: not after %s: %w", what, timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond) // poll interval
+		time.Sleep(interval) // poll interval
 	}
 }
 
