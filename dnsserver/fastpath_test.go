@@ -268,3 +268,39 @@ func TestPackedRepliesOnAWildcardAddress(t *testing.T) {
 		t.Errorf("%v of the 2 repeated answers were packed replies", got)
 	}
 }
+
+// FuzzPackedKeys checks, for any bytes, that a request the read loop keys
+// unpacks, and that the handler's key for it is the same: otherwise a
+// packed reply could answer a request it was not made for.
+func FuzzPackedKeys(f *testing.F) {
+	for _, edit := range []func(*dns.Msg){
+		func(*dns.Msg) {},
+		func(m *dns.Msg) { m.SetEdns0(1232, true) },
+		func(m *dns.Msg) { m.Question[0].Name = `a\.b\000.Web.shop.svc.cluster.local.` },
+	} {
+		m := new(dns.Msg).SetQuestion("web.shop.svc.cluster.local.", dns.TypeA)
+		edit(m)
+		b, err := m.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fromWire, ok := wireKey(nil, b)
+		if !ok {
+			return
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(b); err != nil {
+			t.Fatalf("keyed request does not unpack: %v", err)
+		}
+		fromMsg, ok := msgKey(nil, m)
+		if !ok {
+			t.Fatalf("no key for the unpacked request %v", m)
+		}
+		if !bytes.Equal(fromWire, fromMsg) {
+			t.Fatalf("keys differ:\n wire %x\n msg  %x", fromWire, fromMsg)
+		}
+	})
+}
