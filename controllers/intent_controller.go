@@ -19,6 +19,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/csaupgrade"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -93,25 +94,18 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	} else {
 		in.Status.ExternalName = nil
 	}
-	// The phases run in order, each only if the one before succeeded;
-	// their results are merged, so no phase's requeue is lost.
-	var result ctrl.Result
-	var err error
-	for _, phase := range []func(context.Context, *v1alpha1.NetworkIntent) (ctrl.Result, error){
-		func(ctx context.Context, in *v1alpha1.NetworkIntent) (ctrl.Result, error) {
-			return r.reconcileService(ctx, in, externalName)
-		},
-		r.reconcileEndpoints,
-	} {
-		var res ctrl.Result
-		res, err = phase(ctx, in)
-		result = mergeResults(result, res)
-		if err != nil {
-			break
-		}
-	}
+	// The endpoints follow the Service, so they run only if it succeeded;
+	// the results are merged, so no phase's requeue is lost.
+	result, err := r.reconcileService(ctx, in, externalName)
 	if err == nil {
-		// Only a generation every phase has acted on is observed.
+		var res ctrl.Result
+		res, err = r.reconcileEndpoints(ctx, in)
+		result = mergeResults(result, res)
+	}
+	if err == nil && result.RequeueAfter == 0 {
+		// Only a generation that every phase has carried out, none of
+		// them still waiting (for an old Service to go, for the cache), is
+		// observed.
 		in.Status.ObservedGeneration = in.Generation
 	}
 	setReady(in)
@@ -179,6 +173,11 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 
 	desired := intent.DesiredService(in, externalName)
 	if existing != nil {
+		// A create whose follow-up failed (say the API server went away
+		// in between) left its fields under an update.
+		if err := r.adoptUpdatedFields(ctx, existing); err != nil {
+			return ctrl.Result{}, err
+		}
 		current, err := corev1ac.ExtractService(existing, intent.FieldOwner)
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading owned fields of service: %w", err)
@@ -266,18 +265,25 @@ func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.Netwo
 	if err != nil {
 		return nil, fmt.Errorf("creating service: %w", err)
 	}
-	// A create records its fields under an update; later applies must own
-	// them, or a field the intent stops declaring would stay.
+	return nil, r.adoptUpdatedFields(ctx, svc)
+}
+
+// adoptUpdatedFields moves the fields the operator's field manager owns
+// through an update (a create, or dropForeignPorts) to its apply entry, so
+// that applies own them: else a field the intent stops declaring would stay.
+// It writes nothing when there are none.
+func (r *IntentReconciler) adoptUpdatedFields(ctx context.Context, svc *corev1.Service) error {
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(svc, sets.New(intent.FieldOwner), intent.FieldOwner)
 	if err != nil {
-		return nil, fmt.Errorf("moving created fields to the apply manager: %w", err)
+		return fmt.Errorf("moving the operator's updated fields to its apply entry: %w", err)
 	}
-	if patch != nil {
-		if err := r.Client.Patch(ctx, svc, client.RawPatch(types.JSONPatchType, patch)); err != nil {
-			return nil, fmt.Errorf("moving created fields to the apply manager: %w", err)
-		}
+	if patch == nil {
+		return nil
 	}
-	return nil, nil
+	if err := r.Client.Patch(ctx, svc, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return fmt.Errorf("moving the operator's updated fields to its apply entry: %w", err)
+	}
+	return nil
 }
 
 // dropForeignPorts removes Service ports the intent does not declare. The
@@ -344,8 +350,8 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 	}
 	patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
 	controllerutil.RemoveFinalizer(in, Finalizer)
-	if err := r.Client.Patch(ctx, in, patch); err != nil {
-		return fmt.Errorf("removing finalizer: %w", client.IgnoreNotFound(err))
+	if err := r.Client.Patch(ctx, in, patch); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("removing finalizer: %w", err)
 	}
 	return nil
 }
@@ -393,6 +399,7 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkintent").
+		WithOptions(controller.Options{RateLimiter: retryLimiter()}).
 		For(&v1alpha1.NetworkIntent{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&corev1.Service{}, byName).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1alpha1.NetworkIntent{}, handler.OnlyControllerOwner())).
@@ -401,6 +408,26 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(r.Prober.Source()).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
+}
+
+// maxRetryDelay bounds how long a failed reconcile waits before it is tried
+// again, so that intents converge soon after an API outage rather than after
+// minutes of doubled delays.
+const maxRetryDelay = 10 * time.Second
+
+// retryLimiter is controller-runtime's default limiter with its delays
+// capped at maxRetryDelay.
+func retryLimiter() workqueue.TypedRateLimiter[reconcile.Request] {
+	return cappedLimiter{TypedRateLimiter: workqueue.DefaultTypedControllerRateLimiter[reconcile.Request](), max: maxRetryDelay}
+}
+
+type cappedLimiter struct {
+	workqueue.TypedRateLimiter[reconcile.Request]
+	max time.Duration
+}
+
+func (l cappedLimiter) When(item reconcile.Request) time.Duration {
+	return min(l.TypedRateLimiter.When(item), l.max)
 }
 
 // intentsSelecting maps a pod to the intents in its namespace whose

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -35,21 +34,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts the operator 5 times with a 10 s watch each")
 	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                testScheme,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		_ = env.Stop() // whatever did start
-		t.Fatalf("starting a second control plane: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: testScheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfg, c := ownControlPlane(t, envtest.ControlPlane{})
 	ctx := context.Background()
 
 	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "restart"}}

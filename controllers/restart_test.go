@@ -99,26 +99,35 @@ func (w *versionWatch) close() {
 // one operator at a time (the package's manager serves the suite's).
 func restartEnv(t *testing.T) (*rest.Config, client.Client, kubernetes.Interface) {
 	t.Helper()
+	_, cfg, c := ownControlPlane(t, envtest.ControlPlane{})
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, c, cs
+}
+
+// ownControlPlane starts a control plane apart from the suite's, made from
+// cp, with the CRDs installed, and stops it when the test ends.
+func ownControlPlane(t *testing.T, cp envtest.ControlPlane) (*envtest.Environment, *rest.Config, client.Client) {
+	t.Helper()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		Scheme:                testScheme,
+		ControlPlane:          cp,
 	}
 	cfg, err := env.Start()
 	if err != nil {
 		_ = env.Stop() // whatever did start
-		t.Fatalf("starting a second control plane: %v", err)
+		t.Fatalf("starting a control plane of its own: %v", err)
 	}
 	t.Cleanup(func() { _ = env.Stop() })
 	c, err := client.New(cfg, client.Options{Scheme: testScheme})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg, c, cs
+	return env, cfg, c
 }
 
 // freshOperator starts an operator with a prober that knows nothing yet, as
@@ -134,15 +143,15 @@ func freshOperator(t *testing.T, cfg *rest.Config) func() {
 // ExternalName target) back into traffic before it passes its probes again.
 func TestHealthSurvivesRestart(t *testing.T) {
 	cfg, c, cs := restartEnv(t)
-	tn := testnet.New(t, 5)
+	tn := testnet.New(t, 6)
 	ctx := context.Background()
 	for _, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Run("endpoints", func(t *testing.T) { testEndpointHealthSurvivesRestart(t, cfg, c, cs, tn.Hosts[:3]) })
-	t.Run("externalName", func(t *testing.T) { testTargetHealthSurvivesRestart(t, cfg, c, cs, tn.Hosts[3:]) })
+	t.Run("endpoints", func(t *testing.T) { testEndpointHealthSurvivesRestart(t, cfg, c, cs, tn.Hosts[:4]) })
+	t.Run("externalName", func(t *testing.T) { testTargetHealthSurvivesRestart(t, cfg, c, cs, tn.Hosts[4:]) })
 }
 
 func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Client, cs kubernetes.Interface, hosts []*testnet.Host) {
@@ -151,7 +160,7 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 	if err := c.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
-	makeBackendPod := func(name string, h *testnet.Host) {
+	makeBackendPod := func(name string, h *testnet.Host, ready bool) {
 		t.Helper()
 		pod := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name, Labels: map[string]string{"app": "web"}},
@@ -163,14 +172,20 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 		pod.Status.Phase = corev1.PodRunning
 		pod.Status.PodIPs = []corev1.PodIP{{IP: h.IP.String()}}
 		pod.Status.PodIP = h.IP.String()
-		setPodReady(pod, true)
+		setPodReady(pod, ready)
 		if err := c.Status().Update(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
 	}
-	dead, live, newcomer := hosts[0], hosts[1], hosts[2]
-	makeBackendPod("dead", dead)
-	makeBackendPod("live", live)
+	// dead fails its probe; sleepy fails it too, and its pod is not ready
+	// either until the operator has restarted.
+	dead, live, newcomer, sleepy := hosts[0], hosts[1], hosts[2], hosts[3]
+	if err := sleepy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	makeBackendPod("dead", dead, true)
+	makeBackendPod("live", live, true)
+	makeBackendPod("sleepy", sleepy, false)
 	in := &v1alpha1.NetworkIntent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
 		Spec: v1alpha1.NetworkIntentSpec{
@@ -222,11 +237,11 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 	}
 
 	stop := freshOperator(t, cfg)
-	waitReady(20*time.Second, map[*testnet.Host]bool{dead: true, live: true})
+	waitReady(20*time.Second, map[*testnet.Host]bool{dead: true, live: true, sleepy: false})
 	if err := dead.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	rv := waitReady(notReadyDeadline, map[*testnet.Host]bool{dead: false, live: true})
+	rv := waitReady(notReadyDeadline, map[*testnet.Host]bool{dead: false, live: true, sleepy: false})
 
 	// From the version that took it out of traffic on, no version may put
 	// it back until it serves again.
@@ -240,8 +255,9 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 		mu.Lock()
 		defer mu.Unlock()
 		for _, ep := range s.Endpoints {
-			if isDead && ep.Addresses[0] == dead.IP.String() && ptr.Deref(ep.Conditions.Ready, false) {
-				return fmt.Sprintf("slice %s version %s publishes the failed backend %s ready", s.Name, s.ResourceVersion, dead.IP)
+			failed := ep.Addresses[0] == dead.IP.String() || ep.Addresses[0] == sleepy.IP.String()
+			if isDead && failed && ptr.Deref(ep.Conditions.Ready, false) {
+				return fmt.Sprintf("slice %s version %s publishes the failed backend %s ready", s.Name, s.ResourceVersion, ep.Addresses[0])
 			}
 		}
 		return ""
@@ -252,8 +268,19 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 		stop = freshOperator(t, cfg)
 		if round == 0 {
 			// A new backend makes the new operator write the slice.
-			makeBackendPod("newcomer", newcomer)
-			waitReady(20*time.Second, map[*testnet.Host]bool{dead: false, live: true, newcomer: true})
+			makeBackendPod("newcomer", newcomer, true)
+			waitReady(20*time.Second, map[*testnet.Host]bool{dead: false, live: true, newcomer: true, sleepy: false})
+			// The new operator met sleepy published not ready with its
+			// pod not ready; now its pod turns ready, but its probe has
+			// not passed.
+			eventually(t, 10*time.Second, func() error {
+				pod := &corev1.Pod{}
+				if err := c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "sleepy"}, pod); err != nil {
+					return err
+				}
+				setPodReady(pod, true)
+				return c.Status().Update(ctx, pod)
+			})
 		}
 		// Long enough for a forgetful prober to have failed the backend
 		// again: the watch would have seen it published ready meanwhile.
@@ -262,8 +289,10 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 			if err != nil {
 				return err
 			}
-			if ready[dead.IP.String()] {
-				return fmt.Errorf("failed backend %s published ready after a restart", dead.IP)
+			for _, h := range []*testnet.Host{dead, sleepy} {
+				if ready[h.IP.String()] {
+					return fmt.Errorf("failed backend %s published ready after a restart", h.IP)
+				}
 			}
 			return nil
 		})
@@ -273,8 +302,14 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 		if err := c.Get(ctx, client.ObjectKeyFromObject(in), got); err != nil {
 			return err
 		}
-		if e := got.Status.Endpoints; e == nil || len(e.Unhealthy) != 1 || e.Unhealthy[0].Address != dead.IP.String() || e.Unhealthy[0].Reason != "ProbeFailed" {
+		e := got.Status.Endpoints
+		if e == nil || len(e.Unhealthy) != 2 {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
+		}
+		for _, u := range e.Unhealthy {
+			if (u.Address != dead.IP.String() && u.Address != sleepy.IP.String()) || u.Reason != "ProbeFailed" {
+				return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
+			}
 		}
 		return nil
 	})
@@ -283,13 +318,15 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 	mu.Lock()
 	isDead = false
 	mu.Unlock()
-	if err := dead.Start(ctx); err != nil {
-		t.Fatal(err)
+	for _, h := range []*testnet.Host{dead, sleepy} {
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	waitReady(notReadyDeadline*restartHealthyThreshold, map[*testnet.Host]bool{dead: true, live: true, newcomer: true})
+	waitReady(notReadyDeadline*restartHealthyThreshold, map[*testnet.Host]bool{dead: true, live: true, newcomer: true, sleepy: true})
 	stop()
 	versions, bad := w.counts()
-	t.Logf("restart with a failed backend: %d slice versions watched, %d published the failed backend ready", versions, len(bad))
+	t.Logf("restart with failed backends: %d slice versions watched, %d published a failed backend ready", versions, len(bad))
 	for _, b := range bad {
 		t.Error(b)
 	}

@@ -359,7 +359,10 @@ type DNSSpec struct {
 
 // NetworkIntentStatus is what the operator observed and did for an intent.
 type NetworkIntentStatus struct {
-	// observedGeneration is the generation of the spec this status is for.
+	// observedGeneration is the latest generation of the spec the operator
+	// has fully carried out: its Service and endpoints written, nothing
+	// failed and nothing still waiting. Each condition carries its own
+	// observedGeneration.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
