@@ -10,9 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// maxPackedReplies bounds the packed reply cache. Question names come from
+// maxPackedReplies and maxPackedBytes bound the packed reply cache, in
+// entries and in bytes of keys and replies. Question names come from
 // clients, so the key space is unbounded: when full, the cache starts over.
-const maxPackedReplies = 10000
+const (
+	maxPackedReplies = 10000
+	maxPackedBytes   = 4 << 20
+)
 
 // packedReplies keeps UDP replies in wire form, keyed by the request's bytes
 // less its ID. A request with the same bytes gets the same reply with only
@@ -25,6 +29,7 @@ type packedReplies struct {
 	mu       sync.RWMutex
 	snapshot *snapshot // the snapshot every entry was answered from
 	entries  map[string]packedReply
+	bytes    int
 }
 
 // packedReply is one cached reply and the request counter it adds to.
@@ -62,11 +67,17 @@ func (c *packedReplies) put(key []byte, s *snapshot, hold time.Duration, now fun
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.snapshot != s || len(c.entries) >= maxPackedReplies {
+	size := len(key) + len(wire)
+	if c.snapshot != s || len(c.entries) >= maxPackedReplies || c.bytes+size > maxPackedBytes {
 		c.snapshot = s
 		clear(c.entries)
+		c.bytes = 0
+	}
+	if old, ok := c.entries[string(key)]; ok {
+		c.bytes -= len(key) + len(old.wire)
 	}
 	c.entries[string(key)] = r
+	c.bytes += size
 }
 
 // DNS header flag bits, as packed.

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -303,4 +304,29 @@ func FuzzPackedKeys(f *testing.F) {
 			t.Fatalf("keys differ:\n wire %x\n msg  %x", fromWire, fromMsg)
 		}
 	})
+}
+
+// TestPackedRepliesBounded fills the packed cache past its bounds: it starts
+// over rather than grow, and a new snapshot empties it.
+func TestPackedRepliesBounded(t *testing.T) {
+	c := newPackedReplies()
+	s1, s2 := &snapshot{}, &snapshot{}
+	wire := make([]byte, 1000)
+	for i := range maxPackedBytes/1000 + 10 {
+		c.put(fmt.Appendf(nil, "key-%d", i), s1, 0, time.Now, wire, dns.TypeA, dns.RcodeSuccess)
+		if c.bytes > maxPackedBytes || len(c.entries) > maxPackedReplies {
+			t.Fatalf("after %d puts: %d entries, %d bytes", i+1, len(c.entries), c.bytes)
+		}
+	}
+	c.put([]byte("last"), s1, 0, time.Now, wire, dns.TypeA, dns.RcodeSuccess)
+	if _, ok := c.get([]byte("last"), s1, time.Now); !ok {
+		t.Error("the last reply put is not there")
+	}
+	if _, ok := c.get([]byte("last"), s2, time.Now); ok {
+		t.Error("a reply answered from another snapshot was given")
+	}
+	c.put([]byte("new"), s2, 0, time.Now, wire, dns.TypeA, dns.RcodeSuccess)
+	if len(c.entries) != 1 || c.bytes != len("new")+len(wire) {
+		t.Errorf("after a new snapshot: %d entries, %d bytes", len(c.entries), c.bytes)
+	}
 }
