@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
@@ -60,6 +62,22 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 	}
 	mems = append(mems, m)
 
+	// Readiness is read from a watch, not from lists of every intent a few
+	// times a second, which would load the API server the operator uses.
+	watched, err := cache.New(cp.env.Config, cache.Options{Scheme: cp.client.Scheme()})
+	if err != nil {
+		return "", err
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if _, err := watched.GetInformer(watchCtx, &v1alpha1.NetworkIntent{}); err != nil {
+		return "", err
+	}
+	go func() { _ = watched.Start(watchCtx) }()
+	if !watched.WaitForCacheSync(watchCtx) {
+		return "", errors.New("the benchmark's own intent cache did not sync")
+	}
+
 	var runs []convergence
 	total := 0
 	for _, n := range o.intents {
@@ -80,7 +98,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			if err := p.alive(); err != nil {
 				return err
 			}
-			return allReady(ctx, cp.client, ns, n)
+			return allReady(ctx, watched, ns, n)
 		})
 		if err != nil {
 			return "", err
@@ -191,7 +209,7 @@ func intents(ns string, n int) []client.Object {
 
 // allReady returns nil when n intents in ns are Ready for their current
 // generation.
-func allReady(ctx context.Context, c client.Client, ns string, n int) error {
+func allReady(ctx context.Context, c client.Reader, ns string, n int) error {
 	var list v1alpha1.NetworkIntentList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return err
