@@ -209,7 +209,14 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, in *v1alpha1.Ne
 			r.conflict(in, taken)
 			return ctrl.Result{}, nil
 		}
-	} else if err := r.Client.Apply(ctx, desired, client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
+	} else if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(intent.FieldOwner), client.ForceOwnership); err != nil {
+		if apierrors.IsConflict(err) {
+			// The Service changed since the cache's copy, on which the
+			// ownership check was made: an apply now could take back a
+			// Service someone else has just taken over. The change's
+			// event brings us back.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
 		setCondition(in, ConditionServiceReady, false, ReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
 		return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -55,7 +54,7 @@ func TestAPIOutage(t *testing.T) {
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, in); err != nil {
 				return err
 			}
-			in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: "192.0.2.11", Port: ptr.To[int32](8080)})
+			in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: "192.0.2.11"})
 			return c.Update(ctx, in)
 		})
 	}
