@@ -4,10 +4,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -64,7 +67,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.StringVar(&c.dnsListenAddress, "dns-listen-address", ":5353", "UDP and TCP address of the embedded DNS server; empty disables it.")
 	flag.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "Cluster domain; the DNS server is authoritative for svc.<cluster-domain>.")
-	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf).")
+	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf). Target probes resolve names through the DNS server, as clients do; with the DNS server disabled, through these resolvers (none given: the system resolver).")
 	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds (1-3600) of DNS answers; an intent's dns.ttl overrides it.")
 	flag.StringVar(&c.dnsCacheMaxBytes, "dns-cache-max-bytes", "32Mi", "Memory bound of the DNS cache of upstream answers, as a quantity (32Mi, 100M); at least 64Ki.")
 	flag.IntVar(&c.dnsMaxConcurrent, "dns-max-concurrent", dnsserver.DefaultMaxConcurrent, "Most DNS questions waiting on upstream resolvers at once; beyond it they are answered SERVFAIL at once.")
@@ -170,7 +173,11 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("--probe-allowed-cidrs: %w", err)
 	}
-	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers, Checker: &health.Checker{Guard: guard}})
+	dns, err := addDNS(mgr, cfg)
+	if err != nil {
+		return err
+	}
+	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers, Checker: &health.Checker{Guard: guard, HostResolver: targetResolver(dns, cfg)}})
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}
@@ -183,38 +190,63 @@ func run() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	if err := addDNS(mgr, cfg); err != nil {
-		return err
-	}
 	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain, "probeAllowedCIDRs", guard.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
 
-// addDNS adds the embedded DNS server and the index that feeds it. Both run
-// on every replica, leader or not; readiness waits for the index to sync.
-func addDNS(mgr ctrl.Manager, cfg config) error {
-	if cfg.dnsListenAddress == "" {
+// targetResolver resolves the names of ExternalName targets for their
+// probes as clients get them: through the embedded DNS server (its
+// upstreams and its cache) when it runs; otherwise through --dns-upstreams,
+// or the system resolver when none is given.
+func targetResolver(dns *dnsserver.Server, cfg config) health.Resolver {
+	if dns != nil {
+		return health.ResolverFunc(dns.Resolve, dnsserver.ErrNoAddresses)
+	}
+	upstreams := cfg.upstreams()
+	if len(upstreams) == 0 {
 		return nil
 	}
+	var next atomic.Uint32
+	return health.NetResolver(&net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		// Each query goes to the next upstream in turn.
+		u := upstreams[int(next.Add(1)-1)%len(upstreams)]
+		var d net.Dialer
+		return d.DialContext(ctx, network, u)
+	}})
+}
+
+// upstreams parses --dns-upstreams.
+func (c config) upstreams() []string {
 	var upstreams []string
-	for _, u := range strings.Split(cfg.dnsUpstreams, ",") {
+	for _, u := range strings.Split(c.dnsUpstreams, ",") {
 		if u = strings.TrimSpace(u); u != "" {
 			upstreams = append(upstreams, u)
 		}
 	}
+	return upstreams
+}
+
+// addDNS adds the embedded DNS server and the index that feeds it, and
+// returns the server (nil when --dns-listen-address is empty). Both run on
+// every replica, leader or not; readiness waits for the index to sync.
+func addDNS(mgr ctrl.Manager, cfg config) (*dnsserver.Server, error) {
+	if cfg.dnsListenAddress == "" {
+		return nil, nil
+	}
+	upstreams := cfg.upstreams()
 	if len(upstreams) == 0 {
 		var err error
 		if upstreams, err = dnsserver.UpstreamsFromResolvConf("/etc/resolv.conf"); err != nil {
-			return fmt.Errorf("no --dns-upstreams given and /etc/resolv.conf is unusable: %w", err)
+			return nil, fmt.Errorf("no --dns-upstreams given and /etc/resolv.conf is unusable: %w", err)
 		}
 	}
 	idx := dnsserver.NewIndex()
 	if err := mgr.Add(dnsserver.NewSource(mgr.GetCache(), idx)); err != nil {
-		return err
+		return nil, err
 	}
 	cacheMaxBytes, err := cfg.cacheMaxBytes()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	srv, err := dnsserver.New(dnsserver.Config{
 		ListenAddress: cfg.dnsListenAddress,
@@ -225,12 +257,12 @@ func addDNS(mgr ctrl.Manager, cfg config) error {
 		MaxConcurrent: cfg.dnsMaxConcurrent,
 	}, idx)
 	if err != nil {
-		return fmt.Errorf("dns server: %w", err)
+		return nil, fmt.Errorf("dns server: %w", err)
 	}
 	if err := mgr.Add(srv); err != nil {
-		return err
+		return nil, err
 	}
-	return mgr.AddReadyzCheck("dns", srv.ReadyCheck)
+	return srv, mgr.AddReadyzCheck("dns", srv.ReadyCheck)
 }
 
 // keep is a cache transform that keeps the object as it is.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,11 @@ type IntentReconciler struct {
 	// Workers is how many intents are reconciled at once (0: one). Each
 	// intent is reconciled by one worker at a time whatever it is.
 	Workers int
+
+	// published is the ExternalName target each intent's last failover or
+	// failback was announced for (by key), so that a move decided again
+	// after a failed status write is not announced twice.
+	published sync.Map
 }
 
 var _ reconcile.Reconciler = &IntentReconciler{}
@@ -76,7 +82,9 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	if !in.DeletionTimestamp.IsZero() {
 		r.Prober.Remove(req.String())
+		r.published.Delete(req.NamespacedName)
 		forgetEndpointMetrics(in)
+		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)
 	}
 	if !controllerutil.ContainsFinalizer(in, Finalizer) {
@@ -89,10 +97,15 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	before := in.Status.DeepCopy()
 	externalName := ""
+	var recheck time.Duration
 	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
-		externalName = r.judgeTargets(req.NamespacedName, in)
+		var err error
+		if externalName, recheck, err = r.judgeTargets(ctx, req.NamespacedName, in); err != nil {
+			return ctrl.Result{}, err
+		}
 	} else {
 		in.Status.ExternalName = nil
+		forgetTargetMetrics(in)
 	}
 	// The endpoints follow the Service, so they run only if it succeeded;
 	// the results are merged, so no phase's requeue is lost.
@@ -108,6 +121,8 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		// observed.
 		in.Status.ObservedGeneration = in.Generation
 	}
+	// A failback due later is a timer, not a phase still waiting.
+	result = mergeResults(result, ctrl.Result{RequeueAfter: recheck})
 	setReady(in)
 	if !equality.Semantic.DeepEqual(before, &in.Status) {
 		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))

@@ -18,16 +18,24 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/dnsserver"
 	"github.com/netintent/netintent/internal/health"
 )
 
 func setupReconcilers(mgr ctrl.Manager) error {
-	resolver, stop, err := testHosts.start()
+	_, stop, err := testHosts.start()
 	if err != nil {
 		return err
 	}
 	go func() { <-suiteCtx.Done(); stop() }()
-	suiteProber = health.NewProber(health.Options{Checker: &health.Checker{Resolver: resolver}})
+	// The suite's DNS server forwards to the test zone alone, and the
+	// prober resolves target names through it, as the operator does.
+	if suiteDNS, err = startSuiteDNS(mgr, testHosts.addr); err != nil {
+		return err
+	}
+	suiteProber = health.NewProber(health.Options{Checker: &health.Checker{
+		HostResolver: health.ResolverFunc(suiteDNS.Resolve, dnsserver.ErrNoAddresses),
+	}})
 	if err := mgr.Add(suiteProber); err != nil {
 		return err
 	}

@@ -355,10 +355,14 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
 				HealthyThreshold:   ptr.To[int32](restartHealthyThreshold),
 			},
-			ExternalName: &v1alpha1.ExternalNameSpec{Targets: []v1alpha1.ExternalTarget{
-				{Host: primary, ProbeHandler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{Port: ptr.To[int32](testnet.TCPPort)}}},
-				{Host: standby, ProbeHandler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{Port: ptr.To[int32](testnet.TCPPort)}}},
-			}},
+			ExternalName: &v1alpha1.ExternalNameSpec{
+				Targets: []v1alpha1.ExternalTarget{
+					{Host: primary, ProbeHandler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{Port: ptr.To[int32](testnet.TCPPort)}}},
+					{Host: standby, ProbeHandler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{Port: ptr.To[int32](testnet.TCPPort)}}},
+				},
+				// Back to the primary as soon as it passes again.
+				FailbackAfter: &metav1.Duration{},
+			},
 		},
 	}
 	if err := c.Create(ctx, in); err != nil {

@@ -1,6 +1,8 @@
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -157,17 +159,67 @@ type IntentPort struct {
 	AppProtocol *string `json:"appProtocol,omitempty"`
 }
 
+// FailbackPolicy says when an ExternalName alias returns to a
+// higher-priority target that is healthy again.
+// +kubebuilder:validation:Enum=Automatic;Manual
+type FailbackPolicy string
+
+// The failback policies.
+const (
+	// FailbackAutomatic returns once the target has passed its probes for
+	// failbackAfter without a failure.
+	FailbackAutomatic FailbackPolicy = "Automatic"
+	// FailbackManual stays on the present target until it fails, or until
+	// a person asks (AnnotationFailbackNow, or an edit of the intent).
+	FailbackManual FailbackPolicy = "Manual"
+)
+
+// AnnotationFailbackNow on an ExternalName intent asks the operator to
+// publish the first healthy target now, whatever the failback policy; the
+// operator removes the annotation once it has acted on it. Any value.
+const AnnotationFailbackNow = "networking.netintent.io/failback-now"
+
+// DefaultFailbackAfter is how long a higher-priority target must pass its
+// probes before an Automatic failback returns to it.
+const DefaultFailbackAfter = 30 * time.Second
+
 // ExternalNameSpec lists the outside hosts of an ExternalName intent.
+// +kubebuilder:validation:XValidation:rule="!has(self.failbackAfter) || !has(self.failback) || self.failback == 'Automatic'",message="failbackAfter applies to failback Automatic only; with Manual the alias moves back only when asked (annotation networking.netintent.io/failback-now, or an edit of the intent)"
 type ExternalNameSpec struct {
-	// targets are the outside hosts, in priority order. The first healthy
-	// one is published as the Service's externalName (and the DNS CNAME).
-	// A target without a probe counts as healthy.
+	// targets are the outside hosts, in priority order. The alias (the
+	// Service's externalName and the DNS CNAME) moves from the published
+	// target to the first healthy one as soon as the published target
+	// fails its probes (failover); when every target fails, the last one
+	// published stays. A target without a probe counts as healthy. Each
+	// target's name is resolved through the operator's DNS server, as its
+	// clients resolve it, and every address of the answer is probed.
 	// +required
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=8
 	// +listType=map
 	// +listMapKey=host
 	Targets []ExternalTarget `json:"targets"`
+
+	// failback says when the alias returns to a higher-priority target
+	// that is healthy again. Automatic (the default) returns once that
+	// target has passed its probes for failbackAfter without a failure, so
+	// that a flapping target does not flap the alias. Manual stays on the
+	// present target until it fails; to move back, annotate the intent
+	// with networking.netintent.io/failback-now (any value; the operator
+	// publishes the first healthy target and removes the annotation), or
+	// edit the intent's spec (any change that bumps its generation).
+	// +optional
+	Failback FailbackPolicy `json:"failback,omitempty"`
+
+	// failbackAfter is how long a higher-priority target must pass its
+	// probes, without a failure, before an Automatic failback returns to
+	// it: from 0s (at once) to 1h. Default 30s. Only with failback
+	// Automatic. It is counted from status.externalName.targets[].lastTransitionTime,
+	// kept to the second, so a failback may come up to a second late,
+	// never early.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('1h')",message="failbackAfter must be between 0s and 1h"
+	FailbackAfter *metav1.Duration `json:"failbackAfter,omitempty"`
 }
 
 // ExternalTarget is one outside host of an ExternalName intent.
@@ -483,9 +535,23 @@ type TargetStatus struct {
 	// healthy says whether the target passes its probe (true without one).
 	Healthy bool `json:"healthy"`
 	// message is the class of the last probe failure (ConnectionRefused,
-	// Timeout, NameNotFound, "HTTPStatus 503", ForbiddenTarget, ...).
+	// Timeout, NoAddress, "HTTPStatus 503", ForbiddenTarget, ...); empty
+	// when the last probe passed.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// addresses is how many addresses the last probe dialled: every
+	// address the target's name resolved to (at most 16). Zero when none
+	// could be dialled (no address, or an address the prober refuses).
+	// +optional
+	Addresses int32 `json:"addresses,omitempty"`
+	// passingAddresses is how many of them passed; the target is healthy
+	// when one does.
+	// +optional
+	PassingAddresses int32 `json:"passingAddresses,omitempty"`
+	// lastTransitionTime is when healthy last changed, or when the target
+	// was first judged.
+	// +optional
+	LastTransitionTime *metav1.Time `json:"lastTransitionTime,omitempty"`
 }
 
 // NetworkIntent declares how an application is reached: the operator

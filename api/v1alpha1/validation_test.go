@@ -106,6 +106,11 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"headless-nodeport", `{exposure: NodePort, ` + ports + `, headless: true}`, "headless is only valid with exposure ClusterIP"},
 		{"externalname-with-healthcheck-probe", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, healthCheck: {tcp: {port: 443}}}`, "sets each target's probe under externalName.targets"},
 		{"target-tcp-without-port", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com, tcp: {}}]}}`, "a tcp probe of an external target needs a port"},
+		{"failback-unknown", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}], failback: Sometimes}}`, "Unsupported value: \"Sometimes\""},
+		{"failback-after-too-long", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}], failbackAfter: 2h}}`, "failbackAfter must be between 0s and 1h"},
+		{"failback-after-negative", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}], failbackAfter: -5s}}`, "failbackAfter must be between 0s and 1h"},
+		{"failback-after-not-a-duration", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}], failbackAfter: soon}}`, "failbackAfter"},
+		{"failback-after-with-manual", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}, {host: b.example.com}], failback: Manual, failbackAfter: 10s}}`, "failbackAfter applies to failback Automatic only"},
 		{"unknown-exposure", `{exposure: Ingress, ` + ports + `}`, "Unsupported value: \"Ingress\""},
 		{"backend-port-with-two-ports", `{exposure: ClusterIP, ports: [{name: http, port: 80}, {name: metrics, port: 9090}], backends: [{address: 192.0.2.10, port: 8080}]}`, "backends[].port is only valid on an intent with one port"},
 		{"local-policy-with-backends", `{exposure: LoadBalancer, ` + ports + `, loadBalancer: {class: example.com/lb, externalTrafficPolicy: Local}, backends: [{address: 192.0.2.10}]}`, "externalTrafficPolicy Local sends outside traffic only to endpoints on the node"},
@@ -159,6 +164,20 @@ func TestSubSecondHealthChecksAccepted(t *testing.T) {
 	} {
 		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
 			t.Errorf("%s refused: %v", name, err)
+		}
+	}
+}
+
+func TestFailbackSettingsAreAccepted(t *testing.T) {
+	ctx := context.Background()
+	for name, ext := range map[string]string{
+		"failback-default":   `{targets: [{host: a.example.com}, {host: b.example.com}]}`,
+		"failback-automatic": `{targets: [{host: a.example.com}, {host: b.example.com}], failback: Automatic, failbackAfter: 1h}`,
+		"failback-at-once":   `{targets: [{host: a.example.com}, {host: b.example.com}], failbackAfter: 0s}`,
+		"failback-manual":    `{targets: [{host: a.example.com}, {host: b.example.com}], failback: Manual}`,
+	} {
+		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, `{exposure: ExternalName, externalName: `+ext+`}`)); err != nil {
+			t.Errorf("%s: valid intent refused: %v", name, err)
 		}
 	}
 }

@@ -185,7 +185,12 @@ type Checker struct {
 	// guard off.
 	allowForbidden bool
 
-	// Resolver resolves the host names of targets given by name. Nil: the
+	// HostResolver resolves the host names of targets given by name, as
+	// their clients would see them (the operator's DNS server). Nil:
+	// Resolver.
+	HostResolver Resolver
+
+	// Resolver resolves host names when HostResolver is nil. Nil: the
 	// system resolver.
 	Resolver *net.Resolver
 
@@ -200,7 +205,7 @@ type Checker struct {
 
 func (c *Checker) init() {
 	c.once.Do(func() {
-		c.dialer = &net.Dialer{Control: c.Guard.control, Resolver: c.Resolver}
+		c.dialer = &net.Dialer{Control: c.Guard.control}
 		if c.allowForbidden {
 			c.dialer.Control = c.Guard.rangeControl
 		}
@@ -223,32 +228,98 @@ func (c *Checker) init() {
 	})
 }
 
+// Result is what one probe of a target found.
+type Result struct {
+	// Err is nil when the target passes.
+	Err error
+	// Addresses is how many addresses were probed: one for an IP literal,
+	// every address of a host name (up to 16) otherwise; zero when none
+	// could be (no address, or one the guard refuses).
+	Addresses int
+	// Passed is how many of them passed.
+	Passed int
+}
+
 // Check probes address (an IP literal or a host name) once as spec says,
 // within spec's timeout, and returns nil when the target passes.
 func (c *Checker) Check(ctx context.Context, address string, spec ProbeSpec) error {
+	return c.Probe(ctx, address, spec).Err
+}
+
+// Probe probes address (an IP literal or a host name) once as spec says,
+// within spec's timeout (resolution included). A host name is resolved by
+// HostResolver and every address it has is probed at once; the target
+// passes when one of them does. A name with no address fails with
+// ErrNoAddress; one with any address the guard refuses fails with
+// ErrForbiddenTarget, and none of its addresses is dialled.
+func (c *Checker) Probe(ctx context.Context, address string, spec ProbeSpec) Result {
 	c.init()
 	spec = spec.WithDefaults()
 	if spec.Port < 1 || spec.Port > 65535 {
-		return fmt.Errorf("%w: port %d is out of range 1-65535", errInvalidProbe, spec.Port)
+		return Result{Err: fmt.Errorf("%w: port %d is out of range 1-65535", errInvalidProbe, spec.Port)}
+	}
+	if spec.Kind != ProbeTCP && spec.Kind != ProbeHTTP {
+		return Result{Err: fmt.Errorf("%w: unknown kind %q", errInvalidProbe, spec.Kind)}
 	}
 	host := strings.TrimSuffix(strings.TrimPrefix(address, "["), "]")
-	// An IP literal is judged before anything else, for a clear error
-	// whatever the probe kind; the dialer's guard still judges every
-	// address dialled, which is what covers host names.
-	if err := c.refuseLiteral(host); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
-	hostPort := net.JoinHostPort(host, strconv.Itoa(spec.Port))
-	switch spec.Kind {
-	case ProbeTCP:
-		return c.checkTCP(ctx, hostPort)
-	case ProbeHTTP:
-		return c.checkHTTP(ctx, hostPort, spec)
-	default:
-		return fmt.Errorf("%w: unknown kind %q", errInvalidProbe, spec.Kind)
+	if ip, err := netip.ParseAddr(host); err == nil {
+		// An IP literal is judged before anything else, for a clear
+		// error whatever the probe kind; the dialer's guard still judges
+		// the address dialled.
+		if err := c.refuseLiteral(host); err != nil {
+			return Result{Err: err}
+		}
+		err := c.checkAddr(ctx, ip, "", spec)
+		return Result{Err: err, Addresses: 1, Passed: passed(err)}
 	}
+	addrs, err := c.resolveTarget(ctx, host)
+	if err != nil {
+		return Result{Err: err}
+	}
+	if err := c.judgeResolved(host, addrs); err != nil {
+		return Result{Err: err}
+	}
+	errs := make([]error, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Go(func() { errs[i] = c.checkAddr(ctx, a, host, spec) })
+	}
+	wg.Wait()
+	res := Result{Addresses: len(addrs)}
+	var first error
+	for _, err := range errs {
+		res.Passed += passed(err)
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if res.Passed == 0 {
+		res.Err = fmt.Errorf("%s: none of %d addresses passes: %w", host, len(addrs), first)
+	}
+	return res
+}
+
+func passed(err error) int {
+	if err == nil {
+		return 1
+	}
+	return 0
+}
+
+// checkAddr probes one address. name, when not empty, is the host name the
+// address was resolved from: an HTTP probe sends it as the Host header
+// (unless spec gives one), as a client of that name would.
+func (c *Checker) checkAddr(ctx context.Context, ip netip.Addr, name string, spec ProbeSpec) error {
+	hostPort := netip.AddrPortFrom(ip, uint16(spec.Port)).String()
+	if spec.Kind == ProbeTCP {
+		return c.checkTCP(ctx, hostPort)
+	}
+	if spec.Host == "" && name != "" {
+		spec.Host = net.JoinHostPort(name, strconv.Itoa(spec.Port))
+	}
+	return c.checkHTTP(ctx, hostPort, spec)
 }
 
 // refuseLiteral returns the guard's refusal of address when it is an IP

@@ -20,6 +20,7 @@ const (
 	FailureTimeout           = "Timeout"
 	FailureNoRoute           = "NoRoute"
 	FailureNameNotFound      = "NameNotFound"
+	FailureNoAddress         = "NoAddress"
 	FailureNameResolution    = "NameResolutionFailed"
 	FailureInvalidProbe      = "InvalidProbe"
 	FailureProbeError        = "ProbeError"
@@ -28,7 +29,7 @@ const (
 )
 
 // FailureClass sorts a probe's error into a short class: ConnectionRefused,
-// ConnectionReset, Timeout, NoRoute, NameNotFound, NameResolutionFailed,
+// ConnectionReset, Timeout, NoRoute, NoAddress, NameNotFound, NameResolutionFailed,
 // ForbiddenTarget, InvalidProbe, "HTTPStatus <code>", or ProbeError for
 // anything else. It returns "" for nil.
 func FailureClass(err error) string {
@@ -43,6 +44,8 @@ func FailureClass(err error) string {
 		return failureHTTPStatus + " " + strconv.Itoa(status.Code)
 	case errors.Is(err, errInvalidProbe):
 		return FailureInvalidProbe
+	case errors.Is(err, ErrNoAddress):
+		return FailureNoAddress
 	case errors.As(err, &dnsErr):
 		switch {
 		case dnsErr.IsNotFound:

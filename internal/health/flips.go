@@ -2,7 +2,9 @@ package health
 
 // Flip says that a target's health flipped, after its thresholds, between
 // healthy and unhealthy. It is a notification to reconcile Key: the state to
-// act on is what Status(Key) says when the reconcile runs.
+// act on is what Status(Key) says when the reconcile runs. It is also sent,
+// with the health unchanged, when a target given by name changes how many
+// of its addresses it probed or how many passed, so that status can say so.
 //
 // When the consumer falls behind, flips waiting for the same key are merged
 // so that the prober never blocks and never grows without bound: flips of one

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -61,6 +62,10 @@ type TargetState struct {
 	LastProbe time.Time
 	// LastChange is when Healthy last flipped; zero if it never has.
 	LastChange time.Time
+	// Addresses is how many addresses the last probe dialled (every
+	// address a host name resolved to), and Passed how many of them
+	// passed; zero before the first probe.
+	Addresses, Passed int
 	// ConsecutiveSuccesses and ConsecutiveFailures count the last run of
 	// passing or failing probes.
 	ConsecutiveSuccesses int
@@ -92,7 +97,9 @@ type Options struct {
 type Prober struct {
 	workers int
 	log     logr.Logger
-	check   func(ctx context.Context, address string, spec ProbeSpec) error
+	probe   func(ctx context.Context, address string, spec ProbeSpec) Result
+	// check, when set (by tests), replaces probe.
+	check func(ctx context.Context, address string, spec ProbeSpec) error
 	// refuse judges a target's address before any probe: an IP literal
 	// the guard refuses is unhealthy from the start.
 	refuse func(address string) error
@@ -139,7 +146,7 @@ func NewProber(opts Options) *Prober {
 	if checker == nil {
 		checker = &Checker{}
 	}
-	p.check = checker.Check
+	p.probe = checker.Probe
 	p.refuse = checker.refuseLiteral
 	return p
 }
@@ -156,6 +163,9 @@ type target struct {
 	forbidden  string
 	lastProbe  time.Time
 	lastChange time.Time
+	addresses  int
+	passed     int
+	byName     bool // address is a host name, not an IP literal
 
 	dueAt   time.Time
 	index   int  // position in the due queue; -1 when not queued
@@ -188,6 +198,7 @@ func (p *Prober) Set(key string, targets []Target) {
 			address: tg.Address,
 			spec:    spec,
 			verdict: initialVerdict(tg, spec.HealthyThreshold),
+			byName:  !isIPLiteral(tg.Address),
 			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
 			index:   -1,
 		}
@@ -205,6 +216,12 @@ func (p *Prober) Set(key string, targets []Target) {
 	}
 	p.unparkAll()
 	signal(p.wake)
+}
+
+// isIPLiteral reports whether address is an IP address rather than a name.
+func isIPLiteral(address string) bool {
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"))
+	return err == nil
 }
 
 // initialVerdict is a new target's health before its first probe.
@@ -270,6 +287,8 @@ func (p *Prober) Status(key string) map[string]TargetState {
 			Forbidden:            t.forbidden,
 			LastProbe:            t.lastProbe,
 			LastChange:           t.lastChange,
+			Addresses:            t.addresses,
+			Passed:               t.passed,
 			ConsecutiveSuccesses: t.verdict.successes,
 			ConsecutiveFailures:  t.verdict.failures,
 		}
@@ -369,14 +388,20 @@ func (p *Prober) work(ctx context.Context) {
 			continue
 		}
 		start := time.Now()
-		err := p.check(ctx, t.address, t.spec)
+		var res Result
+		if p.check != nil {
+			res.Err = p.check(ctx, t.address, t.spec)
+		} else {
+			res = p.probe(ctx, t.address, t.spec)
+		}
+		err := res.Err
 		if ctx.Err() != nil {
 			// Shutting down: the error says nothing about the target.
 			return
 		}
 		probeDuration.Observe(time.Since(start).Seconds())
 		probeTotal.WithLabelValues(resultOf(err)).Inc()
-		if f, flipped := p.finish(t, start, err); flipped {
+		if f, flipped := p.finishResult(t, start, res); flipped {
 			p.log.Info("Target health changed", "key", f.Key, "target", f.TargetID, "healthy", f.Healthy, "error", f.Err)
 		}
 	}
@@ -385,6 +410,12 @@ func (p *Prober) work(ctx context.Context) {
 // finish records a probe's result, queues a flip for delivery (and returns
 // it), and schedules the next probe a jittered period after this one started.
 func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped bool) {
+	return p.finishResult(t, start, Result{Err: err})
+}
+
+// finishResult is finish with the address counts of the probe.
+func (p *Prober) finishResult(t *target, start time.Time, res Result) (f Flip, flipped bool) {
+	err := res.Err
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.release(t)
@@ -393,6 +424,10 @@ func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped 
 	}
 	now := time.Now()
 	t.lastProbe = now
+	// A target given by name tells how many of its addresses it probed
+	// and how many passed; a change is worth a status update too.
+	counted := t.byName && (t.addresses != res.Addresses || t.passed != res.Passed)
+	t.addresses, t.passed = res.Addresses, res.Passed
 	t.record(err)
 	flipped = t.verdict.observe(err == nil, t.spec.HealthyThreshold, t.spec.UnhealthyThreshold)
 	if t.failure == FailureForbiddenTarget && t.verdict.healthy {
@@ -408,6 +443,9 @@ func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped 
 			f.Err = t.lastErr
 		}
 		p.pending.push(f)
+		signal(p.flipReady)
+	} else if counted {
+		p.pending.push(Flip{Key: t.key, TargetID: t.id, Healthy: t.verdict.healthy})
 		signal(p.flipReady)
 	}
 	t.dueAt = start.Add(jitteredPeriod(t.spec.Period, p.rand()))

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/netintent/netintent/internal/health"
+)
+
+// TestTargetResolverWithoutDNSServer: with the DNS server disabled, probes
+// resolve target names through --dns-upstreams, as absolute names.
+func TestTargetResolverWithoutDNSServer(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan string, 16)
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		select {
+		case asked <- q.Name:
+		default:
+		}
+		switch {
+		case q.Name != "primary.example.test.":
+			m.Rcode = dns.RcodeNameError
+		case q.Qtype == dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.IPv4(192, 0, 2, 7)})
+		}
+		_ = w.WriteMsg(m)
+	})}
+	go func() { _ = srv.ActivateAndServe() }()
+	t.Cleanup(func() { _ = srv.Shutdown() })
+
+	r := targetResolver(nil, config{dnsUpstreams: " " + pc.LocalAddr().String() + " "})
+	if r == nil {
+		t.Fatal("no resolver for --dns-upstreams")
+	}
+	addrs, err := r.Resolve(t.Context(), "primary.example.test")
+	if err != nil || len(addrs) != 1 || addrs[0] != netip.MustParseAddr("192.0.2.7") {
+		t.Fatalf("Resolve = %v, %v; want 192.0.2.7", addrs, err)
+	}
+	if q := <-asked; q != "primary.example.test." {
+		t.Errorf("asked %q, want the absolute name", q)
+	}
+	if _, err := r.Resolve(t.Context(), "missing.example.test"); !errors.Is(err, health.ErrNoAddress) {
+		t.Errorf("Resolve(missing) = %v, want ErrNoAddress", err)
+	}
+	if targetResolver(nil, config{}) != nil {
+		t.Error("without upstreams, probes should use the system resolver (nil)")
+	}
+}
