@@ -14,6 +14,7 @@ KUBECTL ?= $(K8S_BIN)/kubectl
 IMG ?= netintent:latest
 ARGS ?=
 FUZZTIME ?= 20s
+BENCH_ARGS ?=
 # Packages with envtest suites share 2 cores; run them one after another.
 TEST_P ?= 1
 
@@ -75,8 +76,12 @@ test-dataplane: envtest manifests build ## Run the dataplane suite (root, nftabl
 	go test -count=1 -v -timeout 10m ./test/dataplane/...
 
 .PHONY: bench
-bench: ## Run the benchmarks.
-	go test -run '^$$' -bench . -benchmem ./...
+bench: envtest coredns build dnsperf ## Measure DNS against CoreDNS, convergence and memory on a local control plane; prints a table and writes it under bench/ (a few minutes). BENCH_ARGS='...' passes flags.
+	go run ./test/bench $(BENCH_ARGS)
+
+.PHONY: bench-go
+bench-go: ## Run the Go microbenchmarks (test/bench's are make bench's).
+	go test -run '^$$' -bench . -benchmem $$(go list ./... | grep -v /test/)
 
 ##@ Build
 
@@ -126,6 +131,10 @@ envtest: ## Build kube-apiserver, etcd, kubectl and kube-proxy v1.37.2 into bin/
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: dnsperf
+dnsperf: ## Install dnsperf and taskset from Debian's packages if missing (root).
+	@command -v dnsperf >/dev/null && command -v taskset >/dev/null || { apt-get update && apt-get install -y dnsperf util-linux; }
 
 .PHONY: coredns
 coredns: $(COREDNS) ## Build CoreDNS (the DNS parity tests' reference server) into bin/ once.

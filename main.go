@@ -12,10 +12,13 @@ import (
 	"strings"
 	"sync/atomic"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -49,6 +52,10 @@ type config struct {
 	dnsMaxConcurrent int
 	probeWorkers     int
 	probeAllowed     string
+	pprofAddr        string
+	kubeAPIQPS       float64
+	kubeAPIBurst     int
+	intentWorkers    int
 }
 
 func parseFlags() (config, zap.Options) {
@@ -66,6 +73,10 @@ func parseFlags() (config, zap.Options) {
 	flag.IntVar(&c.dnsMaxConcurrent, "dns-max-concurrent", dnsserver.DefaultMaxConcurrent, "Most DNS questions waiting on upstream resolvers at once; beyond it they are answered SERVFAIL at once.")
 	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once; each intent with probes gets an equal share of them (at least one).")
 	flag.StringVar(&c.probeAllowed, "probe-allowed-cidrs", "", "Comma-separated CIDRs health probes may dial, such as the cluster's pod and node ranges (default: every address; loopback, link-local, multicast and cloud metadata addresses are refused whatever this says).")
+	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof/); 0 disables them. Bind it to loopback: profiles are served to anyone who can connect.")
+	flag.Float64Var(&c.kubeAPIQPS, "kube-api-qps", 20, "Steady requests per second the operator may send to the API server (client-side rate limit).")
+	flag.IntVar(&c.kubeAPIBurst, "kube-api-burst", 30, "Requests the operator may send to the API server in a burst, above --kube-api-qps.")
+	flag.IntVar(&c.intentWorkers, "intent-workers", 1, "Intents reconciled at once; raise it with --kube-api-qps for clusters with many intents.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -85,6 +96,15 @@ func (c config) validate() error {
 	}
 	if c.probeWorkers < 1 {
 		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
+	}
+	if c.intentWorkers < 1 {
+		return fmt.Errorf("--intent-workers=%d: give at least 1", c.intentWorkers)
+	}
+	if c.kubeAPIQPS <= 0 {
+		return fmt.Errorf("--kube-api-qps=%v: give a positive rate", c.kubeAPIQPS)
+	}
+	if c.kubeAPIBurst < 1 {
+		return fmt.Errorf("--kube-api-burst=%d: give at least 1", c.kubeAPIBurst)
 	}
 	if _, err := health.ParseGuard(c.probeAllowed); err != nil {
 		return fmt.Errorf("--probe-allowed-cidrs=%q: %w", c.probeAllowed, err)
@@ -129,10 +149,18 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("no cluster to talk to (set KUBECONFIG, or use `make run` for a local control plane): %w", err)
 	}
+	restCfg.QPS, restCfg.Burst = float32(cfg.kubeAPIQPS), cfg.kubeAPIBurst
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                        scheme,
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        cfg.probeAddr,
+		Scheme:                 scheme,
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: cfg.probeAddr,
+		PprofBindAddress:       cfg.pprofAddr,
+		// managedFields are a good part of every cached object, and only
+		// the Services' are read (to compare what the operator applied).
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Service{}: {Transform: keep}},
+		},
 		LeaderElection:                cfg.leaderElect,
 		LeaderElectionID:              "netintent.networking.netintent.io",
 		LeaderElectionNamespace:       cfg.leaderElectionNS,
@@ -153,7 +181,7 @@ func run() error {
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{Prober: prober}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Prober: prober, IntentWorkers: cfg.intentWorkers}); err != nil {
 		return fmt.Errorf("setting up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -236,3 +264,6 @@ func addDNS(mgr ctrl.Manager, cfg config) (*dnsserver.Server, error) {
 	}
 	return srv, mgr.AddReadyzCheck("dns", srv.ReadyCheck)
 }
+
+// keep is a cache transform that keeps the object as it is.
+func keep(obj any) (any, error) { return obj, nil }

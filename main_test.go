@@ -6,7 +6,8 @@ import (
 )
 
 func TestValidateFlags(t *testing.T) {
-	valid := config{dnsTTL: 30, dnsCacheMaxBytes: "32Mi", dnsMaxConcurrent: 1000, probeWorkers: 16}
+	valid := config{dnsTTL: 30, dnsCacheMaxBytes: "32Mi", dnsMaxConcurrent: 1000, probeWorkers: 16,
+		kubeAPIQPS: 20, kubeAPIBurst: 30, intentWorkers: 1}
 	if err := valid.validate(); err != nil {
 		t.Fatalf("the defaults: %v", err)
 	}
@@ -24,6 +25,9 @@ func TestValidateFlags(t *testing.T) {
 		{func(c *config) { c.dnsCacheMaxBytes = "3Gi" }, "--dns-cache-max-bytes=3Gi: give from 64Ki"},
 		{func(c *config) { c.dnsMaxConcurrent = 0 }, "--dns-max-concurrent=0: give at least 1"},
 		{func(c *config) { c.probeWorkers = 0 }, "--probe-workers=0"},
+		{func(c *config) { c.kubeAPIQPS = 0 }, "--kube-api-qps=0: give a positive rate"},
+		{func(c *config) { c.kubeAPIBurst = 0 }, "--kube-api-burst=0: give at least 1"},
+		{func(c *config) { c.intentWorkers = 0 }, "--intent-workers=0: give at least 1"},
 	}
 	for _, tc := range cases {
 		c := valid

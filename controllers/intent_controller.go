@@ -49,6 +49,9 @@ type IntentReconciler struct {
 	Recorder  events.EventRecorder
 	// Prober runs the intents' active health checks.
 	Prober *health.Prober
+	// Workers is how many intents are reconciled at once (0: one). Each
+	// intent is reconciled by one worker at a time whatever it is.
+	Workers int
 
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
@@ -451,6 +454,7 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsSelecting)).
 		WatchesMetadata(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.intentsOnNode), builder.WithPredicates(nodeZoneChanged())).
 		WatchesRawSource(r.Prober.Source()).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
 

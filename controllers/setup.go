@@ -14,6 +14,8 @@ type Options struct {
 	// manager (it runs on the leader only). Nil: a default prober is made
 	// and added.
 	Prober *health.Prober
+	// IntentWorkers is how many intents are reconciled at once (0: one).
+	IntentWorkers int
 }
 
 // SetupWithManager registers every netintent reconciler with the manager.
@@ -32,6 +34,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("netintent"),
 		Prober:    opts.Prober,
+		Workers:   opts.IntentWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -1,8 +1,10 @@
 package dnsserver
 
 import (
-	"github.com/go-logr/logr"
+	"net"
 	"testing"
+
+	"github.com/go-logr/logr"
 
 	"github.com/miekg/dns"
 )
@@ -35,4 +37,33 @@ func BenchmarkCachedA(b *testing.B) {
 // upstream answer is in the cache: the CNAME and the cached A record.
 func BenchmarkCachedExternalName(b *testing.B) {
 	benchmarkQuestion(b, "payments.shop.svc.cluster.local.", dns.TypeA, 2)
+}
+
+// BenchmarkUDPRoundTrip is one question and its reply over a real loopback
+// UDP socket, one at a time: the server's read loop, packed replies and
+// socket I/O included.
+func BenchmarkUDPRoundTrip(b *testing.B) {
+	idx := NewIndex()
+	idx.UpsertService(clusterIPService("shop", "web", []string{"10.0.0.10"}))
+	idx.MarkSynced()
+	srv := startServer(b, Config{}, idx)
+	conn, err := net.Dial("udp", srv.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	q, err := new(dns.Msg).SetQuestion("web.shop.svc.cluster.local.", dns.TypeA).SetEdns0(1232, false).Pack()
+	if err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, 1232)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(q); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := conn.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

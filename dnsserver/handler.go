@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,12 +31,17 @@ type handler struct {
 	forwarder *forwarder // nil when no upstream is configured
 	lookup    lookupFunc
 	log       logr.Logger
+	// packed keeps UDP replies in wire form for the read loop to answer
+	// again (fastpath.go); stopping tells the read loop the server is
+	// shutting down.
+	packed   *packedReplies
+	stopping atomic.Bool
 }
 
 var _ dns.Handler = &handler{}
 
 func newHandler(z *zone, idx *Index, fwd *forwarder, log logr.Logger) *handler {
-	return &handler{zone: z, index: idx, forwarder: fwd, lookup: z.lookup, log: log}
+	return &handler{zone: z, index: idx, forwarder: fwd, lookup: z.lookup, log: log, packed: newPackedReplies()}
 }
 
 // ServeDNS answers one request. A panic while answering, or while packing the
@@ -60,14 +66,14 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		requestDuration.Observe(time.Since(start).Seconds())
 	}()
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	reply := h.answer(req)
+	reply, from, hold := h.answer(req)
 	fit(reply, req, udp)
 	// Packed here rather than in WriteMsg, so that a reply that cannot be
 	// packed is still answered.
 	packed, err := reply.Pack()
 	if err != nil {
 		h.log.Error(err, "Could not pack a DNS reply", "question", questionString(req))
-		reply = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+		reply, from = new(dns.Msg).SetRcode(req, dns.RcodeServerFailure), nil
 		if packed, err = reply.Pack(); err != nil {
 			return
 		}
@@ -76,11 +82,19 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if _, err := w.Write(packed); err != nil {
 		h.log.V(1).Info("Could not write a DNS reply", "question", questionString(req), "error", err.Error())
 	}
+	if udp && from != nil {
+		if key, ok := msgKey(nil, req); ok {
+			h.packed.put(key, from, hold, h.upstreamNow, packed, req.Question[0].Qtype, rcode)
+		}
+	}
 }
 
 // answer builds the reply to req, before it is fitted to the transport.
-func (h *handler) answer(req *dns.Msg) *dns.Msg {
-	m := new(dns.Msg)
+// from is the snapshot the reply was answered from, and nil when the reply
+// may not be given again (packedReplies); hold is how long it may be, when
+// an upstream took part, and 0 when the snapshot alone answered.
+func (h *handler) answer(req *dns.Msg) (m *dns.Msg, from *snapshot, hold time.Duration) {
+	m = new(dns.Msg)
 	m.SetReply(req)
 	opt, opts := req.IsEdns0(), 0
 	for _, rr := range req.Extra {
@@ -91,7 +105,7 @@ func (h *handler) answer(req *dns.Msg) *dns.Msg {
 	switch {
 	case opts > 1: // RFC 6891 section 6.1.1
 		m.Rcode = dns.RcodeFormatError
-		return m
+		return m, nil, 0
 	case opt != nil && opt.Version() != 0:
 		m.Rcode = dns.RcodeBadVers
 	case req.Opcode != dns.OpcodeQuery:
@@ -99,36 +113,39 @@ func (h *handler) answer(req *dns.Msg) *dns.Msg {
 	case len(req.Question) != 1:
 		m.Rcode = dns.RcodeFormatError
 	default:
-		h.answerQuestion(m, req.Question[0])
+		from, hold = h.answerQuestion(m, req.Question[0])
 	}
 	if opt != nil {
 		m.Extra = append(m.Extra, newOPT(opt))
 	}
-	return m
+	return m, from, hold
 }
 
-func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) {
+// answerQuestion answers q into m. It returns the snapshot the answer came
+// from when it may be given again, and for how long when an upstream took
+// part (0: as long as the snapshot stands).
+func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) (*snapshot, time.Duration) {
 	// Not an open resolver: only names in the zone are answered, and only
 	// they can cause an upstream query.
 	if q.Qclass != dns.ClassINET || !h.zone.contains(q.Name) {
 		m.Rcode = dns.RcodeRefused
-		return
+		return nil, 0
 	}
 	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
 		m.Rcode = dns.RcodeRefused
-		return
+		return nil, 0
 	}
 	if !dataType(q.Qtype) {
 		m.Rcode = dns.RcodeNotImplemented
-		return
+		return nil, 0
 	}
 	s := h.index.snapshot()
 	if s == nil {
 		// Until the index has seen everything, a missing name may exist.
 		m.Rcode = dns.RcodeServerFailure
-		return
+		return nil, 0
 	}
-	r := h.resolve(context.Background(), s, q.Name, q.Qtype)
+	r, forwarded := h.resolveForwarded(context.Background(), s, q.Name, q.Qtype)
 	switch r.Kind {
 	case Success, NoData:
 		m.Rcode = dns.RcodeSuccess
@@ -136,15 +153,41 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) {
 		m.Rcode = dns.RcodeNameError
 	case Refused:
 		m.Rcode = dns.RcodeRefused
-		return
+		return nil, 0
 	default:
 		m.Rcode = dns.RcodeServerFailure
-		return
+		return nil, 0
 	}
 	// AA only when the final data is the server's own (RFC 1035 section
 	// 4.1.1: the bit speaks of the last name of a CNAME chain).
 	m.Authoritative = !r.upstream
 	m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
+	if forwarded {
+		if hold := upstreamHold(m.Answer); hold > 0 {
+			return s, hold
+		}
+		return nil, 0
+	}
+	return s, 0
+}
+
+// maxUpstreamHold is the longest a reply that an upstream took part in is
+// given again as packed: the upstream cache lowers TTLs by whole seconds, so
+// a reply held for at most a second shows TTLs at most a second high.
+const maxUpstreamHold = time.Second
+
+// upstreamHold is how long a reply with these answers may be given again:
+// up to maxUpstreamHold, and never past the lowest TTL; 0 (not at all) when
+// a TTL is 0 or there is no answer.
+func upstreamHold(answer []dns.RR) time.Duration {
+	if len(answer) == 0 {
+		return 0
+	}
+	hold := maxUpstreamHold
+	for _, rr := range answer {
+		hold = min(hold, time.Duration(rr.Header().Ttl)*time.Second)
+	}
+	return hold
 }
 
 // typeA6 is the obsolete A6 type, which the dns package does not name.
@@ -172,23 +215,30 @@ func dataType(qtype uint16) bool {
 // chain inside the zone ends the upstream part, and the rest is answered
 // from the index, whatever the upstream said about it.
 func (h *handler) resolve(ctx context.Context, s *snapshot, qname string, qtype uint16) Result {
+	r, _ := h.resolveForwarded(ctx, s, qname, qtype)
+	return r
+}
+
+// resolveForwarded is resolve, and reports whether an upstream was asked.
+func (h *handler) resolveForwarded(ctx context.Context, s *snapshot, qname string, qtype uint16) (r Result, forwarded bool) {
 	c := newChain(qname)
-	r := Result{Kind: Delegation, Target: strings.ToLower(dns.Fqdn(qname))}
+	r = Result{Kind: Delegation, Target: strings.ToLower(dns.Fqdn(qname))}
 	if h.zone.contains(qname) {
 		r = h.lookup(s, qname, qtype, c)
 	}
 	for r.Kind == Delegation {
 		if h.forwarder == nil {
-			return Result{Kind: ServerFailure}
+			return Result{Kind: ServerFailure}, false
 		}
+		forwarded = true
 		up, err := h.forwarder.resolve(ctx, r.Target, qtype)
 		if err != nil {
 			h.log.V(1).Info("Upstream resolution failed", "target", r.Target, "error", err.Error())
-			return Result{Kind: ServerFailure}
+			return Result{Kind: ServerFailure}, true
 		}
 		records, end, err := h.followUpstream(up, r.Target, qtype, c)
 		if err != nil {
-			return Result{Kind: ServerFailure}
+			return Result{Kind: ServerFailure}, true
 		}
 		answer := append(r.Answer[:len(r.Answer):len(r.Answer)], records...)
 		switch {
@@ -197,14 +247,14 @@ func (h *handler) resolve(ctx context.Context, s *snapshot, qname string, qtype 
 			r.Answer = append(answer, r.Answer...)
 		case len(records) > 0 && records[len(records)-1].Header().Rrtype != dns.TypeCNAME,
 			end == r.Target, up.rcode == dns.RcodeNameError:
-			return upstreamResult(up, answer)
+			return upstreamResult(up, answer), true
 		default:
 			// The upstream stopped at a CNAME it did not follow (it does
 			// not recurse): ask for the target in turn.
 			r = Result{Kind: Delegation, Answer: answer, Target: end}
 		}
 	}
-	return r
+	return r, forwarded
 }
 
 // resolveHost resolves the addresses of host, an absolute name, the way

@@ -51,6 +51,11 @@ var (
 		Help: "Estimated memory held by the upstream answer cache, in bytes.",
 	})
 
+	packedRepliesTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netintent_dns_packed_replies_total",
+		Help: "UDP requests answered with a reply kept in wire form, without unpacking the request (also counted in netintent_dns_requests_total).",
+	})
+
 	panicsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "netintent_dns_panics_total",
 		Help: "Panics recovered in the DNS handler; each was answered SERVFAIL.",
@@ -64,7 +69,7 @@ var (
 func registerMetrics() {
 	registerMetricsOnce.Do(func() {
 		metrics.Registry.MustRegister(requestsTotal, requestDuration, cacheHitsTotal,
-			cacheMissesTotal, staleAnswersTotal, upstreamErrorsTotal, upstreamOverloadTotal, cacheBytes, panicsTotal)
+			cacheMissesTotal, staleAnswersTotal, upstreamErrorsTotal, upstreamOverloadTotal, cacheBytes, packedRepliesTotal, panicsTotal)
 	})
 }
 

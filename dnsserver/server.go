@@ -226,7 +226,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	idle := s.cfg.TCPIdleTimeout
-	udp := &dns.Server{PacketConn: udpConn, Handler: s.handler, UDPSize: dns.DefaultMsgSize}
+	udp := &dns.Server{PacketConn: udpConn, Handler: s.handler, UDPSize: dns.DefaultMsgSize, DecorateReader: s.handler.decorateReader}
 	tcp := &dns.Server{
 		Listener:      tcpLn,
 		Handler:       s.handler,
@@ -266,6 +266,7 @@ func (s *Server) Start(ctx context.Context) error {
 		remaining--
 		serveErr = fmt.Errorf("dns server: serving: %w", err)
 	}
+	s.handler.stopping.Store(true)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {

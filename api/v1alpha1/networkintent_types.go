@@ -360,14 +360,19 @@ type HealthCheck struct {
 	// pod readiness alone decides.
 	ProbeHandler `json:",inline"`
 
-	// period is how often each backend is probed (1s to 5m). Default 10s.
+	// period is how often each backend is probed (100ms to 5m). Default 10s.
+	// Each backend costs one probe a period: probes per second =
+	// backends / period (100 backends at 100ms: 1,000 probes a second),
+	// bounded by the operator's --probe-workers. A dead backend leaves
+	// traffic after about unhealthyThreshold periods.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('5m')",message="period must be between 1s and 5m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('5m')",message="period must be between 100ms and 5m"
 	Period *metav1.Duration `json:"period,omitempty"`
 
-	// timeout is how long one probe may take (100ms to 1m). Default 2s.
+	// timeout is how long one probe may take (10ms to 1m), at most the
+	// period. Default 2s, or the period when that is shorter.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('1m')",message="timeout must be between 100ms and 1m"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10ms') && duration(self) <= duration('1m')",message="timeout must be between 10ms and 1m"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 
 	// healthyThreshold is how many passing probes in a row bring an

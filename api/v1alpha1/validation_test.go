@@ -93,7 +93,10 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"threshold-zero", `{exposure: ClusterIP, ` + ports + `, healthCheck: {unhealthyThreshold: 0}}`, "should be greater than or equal to 1"},
 		{"threshold-too-high", `{exposure: ClusterIP, ` + ports + `, healthCheck: {healthyThreshold: 11}}`, "should be less than or equal to 10"},
 		{"floor-above-100", `{exposure: ClusterIP, ` + ports + `, healthCheck: {minHealthyPercent: 150}}`, "should be less than or equal to 100"},
-		{"period-too-short", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 100ms}}`, "period must be between 1s and 5m"},
+		{"period-too-short", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 99ms}}`, "period must be between 100ms and 5m"},
+		{"period-too-long", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 6m}}`, "period must be between 100ms and 5m"},
+		{"timeout-too-short", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 100ms, timeout: 5ms}}`, "timeout must be between 10ms and 1m"},
+		{"timeout-longer-than-short-period", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 100ms, timeout: 150ms}}`, "timeout must not be longer than period"},
 		{"timeout-longer-than-period", `{exposure: ClusterIP, ` + ports + `, healthCheck: {period: 2s, timeout: 5s}}`, "timeout must not be longer than period"},
 		{"backend-loopback", `{exposure: ClusterIP, ` + ports + `, backends: [{address: 127.0.0.1}]}`, "must not be loopback"},
 		{"backend-metadata-address", `{exposure: ClusterIP, ` + ports + `, backends: [{address: 169.254.169.254}]}`, "must not be loopback, link-local"},
@@ -141,6 +144,23 @@ func TestBackendRulesAcceptWhatMakesSense(t *testing.T) {
 		"local-policy-pods":        `{exposure: LoadBalancer, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}}`,
 		"cluster-policy-backends":  `{exposure: LoadBalancer, ports: [{name: http, port: 80}], loadBalancer: {externalTrafficPolicy: Cluster}, backends: [{address: 192.0.2.10}]}`,
 		"local-policy-no-backends": `{exposure: LoadBalancer, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}, backends: []}`,
+	} {
+		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
+			t.Errorf("%s refused: %v", name, err)
+		}
+	}
+}
+
+// TestSubSecondHealthChecksAccepted: periods down to 100ms, with a timeout
+// below them, are valid.
+func TestSubSecondHealthChecksAccepted(t *testing.T) {
+	ctx := context.Background()
+	ports := `ports: [{name: http, port: 80}]`
+	for name, spec := range map[string]string{
+		"period-100ms":             `{exposure: ClusterIP, ` + ports + `, healthCheck: {tcp: {port: 80}, period: 100ms}}`,
+		"period-100ms-timeout-50":  `{exposure: ClusterIP, ` + ports + `, healthCheck: {tcp: {port: 80}, period: 100ms, timeout: 50ms}}`,
+		"period-250ms-timeout-10":  `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {path: /healthz}, period: 250ms, timeout: 10ms, unhealthyThreshold: 2}}`,
+		"period-100ms-timeout-100": `{exposure: ClusterIP, ` + ports + `, healthCheck: {tcp: {port: 80}, period: 100ms, timeout: 100ms}}`,
 	} {
 		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
 			t.Errorf("%s refused: %v", name, err)

@@ -30,6 +30,10 @@ import (
 	"github.com/netintent/netintent/internal/testnet"
 )
 
+// serviceRange is the local control plane's Service range, kubeadm's
+// default: room for about a million Services.
+var serviceRange = netip.MustParsePrefix("10.96.0.0/12")
+
 func main() {
 	// The node's backend hosts are this binary, run inside their
 	// namespaces.
@@ -70,6 +74,8 @@ func run() (int, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(rootDir, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// envtest's own default is a /24, which is full at 253 Services.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceRange.String())
 	fmt.Fprintln(os.Stderr, "Starting a local control plane (kube-apiserver and etcd on 127.0.0.1)...")
 	if _, err := env.Start(); err != nil {
 		_ = env.Stop() // whatever did start
@@ -157,7 +163,7 @@ func startNode(ctx context.Context, env *envtest.Environment, rootDir string) (*
 		Backends:   2,
 		// The local control plane's Service range, and the range of the
 		// sample AddressPool.
-		SinkPrefixes: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("198.51.100.0/24")},
+		SinkPrefixes: []netip.Prefix{serviceRange, netip.MustParsePrefix("198.51.100.0/24")},
 		Log:          logFile,
 	})
 	if err != nil {

@@ -132,7 +132,8 @@ func (s ProbeSpec) WithDefaults() ProbeSpec {
 		s.Period = DefaultPeriod
 	}
 	if s.Timeout <= 0 {
-		s.Timeout = DefaultTimeout
+		// A probe must not outlast its period.
+		s.Timeout = min(DefaultTimeout, s.Period)
 	}
 	if s.HealthyThreshold <= 0 {
 		s.HealthyThreshold = DefaultHealthyThreshold

@@ -54,6 +54,15 @@ func TestSpecFor(t *testing.T) {
 				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 2},
 			wantOK: true,
 		},
+		{
+			name:    "a period below the default timeout bounds the timeout",
+			handler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{}},
+			timing:  &v1alpha1.HealthCheck{Period: &metav1.Duration{Duration: 250 * time.Millisecond}},
+			port:    5432,
+			want: ProbeSpec{Kind: ProbeTCP, Port: 5432,
+				Period: 250 * time.Millisecond, Timeout: 250 * time.Millisecond, HealthyThreshold: 1, UnhealthyThreshold: 3},
+			wantOK: true,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,231 @@
+// Command bench measures netintent on this machine and writes the table that
+// `make bench` prints: its DNS server against CoreDNS on the same objects and
+// query mix, how fast intents converge and how many API writes they cost,
+// and memory next to CoreDNS's. It starts its own control plane (from
+// bin/k8s) and runs the built operator binary and the pinned CoreDNS as
+// separate processes, so that each one's CPU time and memory are its own.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line flags.
+type options struct {
+	root       string
+	out        string
+	coreDNS    string
+	netintent  string
+	dnsSeconds int
+	fixedQPS   int
+	intents    []int
+	services   int
+	serverCPU  string
+	loadCPU    string
+	operator   []string
+	parts      string
+}
+
+func parseOptions() (options, error) {
+	var o options
+	var intents, operatorArgs string
+	flag.StringVar(&o.root, "root", ".", "The project folder (holds bin/ and config/).")
+	flag.StringVar(&o.out, "out", "bench", "Folder the table is written to.")
+	flag.StringVar(&o.coreDNS, "coredns", "bin/coredns-v1.14.7/coredns", "The CoreDNS binary to compare with.")
+	flag.StringVar(&o.netintent, "netintent", "bin/netintent", "The operator binary.")
+	flag.IntVar(&o.dnsSeconds, "dns-seconds", 10, "Length of each dnsperf run, in seconds.")
+	flag.IntVar(&o.fixedQPS, "fixed-qps", 10000, "Offered load of the latency runs, in queries per second.")
+	flag.StringVar(&intents, "intents", "100,1000", "Comma-separated counts of intents to converge, one run each.")
+	flag.IntVar(&o.services, "services", 5000, "Plain Services added before the last memory reading; 0 skips it.")
+	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
+	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
+	flag.StringVar(&o.parts, "parts", "dns,operator,prune", "Which parts to run, comma-separated: dns, operator, prune (root: network namespaces).")
+	flag.StringVar(&operatorArgs, "operator-args", "--intent-workers=8 --kube-api-qps=500 --kube-api-burst=1000", "Flags for the operator in the convergence runs, space-separated.")
+	flag.Parse()
+	for _, s := range strings.Split(intents, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("-intents: %q is not a positive count", s)
+		}
+		o.intents = append(o.intents, n)
+	}
+	o.operator = strings.Fields(operatorArgs)
+	if o.dnsSeconds < 1 || o.fixedQPS < 1 || o.services < 0 {
+		return o, errors.New("-dns-seconds and -fixed-qps must be positive, -services not negative")
+	}
+	root, err := filepath.Abs(o.root)
+	if err != nil {
+		return o, err
+	}
+	o.root = root
+	if !filepath.IsAbs(o.coreDNS) {
+		o.coreDNS = filepath.Join(root, o.coreDNS)
+	}
+	if !filepath.IsAbs(o.netintent) {
+		o.netintent = filepath.Join(root, o.netintent)
+	}
+	if !filepath.IsAbs(o.out) {
+		o.out = filepath.Join(root, o.out)
+	}
+	return o, nil
+}
+
+func run() error {
+	o, err := parseOptions()
+	if err != nil {
+		return err
+	}
+	for _, tool := range []string{"dnsperf", "taskset"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: install Debian's %s package (make bench does)", tool, map[string]string{"dnsperf": "dnsperf", "taskset": "util-linux"}[tool])
+		}
+	}
+	for _, bin := range []string{o.coreDNS, o.netintent} {
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("%s missing: run `make build coredns` (make bench does): %w", bin, err)
+		}
+	}
+	work, err := os.MkdirTemp("", "netintent-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	ctx := context.Background()
+	cp, err := startControlPlane(o.root, work)
+	if err != nil {
+		return err
+	}
+	defer cp.stop()
+
+	var report strings.Builder
+	fmt.Fprintf(&report, "# netintent benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&report, "- machine: %s, %d cores; %s; %s\n", cpuModel(), runtime.NumCPU(), runtime.Version(), kernel())
+	fmt.Fprintf(&report, "- netintent %s; CoreDNS %s (kubernetes, cache, forward)\n", gitDescribe(o.root), coreDNSVersion(o.coreDNS))
+	fmt.Fprintf(&report, "- command: `make bench` (go run ./test/bench %s)\n\n", strings.Join(os.Args[1:], " "))
+
+	if strings.Contains(o.parts, "dns") {
+		dns, err := benchDNS(ctx, o, cp, work)
+		if err != nil {
+			return fmt.Errorf("DNS: %w", err)
+		}
+		report.WriteString(dns)
+		fmt.Print(dns)
+	}
+	if strings.Contains(o.parts, "operator") {
+		conv, err := benchOperator(ctx, o, cp, work)
+		if err != nil {
+			return fmt.Errorf("operator: %w", err)
+		}
+		report.WriteString(conv)
+		fmt.Print(conv)
+	}
+
+	if strings.Contains(o.parts, "prune") && os.Geteuid() != 0 {
+		msg := "## Prune\n\nNot measured: it makes network namespaces, which needs root.\n\n"
+		report.WriteString(msg)
+		fmt.Print(msg)
+	} else if strings.Contains(o.parts, "prune") {
+		prune, err := benchPrune(o, work)
+		if err != nil {
+			return fmt.Errorf("prune: %w", err)
+		}
+		report.WriteString(prune)
+		fmt.Print(prune)
+	}
+
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(o.out, "results-"+time.Now().UTC().Format("20060102-1504")+".md")
+	if err := os.WriteFile(path, []byte(report.String()), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "\nwritten to %s\n", path)
+	return nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "Linux"
+	}
+	return "Linux " + strings.TrimSpace(string(b))
+}
+
+func gitDescribe(root string) string {
+	out, err := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "(not a git checkout)"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func coreDNSVersion(bin string) string {
+	out, err := exec.Command(bin, "-version").Output()
+	if err != nil {
+		return "?"
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimPrefix(strings.TrimSpace(first), "CoreDNS-")
+}
+
+// logTail is the end of a log, for an error message.
+func logTail(b *bytes.Buffer) string {
+	s := b.String()
+	if len(s) > 2000 {
+		s = "..." + s[len(s)-2000:]
+	}
+	return s
+}
+
+// benchPrune runs BenchmarkPrune (prune_test.go: it needs the testing
+// package's test hosts) and returns the table it writes.
+func benchPrune(o options, work string) (string, error) {
+	fmt.Fprintln(os.Stderr, "prune: 50 backends in network namespaces")
+	out := filepath.Join(work, "prune.md")
+	cmd := exec.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkPrune$", "-benchtime", "1x", "-timeout", "10m", "./test/bench")
+	cmd.Dir = o.root
+	cmd.Env = append(os.Environ(), "BENCH_PRUNE_OUT="+out)
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%w\n%s", err, logTail(&log))
+	}
+	b, err := os.ReadFile(out)
+	return string(b), err
+}

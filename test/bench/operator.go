@@ -1,0 +1,361 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+)
+
+// convergence is one run of N intents applied at once.
+type convergence struct {
+	intents int
+	ready   time.Duration
+	writes  float64
+	byVerb  string // writes per intent by HTTP method
+}
+
+// memory is the operator's footprint at one point.
+type memory struct {
+	what      string
+	rss, heap int64
+}
+
+// benchOperator runs the operator binary (all CPUs) and applies N intents at
+// once for each N, then restarts it to count a no-op resync's writes, and
+// reads its memory along the way and CoreDNS's on the same cluster.
+func benchOperator(ctx context.Context, o options, cp *controlPlane, work string) (string, error) {
+	dnsPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	dnsAddr := fmt.Sprintf("127.0.0.1:%d", dnsPort)
+	args := append([]string{"--dns-listen-address=" + dnsAddr, "--dns-upstreams=127.0.0.1:1"}, o.operator...)
+	p, err := startOperator(o, cp, work, "", nil, args...)
+	if err != nil {
+		return "", err
+	}
+	defer func() { p.stop() }()
+	if err := settle(p, 0); err != nil {
+		return "", err
+	}
+	var mems []memory
+	m, err := readMemory(p, "no intents")
+	if err != nil {
+		return "", err
+	}
+	mems = append(mems, m)
+
+	// Readiness is read from a watch, not from lists of every intent a few
+	// times a second, which would load the API server the operator uses.
+	watched, err := cache.New(cp.env.Config, cache.Options{Scheme: cp.client.Scheme()})
+	if err != nil {
+		return "", err
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if _, err := watched.GetInformer(watchCtx, &v1alpha1.NetworkIntent{}); err != nil {
+		return "", err
+	}
+	go func() { _ = watched.Start(watchCtx) }()
+	if !watched.WaitForCacheSync(watchCtx) {
+		return "", errors.New("the benchmark's own intent cache did not sync")
+	}
+
+	var runs []convergence
+	total := 0
+	for _, n := range o.intents {
+		fmt.Fprintf(os.Stderr, "convergence: %d intents\n", n)
+		ns := fmt.Sprintf("conv-%d", n)
+		if err := cp.client.Create(ctx, namespace(ns)); err != nil {
+			return "", err
+		}
+		before, err := counters(p)
+		if err != nil {
+			return "", err
+		}
+		start := time.Now()
+		if err := cp.createAll(ctx, intents(ns, n)); err != nil {
+			return "", err
+		}
+		err = poll(5*time.Minute, fmt.Sprintf("%d intents Ready", n), func() error {
+			if err := p.alive(); err != nil {
+				return err
+			}
+			return allReady(ctx, watched, ns, n)
+		})
+		if err != nil {
+			return "", err
+		}
+		ready := time.Since(start)
+		total += n
+		if err := settle(p, total); err != nil {
+			return "", err
+		}
+		after, err := counters(p)
+		if err != nil {
+			return "", err
+		}
+		var verbs []string
+		for i, m := range writeMethods {
+			if d := after.byMethod[i] - before.byMethod[i]; d > 0 {
+				verbs = append(verbs, fmt.Sprintf("%s %.2f", m, float64(d)/float64(n)))
+			}
+		}
+		runs = append(runs, convergence{intents: n, ready: ready, writes: float64(after.writes-before.writes) / float64(n), byVerb: strings.Join(verbs, ", ")})
+		m, err := readMemory(p, fmt.Sprintf("%d intents, right after converging", total))
+		if err != nil {
+			return "", err
+		}
+		mems = append(mems, m)
+	}
+
+	// A restart reconciles every intent again with nothing to change.
+	fmt.Fprintln(os.Stderr, "no-op resync: restarting the operator")
+	p.stop()
+	if p, err = startOperator(o, cp, work, "", nil, args...); err != nil {
+		return "", err
+	}
+	if err := settle(p, total); err != nil {
+		return "", err
+	}
+	resync, err := counters(p)
+	if err != nil {
+		return "", err
+	}
+	if m, err = readMemory(p, fmt.Sprintf("%d intents, after a restart", total)); err != nil {
+		return "", err
+	}
+	mems = append(mems, m)
+
+	var coreDNSRSS int64
+	if o.services > 0 {
+		fmt.Fprintf(os.Stderr, "memory: %d plain Services\n", o.services)
+		ns := "plain"
+		if err := cp.client.Create(ctx, namespace(ns)); err != nil {
+			return "", err
+		}
+		objs := make([]client.Object, o.services)
+		for i := range objs {
+			objs[i] = &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("plain-%d", i)},
+				Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
+			}
+		}
+		if err := cp.createAll(ctx, objs); err != nil {
+			return "", err
+		}
+		last := fmt.Sprintf("plain-%d.%s.svc.cluster.local.", o.services-1, ns)
+		if err := poll(2*time.Minute, "the operator's DNS knows the last Service", func() error { return answers(dnsAddr, last) }); err != nil {
+			return "", err
+		}
+		if m, err = readMemory(p, fmt.Sprintf("%d intents and %d plain Services", total, o.services)); err != nil {
+			return "", err
+		}
+		mems = append(mems, m)
+		port, err := freePort()
+		if err != nil {
+			return "", err
+		}
+		cd, err := startCoreDNS(o, cp, work, "", port, "127.0.0.1:1")
+		if err != nil {
+			return "", err
+		}
+		err = poll(2*time.Minute, "CoreDNS knows the last Service", func() error {
+			if err := cd.alive(); err != nil {
+				return err
+			}
+			return answers(fmt.Sprintf("127.0.0.1:%d", port), last)
+		})
+		if err == nil {
+			coreDNSRSS, err = cd.rss()
+		}
+		cd.stop()
+		if err != nil {
+			return "", err
+		}
+	}
+	return operatorTable(o, runs, resync.writes, mems, coreDNSRSS, total), nil
+}
+
+// intents are n ClusterIP intents with two static backends each.
+func intents(ns string, n int) []client.Object {
+	objs := make([]client.Object, n)
+	for i := range objs {
+		objs[i] = &v1alpha1.NetworkIntent{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%d", i)},
+			Spec: v1alpha1.NetworkIntentSpec{
+				Exposure: v1alpha1.ExposureClusterIP,
+				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(8080))}},
+				Backends: []v1alpha1.Backend{
+					{Address: fmt.Sprintf("10.250.%d.%d", i/250, i%250+1)},
+					{Address: fmt.Sprintf("10.249.%d.%d", i/250, i%250+1)},
+				},
+			},
+		}
+	}
+	return objs
+}
+
+// allReady returns nil when n intents in ns are Ready for their current
+// generation.
+func allReady(ctx context.Context, c client.Reader, ns string, n int) error {
+	var list v1alpha1.NetworkIntentList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return err
+	}
+	ready := 0
+	for _, in := range list.Items {
+		cond := apimeta.FindStatusCondition(in.Status.Conditions, "Ready")
+		if cond != nil && cond.Status == metav1.ConditionTrue && in.Status.ObservedGeneration == in.Generation {
+			ready++
+		}
+	}
+	if ready < n {
+		return fmt.Errorf("%d of %d Ready", ready, n)
+	}
+	return nil
+}
+
+// answers returns nil when the server answers name with an address.
+func answers(addr, name string) error {
+	r, _, err := (&dns.Client{Timeout: time.Second}).Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), addr)
+	if err != nil {
+		return err
+	}
+	if len(r.Answer) == 0 {
+		return fmt.Errorf("%s: %s", name, dns.RcodeToString[r.Rcode])
+	}
+	return nil
+}
+
+// writeMethods are the HTTP methods of API requests that change something.
+var writeMethods = [...]string{"POST", "PUT", "PATCH", "DELETE"}
+
+// operatorCounters are sums of the operator's own metrics.
+type operatorCounters struct {
+	writes     int64 // API requests that change something: POST, PUT, PATCH, DELETE
+	byMethod   [len(writeMethods)]int64
+	reconciles int64 // of the NetworkIntent controllers
+}
+
+func counters(p *process) (operatorCounters, error) {
+	var c operatorCounters
+	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+	if err != nil {
+		return c, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "rest_client_requests_total{"):
+			for i, m := range writeMethods {
+				if strings.Contains(line, `method="`+m+`"`) {
+					c.writes += int64(v)
+					c.byMethod[i] += int64(v)
+				}
+			}
+		case strings.HasPrefix(line, "controller_runtime_reconcile_total{"):
+			c.reconciles += int64(v)
+		}
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return c, sc.Err()
+}
+
+// settle waits until the operator has reconciled at least intents times
+// and its writes and reconciles have stopped changing for two seconds.
+func settle(p *process, intents int) error {
+	var last operatorCounters
+	stable := time.Now()
+	return poll(5*time.Minute, "the operator settles", func() error {
+		if err := p.alive(); err != nil {
+			return err
+		}
+		c, err := counters(p)
+		if err != nil {
+			return err
+		}
+		if c != last {
+			last, stable = c, time.Now()
+		}
+		if c.reconciles < int64(intents) {
+			return fmt.Errorf("%d reconciles, want at least %d", c.reconciles, intents)
+		}
+		if time.Since(stable) < 2*time.Second {
+			return fmt.Errorf("still busy: %+v", c)
+		}
+		return nil
+	})
+}
+
+// readMemory reads the operator's RSS and, after a forced garbage
+// collection (the pprof heap endpoint's gc=1), its live heap.
+func readMemory(p *process, what string) (memory, error) {
+	m := memory{what: what}
+	resp, err := http.Get("http://" + p.pprofAddr + "/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return m, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
+			m.heap, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	if m.heap == 0 {
+		return m, fmt.Errorf("no HeapAlloc in the operator's heap profile")
+	}
+	m.rss, err = p.rss()
+	return m, err
+}
+
+func operatorTable(o options, runs []convergence, resyncWrites int64, mems []memory, coreDNSRSS int64, total int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Convergence: intents applied at once, operator on all CPUs\n\n")
+	fmt.Fprintf(&b, "ClusterIP intents with two static backends each, created by 16 writers; the operator's flags: `%s`.\n\n", strings.Join(o.operator, " "))
+	fmt.Fprintf(&b, "| intents | seconds until all Ready | API writes per intent | by method |\n|---:|---:|---:|---|\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "| %d | %.1f | %.2f | %s |\n", r.intents, r.ready.Seconds(), r.writes, r.byVerb)
+	}
+	fmt.Fprintf(&b, "\nA no-op resync (the operator restarted over %d Ready intents) wrote %d times.\n\n", total, resyncWrites)
+	fmt.Fprintf(&b, "## Memory\n\n| operator with | RSS | heap after GC |\n|---|---:|---:|\n")
+	for _, m := range mems {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.what, mib(m.rss), mib(m.heap))
+	}
+	if coreDNSRSS > 0 {
+		fmt.Fprintf(&b, "\nCoreDNS reading the same cluster (%d intents' Services and %d plain Services): RSS %s.\n", total, o.services, mib(coreDNSRSS))
+	}
+	b.WriteString("\n")
+	return b.String()
+}
