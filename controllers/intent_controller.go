@@ -228,7 +228,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 		if err != nil {
 			return ctrl.Result{}, fmt.Errorf("reading owned fields of service: %w", err)
 		}
-		if equality.Semantic.DeepEqual(current, desired) {
+		if intent.Unchanged(current, desired) {
 			intent.ObserveService(in, existing)
 			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", existing.Name)
 			return ctrl.Result{}, nil

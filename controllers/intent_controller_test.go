@@ -475,6 +475,62 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 	}
 }
 
+// TestServiceWrittenOnceAfterCreate watches every version of a new intent's
+// Service: the create, then one write that hands the created fields to the
+// operator's apply entry, and nothing more, for every exposure. A Service
+// applied again right after its create (the API server's defaults taken for
+// drift) costs every intent a write.
+func TestServiceWrittenOnceAfterCreate(t *testing.T) {
+	ctx := context.Background()
+	wc, err := client.NewWithWatch(testEnv.Config, client.Options{Scheme: testScheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, exposure := range []v1alpha1.Exposure{v1alpha1.ExposureClusterIP, v1alpha1.ExposureNodePort, v1alpha1.ExposureLoadBalancer, v1alpha1.ExposureExternalName} {
+		t.Run(string(exposure), func(t *testing.T) {
+			ns := newNamespace(t)
+			w, err := wc.Watch(ctx, &corev1.ServiceList{}, client.InNamespace(ns))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Stop()
+			in := webIntent(ns, "web", exposure)
+			if err := k8sClient.Create(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			converged(t, ns, "web")
+			for i := range 3 {
+				resync(t, ns, "web", "resync", fmt.Sprint(i))
+			}
+			// Every write the reconciles made is at or below the live
+			// version: read the watch up to it.
+			live, err := getService(ctx, ns, "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var versions []string
+			deadline := time.After(10 * time.Second)
+			for len(versions) == 0 || !strings.HasSuffix(versions[len(versions)-1], " "+live.ResourceVersion) {
+				select {
+				case ev, ok := <-w.ResultChan():
+					if !ok {
+						t.Fatalf("the watch ended after %v", versions)
+					}
+					if svc, ok := ev.Object.(*corev1.Service); ok {
+						versions = append(versions, fmt.Sprintf("%s %s", ev.Type, svc.ResourceVersion))
+					}
+				case <-deadline:
+					t.Fatalf("the watch did not reach version %s: %v", live.ResourceVersion, versions)
+				}
+			}
+			t.Logf("%s: Service versions %v", exposure, versions)
+			if len(versions) != 2 || !strings.HasPrefix(versions[0], "ADDED") {
+				t.Errorf("Service versions %v, want the create and one write", versions)
+			}
+		})
+	}
+}
+
 // resync annotates the intent and waits until a reconcile has run since,
 // returning the intent's resourceVersion after the annotation.
 func resync(t *testing.T, ns, name, key, value string) string {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
@@ -132,3 +133,35 @@ func RecreateReason(existing *corev1.Service, in *v1alpha1.NetworkIntent) string
 	}
 	return ""
 }
+
+// Unchanged reports whether applying desired would change nothing the
+// operator owns. current holds the fields it owns (corev1ac.ExtractService).
+// A create records as the creator's the fields the API server defaults
+// (sessionAffinity, internalTrafficPolicy, externalTrafficPolicy,
+// allocateLoadBalancerNodePorts) although the intent leaves them out; at
+// their default value they are no reason to write, else every Service
+// would be applied once more right after its create.
+func Unchanged(current, desired *corev1ac.ServiceApplyConfiguration) bool {
+	if current == nil || desired == nil || current.Spec == nil || desired.Spec == nil {
+		return equality.Semantic.DeepEqual(current, desired)
+	}
+	owned := *current
+	spec := *current.Spec
+	owned.Spec = &spec
+	want := desired.Spec
+	if want.SessionAffinity == nil && isValue(spec.SessionAffinity, corev1.ServiceAffinityNone) {
+		spec.SessionAffinity = nil
+	}
+	if want.InternalTrafficPolicy == nil && isValue(spec.InternalTrafficPolicy, corev1.ServiceInternalTrafficPolicyCluster) {
+		spec.InternalTrafficPolicy = nil
+	}
+	if want.ExternalTrafficPolicy == nil && isValue(spec.ExternalTrafficPolicy, corev1.ServiceExternalTrafficPolicyCluster) {
+		spec.ExternalTrafficPolicy = nil
+	}
+	if want.AllocateLoadBalancerNodePorts == nil && isValue(spec.AllocateLoadBalancerNodePorts, true) {
+		spec.AllocateLoadBalancerNodePorts = nil
+	}
+	return equality.Semantic.DeepEqual(&owned, desired)
+}
+
+func isValue[T comparable](p *T, v T) bool { return p != nil && *p == v }

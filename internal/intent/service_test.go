@@ -1,9 +1,11 @@
 package intent
 
 import (
+	"encoding/json"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
@@ -75,5 +77,55 @@ func TestDesiredServiceHasNoSelector(t *testing.T) {
 		t.Fatalf("annotations %v", svc.Annotations)
 	case len(svc.OwnerReferences) != 1 || !*svc.OwnerReferences[0].Controller:
 		t.Fatalf("owner %+v", svc.OwnerReferences)
+	}
+}
+
+func TestUnchanged(t *testing.T) {
+	desired := func() *corev1ac.ServiceApplyConfiguration {
+		return corev1ac.Service("web", "shop").WithSpec(corev1ac.ServiceSpec().
+			WithType(corev1.ServiceTypeLoadBalancer).
+			WithPorts(corev1ac.ServicePort().WithName("http").WithPort(80)))
+	}
+	cases := []struct {
+		name    string
+		current func() *corev1ac.ServiceApplyConfiguration
+		want    bool
+	}{
+		{"the same", desired, true},
+		{"defaults recorded by the create", func() *corev1ac.ServiceApplyConfiguration {
+			c := desired()
+			c.Spec.WithSessionAffinity(corev1.ServiceAffinityNone).
+				WithInternalTrafficPolicy(corev1.ServiceInternalTrafficPolicyCluster).
+				WithExternalTrafficPolicy(corev1.ServiceExternalTrafficPolicyCluster).
+				WithAllocateLoadBalancerNodePorts(true)
+			return c
+		}, true},
+		{"a traffic policy the intent no longer asks for", func() *corev1ac.ServiceApplyConfiguration {
+			return desired().WithSpec(desired().Spec.WithExternalTrafficPolicy(corev1.ServiceExternalTrafficPolicyLocal))
+		}, false},
+		{"session affinity not at its default", func() *corev1ac.ServiceApplyConfiguration {
+			return desired().WithSpec(desired().Spec.WithSessionAffinity(corev1.ServiceAffinityClientIP))
+		}, false},
+		{"node ports not allocated", func() *corev1ac.ServiceApplyConfiguration {
+			return desired().WithSpec(desired().Spec.WithAllocateLoadBalancerNodePorts(false))
+		}, false},
+		{"another port", func() *corev1ac.ServiceApplyConfiguration {
+			c := desired()
+			c.Spec.WithPorts(corev1ac.ServicePort().WithName("metrics").WithPort(9090))
+			return c
+		}, false},
+		{"no spec", func() *corev1ac.ServiceApplyConfiguration { return corev1ac.Service("web", "shop") }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			current := tc.current()
+			before, _ := json.Marshal(current)
+			if got := Unchanged(current, desired()); got != tc.want {
+				t.Errorf("Unchanged = %v, want %v", got, tc.want)
+			}
+			if after, _ := json.Marshal(current); string(after) != string(before) {
+				t.Errorf("Unchanged modified its argument")
+			}
+		})
 	}
 }
