@@ -54,6 +54,8 @@ func FailureClass(err error) string {
 			return FailureTimeout
 		}
 		return FailureNameResolution
+	case errors.Is(err, errResolution):
+		return FailureNameResolution
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return FailureConnectionRefused
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNABORTED),

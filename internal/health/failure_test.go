@@ -38,6 +38,8 @@ func TestFailureClassOfErrors(t *testing.T) {
 		{&ForbiddenError{Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}, FailureForbiddenTarget},
 		{fmt.Errorf("dial: %w", &ForbiddenError{Addr: netip.MustParseAddr("10.1.0.1"), Reason: reasonNotAllowed}), FailureForbiddenTarget},
 		{fmt.Errorf("%w: port 0", errInvalidProbe), FailureInvalidProbe},
+		{fmt.Errorf("resolving api.example.com: %w: %w", errResolution, errors.New("every upstream failed")), FailureNameResolution},
+		{fmt.Errorf("resolving api.example.com: %w: %w", errResolution, context.DeadlineExceeded), FailureNameResolution},
 		{errors.New("net/http: HTTP/1.x transport connection broken: malformed HTTP response"), FailureProbeError},
 	}
 	for _, tt := range tests {

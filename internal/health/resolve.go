@@ -13,6 +13,10 @@ import (
 // matches: the name does not exist, or has no A or AAAA records.
 var ErrNoAddress = errors.New("the name resolves to no address")
 
+// errResolution marks a failure to resolve a target's name that is not an
+// answer without addresses: an upstream that fails or does not answer.
+var errResolution = errors.New("name resolution failed")
+
 // maxAddresses bounds how many of a name's addresses one probe dials.
 const maxAddresses = 16
 
@@ -85,7 +89,10 @@ func (c *Checker) resolveTarget(ctx context.Context, host string) ([]netip.Addr,
 	}
 	found, err := r.Resolve(ctx, host)
 	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", host, err)
+		if errors.Is(err, ErrNoAddress) {
+			return nil, fmt.Errorf("resolving %s: %w", host, err)
+		}
+		return nil, fmt.Errorf("resolving %s: %w: %w", host, errResolution, err)
 	}
 	seen := map[netip.Addr]bool{}
 	var addrs []netip.Addr

@@ -94,3 +94,23 @@ func TestProbeNeverDialsARefusedResolvedAddress(t *testing.T) {
 		t.Errorf("a refused address was dialled: %v", err)
 	}
 }
+
+// TestResolverFailureIsNameResolutionFailed: resolvers that fail (every
+// upstream down, say) make the target unhealthy as NameResolutionFailed,
+// told apart from a name without addresses (NoAddress).
+func TestResolverFailureIsNameResolutionFailed(t *testing.T) {
+	failing := ResolverFunc(func(context.Context, string) ([]netip.Addr, error) {
+		return nil, errors.New("every upstream failed")
+	}, nil)
+	empty := ResolverFunc(func(context.Context, string) ([]netip.Addr, error) { return nil, nil }, nil)
+	for _, tc := range []struct {
+		resolver Resolver
+		want     string
+	}{{failing, FailureNameResolution}, {empty, FailureNoAddress}} {
+		c := &Checker{HostResolver: tc.resolver}
+		res := c.Probe(t.Context(), "api.example.test", ProbeSpec{Kind: ProbeTCP, Port: 443, Timeout: time.Second})
+		if got := FailureClass(res.Err); got != tc.want || res.Addresses != 0 {
+			t.Errorf("%+v: class %q, want %q with nothing dialled", res, got, tc.want)
+		}
+	}
+}
