@@ -80,7 +80,7 @@ bench: envtest coredns build dnsperf ## Measure DNS against CoreDNS, convergence
 	go run ./test/bench $(BENCH_ARGS)
 
 .PHONY: bench-go
-bench-go: ## Run the Go microbenchmarks (test/bench's are make bench's).
+bench-go: envtest ## Run the Go microbenchmarks (test/bench's are make bench's).
 	go test -run '^$$' -bench . -benchmem $$(go list ./... | grep -v /test/)
 
 ##@ Build

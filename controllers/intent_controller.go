@@ -162,8 +162,11 @@ type intentScope struct {
 // one to publish.
 func (r *IntentReconciler) reconcileTargets(ctx context.Context, s *intentScope) error {
 	if s.in.Spec.Exposure != v1alpha1.ExposureExternalName {
-		s.in.Status.ExternalName = nil
-		forgetTargetMetrics(s.in)
+		if s.in.Status.ExternalName != nil {
+			// It was an ExternalName intent until now.
+			s.in.Status.ExternalName = nil
+			forgetTargetMetrics(s.in)
+		}
 		return nil
 	}
 	var err error
@@ -447,14 +450,14 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("networkintent").
-		WithOptions(controller.Options{RateLimiter: retryLimiter()}).
+		// One Options: each WithOptions replaces the whole of the last.
+		WithOptions(controller.Options{RateLimiter: retryLimiter(), MaxConcurrentReconciles: r.Workers}).
 		For(&v1alpha1.NetworkIntent{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&corev1.Service{}, byName).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1alpha1.NetworkIntent{}, handler.OnlyControllerOwner())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsSelecting)).
 		WatchesMetadata(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.intentsOnNode), builder.WithPredicates(nodeZoneChanged())).
 		WatchesRawSource(r.Prober.Source()).
-		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
 

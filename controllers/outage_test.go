@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -101,6 +102,19 @@ func TestAPIOutage(t *testing.T) {
 	began := time.Now()
 	eventually(t, 2*time.Minute, func() error { return outageConverged(ctx, c, ns.Name) })
 	t.Logf("converged %s after the API server came back", time.Since(began).Round(time.Millisecond))
+	// Nothing lost, nothing left over: exactly the intents not deleted.
+	intents := &v1alpha1.NetworkIntentList{}
+	if err := c.List(ctx, intents, client.InNamespace(ns.Name)); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, in := range intents.Items {
+		names = append(names, in.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"a0", "a1", "a2", "b0", "b2", "b3", "c0"}; !slices.Equal(names, want) {
+		t.Errorf("intents after the outage %v, want %v", names, want)
+	}
 	// And stays so.
 	consistently(t, 2*time.Second, func() error { return outageConverged(ctx, c, ns.Name) })
 }

@@ -134,7 +134,7 @@ func ownControlPlane(t *testing.T, cp envtest.ControlPlane) (*envtest.Environmen
 // after a restart or on becoming leader.
 func freshOperator(t *testing.T, cfg *rest.Config) func() {
 	t.Helper()
-	return startOperatorWith(t, cfg, Options{Prober: health.NewProber(health.Options{Checker: &health.Checker{Resolver: testHosts.resolver()}})})
+	return startOperatorWith(t, cfg, Options{Prober: health.NewProber(health.Options{Checker: &health.Checker{HostResolver: health.NetResolver(testHosts.resolver())}})})
 }
 
 // TestHealthSurvivesRestart restarts the operator while a backend fails its

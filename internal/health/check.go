@@ -186,13 +186,9 @@ type Checker struct {
 	allowForbidden bool
 
 	// HostResolver resolves the host names of targets given by name, as
-	// their clients would see them (the operator's DNS server). Nil:
-	// Resolver.
-	HostResolver Resolver
-
-	// Resolver resolves host names when HostResolver is nil. Nil: the
+	// their clients would see them (the operator's DNS server). Nil: the
 	// system resolver.
-	Resolver *net.Resolver
+	HostResolver Resolver
 
 	// Guard judges every address dialled. Nil: the fixed rule alone (see
 	// ForbiddenReason).
@@ -261,19 +257,19 @@ func (c *Checker) Probe(ctx context.Context, address string, spec ProbeSpec) Res
 	if spec.Kind != ProbeTCP && spec.Kind != ProbeHTTP {
 		return Result{Err: fmt.Errorf("%w: unknown kind %q", errInvalidProbe, spec.Kind)}
 	}
-	host := strings.TrimSuffix(strings.TrimPrefix(address, "["), "]")
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
 	defer cancel()
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if ip, ok := ipLiteral(address); ok {
 		// An IP literal is judged before anything else, for a clear
 		// error whatever the probe kind; the dialer's guard still judges
 		// the address dialled.
-		if err := c.refuseLiteral(host); err != nil {
+		if err := c.refuseAddr(ip); err != nil {
 			return Result{Err: err}
 		}
 		err := c.checkAddr(ctx, ip, "", spec)
 		return Result{Err: err, Addresses: 1, Passed: passed(err)}
 	}
+	host := address
 	addrs, err := c.resolveTarget(ctx, host)
 	if err != nil {
 		return Result{Err: err}
@@ -326,14 +322,17 @@ func (c *Checker) checkAddr(ctx context.Context, ip netip.Addr, name string, spe
 // literal the guard refuses; nil for a host name, which is judged when it
 // is resolved and dialled.
 func (c *Checker) refuseLiteral(address string) error {
-	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"))
-	switch {
-	case err != nil:
-		return nil
-	case c.allowForbidden:
-		return refusal(ip, c.Guard.rangeReason(ip))
+	if ip, ok := ipLiteral(address); ok {
+		return c.refuseAddr(ip)
 	}
-	return c.Guard.Refuse(ip)
+	return nil
+}
+
+// ipLiteral parses address as an IP address, brackets allowed; false for a
+// host name.
+func ipLiteral(address string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"))
+	return ip, err == nil
 }
 
 func (c *Checker) checkTCP(ctx context.Context, hostPort string) error {

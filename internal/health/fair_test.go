@@ -35,7 +35,7 @@ func TestProberSharesWorkersFairly(t *testing.T) {
 	starts := map[string][]time.Time{} // the fast intent's probes
 	inFlight, mostInFlight := 0, 0     // the hanging intent's probes
 	p := NewProber(Options{Workers: workers})
-	p.check = func(ctx context.Context, addr string, spec ProbeSpec) error {
+	p.probe = errorOnly(func(ctx context.Context, addr string, spec ProbeSpec) error {
 		if spec.Period != period {
 			mu.Lock()
 			inFlight++
@@ -58,7 +58,7 @@ func TestProberSharesWorkersFairly(t *testing.T) {
 		starts[addr] = append(starts[addr], time.Now())
 		mu.Unlock()
 		return nil
-	}
+	})
 	var slow, fast []Target
 	for i := range hanging {
 		addr := fmt.Sprintf("10.1.%d.%d", i/256, i%256)
@@ -122,7 +122,7 @@ func TestProberShareFollowsTheKeys(t *testing.T) {
 	release := map[string]chan struct{}{"10.1.": make(chan struct{}), "10.2.": make(chan struct{})}
 	p := NewProber(Options{Workers: workers})
 	p.rand = func() float64 { return 0 } // every first probe due at once
-	p.check = func(ctx context.Context, addr string, _ ProbeSpec) error {
+	p.probe = errorOnly(func(ctx context.Context, addr string, _ ProbeSpec) error {
 		key := addr[:5]
 		mu.Lock()
 		running[key]++
@@ -139,7 +139,7 @@ func TestProberShareFollowsTheKeys(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
+	})
 	hour := ProbeSpec{Kind: ProbeTCP, Port: 80, Period: time.Hour}
 	var a []Target
 	for i := range 6 {

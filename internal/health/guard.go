@@ -3,11 +3,9 @@ package health
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // ErrForbiddenTarget is what every refusal of the guard matches (errors.Is):
@@ -274,16 +272,4 @@ func (g *Guard) control(_, address string, _ syscall.RawConn) error {
 // listen on loopback.
 func (g *Guard) rangeControl(_, address string, _ syscall.RawConn) error {
 	return checkAddress(address, g.rangeReason)
-}
-
-// guardControl is the fixed rule's Control func.
-func guardControl(network, address string, c syscall.RawConn) error {
-	return (*Guard)(nil).control(network, address, c)
-}
-
-// GuardedDialer returns a dialer that refuses forbidden targets (see
-// ErrForbiddenTarget) on every address it dials, with the given connect
-// timeout (zero: none beyond the context's).
-func GuardedDialer(timeout time.Duration) *net.Dialer {
-	return &net.Dialer{Timeout: timeout, Control: guardControl}
 }

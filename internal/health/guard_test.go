@@ -91,14 +91,14 @@ func TestForbiddenReason(t *testing.T) {
 				t.Errorf("IsForbidden(%s) = %v", tt.addr, got)
 			}
 			// The dialer's Control func gets host:port with the resolved IP.
-			err := guardControl("tcp", net.JoinHostPort(tt.addr, "80"), nil)
+			err := (*Guard)(nil).control("tcp", net.JoinHostPort(tt.addr, "80"), nil)
 			if got := errors.Is(err, ErrForbiddenTarget); got != (tt.want != "") {
-				t.Errorf("guardControl(%s) = %v", tt.addr, err)
+				t.Errorf("control(%s) = %v", tt.addr, err)
 			}
 		})
 	}
-	if err := guardControl("tcp", "not-an-address:80", nil); !errors.Is(err, ErrForbiddenTarget) {
-		t.Errorf("guardControl of an unparsable address = %v, want ErrForbiddenTarget", err)
+	if err := (*Guard)(nil).control("tcp", "not-an-address:80", nil); !errors.Is(err, ErrForbiddenTarget) {
+		t.Errorf("control of an unparsable address = %v, want ErrForbiddenTarget", err)
 	}
 }
 
@@ -161,8 +161,8 @@ func TestGuardRefusesBeforeConnect(t *testing.T) {
 			}
 		})
 	}
-	if _, err := GuardedDialer(time.Second).Dial("tcp", ln4.Addr().String()); !errors.Is(err, ErrForbiddenTarget) {
-		t.Errorf("GuardedDialer dialled %s: %v", ln4.Addr(), err)
+	if _, err := (&net.Dialer{Timeout: time.Second, Control: (*Guard)(nil).control}).Dial("tcp", ln4.Addr().String()); !errors.Is(err, ErrForbiddenTarget) {
+		t.Errorf("the guarded dialer dialled %s: %v", ln4.Addr(), err)
 	}
 
 	// Accept queues are first in, first out: had a refused dial connected,

@@ -37,7 +37,7 @@ func TestInitialHealth(t *testing.T) {
 				}
 				rec := p.owners[nsName("ns/x")]["a"]
 				heap.Remove(&p.due, rec.index) // as the scheduler does before a probe
-				p.finish(rec, time.Now(), nil)
+				p.finish(rec, time.Now(), Result{Err: nil})
 				passes++
 			}
 			if passes != tt.passes {
@@ -51,16 +51,16 @@ func TestInitialHealth(t *testing.T) {
 	p.Set(nsName("ns/x"), []Target{{ID: "a", Address: "10.0.0.1", Spec: spec, StartUnproven: true}})
 	rec := p.owners[nsName("ns/x")]["a"]
 	heap.Remove(&p.due, rec.index)
-	p.finish(rec, time.Now(), errProbe)
+	p.finish(rec, time.Now(), Result{Err: errProbe})
 	for i := range 2 {
 		heap.Remove(&p.due, rec.index)
-		p.finish(rec, time.Now(), nil)
+		p.finish(rec, time.Now(), Result{Err: nil})
 		if p.Status(nsName("ns/x"))["a"].Healthy {
 			t.Fatalf("healthy after a failure and %d passes, threshold 3", i+1)
 		}
 	}
 	heap.Remove(&p.due, rec.index)
-	p.finish(rec, time.Now(), nil)
+	p.finish(rec, time.Now(), Result{Err: nil})
 	if !p.Status(nsName("ns/x"))["a"].Healthy {
 		t.Fatal("not healthy after a failure and 3 passes")
 	}

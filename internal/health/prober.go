@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -98,8 +96,6 @@ type Prober struct {
 	workers int
 	log     logr.Logger
 	probe   func(ctx context.Context, address string, spec ProbeSpec) Result
-	// check, when set (by tests), replaces probe.
-	check func(ctx context.Context, address string, spec ProbeSpec) error
 	// refuse judges a target's address before any probe: an IP literal
 	// the guard refuses is unhealthy from the start.
 	refuse func(address string) error
@@ -199,7 +195,7 @@ func (p *Prober) Set(key types.NamespacedName, targets []Target) {
 			address: tg.Address,
 			spec:    spec,
 			verdict: initialVerdict(tg, spec.HealthyThreshold),
-			byName:  !isIPLiteral(tg.Address),
+			byName:  !isIP(tg.Address),
 			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
 			index:   -1,
 		}
@@ -219,10 +215,10 @@ func (p *Prober) Set(key types.NamespacedName, targets []Target) {
 	signal(p.wake)
 }
 
-// isIPLiteral reports whether address is an IP address rather than a name.
-func isIPLiteral(address string) bool {
-	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(address, "["), "]"))
-	return err == nil
+// isIP reports whether address is an IP address rather than a name.
+func isIP(address string) bool {
+	_, ok := ipLiteral(address)
+	return ok
 }
 
 // initialVerdict is a new target's health before its first probe.
@@ -389,12 +385,7 @@ func (p *Prober) work(ctx context.Context) {
 			continue
 		}
 		start := time.Now()
-		var res Result
-		if p.check != nil {
-			res.Err = p.check(ctx, t.address, t.spec)
-		} else {
-			res = p.probe(ctx, t.address, t.spec)
-		}
+		res := p.probe(ctx, t.address, t.spec)
 		err := res.Err
 		if ctx.Err() != nil {
 			// Shutting down: the error says nothing about the target.
@@ -402,7 +393,7 @@ func (p *Prober) work(ctx context.Context) {
 		}
 		probeDuration.Observe(time.Since(start).Seconds())
 		probeTotal.WithLabelValues(resultOf(err)).Inc()
-		if f, flipped := p.finishResult(t, start, res); flipped {
+		if f, flipped := p.finish(t, start, res); flipped {
 			p.log.Info("Target health changed", "key", f.Key, "target", f.TargetID, "healthy", f.Healthy, "error", f.Err)
 		}
 	}
@@ -410,12 +401,7 @@ func (p *Prober) work(ctx context.Context) {
 
 // finish records a probe's result, queues a flip for delivery (and returns
 // it), and schedules the next probe a jittered period after this one started.
-func (p *Prober) finish(t *target, start time.Time, err error) (f Flip, flipped bool) {
-	return p.finishResult(t, start, Result{Err: err})
-}
-
-// finishResult is finish with the address counts of the probe.
-func (p *Prober) finishResult(t *target, start time.Time, res Result) (f Flip, flipped bool) {
+func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped bool) {
 	err := res.Err
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -92,7 +92,7 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 		for _, id := range []string{"a", "b"} {
 			tg := p.owners[nsName("ns/x")][id]
 			heap.Remove(&p.due, tg.index) // as the scheduler does before a probe
-			p.finish(tg, time.Now(), errProbe)
+			p.finish(tg, time.Now(), Result{Err: errProbe})
 		}
 	}
 	st := p.Status(nsName("ns/x"))
@@ -134,7 +134,7 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 	}
 
 	// A probe of the replaced b that finishes late changes nothing.
-	p.finish(oldB, time.Now(), nil)
+	p.finish(oldB, time.Now(), Result{Err: nil})
 	if p.due.Len() != 4 || !p.Status(nsName("ns/x"))["b"].LastProbe.IsZero() {
 		t.Error("a late result of a replaced target was recorded")
 	}
@@ -165,7 +165,7 @@ func TestProberBoundsWorkersAndGoroutines(t *testing.T) {
 	running, most, probed := 0, 0, map[string]bool{}
 	p := NewProber(Options{Workers: workers})
 	p.rand = func() float64 { return 0 } // every first probe due at once
-	p.check = func(ctx context.Context, addr string, _ ProbeSpec) error {
+	p.probe = errorOnly(func(ctx context.Context, addr string, _ ProbeSpec) error {
 		mu.Lock()
 		running++
 		most = max(most, running)
@@ -182,7 +182,7 @@ func TestProberBoundsWorkersAndGoroutines(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
+	})
 	var ts []Target
 	for i := range targets {
 		addr := fmt.Sprintf("10.1.%d.%d", i/256, i%256)
@@ -232,7 +232,7 @@ func TestProberBoundsWorkersAndGoroutines(t *testing.T) {
 func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
 	var fake fakeChecks
 	p := NewProber(Options{})
-	p.check = fake.check
+	p.probe = errorOnly(fake.check)
 	p.rand = func() float64 { return 0 }
 	fast := ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 20 * time.Millisecond, UnhealthyThreshold: 2}
 	fake.set("10.0.0.1", true)
@@ -345,7 +345,7 @@ func TestSourceEnqueuesTheFlippedKey(t *testing.T) {
 	var fake fakeChecks
 	fake.set("10.0.0.1", true)
 	p := NewProber(Options{})
-	p.check = fake.check
+	p.probe = errorOnly(fake.check)
 	p.rand = func() float64 { return 0 }
 	p.Set(nsName("shop/web"), []Target{{ID: "10.0.0.1:80", Address: "10.0.0.1",
 		Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 20 * time.Millisecond, UnhealthyThreshold: 1}}})
@@ -360,5 +360,13 @@ func TestSourceEnqueuesTheFlippedKey(t *testing.T) {
 	req, _ := queue.Get()
 	if want := (reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "web"}}); req != want {
 		t.Errorf("queued %v, want %v", req, want)
+	}
+}
+
+// errorOnly makes a check that reports only an error into the prober's
+// probe function.
+func errorOnly(check func(ctx context.Context, address string, spec ProbeSpec) error) func(context.Context, string, ProbeSpec) Result {
+	return func(ctx context.Context, address string, spec ProbeSpec) Result {
+		return Result{Err: check(ctx, address, spec)}
 	}
 }

@@ -83,7 +83,7 @@ func (n netResolver) Resolve(ctx context.Context, host string) ([]netip.Addr, er
 // without duplicates, at most maxAddresses. It fails with ErrNoAddress when
 // there are none.
 func (c *Checker) resolveTarget(ctx context.Context, host string) ([]netip.Addr, error) {
-	var r Resolver = netResolver{r: c.Resolver}
+	var r Resolver = netResolver{}
 	if c.HostResolver != nil {
 		r = c.HostResolver
 	}

@@ -160,7 +160,7 @@ func TestProberSchedulesWithInjectedJitter(t *testing.T) {
 		}
 		heap.Pop(&p.due) // as the scheduler does before a probe
 		start := time.Now()
-		p.finish(tg, start, nil)
+		p.finish(tg, start, Result{})
 		if got := tg.dueAt.Sub(start); got != tt.wantNext {
 			t.Errorf("r=%v: next probe due %v after the last started, want %v", tt.r, got, tt.wantNext)
 		}

@@ -35,8 +35,11 @@ func TestMain(m *testing.M) {
 // The probe settings of every intent here: a dead backend is out after two
 // failed probes a second apart.
 const (
-	probePeriod        = time.Second
-	probeTimeout       = 500 * time.Millisecond
+	probePeriod  = time.Second
+	probeTimeout = 500 * time.Millisecond
+	// proxySyncSlack bounds how long kube-proxy takes to program a slice
+	// change, on a loaded machine.
+	proxySyncSlack     = 3 * time.Second
 	unhealthyThreshold = 2
 	healthyThreshold   = 1
 )
@@ -273,6 +276,10 @@ func (w *walk) backendDies(dead *testnet.Host, alive ...*testnet.Host) string {
 	note := fmt.Sprintf("backend died: %d/%d requests failed, last failure %.2fs after the death (endpoint not ready after %.2fs)",
 		nfailed, total, last.Seconds(), out.Seconds())
 	t.Log(note)
+	// Out of traffic within the probes' verdict and a kube-proxy sync.
+	if limit := probePeriod*unhealthyThreshold*11/10 + probeTimeout + proxySyncSlack; last > limit {
+		t.Errorf("requests failed until %.2fs after the death, more than %v", last.Seconds(), limit)
+	}
 	w.afterwards(w.clusterIP, alive...)
 	return note
 }
@@ -380,6 +387,9 @@ func (w *walk) podTurnsNotReady(keep, drop *testnet.Host) string {
 	note := fmt.Sprintf("pod turned not ready: %d/%d requests still reached it, the last %.2fs after the change (endpoint not ready after %.2fs)",
 		late, total, last.Seconds(), out.Seconds())
 	t.Log(note)
+	if last > proxySyncSlack {
+		t.Errorf("requests reached the not-ready pod until %.2fs after the change, more than %v", last.Seconds(), proxySyncSlack)
+	}
 	w.afterwards(addr, keep)
 	return note
 }

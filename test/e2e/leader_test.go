@@ -279,7 +279,10 @@ func TestLeaderChange(t *testing.T) {
 	end := time.Now().Add(leaderProbePeriod*leaderUnhealthyThreshold*11/10 + leaderProbeTimeout + time.Second)
 	for time.Now().Before(end) {
 		ready, _, err := published()
-		if err == nil && ready[dead.IP.String()] {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ready[dead.IP.String()] {
 			t.Fatalf("failed backend %s published ready after the leader change", dead.IP)
 		}
 		time.Sleep(100 * time.Millisecond)
