@@ -12,13 +12,10 @@ import (
 	"strings"
 	"sync/atomic"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -151,16 +148,11 @@ func run() error {
 	}
 	restCfg.QPS, restCfg.Burst = float32(cfg.kubeAPIQPS), cfg.kubeAPIBurst
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: cfg.probeAddr,
-		PprofBindAddress:       cfg.pprofAddr,
-		// managedFields are a good part of every cached object, and only
-		// the Services' are read (to compare what the operator applied).
-		Cache: cache.Options{
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Service{}: {Transform: keep}},
-		},
+		Scheme:                        scheme,
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        cfg.probeAddr,
+		PprofBindAddress:              cfg.pprofAddr,
+		Cache:                         controllers.CacheOptions(),
 		LeaderElection:                cfg.leaderElect,
 		LeaderElectionID:              "netintent.networking.netintent.io",
 		LeaderElectionNamespace:       cfg.leaderElectionNS,
@@ -264,6 +256,3 @@ func addDNS(mgr ctrl.Manager, cfg config) (*dnsserver.Server, error) {
 	}
 	return srv, mgr.AddReadyzCheck("dns", srv.ReadyCheck)
 }
-
-// keep is a cache transform that keeps the object as it is.
-func keep(obj any) (any, error) { return obj, nil }

@@ -222,29 +222,30 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 
 	desired := intent.DesiredService(in, s.externalName)
 	if existing != nil {
-		// A create whose follow-up failed (say the API server went away
-		// in between) left its fields under an update.
-		if err := r.adoptUpdatedFields(ctx, existing); err != nil {
-			return ctrl.Result{}, err
-		}
-		current, err := corev1ac.ExtractService(existing, v1alpha1.FieldOwner)
+		current, err := ownedFields(existing)
 		if err != nil {
-			return ctrl.Result{}, fmt.Errorf("reading owned fields of service: %w", err)
+			return ctrl.Result{}, err
 		}
 		if intent.Unchanged(current, desired) {
 			intent.ObserveService(in, existing)
 			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", existing.Name)
 			return ctrl.Result{}, nil
 		}
+		// The create (or a port clean-up) left the operator's fields
+		// under an update; an apply owns them only once they are moved.
+		if err := r.adoptUpdatedFields(ctx, existing); err != nil {
+			return ctrl.Result{}, err
+		}
 		if err := r.dropForeignPorts(ctx, existing, desired); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 
+	applied := &corev1.Service{}
 	if existing == nil {
 		// A create, never an apply: an apply would take over a Service
 		// that the cache has not seen yet.
-		taken, err := r.createService(ctx, in, desired)
+		created, taken, err := r.createService(ctx, in, desired)
 		if err != nil {
 			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "creating Service %s failed: %v", in.Name, err)
 			return ctrl.Result{}, err
@@ -258,28 +259,28 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 			r.conflict(s, taken)
 			return ctrl.Result{}, nil
 		}
-	} else if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
-		if apierrors.IsConflict(err) {
-			// The Service changed since the cache's copy, on which the
-			// ownership check was made: an apply now could take back a
-			// Service someone else has just taken over. The change's
-			// event brings us back.
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+		// The created Service, as the API server returned it: the
+		// endpoints need not wait for the cache to see it.
+		applied = created
+	} else {
+		if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
+			if apierrors.IsConflict(err) {
+				// The Service changed since the cache's copy, on which
+				// the ownership check was made: an apply now could take
+				// back a Service someone else has just taken over. The
+				// change's event brings us back.
+				return ctrl.Result{RequeueAfter: time.Second}, nil
+			}
+			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
+			return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
 		}
-		intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
-		return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
-	}
-	applied := &corev1.Service{}
-	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), applied); err != nil {
-		// The cache may not have seen the write yet; the Service event
-		// brings us back.
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), applied); err != nil {
+			// The cache may not have seen the write yet; the Service
+			// event brings us back.
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
 	}
 	s.service = applied
-	if existing == nil {
-		r.Recorder.Eventf(in, applied, corev1.EventTypeNormal, "ServiceCreated", "Create",
-			"Created %s Service %s", applied.Spec.Type, applied.Name)
-	}
 	intent.ObserveService(in, applied)
 	intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", applied.Name)
 	return ctrl.Result{}, nil
@@ -304,33 +305,50 @@ func (r *IntentReconciler) conflict(s *intentScope, svc *corev1.Service) {
 // createService creates the intent's Service. When a Service of that name
 // already exists (one the cache had not seen), it returns that Service as
 // the API server has it, and touches nothing.
-func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.NetworkIntent, desired *corev1ac.ServiceApplyConfiguration) (*corev1.Service, error) {
+func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.NetworkIntent, desired *corev1ac.ServiceApplyConfiguration) (created, taken *corev1.Service, err error) {
 	raw, err := json.Marshal(desired)
 	if err != nil {
-		return nil, fmt.Errorf("encoding service: %w", err)
+		return nil, nil, fmt.Errorf("encoding service: %w", err)
 	}
 	svc := &corev1.Service{}
 	if err := json.Unmarshal(raw, svc); err != nil {
-		return nil, fmt.Errorf("decoding service: %w", err)
+		return nil, nil, fmt.Errorf("decoding service: %w", err)
 	}
 	err = r.Client.Create(ctx, svc, client.FieldOwner(v1alpha1.FieldOwner))
 	if apierrors.IsAlreadyExists(err) {
 		live := &corev1.Service{}
 		if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(in), live); err != nil {
-			return nil, fmt.Errorf("getting the service that exists: %w", err)
+			return nil, nil, fmt.Errorf("getting the service that exists: %w", err)
 		}
-		return live, nil
+		return nil, live, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("creating service: %w", err)
+		return nil, nil, fmt.Errorf("creating service: %w", err)
 	}
-	return nil, r.adoptUpdatedFields(ctx, svc)
+	return svc, nil, nil
+}
+
+// ownedFields are the fields of svc that the operator's field manager owns,
+// whether through its apply or through an update (the create, or
+// dropForeignPorts) whose fields adoptUpdatedFields has not moved to the
+// apply yet.
+func ownedFields(svc *corev1.Service) (*corev1ac.ServiceApplyConfiguration, error) {
+	upgraded := svc.DeepCopy()
+	if err := csaupgrade.UpgradeManagedFields(upgraded, sets.New(v1alpha1.FieldOwner), v1alpha1.FieldOwner); err != nil {
+		return nil, fmt.Errorf("reading owned fields of service: %w", err)
+	}
+	current, err := corev1ac.ExtractService(upgraded, v1alpha1.FieldOwner)
+	if err != nil {
+		return nil, fmt.Errorf("reading owned fields of service: %w", err)
+	}
+	return current, nil
 }
 
 // adoptUpdatedFields moves the fields the operator's field manager owns
 // through an update (a create, or dropForeignPorts) to its apply entry, so
 // that applies own them: else a field the intent stops declaring would stay.
-// It writes nothing when there are none.
+// It is put off until the Service is to change (a create is not followed by
+// a write of its own), and writes nothing when there are none.
 func (r *IntentReconciler) adoptUpdatedFields(ctx context.Context, svc *corev1.Service) error {
 	patch, err := csaupgrade.UpgradeManagedFieldsPatch(svc, sets.New(v1alpha1.FieldOwner), v1alpha1.FieldOwner)
 	if err != nil {

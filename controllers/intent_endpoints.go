@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,13 +32,53 @@ type Prober interface {
 	Status(key types.NamespacedName) map[string]health.TargetState
 }
 
-var endpointsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "netintent_intent_endpoints",
-	Help: "Endpoints of each intent, by state (total, healthy, ready).",
-}, []string{"namespace", "intent", "state"})
+// endpointsGauge holds each intent's endpoint counts and reports them at
+// scrape time: three numbers an intent, where a labelled gauge per intent
+// and state would keep a few hundred bytes of label pairs for each.
+var endpointsGauge = &endpointCounts{
+	desc: prometheus.NewDesc("netintent_intent_endpoints",
+		"Endpoints of each intent, by state (total, healthy, ready).",
+		[]string{"namespace", "intent", "state"}, nil),
+	counts: map[types.NamespacedName][3]int32{},
+}
 
 func init() {
 	metrics.Registry.MustRegister(endpointsGauge)
+}
+
+// endpointCounts is a prometheus.Collector of the intents' endpoint counts.
+type endpointCounts struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	counts map[types.NamespacedName][3]int32 // total, healthy, ready
+}
+
+var endpointStates = [3]string{"total", "healthy", "ready"}
+
+func (e *endpointCounts) set(key types.NamespacedName, total, healthy, ready int) {
+	e.mu.Lock()
+	e.counts[key] = [3]int32{int32(total), int32(healthy), int32(ready)}
+	e.mu.Unlock()
+}
+
+func (e *endpointCounts) forget(key types.NamespacedName) {
+	e.mu.Lock()
+	delete(e.counts, key)
+	e.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (e *endpointCounts) Describe(ch chan<- *prometheus.Desc) { ch <- e.desc }
+
+// Collect implements prometheus.Collector.
+func (e *endpointCounts) Collect(ch chan<- prometheus.Metric) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for key, c := range e.counts {
+		for i, state := range endpointStates {
+			ch <- prometheus.MustNewConstMetric(e.desc, prometheus.GaugeValue, float64(c[i]), key.Namespace, key.Name, state)
+		}
+	}
 }
 
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
@@ -117,7 +158,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 
 // forgetEndpointMetrics drops the intent's endpoint gauges.
 func forgetEndpointMetrics(in *v1alpha1.NetworkIntent) {
-	endpointsGauge.DeletePartialMatch(prometheus.Labels{"namespace": in.Namespace, "intent": in.Name})
+	endpointsGauge.forget(client.ObjectKeyFromObject(in))
 }
 
 // candidates are the intent's backends of the Service's IP families, and
@@ -204,18 +245,39 @@ func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.Heal
 	return r.Prober.Status(key)
 }
 
+// sliceControllerField indexes the EndpointSlices that an intent controls by
+// the intent's UID, so that a reconcile reads its own slices, not every
+// slice of the namespace.
+const sliceControllerField = "netintent.controller.uid"
+
+// indexSlicesByIntent registers sliceControllerField.
+func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceControllerField, func(obj client.Object) []string {
+		if ref := metav1.GetControllerOfNoCopy(obj); ref != nil && ref.Kind == "NetworkIntent" {
+			return []string{string(ref.UID)}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing endpoint slices by intent: %w", err)
+	}
+	return nil
+}
+
+// ownedSlices is listOwnedSlices from the cache, through its index.
 func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
-	return listOwnedSlices(ctx, r.Client, in)
+	return listOwnedSlices(ctx, r.Client, in, client.MatchingFields{sliceControllerField: string(in.UID)})
 }
 
 // listOwnedSlices lists the EndpointSlices the intent controls: its
 // Service's, managed by netintent, and with the intent as controller.
-func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
+func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.NetworkIntent, opts ...client.ListOption) ([]discoveryv1.EndpointSlice, error) {
 	list := &discoveryv1.EndpointSliceList{}
-	if err := reader.List(ctx, list, client.InNamespace(in.Namespace), client.MatchingLabels{
+	opts = append(opts, client.InNamespace(in.Namespace), client.MatchingLabels{
 		discoveryv1.LabelServiceName: in.Name,
 		discoveryv1.LabelManagedBy:   v1alpha1.EndpointSliceManagedBy,
-	}); err != nil {
+	})
+	if err := reader.List(ctx, list, opts...); err != nil {
 		return nil, fmt.Errorf("listing endpoint slices: %w", err)
 	}
 	owned := list.Items[:0]
@@ -303,9 +365,7 @@ func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endp
 	}
 	rep := endpoints.Summarize(v, excluded, floor)
 	in.Status.Endpoints = rep.Status
-	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "total").Set(float64(v.Total))
-	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "healthy").Set(float64(v.Healthy))
-	endpointsGauge.WithLabelValues(in.Namespace, in.Name, "ready").Set(float64(rep.Ready))
+	endpointsGauge.set(client.ObjectKeyFromObject(in), v.Total, v.Healthy, rep.Ready)
 	if rep.Reason == v1alpha1.IntentReasonBelowHealthyFloor && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonBelowHealthyFloor) {
 		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonBelowHealthyFloor, "Publish",
 			"Only %d of %d endpoints are healthy, below the %d%% floor: publishing every pod-ready endpoint", v.Healthy, v.Total, floor)

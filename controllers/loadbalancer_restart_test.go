@@ -204,6 +204,7 @@ func startOperatorWith(t *testing.T, cfg *rest.Config, opts Options) func() {
 		Scheme:                 testScheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache:                  CacheOptions(),
 		// The suite's manager registered the same controller names.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 	})

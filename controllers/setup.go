@@ -2,9 +2,15 @@ package controllers
 
 import (
 	"context"
+	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
 )
 
@@ -27,6 +33,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		}
 	}
 	if err := indexPodsByNode(context.Background(), mgr); err != nil {
+		return err
+	}
+	if err := indexSlicesByIntent(context.Background(), mgr); err != nil {
 		return err
 	}
 	if err := (&IntentReconciler{
@@ -57,4 +66,32 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	return nil
+}
+
+// CacheOptions trims what the manager's cache keeps of each object: the
+// operator's memory grows with the cluster, so it keeps only what it reads.
+// managedFields are a good part of every cached object, and only those of
+// the intents' Services are read (to compare what the operator applied).
+func CacheOptions() cache.Options {
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         map[client.Object]cache.ByObject{&corev1.Service{}: {Transform: trimService}},
+	}
+}
+
+// trimService is the Services' cache transform: an intent's Service is
+// kept as it is, since the operator compares and writes it; any other is
+// only read by the DNS server, which needs neither its managedFields nor
+// the copy of it that `kubectl apply` keeps in an annotation.
+func trimService(obj any) (any, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return obj, nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(svc); ref != nil && ref.Kind == "NetworkIntent" && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
+		return svc, nil
+	}
+	svc.ManagedFields = nil
+	delete(svc.Annotations, corev1.LastAppliedConfigAnnotation)
+	return svc, nil
 }

@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/netintent/netintent/internal/manifests"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -89,6 +90,13 @@ func run() (int, error) {
 		fmt.Fprintln(os.Stderr, "Local control plane stopped.")
 	}()
 
+	c, err := client.New(env.Config, client.Options{Scheme: scheme.Scheme})
+	if err == nil {
+		err = manifests.InstallAdmissionPolicy(ctx, c, rootDir)
+	}
+	if err != nil {
+		return 1, fmt.Errorf("installing the admission policy: %w", err)
+	}
 	admin, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return 1, fmt.Errorf("adding the local admin user: %w", err)

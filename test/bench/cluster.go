@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/manifests"
 )
 
 // serviceRange is the control plane's Service range, as make run's: room for
@@ -62,6 +63,11 @@ func startControlPlane(root, work string) (*controlPlane, error) {
 		// The benchmark's own writes should not be what limits convergence.
 		cfg.QPS, cfg.Burst = 5000, 5000
 		cp.client, err = client.New(cfg, client.Options{Scheme: scheme})
+	}
+	if err == nil {
+		// As a cluster has the operator installed, with the policy that
+		// sets its finalizer on new intents.
+		err = manifests.InstallAdmissionPolicy(context.Background(), cp.client, root)
 	}
 	if err != nil {
 		cp.stop()

@@ -64,6 +64,9 @@ func TestInstallAndRun(t *testing.T) {
 	step(t, "the other kustomizations render and apply", func(t *testing.T) {
 		checkOptionalKustomizations(t, p, k)
 	})
+	step(t, "the admission policy that sets the finalizer applies", func(t *testing.T) {
+		installAdmissionPolicy(t, p, k)
+	})
 
 	var opUser *envtest.AuthenticatedUser
 	step(t, "an operator user bound like the install's ServiceAccount", func(t *testing.T) {
@@ -297,6 +300,26 @@ func checkOptionalKustomizations(t *testing.T, p paths, k kubectl) {
 	for _, dir := range []string{"crd", "rbac", "manager", "samples"} {
 		k.must(t, "", "kustomize", filepath.Join(p.configDir, dir))
 	}
+}
+
+// installAdmissionPolicy applies config/admission as the README says and
+// waits until a new intent comes back from a dry-run create with the
+// operator's finalizer: the samples then get it as they are created.
+func installAdmissionPolicy(t *testing.T, p paths, k kubectl) {
+	r := k.must(t, "", "apply", "--server-side", "-k", filepath.Join(p.configDir, "admission"))
+	t.Logf("kubectl apply --server-side -k config/admission:\n%s", r.stdout)
+	probe := `{"apiVersion":"networking.netintent.io/v1alpha1","kind":"NetworkIntent","metadata":{"name":"probe","namespace":"default"},` +
+		`"spec":{"exposure":"ClusterIP","ports":[{"name":"http","port":80}],"backends":[{"address":"192.0.2.10"}]}}`
+	eventually(t, 30*time.Second, "the policy sets the finalizer", func() error {
+		r := k.run(probe, "create", "--dry-run=server", "-f", "-", "-o", "jsonpath={.metadata.finalizers}")
+		if r.err != nil {
+			return fmt.Errorf("%v: %s", r.err, r.stderr)
+		}
+		if !strings.Contains(r.stdout, v1alpha1.IntentFinalizer) {
+			return fmt.Errorf("a dry-run create came back with finalizers %q", r.stdout)
+		}
+		return nil
+	})
 }
 
 // addOperatorUser makes a user with no groups and gives it every binding
@@ -699,6 +722,7 @@ func stopOperator(t *testing.T, admin client.Client, op *operatorProcess, leaseN
 // controller here, so the namespace itself stays Terminating; the CRDs,
 // which the API server removes itself, must go.
 func uninstall(t *testing.T, p paths, k kubectl) {
+	k.must(t, "", "delete", "-k", filepath.Join(p.configDir, "admission"))
 	k.must(t, "", "delete", "--wait=false", "-k", filepath.Join(p.configDir, "default"))
 	eventually(t, 30*time.Second, "CRDs removed", func() error {
 		r := k.run("", "get", "crd", "-o", "name", "-l", partOf)
@@ -710,7 +734,7 @@ func uninstall(t *testing.T, p paths, k kubectl) {
 		}
 		return nil
 	})
-	if out := strings.TrimSpace(k.must(t, "", "get", "clusterroles,clusterrolebindings", "-o", "name", "-l", partOf).stdout); out != "" {
+	if out := strings.TrimSpace(k.must(t, "", "get", "clusterroles,clusterrolebindings,mutatingadmissionpolicies,mutatingadmissionpolicybindings", "-o", "name", "-l", partOf).stdout); out != "" {
 		t.Errorf("left behind by uninstall:\n%s", out)
 	}
 }
