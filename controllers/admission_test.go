@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,6 +59,22 @@ func TestAdmissionPolicySetsFinalizer(t *testing.T) {
 		return nil
 	})
 
+	// Other finalizers stay, and the operator's is never there twice.
+	for _, given := range [][]string{{"example.com/keep"}, {v1alpha1.IntentFinalizer}, {"example.com/keep", v1alpha1.IntentFinalizer}} {
+		probe := webIntent(ns, "probe", v1alpha1.ExposureClusterIP)
+		probe.Finalizers = append([]string(nil), given...)
+		if err := k8sClient.Create(ctx, probe, client.DryRunAll); err != nil {
+			t.Fatal(err)
+		}
+		want := append([]string(nil), given...)
+		if !slices.Contains(want, v1alpha1.IntentFinalizer) {
+			want = append(want, v1alpha1.IntentFinalizer)
+		}
+		if !slices.Equal(probe.Finalizers, want) {
+			t.Errorf("created with finalizers %v: came back with %v, want %v", given, probe.Finalizers, want)
+		}
+	}
+
 	wc, err := client.NewWithWatch(testEnv.Config, client.Options{Scheme: testScheme})
 	if err != nil {
 		t.Fatal(err)
@@ -101,10 +118,5 @@ func TestAdmissionPolicySetsFinalizer(t *testing.T) {
 }
 
 func hasFinalizer(in *v1alpha1.NetworkIntent) bool {
-	for _, f := range in.Finalizers {
-		if f == v1alpha1.IntentFinalizer {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(in.Finalizers, v1alpha1.IntentFinalizer)
 }

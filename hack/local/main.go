@@ -23,10 +23,12 @@ import (
 	"syscall"
 	"time"
 
-	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/manifests"
 	"github.com/netintent/netintent/internal/testnet"
 )
@@ -90,7 +92,15 @@ func run() (int, error) {
 		fmt.Fprintln(os.Stderr, "Local control plane stopped.")
 	}()
 
-	c, err := client.New(env.Config, client.Options{Scheme: scheme.Scheme})
+	s := runtime.NewScheme()
+	err = clientgoscheme.AddToScheme(s)
+	if err == nil {
+		err = v1alpha1.AddToScheme(s)
+	}
+	var c client.Client
+	if err == nil {
+		c, err = client.New(env.Config, client.Options{Scheme: s})
+	}
 	if err == nil {
 		err = manifests.InstallAdmissionPolicy(ctx, c, rootDir)
 	}
@@ -143,7 +153,7 @@ func startNode(ctx context.Context, env *envtest.Environment, rootDir string) (*
 	if os.Geteuid() != 0 {
 		return nil, errors.New("-node makes network namespaces: run as root")
 	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme.Scheme})
+	c, err := client.New(env.Config, client.Options{Scheme: clientgoscheme.Scheme})
 	if err != nil {
 		return nil, err
 	}

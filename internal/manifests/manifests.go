@@ -10,11 +10,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/netintent/netintent/api/v1alpha1"
 )
 
 // Read decodes every object of a YAML file of one or more documents.
@@ -56,11 +61,47 @@ func Create(ctx context.Context, c client.Client, objs ...*unstructured.Unstruct
 const AdmissionPolicy = "config/admission/finalizer_policy.yaml"
 
 // InstallAdmissionPolicy creates the admission policy from the project
-// folder root.
+// folder root, and returns once the API server applies it. Until then (the
+// API server needs the intents' schema, which it builds a few seconds after
+// the CRD is created) creating an intent fails.
 func InstallAdmissionPolicy(ctx context.Context, c client.Client, root string) error {
 	objs, err := Read(filepath.Join(root, AdmissionPolicy))
 	if err != nil {
 		return err
 	}
-	return Create(ctx, c, objs...)
+	if err := Create(ctx, c, objs...); err != nil {
+		return err
+	}
+	probe := func() error {
+		in := &v1alpha1.NetworkIntent{
+			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "admission-probe"},
+			Spec: v1alpha1.NetworkIntentSpec{
+				Exposure: v1alpha1.ExposureClusterIP,
+				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80}},
+				Backends: []v1alpha1.Backend{{Address: "192.0.2.10"}},
+			},
+		}
+		if err := c.Create(ctx, in, client.DryRunAll); err != nil {
+			return err
+		}
+		if !slices.Contains(in.Finalizers, v1alpha1.IntentFinalizer) {
+			return fmt.Errorf("a dry-run create of an intent came back with finalizers %v", in.Finalizers)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		err := probe()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the admission policy is not applied a minute after its install: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
