@@ -1,10 +1,13 @@
 package dnsserver
 
 import (
+	"fmt"
 	"net"
 	"testing"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/miekg/dns"
 )
@@ -65,5 +68,40 @@ func BenchmarkUDPRoundTrip(b *testing.B) {
 		if _, err := conn.Read(buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkIndexUpsert updates one Service of a namespace that holds n
+// Services, as the operator's informers do for each Service and slice
+// event: what a change costs the index grows with the namespace it is in.
+func BenchmarkIndexUpsert(b *testing.B) {
+	for _, n := range []int{100, 5000} {
+		b.Run(fmt.Sprintf("namespace-of-%d", n), func(b *testing.B) {
+			idx := NewIndex()
+			svcs := make([]*corev1.Service, n)
+			for i := range svcs {
+				svcs[i] = &corev1.Service{
+					ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("svc-%d", i)},
+					Spec: corev1.ServiceSpec{
+						Type: corev1.ServiceTypeClusterIP, ClusterIP: fmt.Sprintf("10.96.%d.%d", i/250, i%250+1),
+						Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+					},
+				}
+				idx.UpsertService(svcs[i])
+			}
+			idx.MarkSynced()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				// A change each time: the port flips between 80 and 81.
+				svc := svcs[i%n]
+				svc.Spec.Ports[0].Port = 161 - svc.Spec.Ports[0].Port
+				idx.UpsertService(svc)
+				i++
+			}
+			if idx.snapshot().service("bench", "svc-0") == nil {
+				b.Fatal("svc-0 is not in the index")
+			}
+		})
 	}
 }

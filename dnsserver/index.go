@@ -90,14 +90,77 @@ type endpointRecord struct {
 
 // snapshot is an immutable view of every Service with its ready endpoints,
 // by namespace then name. A new snapshot shares the namespaces that did not
-// change with the one it replaces.
+// change with the one it replaces, and within the namespace that did, every
+// shard but the changed Service's.
 type snapshot struct {
-	namespaces map[string]map[string]*serviceRecord
+	namespaces map[string]*namespaceRecord
 	serial     uint32
 }
 
+// namespaceShards is how many maps a namespace's Services are split into by
+// a hash of their name: a change copies one of them, so what it costs grows
+// with a namespace's Services divided by this, not with all of them.
+const namespaceShards = 64
+
+// namespaceRecord is one namespace's Services, never modified once it is in
+// a snapshot.
+type namespaceRecord struct {
+	services int
+	shards   [namespaceShards]map[string]*serviceRecord
+}
+
+// shardOf is the shard of a Service name (FNV-1a).
+func shardOf(name string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return int(h % namespaceShards)
+}
+
 func (s *snapshot) service(namespace, name string) *serviceRecord {
-	return s.namespaces[namespace][name]
+	ns := s.namespaces[namespace]
+	if ns == nil {
+		return nil
+	}
+	return ns.shards[shardOf(name)][name]
+}
+
+// hasNamespace reports whether a namespace has a Service.
+func (s *snapshot) hasNamespace(namespace string) bool {
+	return s.namespaces[namespace] != nil
+}
+
+// with returns a copy of ns (nil: an empty namespace) with the Service
+// name's record replaced by rec, or removed when rec is nil; nil when no
+// Service is left.
+func (ns *namespaceRecord) with(name string, rec *serviceRecord) *namespaceRecord {
+	next := &namespaceRecord{}
+	if ns != nil {
+		*next = *ns
+	}
+	shard := shardOf(name)
+	old := next.shards[shard]
+	services := make(map[string]*serviceRecord, len(old)+1)
+	for n, r := range old {
+		services[n] = r
+	}
+	_, had := services[name]
+	switch {
+	case rec != nil:
+		services[name] = rec
+		if !had {
+			next.services++
+		}
+	case had:
+		delete(services, name)
+		next.services--
+	}
+	next.shards[shard] = services
+	if next.services == 0 {
+		return nil
+	}
+	return next
 }
 
 // Index holds the Services and EndpointSlices of all namespaces and publishes
@@ -218,14 +281,19 @@ func (i *Index) MarkSynced() {
 	if i.current.Load() != nil {
 		return
 	}
-	namespaces := map[string]map[string]*serviceRecord{}
+	namespaces := map[string]*namespaceRecord{}
 	for key := range i.services {
-		services := namespaces[key.Namespace]
-		if services == nil {
-			services = map[string]*serviceRecord{}
-			namespaces[key.Namespace] = services
+		ns := namespaces[key.Namespace]
+		if ns == nil {
+			ns = &namespaceRecord{}
+			namespaces[key.Namespace] = ns
 		}
-		services[key.Name] = i.record(key)
+		shard := shardOf(key.Name)
+		if ns.shards[shard] == nil {
+			ns.shards[shard] = map[string]*serviceRecord{}
+		}
+		ns.shards[shard][key.Name] = i.record(key)
+		ns.services++
 	}
 	i.current.Store(&snapshot{namespaces: namespaces, serial: i.nextSerial()})
 }
@@ -248,31 +316,23 @@ func (i *Index) snapshot() *snapshot {
 	return i.current.Load()
 }
 
-// publish replaces the record of one Service in a new snapshot. Only the map of
-// that Service's namespace is copied. i.mu is held.
+// publish replaces the record of one Service in a new snapshot. Only the map
+// of namespaces and the Service's shard of its namespace are copied. i.mu is
+// held.
 func (i *Index) publish(key types.NamespacedName) {
 	old := i.current.Load()
 	if old == nil {
 		return
 	}
-	rec := i.record(key)
-	services := make(map[string]*serviceRecord, len(old.namespaces[key.Namespace])+1)
-	for name, r := range old.namespaces[key.Namespace] {
-		services[name] = r
+	ns := old.namespaces[key.Namespace].with(key.Name, i.record(key))
+	namespaces := make(map[string]*namespaceRecord, len(old.namespaces)+1)
+	for name, r := range old.namespaces {
+		namespaces[name] = r
 	}
-	if rec == nil {
-		delete(services, key.Name)
-	} else {
-		services[key.Name] = rec
-	}
-	namespaces := make(map[string]map[string]*serviceRecord, len(old.namespaces)+1)
-	for ns, s := range old.namespaces {
-		namespaces[ns] = s
-	}
-	if len(services) == 0 {
+	if ns == nil {
 		delete(namespaces, key.Namespace)
 	} else {
-		namespaces[key.Namespace] = services
+		namespaces[key.Namespace] = ns
 	}
 	i.current.Store(&snapshot{namespaces: namespaces, serial: i.nextSerial()})
 }

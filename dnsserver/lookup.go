@@ -154,7 +154,7 @@ func (z *zone) node(s *snapshot, name string, qtype uint16) (Result, string) {
 	case 0:
 		return z.apex(s, name, qtype), ""
 	case 1: // <ns>: exists, without records, while the namespace has a Service
-		if len(s.namespaces[labels[0]]) > 0 {
+		if s.hasNamespace(labels[0]) {
 			return Result{Kind: NoData}, ""
 		}
 		return Result{Kind: NameError}, ""
