@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -71,27 +72,44 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 // CacheOptions trims what the manager's cache keeps of each object: the
 // operator's memory grows with the cluster, so it keeps only what it reads.
 // managedFields are a good part of every cached object, and only those of
-// the intents' Services are read (to compare what the operator applied).
+// the intents' Services are read (to compare what the operator applied);
+// nothing reads the copy of an object that a client-side `kubectl apply`
+// keeps in an annotation, and the operator writes the objects it caches
+// (intents, AddressPools) only with patches, which leave out what the cache
+// does not hold.
 func CacheOptions() cache.Options {
 	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: trim,
 		ByObject:         map[client.Object]cache.ByObject{&corev1.Service{}: {Transform: trimService}},
 	}
 }
 
+// trim drops an object's managedFields and last-applied annotation.
+func trim(obj any) (any, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return obj, nil // not an object (say a tombstone): nothing to trim
+	}
+	if m.GetManagedFields() != nil {
+		m.SetManagedFields(nil)
+	}
+	if a := m.GetAnnotations(); a != nil {
+		if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
+			delete(a, corev1.LastAppliedConfigAnnotation)
+			m.SetAnnotations(a)
+		}
+	}
+	return obj, nil
+}
+
 // trimService is the Services' cache transform: an intent's Service is
 // kept as it is, since the operator compares and writes it; any other is
-// only read by the DNS server, which needs neither its managedFields nor
-// the copy of it that `kubectl apply` keeps in an annotation.
+// only read by the DNS server and trimmed.
 func trimService(obj any) (any, error) {
-	svc, ok := obj.(*corev1.Service)
-	if !ok {
-		return obj, nil
+	if svc, ok := obj.(*corev1.Service); ok {
+		if ref := metav1.GetControllerOfNoCopy(svc); ref != nil && ref.Kind == "NetworkIntent" && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
+			return svc, nil
+		}
 	}
-	if ref := metav1.GetControllerOfNoCopy(svc); ref != nil && ref.Kind == "NetworkIntent" && strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
-		return svc, nil
-	}
-	svc.ManagedFields = nil
-	delete(svc.Annotations, corev1.LastAppliedConfigAnnotation)
-	return svc, nil
+	return trim(obj)
 }
