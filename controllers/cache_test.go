@@ -2,14 +2,18 @@ package controllers
 
 import (
 	"context"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/endpoints"
 )
 
 // TestCacheTrims checks the cache transforms: managedFields and the
@@ -76,4 +80,49 @@ func TestLastAppliedSurvives(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCacheTrimsPods checks that a trimmed pod makes the same endpoints as
+// the whole pod, and that what endpoints never read is gone.
+func TestCacheTrimsPods(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "ns", Name: "web-0", UID: "uid-0", Labels: map[string]string{"app": "web"},
+			Annotations: map[string]string{"big": strings.Repeat("x", 1000)},
+		},
+		Spec: corev1.PodSpec{
+			NodeName: "node-a", Hostname: "web-0", Subdomain: "web",
+			Containers: []corev1.Container{
+				{Name: "app", Image: "app:1", Env: []corev1.EnvVar{{Name: "A", Value: "b"}}, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}},
+				{Name: "sidecar", Image: "proxy:1", Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: 9901, Protocol: corev1.ProtocolTCP}}},
+			},
+			Volumes: []corev1.Volume{{Name: "data"}},
+		},
+		Status: corev1.PodStatus{
+			Phase: corev1.PodRunning, PodIP: "10.244.0.5", PodIPs: []corev1.PodIP{{IP: "10.244.0.5"}, {IP: "fd00::5"}},
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", Image: "app:1", Ready: true}},
+		},
+	}
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"},
+		Spec: v1alpha1.NetworkIntentSpec{Ports: []v1alpha1.IntentPort{
+			{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromString("http"))},
+			{Name: "admin", Port: 9901, TargetPort: ptr.To(intstr.FromString("admin"))},
+		}},
+	}
+	zones := map[string]string{"node-a": "zone-1"}
+	want, wantExcluded := endpoints.FromPods(in, []corev1.Pod{*pod.DeepCopy()}, zones)
+	out, err := trimPod(pod.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := out.(*corev1.Pod)
+	got, gotExcluded := endpoints.FromPods(in, []corev1.Pod{*trimmed}, zones)
+	if len(want) != 2 || !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotExcluded, wantExcluded) {
+		t.Fatalf("endpoints of the trimmed pod:\n%+v %+v\nof the whole pod:\n%+v %+v", got, gotExcluded, want, wantExcluded)
+	}
+	if trimmed.Annotations != nil || trimmed.Spec.Volumes != nil || trimmed.Status.ContainerStatuses != nil || trimmed.Spec.Containers[0].Env != nil || trimmed.Spec.Containers[0].Image != "" {
+		t.Errorf("the trimmed pod keeps what endpoints never read: %+v", trimmed)
+	}
 }

@@ -80,8 +80,41 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: trim,
-		ByObject:         map[client.Object]cache.ByObject{&corev1.Service{}: {Transform: trimService}},
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Service{}: {Transform: trimService},
+			&corev1.Pod{}:     {Transform: trimPod},
+		},
 	}
+}
+
+// trimPod keeps of a pod what its endpoints are made of (endpoints.FromPods):
+// labels, name and UID, the deletion mark, node, hostname and subdomain, the
+// containers' ports, phase, addresses and conditions. A pod's spec and
+// container statuses are most of its size, and every pod of the cluster is
+// cached.
+func trimPod(obj any) (any, error) {
+	pod, ok := obj.(*corev1.Pod)
+	if !ok {
+		return trim(obj)
+	}
+	containers := make([]corev1.Container, len(pod.Spec.Containers))
+	for i, c := range pod.Spec.Containers {
+		containers[i] = corev1.Container{Name: c.Name, Ports: c.Ports}
+	}
+	pod.Spec = corev1.PodSpec{
+		NodeName:   pod.Spec.NodeName,
+		Hostname:   pod.Spec.Hostname,
+		Subdomain:  pod.Spec.Subdomain,
+		Containers: containers,
+	}
+	pod.Status = corev1.PodStatus{
+		Phase:      pod.Status.Phase,
+		PodIP:      pod.Status.PodIP,
+		PodIPs:     pod.Status.PodIPs,
+		Conditions: pod.Status.Conditions,
+	}
+	pod.Annotations = nil
+	return trim(pod)
 }
 
 // trim drops an object's managedFields and last-applied annotation.

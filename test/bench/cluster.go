@@ -31,7 +31,9 @@ type controlPlane struct {
 	kubeconfig string
 }
 
-func startControlPlane(root, work string) (*controlPlane, error) {
+// startControlPlane starts one with the CRDs and, when policy is set, the
+// admission policy of config/admission.
+func startControlPlane(root, work string, policy bool) (*controlPlane, error) {
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -64,7 +66,7 @@ func startControlPlane(root, work string) (*controlPlane, error) {
 		cfg.QPS, cfg.Burst = 5000, 5000
 		cp.client, err = client.New(cfg, client.Options{Scheme: scheme})
 	}
-	if err == nil {
+	if err == nil && policy {
 		// As a cluster has the operator installed, with the policy that
 		// sets its finalizer on new intents. Through a client of its own:
 		// a client's first request fixes the API groups it knows, and the
@@ -90,6 +92,12 @@ func (cp *controlPlane) stop() {
 // createAll creates objs with a few writers in parallel, as `kubectl apply`
 // of a large file or a CD tool would.
 func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) error {
+	return forAll(objs, "creating", func(o client.Object) error { return cp.client.Create(ctx, o) })
+}
+
+// forAll calls write for each of objs with a few writers in parallel, and
+// stops at the first error.
+func forAll(objs []client.Object, what string, write func(client.Object) error) error {
 	const writers = 16
 	work := make(chan client.Object)
 	errs := make(chan error, writers)
@@ -99,8 +107,8 @@ func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) err
 		go func() {
 			defer wg.Done()
 			for o := range work {
-				if err := cp.client.Create(ctx, o); err != nil {
-					errs <- fmt.Errorf("creating %s/%s: %w", o.GetNamespace(), o.GetName(), err)
+				if err := write(o); err != nil {
+					errs <- fmt.Errorf("%s %s/%s: %w", what, o.GetNamespace(), o.GetName(), err)
 					for range work { // drain
 					}
 					return

@@ -47,6 +47,8 @@ type options struct {
 	loadCPU    string
 	operator   []string
 	parts      string
+	noPolicy   bool
+	pods       bool
 }
 
 func parseOptions() (options, error) {
@@ -64,6 +66,8 @@ func parseOptions() (options, error) {
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
 	flag.StringVar(&o.parts, "parts", "dns,operator,prune", "Which parts to run, comma-separated: dns, operator, prune (root: network namespaces).")
 	flag.StringVar(&operatorArgs, "operator-args", "--intent-workers=8 --kube-api-qps=500 --kube-api-burst=1000", "Flags for the operator in the convergence runs, space-separated.")
+	flag.BoolVar(&o.noPolicy, "no-admission-policy", false, "Leave out config/admission's policy, so that the operator adds each intent's finalizer itself.")
+	flag.BoolVar(&o.pods, "pods", false, "Back each convergence intent with two Ready pods it selects, made before the intents, instead of two static addresses.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -118,7 +122,7 @@ func run() error {
 	defer os.RemoveAll(work)
 
 	ctx := context.Background()
-	cp, err := startControlPlane(o.root, work)
+	cp, err := startControlPlane(o.root, work, !o.noPolicy)
 	if err != nil {
 		return err
 	}

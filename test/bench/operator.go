@@ -91,8 +91,18 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		if err != nil {
 			return "", err
 		}
+		if o.pods {
+			// The pods are there and Ready before the intents come: what
+			// is timed is the intents' convergence.
+			if err := readyPods(ctx, cp, ns, n); err != nil {
+				return "", err
+			}
+			if before, err = counters(p); err != nil {
+				return "", err
+			}
+		}
 		start := time.Now()
-		if err := cp.createAll(ctx, intents(ns, n)); err != nil {
+		if err := cp.createAll(ctx, intents(ns, n, o.pods)); err != nil {
 			return "", err
 		}
 		err = poll(5*time.Minute, fmt.Sprintf("%d intents Ready", n), func() error {
@@ -195,23 +205,63 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 	return operatorTable(o, runs, resync.writes, mems, coreDNSRSS, total), nil
 }
 
-// intents are n ClusterIP intents with two static backends each.
-func intents(ns string, n int) []client.Object {
+// intents are n ClusterIP intents with two backends each: static
+// addresses, or with pods the two pods readyPods made for each.
+func intents(ns string, n int, pods bool) []client.Object {
 	objs := make([]client.Object, n)
 	for i := range objs {
-		objs[i] = &v1alpha1.NetworkIntent{
+		in := &v1alpha1.NetworkIntent{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%d", i)},
 			Spec: v1alpha1.NetworkIntentSpec{
 				Exposure: v1alpha1.ExposureClusterIP,
 				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(8080))}},
-				Backends: []v1alpha1.Backend{
-					{Address: fmt.Sprintf("10.250.%d.%d", i/250, i%250+1)},
-					{Address: fmt.Sprintf("10.249.%d.%d", i/250, i%250+1)},
-				},
 			},
 		}
+		if pods {
+			in.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": in.Name}}
+		} else {
+			in.Spec.Backends = []v1alpha1.Backend{{Address: backendAddress(0, i)}, {Address: backendAddress(1, i)}}
+		}
+		objs[i] = in
 	}
 	return objs
+}
+
+// backendAddress is the address of intent i's backend j (0 or 1).
+func backendAddress(j, i int) string {
+	return fmt.Sprintf("10.%d.%d.%d", 250-j, i/250, i%250+1)
+}
+
+// readyPods makes two pods for each of n intents, Ready with their address
+// (no kubelet runs here: the status is written as a kubelet would).
+func readyPods(ctx context.Context, cp *controlPlane, ns string, n int) error {
+	pods := make([]client.Object, 0, 2*n)
+	for i := range n {
+		for j := range 2 {
+			pods = append(pods, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%d-%d", i, j), Labels: map[string]string{"app": fmt.Sprintf("app-%d", i)}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}},
+			})
+		}
+	}
+	if err := cp.createAll(ctx, pods); err != nil {
+		return err
+	}
+	return forAll(pods, "marking ready", func(o client.Object) error {
+		pod := o.(*corev1.Pod)
+		var i, j int
+		if _, err := fmt.Sscanf(pod.Name, "app-%d-%d", &i, &j); err != nil {
+			return err
+		}
+		addr := backendAddress(j, i)
+		pod.Status = corev1.PodStatus{
+			Phase:      corev1.PodRunning,
+			PodIP:      addr,
+			PodIPs:     []corev1.PodIP{{IP: addr}},
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}},
+		}
+		return cp.client.Status().Update(ctx, pod)
+	})
 }
 
 // allReady returns nil when n intents in ns are Ready for their current
@@ -343,7 +393,15 @@ func readMemory(p *process, what string) (memory, error) {
 func operatorTable(o options, runs []convergence, resyncWrites int64, mems []memory, coreDNSRSS int64, total int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Convergence: intents applied at once, operator on all CPUs\n\n")
-	fmt.Fprintf(&b, "ClusterIP intents with two static backends each, created by 16 writers; the operator's flags: `%s`.\n\n", strings.Join(o.operator, " "))
+	policy := "with config/admission's policy setting the finalizer at create"
+	if o.noPolicy {
+		policy = "without config/admission's policy (the operator adds each finalizer)"
+	}
+	backends := "two static backends each"
+	if o.pods {
+		backends = "two Ready pods each (made before the intents)"
+	}
+	fmt.Fprintf(&b, "ClusterIP intents with %s, created by 16 writers, %s; the operator's flags: `%s`.\n\n", backends, policy, strings.Join(o.operator, " "))
 	fmt.Fprintf(&b, "| intents | seconds until all Ready | API writes per intent | by method |\n|---:|---:|---:|---|\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "| %d | %.1f | %.2f | %s |\n", r.intents, r.ready.Seconds(), r.writes, r.byVerb)

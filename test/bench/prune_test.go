@@ -53,7 +53,7 @@ func BenchmarkPrune(b *testing.B) {
 		}
 	}
 	work := b.TempDir()
-	cp, err := startControlPlane(root, work)
+	cp, err := startControlPlane(root, work, true)
 	if err != nil {
 		b.Fatal(err)
 	}
