@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -46,19 +45,10 @@ func TestAdmissionPolicySetsFinalizer(t *testing.T) {
 			_ = k8sClient.Delete(ctx, obj)
 		}
 	})
-	// The API server takes up a new policy a moment later: try it with
-	// dry runs until it mutates.
-	eventually(t, 20*time.Second, func() error {
-		probe := webIntent(ns, "probe", v1alpha1.ExposureClusterIP)
-		if err := k8sClient.Create(ctx, probe, client.DryRunAll); err != nil {
-			return err
-		}
-		if !hasFinalizer(probe) {
-			return fmt.Errorf("a dry-run create came back with finalizers %v", probe.Finalizers)
-		}
-		return nil
-	})
-
+	// The API server takes up a new policy a moment later.
+	if err := manifests.WaitForAdmissionPolicy(ctx, k8sClient, ns); err != nil {
+		t.Fatal(err)
+	}
 	// Other finalizers stay, and the operator's is never there twice.
 	for _, given := range [][]string{{"example.com/keep"}, {v1alpha1.IntentFinalizer}, {"example.com/keep", v1alpha1.IntentFinalizer}} {
 		probe := webIntent(ns, "probe", v1alpha1.ExposureClusterIP)

@@ -29,6 +29,9 @@ func TestCacheTrims(t *testing.T) {
 	}
 	intentOwned := meta()
 	intentOwned.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "NetworkIntent", Name: "web", UID: "u", Controller: ptr.To(true)}}
+	// A kind of the same name from another API group is not ours.
+	otherOwned := meta()
+	otherOwned.OwnerReferences = []metav1.OwnerReference{{APIVersion: "example.com/v1", Kind: "NetworkIntent", Name: "web", UID: "u", Controller: ptr.To(true)}}
 	for _, tc := range []struct {
 		name   string
 		obj    metav1.Object
@@ -38,6 +41,7 @@ func TestCacheTrims(t *testing.T) {
 		{"intent", &v1alpha1.NetworkIntent{ObjectMeta: meta()}, trim, false},
 		{"foreign Service", &corev1.Service{ObjectMeta: meta()}, trimService, false},
 		{"an intent's Service", &corev1.Service{ObjectMeta: intentOwned}, trimService, true},
+		{"a Service of another group's NetworkIntent", &corev1.Service{ObjectMeta: otherOwned}, trimService, false},
 	} {
 		out, err := tc.trimFn(tc.obj)
 		if err != nil {

@@ -241,7 +241,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 		}
 	}
 
-	applied := &corev1.Service{}
+	var applied *corev1.Service
 	if existing == nil {
 		// A create, never an apply: an apply would take over a Service
 		// that the cache has not seen yet.
@@ -274,6 +274,7 @@ func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope)
 			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
 			return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
 		}
+		applied = &corev1.Service{}
 		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), applied); err != nil {
 			// The cache may not have seen the write yet; the Service
 			// event brings us back.

@@ -253,8 +253,8 @@ const sliceControllerField = "netintent.controller.uid"
 // indexSlicesByIntent registers sliceControllerField.
 func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) error {
 	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceControllerField, func(obj client.Object) []string {
-		if ref := metav1.GetControllerOfNoCopy(obj); ref != nil && ref.Kind == "NetworkIntent" {
-			return []string{string(ref.UID)}
+		if uid := controllingIntent(obj); uid != "" {
+			return []string{string(uid)}
 		}
 		return nil
 	})

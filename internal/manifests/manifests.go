@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -61,9 +62,7 @@ func Create(ctx context.Context, c client.Client, objs ...*unstructured.Unstruct
 const AdmissionPolicy = "config/admission/finalizer_policy.yaml"
 
 // InstallAdmissionPolicy creates the admission policy from the project
-// folder root, and returns once the API server applies it. Until then (the
-// API server needs the intents' schema, which it builds a few seconds after
-// the CRD is created) creating an intent fails.
+// folder root, and returns once the API server applies it.
 func InstallAdmissionPolicy(ctx context.Context, c client.Client, root string) error {
 	objs, err := Read(filepath.Join(root, AdmissionPolicy))
 	if err != nil {
@@ -72,36 +71,35 @@ func InstallAdmissionPolicy(ctx context.Context, c client.Client, root string) e
 	if err := Create(ctx, c, objs...); err != nil {
 		return err
 	}
-	probe := func() error {
+	return WaitForAdmissionPolicy(ctx, c, metav1.NamespaceDefault)
+}
+
+// WaitForAdmissionPolicy returns once a dry-run create of an intent in
+// namespace comes back with the operator's finalizer. Until then (the API
+// server needs the intents' schema, which it builds a few seconds after the
+// CRD is created) creating an intent the policy matches fails.
+func WaitForAdmissionPolicy(ctx context.Context, c client.Client, namespace string) error {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		in := &v1alpha1.NetworkIntent{
-			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "admission-probe"},
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "admission-probe"},
 			Spec: v1alpha1.NetworkIntentSpec{
 				Exposure: v1alpha1.ExposureClusterIP,
 				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80}},
 				Backends: []v1alpha1.Backend{{Address: "192.0.2.10"}},
 			},
 		}
-		if err := c.Create(ctx, in, client.DryRunAll); err != nil {
-			return err
+		if last = c.Create(ctx, in, client.DryRunAll); last != nil {
+			return false, nil
 		}
 		if !slices.Contains(in.Finalizers, v1alpha1.IntentFinalizer) {
-			return fmt.Errorf("a dry-run create of an intent came back with finalizers %v", in.Finalizers)
+			last = fmt.Errorf("a dry-run create of an intent came back with finalizers %v", in.Finalizers)
+			return false, nil
 		}
-		return nil
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the admission policy is not applied: %w (last: %v)", err, last)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
-		err := probe()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the admission policy is not applied a minute after its install: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return nil
 }

@@ -68,13 +68,8 @@ func startControlPlane(root, work string, policy bool) (*controlPlane, error) {
 	}
 	if err == nil && policy {
 		// As a cluster has the operator installed, with the policy that
-		// sets its finalizer on new intents. Through a client of its own:
-		// a client's first request fixes the API groups it knows, and the
-		// CRDs' group may not be in discovery yet this early.
-		var install client.Client
-		if install, err = client.New(cfg, client.Options{Scheme: scheme}); err == nil {
-			err = manifests.InstallAdmissionPolicy(context.Background(), install, root)
-		}
+		// sets its finalizer on new intents.
+		err = manifests.InstallAdmissionPolicy(context.Background(), cp.client, root)
 	}
 	if err != nil {
 		cp.stop()

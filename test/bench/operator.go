@@ -236,10 +236,13 @@ func backendAddress(j, i int) string {
 // (no kubelet runs here: the status is written as a kubelet would).
 func readyPods(ctx context.Context, cp *controlPlane, ns string, n int) error {
 	pods := make([]client.Object, 0, 2*n)
+	addrs := make(map[string]string, 2*n) // by pod name
 	for i := range n {
 		for j := range 2 {
+			name := fmt.Sprintf("app-%d-%d", i, j)
+			addrs[name] = backendAddress(j, i)
 			pods = append(pods, &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("app-%d-%d", i, j), Labels: map[string]string{"app": fmt.Sprintf("app-%d", i)}},
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": fmt.Sprintf("app-%d", i)}},
 				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}}},
 			})
 		}
@@ -249,11 +252,7 @@ func readyPods(ctx context.Context, cp *controlPlane, ns string, n int) error {
 	}
 	return forAll(pods, "marking ready", func(o client.Object) error {
 		pod := o.(*corev1.Pod)
-		var i, j int
-		if _, err := fmt.Sscanf(pod.Name, "app-%d-%d", &i, &j); err != nil {
-			return err
-		}
-		addr := backendAddress(j, i)
+		addr := addrs[pod.Name]
 		pod.Status = corev1.PodStatus{
 			Phase:      corev1.PodRunning,
 			PodIP:      addr,
