@@ -15,7 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -47,13 +49,28 @@ type config struct {
 	dnsTTL           uint
 	dnsCacheMaxBytes string
 	dnsMaxConcurrent int
-	probeWorkers     int
+	probeMaxInFlight int
 	probeAllowed     string
 	pprofAddr        string
 	kubeAPIQPS       float64
 	kubeAPIBurst     int
+	endpointsQPS     float64
+	endpointsBurst   int
 	intentWorkers    int
 }
+
+// The client budgets' defaults. The general budget is Karpenter's, a
+// controller that also acts on many objects at once; EndpointSlice writes,
+// which take dead backends out of traffic, have a budget of their own
+// sized for a node's worth of backends flipping at once. The API server's
+// priority and fairness protects it from a client this busy.
+const (
+	defaultKubeAPIQPS     = 200
+	defaultKubeAPIBurst   = 300
+	defaultEndpointsQPS   = 500
+	defaultEndpointsBurst = 1000
+	defaultIntentWorkers  = 8
+)
 
 func parseFlags() (config, zap.Options) {
 	var c config
@@ -68,12 +85,14 @@ func parseFlags() (config, zap.Options) {
 	flag.UintVar(&c.dnsTTL, "dns-ttl", 30, "TTL in seconds (1-3600) of DNS answers; an intent's dns.ttl overrides it.")
 	flag.StringVar(&c.dnsCacheMaxBytes, "dns-cache-max-bytes", "32Mi", "Memory bound of the DNS cache of upstream answers, as a quantity (32Mi, 100M); at least 64Ki.")
 	flag.IntVar(&c.dnsMaxConcurrent, "dns-max-concurrent", dnsserver.DefaultMaxConcurrent, "Most DNS questions waiting on upstream resolvers at once; beyond it they are answered SERVFAIL at once.")
-	flag.IntVar(&c.probeWorkers, "probe-workers", health.DefaultWorkers, "Most health probes in flight at once; each intent with probes gets an equal share of them (at least one).")
+	flag.IntVar(&c.probeMaxInFlight, "probe-max-in-flight", health.DefaultMaxInFlight(), "Most health probes in flight at once, each holding a socket (default: half the file descriptors the process may open, less 512, from 64 to 4096). Each intent with probes is guaranteed an equal share; an intent may use more while others leave it unused.")
 	flag.StringVar(&c.probeAllowed, "probe-allowed-cidrs", "", "Comma-separated CIDRs health probes may dial, such as the cluster's pod and node ranges (default: every address; loopback, link-local, multicast and cloud metadata addresses are refused whatever this says).")
 	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof/); 0 disables them. Bind it to loopback: profiles are served to anyone who can connect.")
-	flag.Float64Var(&c.kubeAPIQPS, "kube-api-qps", 20, "Steady requests per second the operator may send to the API server (client-side rate limit).")
-	flag.IntVar(&c.kubeAPIBurst, "kube-api-burst", 30, "Requests the operator may send to the API server in a burst, above --kube-api-qps.")
-	flag.IntVar(&c.intentWorkers, "intent-workers", 1, "Intents reconciled at once; raise it with --kube-api-qps for clusters with many intents.")
+	flag.Float64Var(&c.kubeAPIQPS, "kube-api-qps", defaultKubeAPIQPS, "Steady requests per second the operator may send to the API server (client-side rate limit), EndpointSlice writes apart.")
+	flag.IntVar(&c.kubeAPIBurst, "kube-api-burst", defaultKubeAPIBurst, "Requests the operator may send to the API server in a burst, above --kube-api-qps.")
+	flag.Float64Var(&c.endpointsQPS, "kube-api-endpoints-qps", defaultEndpointsQPS, "Steady EndpointSlice writes per second, a budget of their own so that taking dead backends out of traffic never waits behind other requests.")
+	flag.IntVar(&c.endpointsBurst, "kube-api-endpoints-burst", defaultEndpointsBurst, "EndpointSlice writes in a burst, above --kube-api-endpoints-qps.")
+	flag.IntVar(&c.intentWorkers, "intent-workers", defaultIntentWorkers, "Intents reconciled at once.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -91,8 +110,8 @@ func (c config) validate() error {
 	if c.dnsMaxConcurrent < 1 {
 		return fmt.Errorf("--dns-max-concurrent=%d: give at least 1", c.dnsMaxConcurrent)
 	}
-	if c.probeWorkers < 1 {
-		return fmt.Errorf("--probe-workers=%d: give at least 1", c.probeWorkers)
+	if c.probeMaxInFlight < 1 {
+		return fmt.Errorf("--probe-max-in-flight=%d: give at least 1", c.probeMaxInFlight)
 	}
 	if c.intentWorkers < 1 {
 		return fmt.Errorf("--intent-workers=%d: give at least 1", c.intentWorkers)
@@ -102,6 +121,12 @@ func (c config) validate() error {
 	}
 	if c.kubeAPIBurst < 1 {
 		return fmt.Errorf("--kube-api-burst=%d: give at least 1", c.kubeAPIBurst)
+	}
+	if c.endpointsQPS <= 0 {
+		return fmt.Errorf("--kube-api-endpoints-qps=%v: give a positive rate", c.endpointsQPS)
+	}
+	if c.endpointsBurst < 1 {
+		return fmt.Errorf("--kube-api-endpoints-burst=%d: give at least 1", c.endpointsBurst)
 	}
 	if _, err := health.ParseGuard(c.probeAllowed); err != nil {
 		return fmt.Errorf("--probe-allowed-cidrs=%q: %w", c.probeAllowed, err)
@@ -169,11 +194,18 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	prober := health.NewProber(health.Options{Workers: cfg.probeWorkers, Checker: &health.Checker{Guard: guard, HostResolver: targetResolver(dns, cfg)}})
+	prober := health.NewProber(health.Options{MaxInFlight: cfg.probeMaxInFlight, Checker: &health.Checker{Guard: guard, HostResolver: targetResolver(dns, cfg)}})
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{Prober: prober, IntentWorkers: cfg.intentWorkers}); err != nil {
+	// A client of its own is a rate limiter of its own.
+	sliceCfg := rest.CopyConfig(restCfg)
+	sliceCfg.QPS, sliceCfg.Burst = float32(cfg.endpointsQPS), cfg.endpointsBurst
+	sliceWriter, err := client.New(sliceCfg, client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return fmt.Errorf("creating the endpoint slice client: %w", err)
+	}
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Prober: prober, IntentWorkers: cfg.intentWorkers, SliceWriter: sliceWriter}); err != nil {
 		return fmt.Errorf("setting up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

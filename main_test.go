@@ -6,8 +6,9 @@ import (
 )
 
 func TestValidateFlags(t *testing.T) {
-	valid := config{dnsTTL: 30, dnsCacheMaxBytes: "32Mi", dnsMaxConcurrent: 1000, probeWorkers: 16,
-		kubeAPIQPS: 20, kubeAPIBurst: 30, intentWorkers: 1}
+	valid := config{dnsTTL: 30, dnsCacheMaxBytes: "32Mi", dnsMaxConcurrent: 1000, probeMaxInFlight: 4096,
+		kubeAPIQPS: defaultKubeAPIQPS, kubeAPIBurst: defaultKubeAPIBurst, endpointsQPS: defaultEndpointsQPS,
+		endpointsBurst: defaultEndpointsBurst, intentWorkers: defaultIntentWorkers}
 	if err := valid.validate(); err != nil {
 		t.Fatalf("the defaults: %v", err)
 	}
@@ -24,7 +25,9 @@ func TestValidateFlags(t *testing.T) {
 		{func(c *config) { c.dnsCacheMaxBytes = "-32Mi" }, "--dns-cache-max-bytes=-32Mi: give from 64Ki"},
 		{func(c *config) { c.dnsCacheMaxBytes = "3Gi" }, "--dns-cache-max-bytes=3Gi: give from 64Ki"},
 		{func(c *config) { c.dnsMaxConcurrent = 0 }, "--dns-max-concurrent=0: give at least 1"},
-		{func(c *config) { c.probeWorkers = 0 }, "--probe-workers=0"},
+		{func(c *config) { c.probeMaxInFlight = 0 }, "--probe-max-in-flight=0: give at least 1"},
+		{func(c *config) { c.endpointsQPS = -1 }, "--kube-api-endpoints-qps=-1: give a positive rate"},
+		{func(c *config) { c.endpointsBurst = 0 }, "--kube-api-endpoints-burst=0: give at least 1"},
 		{func(c *config) { c.kubeAPIQPS = 0 }, "--kube-api-qps=0: give a positive rate"},
 		{func(c *config) { c.kubeAPIBurst = 0 }, "--kube-api-burst=0: give at least 1"},
 		{func(c *config) { c.intentWorkers = 0 }, "--intent-workers=0: give at least 1"},

@@ -52,6 +52,16 @@ type IntentReconciler struct {
 	// Workers is how many intents are reconciled at once (0: one). Each
 	// intent is reconciled by one worker at a time whatever it is.
 	Workers int
+	// SliceWriter writes the EndpointSlices (nil: Client). A client of
+	// its own gives the writes that take dead backends out of traffic a
+	// rate budget of their own, so that they never wait behind status
+	// writes or Service updates.
+	SliceWriter client.Writer
+
+	// statusWritten is when each intent's status was last written (by
+	// key), so that bursts of health flips are reported at most once per
+	// statusInterval (see deferStatus).
+	statusWritten sync.Map
 
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
@@ -73,11 +83,15 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	log := logf.FromContext(ctx)
 	in := &v1alpha1.NetworkIntent{}
 	if err := r.Client.Get(ctx, req.NamespacedName, in); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.statusWritten.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !in.DeletionTimestamp.IsZero() {
 		r.Prober.Remove(req.NamespacedName)
 		r.published.Delete(req.NamespacedName)
+		r.statusWritten.Delete(req.NamespacedName)
 		forgetEndpointMetrics(in)
 		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)
@@ -124,8 +138,18 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	result = mergeResults(result, ctrl.Result{RequeueAfter: scope.recheck})
 	intent.SetReady(in)
 	if !equality.Semantic.DeepEqual(before, &in.Status) {
+		if wait := r.deferStatus(req.NamespacedName, before, in, time.Now()); wait > 0 {
+			log.V(1).Info("Deferring intent status", "intent", klog.KObj(in), "wait", wait)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			return mergeResults(result, ctrl.Result{RequeueAfter: wait}), nil
+		}
 		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))
 		uerr := r.Client.Status().Update(ctx, in)
+		if uerr == nil {
+			r.statusWritten.Store(req.NamespacedName, time.Now())
+		}
 		switch {
 		case apierrors.IsConflict(uerr) && err == nil:
 			// The cache had not yet seen our last write; try again on
@@ -139,6 +163,29 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 	return result, nil
+}
+
+// statusInterval is the least time between two status writes of an intent
+// that only report endpoint health: a node's death flips many backends of
+// an intent one after another, each flip publishes its slice at once, and
+// the counts in status follow at most this much later in one write.
+const statusInterval = time.Second
+
+// deferStatus says how long the status write of in should wait: zero, but
+// when the status written less than statusInterval ago already reported
+// the current generation and Ready is unchanged, so that all that changed
+// is endpoint health, what remains of the interval.
+func (r *IntentReconciler) deferStatus(key types.NamespacedName, before *v1alpha1.NetworkIntentStatus, in *v1alpha1.NetworkIntent, now time.Time) time.Duration {
+	last, ok := r.statusWritten.Load(key)
+	if !ok || before.ObservedGeneration != in.Generation || in.Status.ObservedGeneration != in.Generation {
+		return 0
+	}
+	wasReady := meta.FindStatusCondition(before.Conditions, v1alpha1.IntentConditionReady)
+	isReady := meta.FindStatusCondition(in.Status.Conditions, v1alpha1.IntentConditionReady)
+	if wasReady == nil || isReady == nil || wasReady.Status != isReady.Status {
+		return 0
+	}
+	return max(0, last.(time.Time).Add(statusInterval).Sub(now))
 }
 
 // intentScope is one reconcile of an intent: the intent, whose status the

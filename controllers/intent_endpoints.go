@@ -130,7 +130,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		if !ok {
 			return &endpoints.ProbeResult{Healthy: true} // not probed yet
 		}
-		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.Failure, Forbidden: st.Forbidden}
+		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.Failure, Forbidden: st.Forbidden, Changed: st.LastChange}
 	}, hc.IgnorePodReadiness, ptr.Deref(hc.MinHealthyPercent, 0))
 
 	before := publishedReady(existing)
@@ -141,6 +141,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		Owner:       *metav1.NewControllerRef(in, v1alpha1.GroupVersion.WithKind("NetworkIntent")),
 		Labels:      map[string]string{v1alpha1.LabelIntent: in.Name},
 		Headless:    in.Spec.Headless,
+		Now:         time.Now(),
 	}, verdict.Endpoints, existing)
 	unseen, err := r.applySlices(ctx, plan)
 	if err != nil {
@@ -289,11 +290,13 @@ func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.Net
 	return owned, nil
 }
 
-// applySlices writes the plan. A slice to create that exists already is
-// one the cache has not seen yet: it is skipped, and unseen says so.
+// applySlices writes the plan, through the slice writer. A slice to create
+// that exists already is one the cache has not seen yet: it is skipped, and
+// unseen says so.
 func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan) (unseen bool, err error) {
+	w := r.sliceWriter()
 	for _, s := range plan.Create {
-		err := r.Client.Create(ctx, s)
+		err := w.Create(ctx, s)
 		switch {
 		case apierrors.IsAlreadyExists(err):
 			unseen = true
@@ -302,16 +305,25 @@ func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan)
 		}
 	}
 	for _, s := range plan.Update {
-		if err := r.Client.Update(ctx, s, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
+		if err := w.Update(ctx, s, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
 			return unseen, fmt.Errorf("updating endpoint slice %s: %w", s.Name, err)
 		}
 	}
 	for _, s := range plan.Delete {
-		if err := r.Client.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+		if err := w.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
 			return unseen, fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
 		}
 	}
 	return unseen, nil
+}
+
+// sliceWriter is the client that writes EndpointSlices: SliceWriter, or
+// Client when none is given.
+func (r *IntentReconciler) sliceWriter() client.Writer {
+	if r.SliceWriter != nil {
+		return r.SliceWriter
+	}
+	return r.Client
 }
 
 // publishedReady is the ready state of each address in the slices.

@@ -24,6 +24,9 @@ type Options struct {
 	Prober *health.Prober
 	// IntentWorkers is how many intents are reconciled at once (0: one).
 	IntentWorkers int
+	// SliceWriter writes EndpointSlices (nil: the manager's client); see
+	// IntentReconciler.SliceWriter.
+	SliceWriter client.Writer
 }
 
 // SetupWithManager registers every netintent reconciler with the manager.
@@ -41,11 +44,12 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if err := (&IntentReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("netintent"),
-		Prober:    opts.Prober,
-		Workers:   opts.IntentWorkers,
+		Client:      mgr.GetClient(),
+		APIReader:   mgr.GetAPIReader(),
+		Recorder:    mgr.GetEventRecorder("netintent"),
+		Prober:      opts.Prober,
+		Workers:     opts.IntentWorkers,
+		SliceWriter: opts.SliceWriter,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -362,9 +362,9 @@ type HealthCheck struct {
 
 	// period is how often each backend is probed (100ms to 5m). Default 10s.
 	// Each backend costs one probe a period: probes per second =
-	// backends / period (100 backends at 100ms: 1,000 probes a second),
-	// bounded by the operator's --probe-workers. A dead backend leaves
-	// traffic after about unhealthyThreshold periods.
+	// backends / period (100 backends at 100ms: 1,000 probes a second).
+	// A dead backend leaves traffic after about unhealthyThreshold periods
+	// plus one timeout.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('100ms') && duration(self) <= duration('5m')",message="period must be between 100ms and 5m"
 	Period *metav1.Duration `json:"period,omitempty"`

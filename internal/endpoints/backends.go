@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -190,6 +191,9 @@ type ProbeResult struct {
 	// Forbidden says why the prober refuses the address; empty when it
 	// does not.
 	Forbidden string
+	// Changed is when the probe decided the health it reports: the time
+	// of the probe that flipped it; zero if it never flipped.
+	Changed time.Time
 }
 
 // Verdict is the judged endpoints of an intent.
@@ -216,9 +220,14 @@ type Verdict struct {
 func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadiness bool, minPercent int32) Verdict {
 	var v Verdict
 	healthy := make([]bool, len(cands))
+	changed := make([]time.Time, len(cands))
 	for i, c := range cands {
 		ready := c.PodReady || ignoreReadiness
 		pr := probe(c)
+		if pr != nil && ready {
+			// The probe decides this endpoint's state.
+			changed[i] = pr.Changed
+		}
 		ok := ready && (pr == nil || pr.Healthy)
 		healthy[i] = ok
 		if c.Terminating {
@@ -244,6 +253,7 @@ func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadines
 		inTraffic := healthy[i] || (v.BelowFloor && c.PodReady)
 		ep.Ready = inTraffic && !c.Terminating
 		ep.Serving = inTraffic
+		ep.Changed = changed[i]
 		v.Endpoints = append(v.Endpoints, ep)
 	}
 	sort.Slice(v.Unhealthy, func(i, j int) bool { return v.Unhealthy[i].Address < v.Unhealthy[j].Address })

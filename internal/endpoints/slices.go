@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -42,6 +43,10 @@ type Endpoint struct {
 	NodeName    string
 	Zone        string
 	TargetRef   *corev1.ObjectReference
+	// Changed is when the state to publish was decided, if known: the
+	// time of the probe that flipped the endpoint's health. It is not
+	// published itself; it dates the slices' trigger time.
+	Changed time.Time
 }
 
 // Target is what the slices are for: the Service, its owner and its labels.
@@ -55,6 +60,9 @@ type Target struct {
 	// EndpointSlice controller does for a headless Service; without it the
 	// label is taken off slices that have it.
 	Headless bool
+	// Now is when the change being published was seen: the trigger time
+	// of a slice written for a change no probe dated.
+	Now time.Time
 }
 
 // Plan is the writes that bring the existing slices to the desired ones.
@@ -155,6 +163,7 @@ func planGroup(plan *Plan, t Target, g group, want map[netip.Addr]Endpoint, have
 			plan.Unchanged++
 			continue
 		}
+		setTriggerTime(next, triggerTime(t, s, next, want))
 		// Keep what others wrote on the slice's metadata.
 		upd := s.DeepCopy()
 		for k, v := range next.Labels {
@@ -167,6 +176,7 @@ func planGroup(plan *Plan, t Target, g group, want map[netip.Addr]Endpoint, have
 			delete(upd.Labels, corev1.IsHeadlessService)
 		}
 		upd.OwnerReferences, upd.Endpoints, upd.Ports = next.OwnerReferences, next.Endpoints, next.Ports
+		setTriggerTime(upd, next.Annotations[corev1.EndpointsLastChangeTriggerTime])
 		plan.Update = append(plan.Update, upd)
 	}
 	for n := 0; len(rest) > 0; n++ {
@@ -180,7 +190,9 @@ func planGroup(plan *Plan, t Target, g group, want map[netip.Addr]Endpoint, have
 			chunk = append(chunk, toAPI(ep))
 		}
 		rest = rest[size:]
-		plan.Create = append(plan.Create, newSlice(t, g, name, chunk))
+		s := newSlice(t, g, name, chunk)
+		setTriggerTime(s, triggerTime(t, nil, s, want))
+		plan.Create = append(plan.Create, s)
 	}
 }
 
@@ -280,4 +292,54 @@ func sameSlice(have, next *discoveryv1.EndpointSlice) bool {
 	return haveHeadless == nextHeadless && equality.Semantic.DeepEqual(have.OwnerReferences, next.OwnerReferences) &&
 		equality.Semantic.DeepEqual(have.Endpoints, next.Endpoints) &&
 		equality.Semantic.DeepEqual(have.Ports, next.Ports)
+}
+
+// triggerTime dates a slice write for endpoints.kubernetes.io/last-change-trigger-time,
+// so that consumers (kube-proxy's network_programming_duration_seconds)
+// measure from the change, not from the write: the earliest time at which
+// an endpoint of next took the state it is published with, where a probe
+// dated it after the slice was last written (have's trigger time); t.Now
+// for every other change.
+func triggerTime(t Target, have, next *discoveryv1.EndpointSlice, want map[netip.Addr]Endpoint) string {
+	var since time.Time
+	before := map[string]discoveryv1.EndpointConditions{}
+	if have != nil {
+		since, _ = time.Parse(time.RFC3339Nano, have.Annotations[corev1.EndpointsLastChangeTriggerTime])
+		for _, ep := range have.Endpoints {
+			if len(ep.Addresses) > 0 {
+				before[ep.Addresses[0]] = ep.Conditions
+			}
+		}
+	}
+	earliest := t.Now
+	for _, ep := range next.Endpoints {
+		old, ok := before[ep.Addresses[0]]
+		if ok && equality.Semantic.DeepEqual(old, ep.Conditions) {
+			continue
+		}
+		addr, err := netip.ParseAddr(ep.Addresses[0])
+		if err != nil {
+			continue
+		}
+		if changed := want[addr].Changed; changed.After(since) && (earliest.IsZero() || changed.Before(earliest)) {
+			earliest = changed
+		}
+	}
+	if earliest.IsZero() {
+		return ""
+	}
+	return earliest.UTC().Format(time.RFC3339Nano)
+}
+
+// setTriggerTime sets the slice's trigger time annotation, or removes it
+// when there is none to give.
+func setTriggerTime(s *discoveryv1.EndpointSlice, at string) {
+	if at == "" {
+		delete(s.Annotations, corev1.EndpointsLastChangeTriggerTime)
+		return
+	}
+	if s.Annotations == nil {
+		s.Annotations = map[string]string{}
+	}
+	s.Annotations[corev1.EndpointsLastChangeTriggerTime] = at
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -153,5 +154,68 @@ func TestReconcileLabelsHeadlessSlices(t *testing.T) {
 	existing = apply(existing, p)
 	if p := Reconcile(target, eps, existing); p.Unchanged != 1 || len(p.Update) != 0 {
 		t.Errorf("not headless again: %d updates, %d unchanged", len(p.Update), p.Unchanged)
+	}
+}
+
+// TestSlicesCarryTheTriggerTime: every slice written carries
+// endpoints.kubernetes.io/last-change-trigger-time: the probe time that
+// decided a flip when a probe dated it, the time the change was seen
+// otherwise, the earliest of several; a probe time from before the slice's
+// last write dates nothing; a slice left alone keeps what it had.
+func TestSlicesCarryTheTriggerTime(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339Nano) }
+	tg := target
+	tg.Now = t0
+	eps := endpointsN(150, "10.1") // two slices: 100 and 50
+	slices := apply(nil, Reconcile(tg, eps, nil))
+	for _, s := range slices {
+		if got := s.Annotations[corev1.EndpointsLastChangeTriggerTime]; got != at(0) {
+			t.Fatalf("created slice %s: trigger time %q, want %q", s.Name, got, at(0))
+		}
+	}
+	sliceOf := func(slices []discoveryv1.EndpointSlice, addr string) *discoveryv1.EndpointSlice {
+		for i := range slices {
+			for _, ep := range slices[i].Endpoints {
+				if ep.Addresses[0] == addr {
+					return &slices[i]
+				}
+			}
+		}
+		t.Fatalf("%s is in no slice", addr)
+		return nil
+	}
+
+	// Two probe flips in the first slice, at +3s and +2s, reconciled at
+	// +5s: the earlier probe dates the write.
+	tg.Now = t0.Add(5 * time.Second)
+	eps[0].Ready, eps[0].Serving, eps[0].Changed = false, false, t0.Add(3*time.Second)
+	eps[1].Ready, eps[1].Serving, eps[1].Changed = false, false, t0.Add(2*time.Second)
+	// A dated endpoint whose state did not change dates nothing.
+	eps[2].Changed = t0.Add(time.Second)
+	p := Reconcile(tg, eps, slices)
+	if len(p.Update) != 1 || p.Unchanged != 1 {
+		t.Fatalf("plan: update=%d unchanged=%d, want 1 and 1", len(p.Update), p.Unchanged)
+	}
+	if got := p.Update[0].Annotations[corev1.EndpointsLastChangeTriggerTime]; got != at(2*time.Second) {
+		t.Errorf("after two probe flips: trigger time %q, want the earlier probe's %q", got, at(2*time.Second))
+	}
+	slices = apply(slices, p)
+	if got := sliceOf(slices, eps[149].Address.String()).Annotations[corev1.EndpointsLastChangeTriggerTime]; got != at(0) {
+		t.Errorf("the slice left alone: trigger time %q, want its own %q", got, at(0))
+	}
+
+	// A change no probe dated (a pod turned not ready) is dated when seen;
+	// so is one whose probe time is older than the slice's last write.
+	tg.Now = t0.Add(9 * time.Second)
+	eps[0].Ready, eps[0].Serving = true, true
+	eps[0].Changed = t0.Add(time.Second) // before the last write, dated +2s
+	eps[3].Ready, eps[3].Serving = false, false
+	p = Reconcile(tg, eps, slices)
+	if len(p.Update) != 1 {
+		t.Fatalf("plan: update=%d, want 1", len(p.Update))
+	}
+	if got := p.Update[0].Annotations[corev1.EndpointsLastChangeTriggerTime]; got != at(9*time.Second) {
+		t.Errorf("undated changes: trigger time %q, want the time seen %q", got, at(9*time.Second))
 	}
 }

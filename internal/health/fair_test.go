@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// TestProberSharesWorkersFairly runs one intent whose 100 backends all hang
+// TestProberSharesInFlightFairly runs one intent whose 100 backends all hang
 // until their timeout beside one whose backends answer at once, with few
 // workers: the hanging intent holds no more than its share of the workers,
 // and the other's probes keep their period. Each interval between two
@@ -18,8 +18,8 @@ import (
 // loaded machine; without the share they reach the hang time (1 s), well
 // above that limit.
 //
-//	go test ./internal/health/ -run TestProberSharesWorkersFairly -v
-func TestProberSharesWorkersFairly(t *testing.T) {
+//	go test ./internal/health/ -run TestProberSharesInFlightFairly -v
+func TestProberSharesInFlightFairly(t *testing.T) {
 	const (
 		workers = 8
 		hanging = 100
@@ -34,7 +34,7 @@ func TestProberSharesWorkersFairly(t *testing.T) {
 	var mu sync.Mutex
 	starts := map[string][]time.Time{} // the fast intent's probes
 	inFlight, mostInFlight := 0, 0     // the hanging intent's probes
-	p := NewProber(Options{Workers: workers})
+	p := NewProber(Options{MaxInFlight: workers})
 	p.probe = errorOnly(func(ctx context.Context, addr string, spec ProbeSpec) error {
 		if spec.Period != period {
 			mu.Lock()
@@ -120,7 +120,7 @@ func TestProberShareFollowsTheKeys(t *testing.T) {
 	running := map[string]int{} // by address prefix: "10.1." is a, "10.2." is b
 	most := map[string]int{}
 	release := map[string]chan struct{}{"10.1.": make(chan struct{}), "10.2.": make(chan struct{})}
-	p := NewProber(Options{Workers: workers})
+	p := NewProber(Options{MaxInFlight: workers})
 	p.rand = func() float64 { return 0 } // every first probe due at once
 	p.probe = errorOnly(func(ctx context.Context, addr string, _ ProbeSpec) error {
 		key := addr[:5]

@@ -25,10 +25,15 @@ var (
 		Help:    "Time taken by one active health probe, whatever its result.",
 		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	})
+
+	inFlightGauge = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "netintent_probes_in_flight",
+		Help: "Active health probes in flight now; at most the operator's --probe-max-in-flight.",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(probeTotal, probeDuration)
+	metrics.Registry.MustRegister(probeTotal, probeDuration, inFlightGauge)
 	for _, r := range []string{resultSuccess, resultFailure, resultRefused} {
 		probeTotal.WithLabelValues(r)
 	}

@@ -17,8 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
-// DefaultWorkers is how many probes run at once when Options.Workers is zero.
-const DefaultWorkers = 16
 
 // Target is one backend to probe under an owner key.
 type Target struct {
@@ -72,9 +70,10 @@ type TargetState struct {
 
 // Options configure a Prober.
 type Options struct {
-	// Workers bounds how many probes run at once. Default DefaultWorkers.
-	// Each owner key gets a fair share of them (see fair.go).
-	Workers int
+	// MaxInFlight bounds how many probes are in flight at once, each on
+	// a goroutine of its own. Default: DefaultMaxInFlight(). Each owner
+	// key is guaranteed a fair share of them (see fair.go).
+	MaxInFlight int
 	// Logger receives a line for every flip. Default: controller-runtime's
 	// logger named "health".
 	Logger logr.Logger
@@ -82,8 +81,9 @@ type Options struct {
 	Checker *Checker
 }
 
-// Prober probes targets on a jittered schedule with a bounded pool of
-// workers, shared fairly among owner keys (see fairShare), keeps each
+// Prober probes targets on a jittered schedule, each probe on a goroutine
+// of its own, with a bound on the probes in flight shared fairly among
+// owner keys (see fairShare); it keeps each
 // target's health after its thresholds, and reports
 // flips on Flips. Targets are grouped under owner keys (the key of the
 // intent they belong to) that Set replaces as a whole.
@@ -93,8 +93,8 @@ type Options struct {
 // Prober is a controller-runtime manager.Runnable that runs on the leader
 // only.
 type Prober struct {
-	workers int
-	log     logr.Logger
+	maxInFlight int
+	log         logr.Logger
 	probe   func(ctx context.Context, address string, spec ProbeSpec) Result
 	// refuse judges a target's address before any probe: an IP literal
 	// the guard refuses is unhealthy from the start.
@@ -106,7 +106,9 @@ type Prober struct {
 	due     dueQueue
 	pending flipQueue
 	started bool
+	ctx     context.Context // Start's, for the probes it starts
 	fair    fairShare
+	running sync.WaitGroup // probes in flight
 
 	// wake tells the scheduler that the earliest due time may have
 	// changed; flipReady tells the deliverer that a flip is pending. Both
@@ -124,16 +126,16 @@ var (
 // NewProber returns a Prober; call Start (or add it to a manager) to run it.
 func NewProber(opts Options) *Prober {
 	p := &Prober{
-		workers:   opts.Workers,
-		log:       opts.Logger,
+		maxInFlight: opts.MaxInFlight,
+		log:         opts.Logger,
 		rand:      rand.Float64,
 		owners:    make(map[types.NamespacedName]map[string]*target),
 		wake:      make(chan struct{}, 1),
 		flipReady: make(chan struct{}, 1),
 		flips:     make(chan Flip),
 	}
-	if p.workers <= 0 {
-		p.workers = DefaultWorkers
+	if p.maxInFlight <= 0 {
+		p.maxInFlight = DefaultMaxInFlight()
 	}
 	if p.log.GetSink() == nil {
 		p.log = logf.Log.WithName("health")
@@ -206,10 +208,14 @@ func (p *Prober) Set(key types.NamespacedName, targets []Target) {
 	for _, t := range old {
 		p.drop(t)
 	}
+	_, had := p.owners[key]
 	if len(next) == 0 {
 		delete(p.owners, key)
 	} else {
 		p.owners[key] = next
+	}
+	if _, has := p.owners[key]; has != had {
+		p.recountReserve() // the share changed
 	}
 	p.unparkAll()
 	signal(p.wake)
@@ -237,10 +243,14 @@ func initialVerdict(tg Target, healthyThreshold int) verdict {
 func (p *Prober) Remove(key types.NamespacedName) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if _, ok := p.owners[key]; !ok {
+		return
+	}
 	for _, t := range p.owners[key] {
 		p.drop(t)
 	}
 	delete(p.owners, key)
+	p.recountReserve() // the share changed
 	p.unparkAll()
 }
 
@@ -323,22 +333,22 @@ func (p *Prober) Start(ctx context.Context) error {
 	}
 	heap.Init(&p.due)
 	p.fair.init()
+	p.recountReserve()
+	p.ctx = ctx
 	p.mu.Unlock()
 
 	var wg sync.WaitGroup
-	for range p.workers {
-		wg.Go(func() { p.work(ctx) })
-	}
 	wg.Go(func() { p.deliver(ctx) })
 	p.schedule(ctx)
 	wg.Wait()
+	p.running.Wait()
 	close(p.flips)
 	return nil
 }
 
-// schedule hands each target to the workers when it falls due, within its
-// key's share (see dispatch). A target is out of the due queue while it is
-// parked, queued or probed, so it never runs twice at once.
+// schedule starts each target's probe when it falls due, within its key's
+// share (see dispatch). A target is out of the due queue while it is parked
+// or probed, so it never runs twice at once.
 func (p *Prober) schedule(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -370,33 +380,34 @@ func (p *Prober) schedule(ctx context.Context) {
 	}
 }
 
-func (p *Prober) work(ctx context.Context) {
-	for {
-		t := p.next()
-		if t == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-p.fair.runReady:
-			}
-			continue
-		}
-		if p.skip(t) {
-			continue
-		}
-		start := time.Now()
-		res := p.probe(ctx, t.address, t.spec)
-		err := res.Err
-		if ctx.Err() != nil {
-			// Shutting down: the error says nothing about the target.
-			return
-		}
-		probeDuration.Observe(time.Since(start).Seconds())
-		probeTotal.WithLabelValues(resultOf(err)).Inc()
-		if f, flipped := p.finish(t, start, res); flipped {
-			p.log.Info("Target health changed", "key", f.Key, "target", f.TargetID, "healthy", f.Healthy, "error", f.Err)
-		}
+// run probes t, claimed by dispatch, and records the result.
+func (p *Prober) run(t *target) {
+	ctx := p.ctx
+	if p.skip(t) {
+		return
 	}
+	start := time.Now()
+	res := p.probe(ctx, t.address, t.spec)
+	if ctx.Err() != nil {
+		// Shutting down: the error says nothing about the target.
+		return
+	}
+	probeDuration.Observe(time.Since(start).Seconds())
+	probeTotal.WithLabelValues(resultOf(res.Err)).Inc()
+	if f, flipped := p.finish(t, start, res); flipped {
+		p.log.Info("Target health changed", "key", f.Key, "target", f.TargetID, "healthy", f.Healthy, "error", f.Err)
+	}
+}
+
+// skip releases the claim of a target removed before its probe ran.
+func (p *Prober) skip(t *target) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !t.removed {
+		return false
+	}
+	p.release(t)
+	return true
 }
 
 // finish records a probe's result, queues a flip for delivery (and returns
@@ -467,9 +478,15 @@ func (p *Prober) deliver(ctx context.Context) {
 	}
 }
 
+// FlipBatchWindow is how long a flip's reconcile request waits in the
+// queue, so that the flips of one owner that land this close together (the
+// backends of one dead node, seen one after another) are reconciled, and
+// their slices written, once.
+const FlipBatchWindow = 20 * time.Millisecond
+
 // Source returns a controller-runtime source that enqueues a reconcile
-// request for the key of every flip. It consumes Flips: use one or the
-// other.
+// request for the key of every flip, FlipBatchWindow after it. It consumes
+// Flips: use one or the other.
 func (p *Prober) Source() source.Source {
 	return flipSource{flips: p.flips}
 }
@@ -490,7 +507,7 @@ func (s flipSource) Start(ctx context.Context, queue workqueue.TypedRateLimiting
 				if !ok {
 					return
 				}
-				queue.Add(reconcile.Request{NamespacedName: f.Key})
+				queue.AddAfter(reconcile.Request{NamespacedName: f.Key}, FlipBatchWindow)
 			}
 		}
 	}()

@@ -155,15 +155,15 @@ func TestSetKeepsUnchangedTargetsAndRestartsChangedOnes(t *testing.T) {
 	}
 }
 
-// TestProberBoundsWorkersAndGoroutines runs many due targets against probes
-// that block: no more than Workers run at once, the goroutines do not grow
+// TestProberBoundsInFlightAndGoroutines runs many due targets against probes
+// that block: no more than MaxInFlight run at once, the goroutines do not grow
 // with the targets, and Set and Status answer while every worker is stuck.
-func TestProberBoundsWorkersAndGoroutines(t *testing.T) {
+func TestProberBoundsInFlightAndGoroutines(t *testing.T) {
 	const workers, targets = 3, 300
 	release := make(chan struct{})
 	var mu sync.Mutex
 	running, most, probed := 0, 0, map[string]bool{}
-	p := NewProber(Options{Workers: workers})
+	p := NewProber(Options{MaxInFlight: workers})
 	p.rand = func() float64 { return 0 } // every first probe due at once
 	p.probe = errorOnly(func(ctx context.Context, addr string, _ ProbeSpec) error {
 		mu.Lock()

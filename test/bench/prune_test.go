@@ -59,7 +59,7 @@ func BenchmarkPrune(b *testing.B) {
 	}
 	defer cp.stop()
 	o := options{root: root, netintent: filepath.Join(root, "bin", "netintent")}
-	p, err := startOperator(o, cp, work, "", nil, "--dns-listen-address=", "--probe-workers=64")
+	p, err := startOperator(o, cp, work, "", nil, "--dns-listen-address=")
 	if err != nil {
 		b.Fatal(err)
 	}
