@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
-
 // Target is one backend to probe under an owner key.
 type Target struct {
 	// ID names the target, stable and unique under its key, such as
@@ -95,7 +94,7 @@ type Options struct {
 type Prober struct {
 	maxInFlight int
 	log         logr.Logger
-	probe   func(ctx context.Context, address string, spec ProbeSpec) Result
+	probe       func(ctx context.Context, address string, spec ProbeSpec) Result
 	// refuse judges a target's address before any probe: an IP literal
 	// the guard refuses is unhealthy from the start.
 	refuse func(address string) error
@@ -128,11 +127,11 @@ func NewProber(opts Options) *Prober {
 	p := &Prober{
 		maxInFlight: opts.MaxInFlight,
 		log:         opts.Logger,
-		rand:      rand.Float64,
-		owners:    make(map[types.NamespacedName]map[string]*target),
-		wake:      make(chan struct{}, 1),
-		flipReady: make(chan struct{}, 1),
-		flips:     make(chan Flip),
+		rand:        rand.Float64,
+		owners:      make(map[types.NamespacedName]map[string]*target),
+		wake:        make(chan struct{}, 1),
+		flipReady:   make(chan struct{}, 1),
+		flips:       make(chan Flip),
 	}
 	if p.maxInFlight <= 0 {
 		p.maxInFlight = DefaultMaxInFlight()
