@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"time"
 
@@ -115,7 +116,20 @@ type Prober struct {
 	wake      chan struct{}
 	flipReady chan struct{}
 	flips     chan Flip
+	// active holds a token for each probe working now (see activeSlots).
+	active chan struct{}
 }
+
+// activeSlots bounds the probes working at once (connecting, sending,
+// reading) as opposed to waiting on the network: a few per CPU keep
+// every CPU busy, and more only add latency to each probe when the CPUs
+// are saturated, until healthy backends' probes time out. activeHold is how
+// long a probe holds its slot before it counts as waiting: well above a
+// healthy probe's time on a local network (about a millisecond), well
+// below any timeout.
+var activeSlots = 32 * runtime.GOMAXPROCS(0)
+
+const activeHold = 10 * time.Millisecond
 
 var (
 	_ manager.Runnable               = &Prober{}
@@ -132,6 +146,7 @@ func NewProber(opts Options) *Prober {
 		wake:        make(chan struct{}, 1),
 		flipReady:   make(chan struct{}, 1),
 		flips:       make(chan Flip),
+		active:      make(chan struct{}, activeSlots),
 	}
 	if p.maxInFlight <= 0 {
 		p.maxInFlight = DefaultMaxInFlight()
@@ -379,14 +394,28 @@ func (p *Prober) schedule(ctx context.Context) {
 	}
 }
 
-// run probes t, claimed by dispatch, and records the result.
+// run probes t, claimed by dispatch, and records the result. The probe
+// holds an active slot while it works (see activeSlots).
 func (p *Prober) run(t *target) {
 	ctx := p.ctx
 	if p.skip(t) {
 		return
 	}
+	select {
+	case p.active <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	var once sync.Once
+	done := func() { once.Do(func() { <-p.active }) }
+	// A probe not done within activeHold is waiting on the network (a
+	// connect to a dead host, a backend slow to answer): it gives its
+	// slot back and waits holding only its socket.
+	hold := time.AfterFunc(activeHold, done)
 	start := time.Now()
 	res := p.probe(ctx, t.address, t.spec)
+	hold.Stop()
+	done()
 	if ctx.Err() != nil {
 		// Shutting down: the error says nothing about the target.
 		return
