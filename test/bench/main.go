@@ -49,11 +49,13 @@ type options struct {
 	parts      string
 	noPolicy   bool
 	pods       bool
+	// probeBackends are the probe part's backend counts, ascending.
+	probeBackends []int
 }
 
 func parseOptions() (options, error) {
 	var o options
-	var intents, operatorArgs string
+	var intents, operatorArgs, probeBackends string
 	flag.StringVar(&o.root, "root", ".", "The project folder (holds bin/ and config/).")
 	flag.StringVar(&o.out, "out", "bench", "Folder the table is written to.")
 	flag.StringVar(&o.coreDNS, "coredns", "bin/coredns-v1.14.7/coredns", "The CoreDNS binary to compare with.")
@@ -64,10 +66,11 @@ func parseOptions() (options, error) {
 	flag.IntVar(&o.services, "services", 5000, "Plain Services added before the last memory reading; 0 skips it.")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
-	flag.StringVar(&o.parts, "parts", "dns,operator,prune", "Which parts to run, comma-separated: dns, operator, prune (root: network namespaces).")
-	flag.StringVar(&operatorArgs, "operator-args", "--intent-workers=8 --kube-api-qps=500 --kube-api-burst=1000", "Flags for the operator in the convergence runs, space-separated.")
+	flag.StringVar(&o.parts, "parts", "dns,operator,prune,probe", "Which parts to run, comma-separated: dns, operator, prune and probe (these two need root: network namespaces).")
+	flag.StringVar(&operatorArgs, "operator-args", "", "Flags for the operator in the convergence runs, space-separated (default: none, the operator's defaults).")
 	flag.BoolVar(&o.noPolicy, "no-admission-policy", false, "Leave out config/admission's policy, so that the operator adds each intent's finalizer itself.")
 	flag.BoolVar(&o.pods, "pods", false, "Back each convergence intent with two Ready pods it selects, made before the intents, instead of two static addresses.")
+	flag.StringVar(&probeBackends, "probe-backends", defaultProbeBackends, fmt.Sprintf("Comma-separated backend counts of the probe part, multiples of %d (each run adds intents of %d backends to the one before).", probeBackendsPerIntent, probeBackendsPerIntent))
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -80,6 +83,10 @@ func parseOptions() (options, error) {
 		o.intents = append(o.intents, n)
 	}
 	o.operator = strings.Fields(operatorArgs)
+	var err error
+	if o.probeBackends, err = parseProbeBackends(probeBackends); err != nil {
+		return o, fmt.Errorf("-probe-backends: %w", err)
+	}
 	if o.dnsSeconds < 1 || o.fixedQPS < 1 || o.services < 0 {
 		return o, errors.New("-dns-seconds and -fixed-qps must be positive, -services not negative")
 	}
@@ -105,12 +112,23 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	for _, tool := range []string{"dnsperf", "taskset"} {
+	// The DNS and operator parts share a control plane; the others start
+	// their own.
+	shared := strings.Contains(o.parts, "dns") || strings.Contains(o.parts, "operator")
+	var tools []string
+	if strings.Contains(o.parts, "dns") {
+		tools = []string{"dnsperf", "taskset"}
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: install Debian's %s package (make bench does)", tool, map[string]string{"dnsperf": "dnsperf", "taskset": "util-linux"}[tool])
 		}
 	}
-	for _, bin := range []string{o.coreDNS, o.netintent} {
+	bins := []string{o.netintent}
+	if shared {
+		bins = append(bins, o.coreDNS)
+	}
+	for _, bin := range bins {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("%s missing: run `make build coredns` (make bench does): %w", bin, err)
 		}
@@ -122,11 +140,17 @@ func run() error {
 	defer os.RemoveAll(work)
 
 	ctx := context.Background()
-	cp, err := startControlPlane(o.root, work, !o.noPolicy)
-	if err != nil {
-		return err
+	var cp *controlPlane
+	if shared {
+		if cp, err = startControlPlane(o.root, work, !o.noPolicy); err != nil {
+			return err
+		}
+		defer func() {
+			if cp != nil {
+				cp.stop()
+			}
+		}()
 	}
-	defer cp.stop()
 
 	var report strings.Builder
 	fmt.Fprintf(&report, "# netintent benchmark, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
@@ -150,18 +174,28 @@ func run() error {
 		report.WriteString(conv)
 		fmt.Print(conv)
 	}
+	if cp != nil {
+		// Idle or not, it is not to share the machine with the parts
+		// that follow.
+		cp.stop()
+		cp = nil
+	}
 
-	if strings.Contains(o.parts, "prune") && os.Geteuid() != 0 {
-		msg := "## Prune\n\nNot measured: it makes network namespaces, which needs root.\n\n"
-		report.WriteString(msg)
-		fmt.Print(msg)
-	} else if strings.Contains(o.parts, "prune") {
-		prune, err := benchPrune(o, work)
-		if err != nil {
-			return fmt.Errorf("prune: %w", err)
+	for _, part := range []struct {
+		name, title string
+		run         func(options, string) (string, error)
+	}{{"prune", "Prune", benchPrune}, {"probe", "Probing", benchProbe}} {
+		if !strings.Contains(o.parts, part.name) {
+			continue
 		}
-		report.WriteString(prune)
-		fmt.Print(prune)
+		var section string
+		if os.Geteuid() != 0 {
+			section = "## " + part.title + "\n\nNot measured: it makes network namespaces, which needs root.\n\n"
+		} else if section, err = part.run(o, work); err != nil {
+			return fmt.Errorf("%s: %w", part.name, err)
+		}
+		report.WriteString(section)
+		fmt.Print(section)
 	}
 
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
