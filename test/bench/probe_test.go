@@ -66,6 +66,10 @@ const (
 	probeBackTimeout  = 10 * time.Second
 )
 
+// probeBusyOthers is the CPUs other processes may take in a steady window
+// before the table calls the machine busy.
+const probeBusyOthers = 0.2
+
 // minimalEnv, when set, turns the test binary into the minimal prober: it
 // probes the addresses in the file the variable names.
 const minimalEnv = "BENCH_MINIMAL_PROBER"
@@ -122,27 +126,15 @@ func minimalProber(file string) error {
 // probeRun is what one backend count measured.
 type probeRun struct {
 	backends int
-	// rate is the operator's probes a second at the farm in the steady
-	// window, cpu its CPU time a probe; minimalRate and minimalCPU the
-	// minimal prober's.
-	rate, minimalRate float64
-	cpu, minimalCPU   time.Duration
+	// operator and minimal are the steady windows of the operator and of
+	// the minimal prober.
+	operator, minimal measured
 	blackhole, fail   outageResult
 	rss               int64
 	// notReady are the backends not in traffic when the wait for all of
 	// them ended; flaps how many times one left traffic in the steady
 	// window, where every backend answers.
 	notReady, flaps int
-	// idle is the machine's idle share in the steady window, farmCPU
-	// this process's CPU time a probe then (the farm's server, mostly).
-	idle    float64
-	farmCPU time.Duration
-	// others is the CPU time the machine spent in the steady window
-	// outside this process and its children (the operator, the control
-	// plane): other work on the machine, and the kernel's own threads.
-	others time.Duration
-	// controlPlane is the CPU time kube-apiserver and etcd used then.
-	controlPlane time.Duration
 }
 
 // outageResult is one outage: how long each victim took to leave the
@@ -203,6 +195,20 @@ func BenchmarkProbe(b *testing.B) {
 		fmt.Fprintf(os.Stderr, "probe: %3.0fs "+format+"\n", append([]any{time.Since(started).Seconds()}, args...)...)
 	}
 
+	// Two runs at once would measure each other: one waits for the other.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "netintent-bench-probe.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		progress("waiting for another probe run on this machine to end")
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			b.Fatal(err)
+		}
+		started = time.Now()
+	}
+
 	progress("a farm of %d backends", counts[len(counts)-1])
 	farm := testnet.NewFarm(b, counts[len(counts)-1])
 	runs := make([]probeRun, len(counts))
@@ -211,10 +217,11 @@ func BenchmarkProbe(b *testing.B) {
 	for i, n := range counts {
 		progress("minimal prober, %d backends", n)
 		runs[i].backends = n
-		if runs[i].minimalRate, runs[i].minimalCPU, err = runMinimal(farm, work, n); err != nil {
+		if runs[i].minimal, err = runMinimal(farm, work, n); err != nil {
 			b.Fatal(err)
 		}
-		progress("minimal prober, %d backends: %.0f probes/s, %.0f µs CPU a probe", n, runs[i].minimalRate, float64(runs[i].minimalCPU.Nanoseconds())/1000)
+		m := runs[i].minimal
+		progress("minimal prober, %d backends: %.0f probes/s, %.0f µs CPU a probe", n, m.rate(), us(m.perProbe(m.cpu)))
 	}
 
 	cp, err := startControlPlane(root, work, true)
@@ -287,25 +294,13 @@ func BenchmarkProbe(b *testing.B) {
 		time.Sleep(probeWarmup)
 
 		progress("operator, %d backends: steady state", n)
-		outs0, idle0, self0, ours0 := sw.outs(), machineIdle(), selfCPU(), ourCPU()
-		probes, cpu, err := window(farm, p, n, probeWindow)
-		if err != nil {
+		outs0 := sw.outs()
+		if r.operator, err = window(farm, p, n); err != nil {
 			b.Fatal(err)
 		}
 		r.flaps = sw.outs() - outs0
-		idle1, ours, self := machineIdle(), ourCPU()-ours0, selfCPU()-self0
-		r.idle = idle1.since(idle0)
-		r.others = idle1.busySince(idle0) - ours
-		r.controlPlane = ours - self - cpu
-		if probes > 0 {
-			r.farmCPU = self / time.Duration(probes)
-		}
-		r.rate = float64(probes) / probeWindow.Seconds()
-		if probes > 0 {
-			r.cpu = cpu / time.Duration(probes)
-		}
-		progress("operator, %d backends: %.0f probes/s, %.0f µs CPU a probe", n, r.rate, float64(r.cpu.Nanoseconds())/1000)
-		steadyPerBackend := r.rate / float64(n)
+		progress("operator, %d backends: %.0f probes/s, %.0f µs CPU a probe", n, r.operator.rate(), us(r.operator.perProbe(r.operator.cpu)))
+		steadyPerBackend := r.operator.rate() / float64(n)
 
 		// Backends 0-9 of every intent vanish, then 10-19 fail.
 		blackhole, failing := victims(farm.Addrs, n, 0), victims(farm.Addrs, n, probeVictims)
@@ -338,8 +333,8 @@ func BenchmarkProbe(b *testing.B) {
 		if r.rss, err = p.rss(); err != nil {
 			b.Fatal(err)
 		}
-		b.ReportMetric(r.rate, fmt.Sprintf("probes/s@%d", n))
-		b.ReportMetric(float64(r.cpu.Microseconds()), fmt.Sprintf("cpu-µs/probe@%d", n))
+		b.ReportMetric(r.operator.rate(), fmt.Sprintf("probes/s@%d", n))
+		b.ReportMetric(us(r.operator.perProbe(r.operator.cpu)), fmt.Sprintf("cpu-µs/probe@%d", n))
 	}
 	progress("done")
 
@@ -394,56 +389,90 @@ func addrsOf(addrs []netip.Addr, idx []int) []netip.Addr {
 	return out
 }
 
-// window returns the probes the farm's first n addresses received in d and
-// the CPU time p used meanwhile.
-func window(farm *testnet.Farm, p *process, n int, d time.Duration) (uint64, time.Duration, error) {
-	req0 := farm.Requests()
+// measured is one window of steady probing.
+type measured struct {
+	// probes are the probes the farm received from the prober, cpu the
+	// prober's CPU time.
+	probes uint64
+	cpu    time.Duration
+	// idle is the machine's idle share; farm this process's CPU time (the
+	// farm's server, mostly), children that of its other children (the
+	// control plane, when it runs), kernel the kernel's outside any
+	// process (interrupts and its threads: network processing, mostly),
+	// others the rest of the machine's: other work on it.
+	idle                           float64
+	farm, children, kernel, others time.Duration
+}
+
+// rate is the probes a second.
+func (m measured) rate() float64 { return float64(m.probes) / probeWindow.Seconds() }
+
+// perProbe is d divided among the probes.
+func (m measured) perProbe(d time.Duration) time.Duration {
+	if m.probes == 0 {
+		return 0
+	}
+	return d / time.Duration(m.probes)
+}
+
+// window measures the prober p over the farm's first n addresses for
+// probeWindow.
+func window(farm *testnet.Farm, p *process, n int) (measured, error) {
+	var m measured
+	req0, idle0, self0 := farm.Requests(), machineIdle(), selfCPU()
+	ours0, kernel0 := procCPU()
 	cpu0, err := p.cpuTime()
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
-	time.Sleep(d)
-	req1 := farm.Requests()
+	time.Sleep(probeWindow)
+	req1, idle1, self1 := farm.Requests(), machineIdle(), selfCPU()
+	ours1, kernel1 := procCPU()
 	cpu1, err := p.cpuTime()
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	if err := p.alive(); err != nil {
-		return 0, 0, err
+		return m, err
 	}
-	var probes uint64
 	for i := range n {
-		probes += req1[i] - req0[i]
+		m.probes += req1[i] - req0[i]
 	}
-	return probes, cpu1 - cpu0, nil
+	m.cpu = cpu1 - cpu0
+	m.idle = idle1.since(idle0)
+	m.farm = self1 - self0
+	m.children = max(0, ours1-ours0-m.farm-m.cpu)
+	m.kernel = kernel1 - kernel0 + idle1.irqSince(idle0)
+	m.others = max(0, idle1.busySince(idle0)-(ours1-ours0)-m.kernel)
+	return m, nil
 }
 
 // runMinimal runs the minimal prober over the farm's first n addresses and
 // returns its rate (probes a second at the farm) and CPU time a probe.
-func runMinimal(farm *testnet.Farm, work string, n int) (float64, time.Duration, error) {
+func runMinimal(farm *testnet.Farm, work string, n int) (measured, error) {
 	var list strings.Builder
 	for _, a := range farm.Addrs[:n] {
 		list.WriteString(a.String() + "\n")
 	}
 	file := filepath.Join(work, fmt.Sprintf("minimal-%d.addrs", n))
 	if err := os.WriteFile(file, []byte(list.String()), 0o644); err != nil {
-		return 0, 0, err
+		return measured{}, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return 0, 0, err
+		return measured{}, err
 	}
 	p, err := startProcess(work, "minimal", "", []string{minimalEnv + "=" + file}, self)
 	if err != nil {
-		return 0, 0, err
+		return measured{}, err
 	}
 	defer p.stop()
 	time.Sleep(probeWarmup)
-	probes, cpu, err := window(farm, p, n, probeWindow)
-	if err != nil || probes == 0 {
-		return 0, 0, errors.Join(err, p.failed("probing", fmt.Errorf("%d probes", probes)))
+	m, err := window(farm, p, n)
+	if err != nil || m.probes == 0 {
+		return m, errors.Join(err, p.failed("probing", fmt.Errorf("%d probes", m.probes)))
 	}
-	return float64(probes) / probeWindow.Seconds(), cpu / time.Duration(probes), nil
+	return m, nil
 }
 
 // outage starts one with kill, over the backends at indexes victims of the
@@ -499,7 +528,7 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 
 // cpuTimes are the machine's CPU time counters (/proc/stat's first line),
 // in ticks.
-type cpuTimes struct{ idle, total uint64 }
+type cpuTimes struct{ idle, irq, total uint64 }
 
 func machineIdle() cpuTimes {
 	var c cpuTimes
@@ -513,8 +542,11 @@ func machineIdle() cpuTimes {
 		if i < 7 { // user nice system idle iowait irq softirq; steal is no one's here, guest is in user
 			c.total += v
 		}
-		if i == 3 || i == 4 {
+		switch i {
+		case 3, 4:
 			c.idle += v
+		case 5, 6:
+			c.irq += v
 		}
 	}
 	return c
@@ -526,10 +558,18 @@ func (c cpuTimes) busySince(before cpuTimes) time.Duration {
 	return time.Duration(busy) * time.Second / clockTicks
 }
 
-// ourCPU is the CPU time of this process and its children that run: the
-// operator, the control plane, the minimal prober.
-func ourCPU() time.Duration {
-	total := selfCPU()
+// irqSince is the CPU time spent in interrupts (softirqs included) from
+// before to c: the kernel's network processing, mostly, charged to no
+// process.
+func (c cpuTimes) irqSince(before cpuTimes) time.Duration {
+	return time.Duration(c.irq-before.irq) * time.Second / clockTicks
+}
+
+// procCPU returns the CPU time of this process and its children that run
+// (the operator, the control plane, the minimal prober), and that of the
+// kernel's threads (ksoftirqd's network processing among them).
+func procCPU() (ours, kernel time.Duration) {
+	ours = selfCPU()
 	self := strconv.Itoa(os.Getpid())
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
@@ -543,15 +583,22 @@ func ourCPU() time.Duration {
 		s := string(b)
 		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 		// After the name: state, ppid, ..., utime (12th), stime (13th).
-		if len(fields) < 13 || fields[1] != self {
+		if len(fields) < 13 {
 			continue
 		}
+		var t time.Duration
 		for _, f := range fields[11:13] {
 			v, _ := strconv.ParseInt(f, 10, 64)
-			total += time.Duration(v) * time.Second / clockTicks
+			t += time.Duration(v) * time.Second / clockTicks
+		}
+		switch {
+		case fields[1] == self:
+			ours += t
+		case fields[1] == "2" || d.Name() == "2": // kthreadd and its threads
+			kernel += t
 		}
 	}
-	return total
+	return ours, kernel
 }
 
 // since is the idle share of the time from before to c.
@@ -861,16 +908,16 @@ func probeTable(runs []probeRun) string {
 		"The operator runs with its default flags (its DNS server off). Probes are counted at the backends over %s of steady state, "+
 		"CPU time from /proc (utime+stime) over the same window, next to a minimal Go prober (net/http, a fresh connection a probe, "+
 		"one goroutine an address on a %s ticker at a random phase; its own process) run on the same addresses before the operator starts, "+
-		"its rate in parentheses; *saturated* marks a rate under 95%% of the wanted one. "+
+		"its rate in parentheses; *saturated* marks a rate under 95%% of the wanted one, and the ratio compares like with like only where neither is. "+
 		"Then %d backends of every intent vanish at once (connects time out) and are restored, and %d others answer 503 and recover: "+
 		"p50 / max from the outage's start to each address no longer published ready, from a watch of every EndpointSlice version, "+
 		"and the other backends' probe rate in the %s after the start against the steady one. RSS at the end of each run; "+
-		"each run adds intents to the one before.\n\n",
+		"each run adds intents to the one before. *busy machine* marks a run where processes other than the benchmark's took more than %.1f CPUs "+
+		"in a steady window: its figures are not the operator's alone.\n\n",
 		probeBackendsPerIntent, probePeriod, probeTimeout, probeThreshold, probeWindow, probePeriod,
-		probeVictims, probeVictims, probeAfterDeath)
+		probeVictims, probeVictims, probeAfterDeath, probeBusyOthers)
 	fmt.Fprintf(&b, "| backends | probes/s (wanted) | CPU µs/probe operator | minimal | ratio | blackhole p50 / max | healthy rate during blackhole | 503 p50 / max | healthy rate during 503 | RSS |\n")
 	fmt.Fprintf(&b, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 	for _, r := range runs {
 		wanted := float64(r.backends) / probePeriod.Seconds()
 		mark := func(rate float64) string {
@@ -879,28 +926,37 @@ func probeTable(runs []probeRun) string {
 			}
 			return ""
 		}
+		op, mini := r.operator.perProbe(r.operator.cpu), r.minimal.perProbe(r.minimal.cpu)
 		ratio := "-"
-		if r.minimalCPU > 0 {
-			ratio = fmt.Sprintf("%.2fx", us(r.cpu)/us(r.minimalCPU))
+		if mini > 0 {
+			ratio = fmt.Sprintf("%.2fx", us(op)/us(mini))
 		}
-		fmt.Fprintf(&b, "| %d | %.0f (%.0f)%s | %.0f | %.0f (%.0f/s%s) | %s | %s | %.0f%% | %s | %.0f%% | %s |\n",
-			r.backends, r.rate, wanted, mark(r.rate), us(r.cpu), us(r.minimalCPU), r.minimalRate, mark(r.minimalRate), ratio,
+		busy := ""
+		if max(r.operator.others, r.minimal.others).Seconds() > probeBusyOthers*probeWindow.Seconds() {
+			busy = " *busy machine*"
+		}
+		fmt.Fprintf(&b, "| %d%s | %.0f (%.0f)%s | %.0f | %.0f (%.0f/s%s) | %s | %s | %.0f%% | %s | %.0f%% | %s |\n",
+			r.backends, busy, r.operator.rate(), wanted, mark(r.operator.rate()), us(op), us(mini), r.minimal.rate(), mark(r.minimal.rate()), ratio,
 			r.blackhole.latencies(), 100*r.blackhole.healthyRate, r.fail.latencies(), 100*r.fail.healthyRate, mib(r.rss))
 	}
 	b.WriteString("\n")
 	cpus := func(d time.Duration) float64 { return d.Seconds() / probeWindow.Seconds() }
 	for _, r := range runs {
 		fmt.Fprintf(&b, "- %d backends\n", r.backends)
-		steady := []string{fmt.Sprintf("the machine %.0f%% idle; CPUs used by the farm's server (the benchmark's process) %.2f (%.0f µs a probe), "+
-			"the control plane %.2f, anything else (other work, kernel threads) %.2f",
-			100*r.idle, cpus(r.farmCPU*time.Duration(r.rate*probeWindow.Seconds())), us(r.farmCPU), cpus(r.controlPlane), cpus(r.others))}
+		machine := func(m measured) string {
+			return fmt.Sprintf("the machine %.0f%% idle; CPUs used by the prober %.2f, the farm's server (the benchmark's process) %.2f (%.0f µs a probe), "+
+				"the control plane %.2f, the kernel outside processes (interrupts, its threads) %.2f, other processes %.2f",
+				100*m.idle, cpus(m.cpu), cpus(m.farm), us(m.perProbe(m.farm)), cpus(m.children), cpus(m.kernel), cpus(m.others))
+		}
+		fmt.Fprintf(&b, "  - the minimal prober's window: %s.\n", machine(r.minimal))
+		steady := []string{machine(r.operator)}
 		if r.notReady > 0 {
 			steady = append(steady, fmt.Sprintf("%d backends were not in traffic %s after their intents were made", r.notReady, probeReadyTimeout))
 		}
 		if r.flaps > 0 {
 			steady = append(steady, fmt.Sprintf("backends left traffic %d times though every one answered", r.flaps))
 		}
-		fmt.Fprintf(&b, "  - steady window: %s.\n", strings.Join(steady, "; "))
+		fmt.Fprintf(&b, "  - the operator's window: %s.\n", strings.Join(steady, "; "))
 		for _, o := range []struct {
 			what string
 			res  outageResult
@@ -951,6 +1007,9 @@ func (o outageResult) latencies() string {
 	}
 	return at(total/2) + " / " + at(total-1)
 }
+
+// us is d in microseconds.
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 // pct is the q-quantile of sorted ds (not empty): 0.5 the median, 1 the
 // max.
