@@ -11,11 +11,13 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -43,6 +45,9 @@ type config struct {
 	probeAddr        string
 	leaderElect      bool
 	leaderElectionNS string
+	leaseDuration    time.Duration
+	renewDeadline    time.Duration
+	retryPeriod      time.Duration
 	dnsListenAddress string
 	clusterDomain    string
 	dnsUpstreams     string
@@ -73,6 +78,25 @@ const (
 	defaultIntentWorkers  = 8
 )
 
+// The leader election timings' defaults. Every replica probes and keeps its
+// verdicts, so a new leader acts at once on what it has observed: what a
+// crash of the leader costs is the time until a standby holds the Lease.
+// A standby sees the lease expire LeaseDuration after it last saw a renewal,
+// and looks every RetryPeriod to 2.2 RetryPeriods (client-go's jitter); so a
+// SIGKILLed leader is replaced 2.7-4.3 s after its death at these values,
+// inside a 5 s budget for a backend dying at that moment (kube-vip's
+// 5 s/3 s/1 s take 4.0-9.4 s). The leader gives up 2 s after its last
+// renewal if it cannot renew (it exits, and a standby takes over); 0.7 s
+// more of the lease is a margin before a standby may take it. A leader that
+// stops (SIGTERM) releases the Lease, and a standby takes it on its next
+// look, within 0.66 s. The Lease is read or renewed about three times a
+// second by each replica.
+const (
+	defaultLeaseDuration = 3 * time.Second
+	defaultRenewDeadline = 2 * time.Second
+	defaultRetryPeriod   = 300 * time.Millisecond
+)
+
 func parseFlags() (config, zap.Options) {
 	var c config
 	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS with authentication unless --metrics-secure=false); 0 disables it.")
@@ -80,6 +104,9 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&c.leaderElect, "leader-elect", false, "Elect a leader among replicas; only the leader reconciles and probes. DNS runs on every replica.")
 	flag.StringVar(&c.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
+	flag.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", defaultLeaseDuration, "How long standbys wait, after the last renewal they saw, before they take the Lease of a leader that stopped renewing it: with the jitter of --leader-elect-retry-period, the cost of a leader's crash. Whole seconds, as the Lease records it.")
+	flag.DurationVar(&c.renewDeadline, "leader-elect-renew-deadline", defaultRenewDeadline, "How long the leader keeps trying to renew the Lease before it gives up leading (and exits); less than --leader-elect-lease-duration.")
+	flag.DurationVar(&c.retryPeriod, "leader-elect-retry-period", defaultRetryPeriod, "How often the leader renews the Lease and standbys try to take it (standbys with a jitter of up to 1.2 times this); times 1.2, less than --leader-elect-renew-deadline. A leader that stops releases the Lease, and a standby takes it within 2.2 times this.")
 	flag.StringVar(&c.dnsListenAddress, "dns-listen-address", ":5353", "UDP and TCP address of the embedded DNS server; empty disables it.")
 	flag.StringVar(&c.clusterDomain, "cluster-domain", "cluster.local", "Cluster domain; the DNS server is authoritative for svc.<cluster-domain>.")
 	flag.StringVar(&c.dnsUpstreams, "dns-upstreams", "", "Comma-separated host:port resolvers for ExternalName targets outside the zone (default: the nameservers in /etc/resolv.conf). Target probes resolve names through the DNS server, as clients do; with the DNS server disabled, through these resolvers (none given: the system resolver).")
@@ -132,6 +159,35 @@ func (c config) validate() error {
 	if _, err := health.ParseGuard(c.probeAllowed); err != nil {
 		return fmt.Errorf("--probe-allowed-cidrs=%q: %w", c.probeAllowed, err)
 	}
+	return c.validateLeaderElection()
+}
+
+// validateLeaderElection checks the leader election timings as client-go's
+// leaderelection.NewLeaderElector does (which the manager would only report
+// once started, and as an error naming none of the flags), and that the lease
+// duration is whole seconds: the Lease records it in seconds, and standbys
+// judge it by that record, so 2.5s would be 2s to them and less than a second
+// none at all.
+func (c config) validateLeaderElection() error {
+	const (
+		lease = "--leader-elect-lease-duration"
+		renew = "--leader-elect-renew-deadline"
+		retry = "--leader-elect-retry-period"
+	)
+	switch {
+	case c.leaseDuration <= 0:
+		return fmt.Errorf("%s=%s: give a positive duration", lease, c.leaseDuration)
+	case c.renewDeadline <= 0:
+		return fmt.Errorf("%s=%s: give a positive duration", renew, c.renewDeadline)
+	case c.retryPeriod <= 0:
+		return fmt.Errorf("%s=%s: give a positive duration", retry, c.retryPeriod)
+	case c.leaseDuration%time.Second != 0:
+		return fmt.Errorf("%s=%s: give whole seconds (the Lease records seconds)", lease, c.leaseDuration)
+	case c.leaseDuration <= c.renewDeadline:
+		return fmt.Errorf("%s=%s must be greater than %s=%s: a standby could take the Lease while the leader still tries to renew it", lease, c.leaseDuration, renew, c.renewDeadline)
+	case c.renewDeadline <= time.Duration(leaderelection.JitterFactor*float64(c.retryPeriod)):
+		return fmt.Errorf("%s=%s must be greater than %s=%s times %v: the leader must have time to try again before it gives up", renew, c.renewDeadline, retry, c.retryPeriod, leaderelection.JitterFactor)
+	}
 	return nil
 }
 
@@ -183,6 +239,9 @@ func run() error {
 		LeaderElectionID:              "netintent.networking.netintent.io",
 		LeaderElectionNamespace:       cfg.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &cfg.leaseDuration,
+		RenewDeadline:                 &cfg.renewDeadline,
+		RetryPeriod:                   &cfg.retryPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
