@@ -18,8 +18,10 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -239,9 +241,13 @@ func run() error {
 		LeaderElectionID:              "netintent.networking.netintent.io",
 		LeaderElectionNamespace:       cfg.leaderElectionNS,
 		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &cfg.leaseDuration,
-		RenewDeadline:                 &cfg.renewDeadline,
-		RetryPeriod:                   &cfg.retryPeriod,
+		// Standbys start the leader's controllers' informers and queues
+		// too, so that a new leader reconciles at once instead of first
+		// listing what it has not watched yet (such as the nodes).
+		Controller:    ctrlconfig.Controller{EnableWarmup: ptr.To(true)},
+		LeaseDuration: &cfg.leaseDuration,
+		RenewDeadline: &cfg.renewDeadline,
+		RetryPeriod:   &cfg.retryPeriod,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

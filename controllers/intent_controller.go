@@ -47,7 +47,9 @@ type IntentReconciler struct {
 	// finalizer deletes, and who holds a Service the cache has not seen.
 	APIReader client.Reader
 	Recorder  events.EventRecorder
-	// Prober runs the intents' active health checks.
+	// Prober runs the intents' active health checks. It must run on every
+	// replica, leader or not (a ProbeTargetReconciler feeds it there), so
+	// that a new leader starts from what it has observed.
 	Prober *health.Prober
 	// Workers is how many intents are reconciled at once (0: one). Each
 	// intent is reconciled by one worker at a time whatever it is.
@@ -507,10 +509,14 @@ func conditionIs(in *v1alpha1.NetworkIntent, typ, reason string) bool {
 	return c != nil && c.Reason == reason
 }
 
-// SetupWithManager registers the reconciler. Services are mapped to the
-// intent of the same name, owned or not, so a conflict clears itself when
-// the foreign Service goes.
+// SetupWithManager registers the reconciler, which runs on the leader,
+// and the ProbeTargetReconciler that feeds its Prober on every replica.
+// Services are mapped to the intent of the same name, owned or not, so a
+// conflict clears itself when the foreign Service goes.
 func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := (&ProbeTargetReconciler{Intents: r}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	byName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}}}
 	})

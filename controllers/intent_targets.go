@@ -68,24 +68,12 @@ func targetMessage(st health.TargetState) string {
 func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.NamespacedName, in *v1alpha1.NetworkIntent) (string, time.Duration, error) {
 	spec := in.Spec.ExternalName
 	targets := spec.Targets
-	// A target new to the prober (after a restart or on becoming leader)
-	// starts from the health status last published, so the alias does not
-	// move back to a failed target before its probes pass.
 	previous := ""
 	var before []v1alpha1.TargetStatus
-	failed := map[string]bool{}
 	if st := in.Status.ExternalName; st != nil {
 		previous, before = st.ActiveTarget, st.Targets
-		for _, t := range st.Targets {
-			failed[t.Host] = !t.Healthy
-		}
 	}
-	var probed []health.Target
-	for _, t := range targets {
-		if spec, ok := health.SpecFor(t.ProbeHandler, in.Spec.HealthCheck, defaultHTTPTargetPort); ok {
-			probed = append(probed, health.Target{ID: t.Host, Address: t.Host, Spec: spec, StartUnhealthy: failed[t.Host]})
-		}
-	}
+	probed := externalTargets(in)
 	var states map[string]health.TargetState
 	if len(probed) == 0 {
 		r.Prober.Remove(key)
@@ -142,6 +130,26 @@ func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.Namespace
 		}
 	}
 	return d.Active, d.RecheckAfter, nil
+}
+
+// externalTargets are the probed targets of an ExternalName intent. A
+// target new to the prober (after a restart, or on a replica that has just
+// started) starts from the health status last published, so the alias does
+// not move back to a failed target before its probes pass.
+func externalTargets(in *v1alpha1.NetworkIntent) []health.Target {
+	failed := map[string]bool{}
+	if st := in.Status.ExternalName; st != nil {
+		for _, t := range st.Targets {
+			failed[t.Host] = !t.Healthy
+		}
+	}
+	var probed []health.Target
+	for _, t := range in.Spec.ExternalName.Targets {
+		if spec, ok := health.SpecFor(t.ProbeHandler, in.Spec.HealthCheck, defaultHTTPTargetPort); ok {
+			probed = append(probed, health.Target{ID: t.Host, Address: t.Host, Spec: spec, StartUnhealthy: failed[t.Host]})
+		}
+	}
+	return probed
 }
 
 // removeFailbackNow removes the failback-now annotation, acted on. The

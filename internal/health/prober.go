@@ -90,8 +90,10 @@ type Options struct {
 //
 // Set, Remove and Status are safe for concurrent use and never wait for a
 // probe. Targets may be set before Start; they are probed once it runs.
-// Prober is a controller-runtime manager.Runnable that runs on the leader
-// only.
+// Prober is a controller-runtime manager.Runnable that runs on every
+// replica, leader or not, so that a replica that becomes leader has its
+// verdicts already. Flips wait, merged by key, until Source's consumer
+// starts.
 type Prober struct {
 	maxInFlight int
 	log         logr.Logger
@@ -323,10 +325,11 @@ func (p *Prober) Flips() <-chan Flip {
 	return p.flips
 }
 
-// NeedLeaderElection implements manager.LeaderElectionRunnable: only the
-// leader probes, as only the leader's controllers act on the results.
+// NeedLeaderElection implements manager.LeaderElectionRunnable: every
+// replica probes, so that a new leader acts at once on what it has
+// observed, not on what was published before it.
 func (p *Prober) NeedLeaderElection() bool {
-	return true
+	return false
 }
 
 // Start runs the scheduler, the workers and the flip delivery until ctx is

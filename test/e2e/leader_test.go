@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,29 +31,52 @@ import (
 	"github.com/netintent/netintent/internal/testnet"
 )
 
-// Probe settings of the leader-change test.
-const (
-	leaderProbePeriod        = time.Second
-	leaderProbeTimeout       = 500 * time.Millisecond
-	leaderUnhealthyThreshold = 2
-	leaderHealthyThreshold   = 2
-)
+// leaderLease is the operator's leader election Lease, in operatorNamespace.
+const leaderLease = "netintent.networking.netintent.io"
 
-// leaderNamespace holds the leader-change test's intent and pods.
+// Probe settings of the leader-change tests: leaderProbe's, unless a test
+// says otherwise.
+type leaderProbeSettings struct {
+	period, timeout                      time.Duration
+	unhealthyThreshold, healthyThreshold int32
+}
+
+var leaderProbe = leaderProbeSettings{period: time.Second, timeout: 500 * time.Millisecond, unhealthyThreshold: 2, healthyThreshold: 2}
+
+// detection is the longest a dead backend that refuses connections takes
+// to fail unhealthyThreshold probes: that many periods, each stretched by
+// up to the prober's 10% of jitter, the last probe's timeout on top.
+func (ps leaderProbeSettings) detection() time.Duration {
+	return time.Duration(ps.unhealthyThreshold)*ps.period*11/10 + ps.timeout
+}
+
+// leaderNamespace holds the leader-change tests' intent and pods.
 const leaderNamespace = "leader-e2e"
 
 // acquiredLease is what the operator logs (in any case) when it becomes
 // leader.
 const acquiredLease = "successfully acquired lease"
 
-// TestLeaderChange runs two replicas of the built binary with leader
-// election on one control plane, a backend failing its probe on a test
-// host, and kills the leader with SIGKILL. The other replica takes over; a
-// watch sees every EndpointSlice version from the moment the failure is
-// published, and none may publish the failed backend ready until it serves
-// again. The surviving replica's DNS is queried in a loop throughout; every
-// query must be answered.
-func TestLeaderChange(t *testing.T) {
+// leaderScenario is two replicas of the built binary with leader election
+// on one control plane, and an intent "web" whose pods are on test hosts:
+// dead (the one that fails) and live from the start, newcomer when a test
+// adds it.
+type leaderScenario struct {
+	t     *testing.T
+	ctx   context.Context
+	c     client.Client
+	cs    kubernetes.Interface
+	probe leaderProbeSettings
+
+	dead, live, newcomer *testnet.Host
+	svc                  *corev1.Service
+	leader, follower     *operatorProcess
+}
+
+// startLeaderScenario starts the control plane, the test hosts, the intent
+// with its two pods and the two replicas, and returns once one replica
+// leads and both backends are published ready.
+func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenario {
 	p := findPaths(t)
 	cp := startControlPlane(t, p)
 	k := cp.adminKubectl
@@ -79,31 +103,14 @@ func TestLeaderChange(t *testing.T) {
 	}
 
 	tn := testnet.New(t, 3)
-	dead, live, newcomer := tn.Hosts[0], tn.Hosts[1], tn.Hosts[2]
+	s := &leaderScenario{t: t, ctx: ctx, c: c, cs: cs, probe: probe, dead: tn.Hosts[0], live: tn.Hosts[1], newcomer: tn.Hosts[2]}
 	for _, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	makePod := func(name string, h *testnet.Host) {
-		t.Helper()
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: leaderNamespace, Name: name, Labels: map[string]string{"app": "web"}},
-			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
-		}
-		if err := c.Create(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
-		pod.Status.Phase = corev1.PodRunning
-		pod.Status.PodIP = h.IP.String()
-		pod.Status.PodIPs = []corev1.PodIP{{IP: h.IP.String()}}
-		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
-		if err := c.Status().Update(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
-	}
-	makePod("dead", dead)
-	makePod("live", live)
+	s.makePod("dead", s.dead)
+	s.makePod("live", s.live)
 	in := &v1alpha1.NetworkIntent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: leaderNamespace, Name: "web"},
 		Spec: v1alpha1.NetworkIntentSpec{
@@ -112,10 +119,10 @@ func TestLeaderChange(t *testing.T) {
 			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
 			HealthCheck: &v1alpha1.HealthCheck{
 				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: leaderProbePeriod},
-				Timeout:            &metav1.Duration{Duration: leaderProbeTimeout},
-				UnhealthyThreshold: ptr.To[int32](leaderUnhealthyThreshold),
-				HealthyThreshold:   ptr.To[int32](leaderHealthyThreshold),
+				Period:             &metav1.Duration{Duration: probe.period},
+				Timeout:            &metav1.Duration{Duration: probe.timeout},
+				UnhealthyThreshold: ptr.To(probe.unhealthyThreshold),
+				HealthyThreshold:   ptr.To(probe.healthyThreshold),
 			},
 		},
 	}
@@ -128,74 +135,118 @@ func TestLeaderChange(t *testing.T) {
 		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr),
 		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr),
 	}
-	var leader, follower *operatorProcess
 	eventually(t, 60*time.Second, "one replica leads", func() error {
 		for i, op := range ops {
-			if strings.Contains(strings.ToLower(op.log.String()), acquiredLease) {
-				leader, follower = op, ops[1-i]
+			if op.leads() {
+				s.leader, s.follower = op, ops[1-i]
 				return nil
 			}
 		}
 		return fmt.Errorf("no replica has logged %q", acquiredLease)
 	})
-
-	published := func() (map[string]bool, string, error) {
-		list := &discoveryv1.EndpointSliceList{}
-		if err := c.List(ctx, list, client.InNamespace(leaderNamespace), client.MatchingLabels{discoveryv1.LabelServiceName: "web"}); err != nil {
-			return nil, "", err
-		}
-		ready := map[string]bool{}
-		for _, s := range list.Items {
-			for _, ep := range s.Endpoints {
-				ready[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
-			}
-		}
-		return ready, list.ResourceVersion, nil
-	}
-	waitPublished := func(timeout time.Duration, want map[*testnet.Host]bool) string {
-		t.Helper()
-		var rv string
-		eventually(t, timeout, "published endpoints", func() error {
-			ready, listRV, err := published()
-			if err != nil {
-				return err
-			}
-			for h, w := range want {
-				if r, ok := ready[h.IP.String()]; !ok || r != w {
-					return fmt.Errorf("%s published ready=%v (listed %v), want ready=%v", h.IP, r, ok, w)
-				}
-			}
-			rv = listRV
-			return nil
-		})
-		return rv
-	}
-	waitPublished(30*time.Second, map[*testnet.Host]bool{dead: true, live: true})
-	svc := &corev1.Service{}
-	if err := c.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
+	s.waitPublished(30*time.Second, map[*testnet.Host]bool{s.dead: true, s.live: true})
+	s.svc = &corev1.Service{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(in), s.svc); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
 
-	if err := dead.Stop(); err != nil {
-		t.Fatal(err)
+// leads reports whether the replica has logged that it became leader.
+func (op *operatorProcess) leads() bool {
+	return strings.Contains(strings.ToLower(op.log.String()), acquiredLease)
+}
+
+// makePod creates a Running, Ready pod of the intent on host h.
+func (s *leaderScenario) makePod(name string, h *testnet.Host) {
+	s.t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: leaderNamespace, Name: name, Labels: map[string]string{"app": "web"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app:1"}}},
 	}
-	rv := waitPublished(10*time.Second, map[*testnet.Host]bool{dead: false, live: true})
+	if err := s.c.Create(s.ctx, pod); err != nil {
+		s.t.Fatal(err)
+	}
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.PodIP = h.IP.String()
+	pod.Status.PodIPs = []corev1.PodIP{{IP: h.IP.String()}}
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+	if err := s.c.Status().Update(s.ctx, pod); err != nil {
+		s.t.Fatal(err)
+	}
+}
 
-	// Every slice version from here on.
-	var isDead atomic.Bool
-	isDead.Store(true)
-	var versions, bad atomic.Int64
-	watchCtx, stopWatch := context.WithCancel(ctx)
+// published is the ready state of each address in the intent's slices, and
+// the resource version of the list.
+func (s *leaderScenario) published() (map[string]bool, string, error) {
+	list := &discoveryv1.EndpointSliceList{}
+	if err := s.c.List(s.ctx, list, client.InNamespace(leaderNamespace), client.MatchingLabels{discoveryv1.LabelServiceName: "web"}); err != nil {
+		return nil, "", err
+	}
+	ready := map[string]bool{}
+	for _, sl := range list.Items {
+		for _, ep := range sl.Endpoints {
+			ready[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
+		}
+	}
+	return ready, list.ResourceVersion, nil
+}
+
+// waitPublished polls until the slices publish each host as want says, and
+// returns the resource version of the list that did.
+func (s *leaderScenario) waitPublished(timeout time.Duration, want map[*testnet.Host]bool) string {
+	s.t.Helper()
+	var rv string
+	eventually(s.t, timeout, "published endpoints", func() error {
+		ready, listRV, err := s.published()
+		if err != nil {
+			return err
+		}
+		for h, w := range want {
+			if r, ok := ready[h.IP.String()]; !ok || r != w {
+				return fmt.Errorf("%s published ready=%v (listed %v), want ready=%v", h.IP, r, ok, w)
+			}
+		}
+		rv = listRV
+		return nil
+	})
+	return rv
+}
+
+// sliceWatch sees every version of the intent's slices from a resource
+// version on, and checks each against the dead host: while it is dead, no
+// version may publish it ready once one has published it not ready.
+type sliceWatch struct {
+	versions, bad atomic.Int64
+	// isDead says the dead host does not serve; out is when the first
+	// version publishing it not ready arrived while it was dead.
+	isDead atomic.Bool
+	mu     sync.Mutex
+	out    time.Time
+	stop   func()
+}
+
+// watchSlices starts a sliceWatch at rv; isDead says whether the dead host
+// is dead, and published not ready, already.
+func (s *leaderScenario) watchSlices(rv string, isDead bool) *sliceWatch {
+	t := s.t
+	w := &sliceWatch{}
+	w.isDead.Store(isDead)
+	if isDead {
+		w.out = time.Now()
+	}
+	dead := s.dead.IP.String()
+	watchCtx, stopWatch := context.WithCancel(s.ctx)
 	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		o.LabelSelector = discoveryv1.LabelServiceName + "=web"
-		return cs.DiscoveryV1().EndpointSlices(leaderNamespace).Watch(ctx, o)
+		return s.cs.DiscoveryV1().EndpointSlices(leaderNamespace).Watch(ctx, o)
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	watchDone := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
-		defer close(watchDone)
+		defer close(done)
 		defer rw.Stop()
 		for {
 			select {
@@ -205,106 +256,284 @@ func TestLeaderChange(t *testing.T) {
 				if !ok {
 					return
 				}
-				s, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
+				arrived := time.Now()
+				sl, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
 				if !isSlice || (ev.Type != watch.Added && ev.Type != watch.Modified) {
 					continue
 				}
-				versions.Add(1)
-				for _, ep := range s.Endpoints {
-					if isDead.Load() && ep.Addresses[0] == dead.IP.String() && ptr.Deref(ep.Conditions.Ready, false) {
-						bad.Add(1)
-						t.Errorf("slice %s version %s publishes the failed backend %s ready", s.Name, s.ResourceVersion, dead.IP)
+				w.versions.Add(1)
+				for _, ep := range sl.Endpoints {
+					if ep.Addresses[0] != dead || !w.isDead.Load() {
+						continue
+					}
+					w.mu.Lock()
+					ready, wasOut := ptr.Deref(ep.Conditions.Ready, false), !w.out.IsZero()
+					if !ready && !wasOut {
+						w.out = arrived
+					}
+					w.mu.Unlock()
+					if ready && wasOut {
+						w.bad.Add(1)
+						t.Errorf("slice %s version %s publishes the failed backend %s ready", sl.Name, sl.ResourceVersion, dead)
 					}
 				}
 			}
 		}
 	}()
+	w.stop = func() {
+		stopWatch()
+		<-done
+	}
+	return w
+}
 
-	// The surviving replica's DNS, in a loop, throughout.
+// outOfTraffic is when the first version publishing the dead host not ready
+// arrived; zero before one has.
+func (w *sliceWatch) outOfTraffic() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.out
+}
+
+// dnsLoop queries a replica's DNS for the intent's name every 50 ms until
+// stopped; every answer must be the Service's cluster IP.
+type dnsLoop struct {
+	queries, failures atomic.Int64
+	mu                sync.Mutex
+	firstFailures     []string
+	stop              func()
+}
+
+func (s *leaderScenario) queryDNSThroughout(op *operatorProcess) *dnsLoop {
+	l := &dnsLoop{}
 	name := "web." + leaderNamespace + ".svc.cluster.local"
-	var queries, failures atomic.Int64
-	var failMu sync.Mutex
-	var firstFailures []string
-	dnsCtx, stopDNS := context.WithCancel(ctx)
-	dnsDone := make(chan struct{})
+	ctx, stop := context.WithCancel(s.ctx)
+	done := make(chan struct{})
 	go func() {
-		defer close(dnsDone)
+		defer close(done)
 		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
-			case <-dnsCtx.Done():
+			case <-ctx.Done():
 				return
 			case <-tick.C:
 			}
-			queries.Add(1)
-			r, err := query("udp", follower.dnsAddr, name, dns.TypeA)
+			l.queries.Add(1)
+			r, err := query("udp", op.dnsAddr, name, dns.TypeA)
 			why := ""
 			switch {
 			case err != nil:
 				why = err.Error()
 			case r.Rcode != dns.RcodeSuccess:
 				why = "rcode " + dns.RcodeToString[r.Rcode]
-			case len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != svc.Spec.ClusterIP:
-				why = fmt.Sprintf("answer %v, want %s", r.Answer, svc.Spec.ClusterIP)
+			case len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != s.svc.Spec.ClusterIP:
+				why = fmt.Sprintf("answer %v, want %s", r.Answer, s.svc.Spec.ClusterIP)
 			}
 			if why != "" {
-				failures.Add(1)
-				failMu.Lock()
-				if len(firstFailures) < 5 {
-					firstFailures = append(firstFailures, why)
+				l.failures.Add(1)
+				l.mu.Lock()
+				if len(l.firstFailures) < 5 {
+					l.firstFailures = append(l.firstFailures, why)
 				}
-				failMu.Unlock()
+				l.mu.Unlock()
 			}
 		}
 	}()
-
-	killed := time.Now()
-	if err := leader.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
+	l.stop = func() {
+		stop()
+		<-done
 	}
-	<-leader.done
-	eventually(t, 60*time.Second, "the surviving replica takes over", func() error {
-		if !strings.Contains(strings.ToLower(follower.log.String()), acquiredLease) {
+	return l
+}
+
+// check stops the loop and fails the test if a query failed.
+func (l *dnsLoop) check(t *testing.T, what string) {
+	t.Helper()
+	l.stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Logf("DNS of the surviving replica %s: %d queries, %d failed %v", what, l.queries.Load(), l.failures.Load(), l.firstFailures)
+	if l.failures.Load() > 0 {
+		t.Errorf("%d of %d DNS queries to the surviving replica failed: %v", l.failures.Load(), l.queries.Load(), l.firstFailures)
+	}
+}
+
+// waitTakeover waits until the follower logs that it leads, and returns
+// how long after since that was.
+func (s *leaderScenario) waitTakeover(since time.Time) time.Duration {
+	s.t.Helper()
+	eventually(s.t, 60*time.Second, "the surviving replica takes over", func() error {
+		if !s.follower.leads() {
 			return fmt.Errorf("it has not logged %q", acquiredLease)
 		}
 		return nil
 	})
-	t.Logf("the surviving replica became leader %s after the SIGKILL", time.Since(killed).Round(time.Millisecond))
+	return time.Since(since)
+}
+
+// TestLeaderChange kills the leader with SIGKILL after a backend's failure
+// was published. The other replica takes over; a watch sees every
+// EndpointSlice version from the moment the failure is published, and none
+// may publish the failed backend ready until it serves again. The
+// surviving replica's DNS is queried in a loop throughout; every query must
+// be answered.
+func TestLeaderChange(t *testing.T) {
+	s := startLeaderScenario(t, leaderProbe)
+	if err := s.dead.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rv := s.waitPublished(10*time.Second, map[*testnet.Host]bool{s.dead: false, s.live: true})
+	w := s.watchSlices(rv, true)
+	dnsQueries := s.queryDNSThroughout(s.follower)
+
+	killed := time.Now()
+	if err := s.leader.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.leader.done
+	t.Logf("the surviving replica became leader %s after the SIGKILL", s.waitTakeover(killed).Round(time.Millisecond))
 
 	// A new backend makes the new leader write the slices.
-	makePod("newcomer", newcomer)
-	waitPublished(30*time.Second, map[*testnet.Host]bool{dead: false, live: true, newcomer: true})
-	// Long enough for a prober that forgot the failure to fail it again.
-	end := time.Now().Add(leaderProbePeriod*leaderUnhealthyThreshold*11/10 + leaderProbeTimeout + time.Second)
+	s.makePod("newcomer", s.newcomer)
+	s.waitPublished(30*time.Second, map[*testnet.Host]bool{s.dead: false, s.live: true, s.newcomer: true})
+	s.checkStaysOut(time.Now().Add(s.probe.detection() + time.Second))
+	s.serveAgain(w, s.live, s.newcomer)
+	dnsQueries.check(t, "during the leader change")
+	t.Logf("leader change with a failed backend: %d slice versions watched, %d published the failed backend ready", w.versions.Load(), w.bad.Load())
+	if w.versions.Load() < 2 {
+		t.Errorf("watched %d slice versions; the new leader's write and the return should both show", w.versions.Load())
+	}
+}
+
+// checkStaysOut polls until end that the dead host is not published ready:
+// long enough, from a leader change, for a prober that forgot the failure
+// to fail it again.
+func (s *leaderScenario) checkStaysOut(end time.Time) {
+	s.t.Helper()
 	for time.Now().Before(end) {
-		ready, _, err := published()
+		ready, _, err := s.published()
 		if err != nil {
-			t.Fatal(err)
+			s.t.Fatal(err)
 		}
-		if ready[dead.IP.String()] {
-			t.Fatalf("failed backend %s published ready after the leader change", dead.IP)
+		if ready[s.dead.IP.String()] {
+			s.t.Fatalf("failed backend %s published ready after the leader change", s.dead.IP)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
 
-	// It serves again: it returns after its passes.
-	isDead.Store(false)
-	if err := dead.Start(ctx); err != nil {
+// serveAgain starts the dead host's server again and waits until it is
+// published ready after its passes, beside the other hosts given; then
+// stops the watch.
+func (s *leaderScenario) serveAgain(w *sliceWatch, others ...*testnet.Host) {
+	s.t.Helper()
+	w.isDead.Store(false)
+	if err := s.dead.Start(s.ctx); err != nil {
+		s.t.Fatal(err)
+	}
+	want := map[*testnet.Host]bool{s.dead: true}
+	for _, h := range others {
+		want[h] = true
+	}
+	s.waitPublished(10*s.probe.period+10*time.Second, want)
+	w.stop()
+}
+
+// TestLeaderKilledAsBackendDies kills the leader with SIGKILL at the moment
+// a backend dies (a node lost with the leader on it). The standby has
+// probed all along: once it holds the Lease, its first writes publish the
+// dead backend not ready. From a watch of every slice version: the dead
+// backend is published ready at most 5 s after its death, and never again
+// while it is dead.
+func TestLeaderKilledAsBackendDies(t *testing.T) {
+	testLeaderLeavesAsBackendDies(t, syscall.SIGKILL, "SIGKILL", leaderProbe, 5*time.Second)
+}
+
+// fastProbe detects a death well within a second, so that a handover that
+// took a lease's time would show beside it.
+var fastProbe = leaderProbeSettings{period: 250 * time.Millisecond, timeout: 200 * time.Millisecond, unhealthyThreshold: 2, healthyThreshold: 2}
+
+// TestLeaderStoppedAsBackendDies stops the leader with SIGTERM (a rolling
+// update, a drain) at the moment a backend dies. The leader releases the
+// Lease as it exits, and the standby takes over on its next look: the dead
+// backend is published ready at most its detection time + 1 s after its
+// death.
+func TestLeaderStoppedAsBackendDies(t *testing.T) {
+	testLeaderLeavesAsBackendDies(t, syscall.SIGTERM, "SIGTERM", fastProbe, fastProbe.detection()+time.Second)
+}
+
+// firstWriteWithin is how soon a new leader's first writes follow its
+// taking the Lease, or the end of a death's detection if later: a new
+// leader that had not probed would need a probe period more.
+const firstWriteWithin = 500 * time.Millisecond
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// leaseAcquired is when the Lease's holder acquired it, by the holder's
+// clock (this machine's).
+func (s *leaderScenario) leaseAcquired() time.Time {
+	s.t.Helper()
+	lease, err := s.cs.CoordinationV1().Leases(operatorNamespace).Get(s.ctx, leaderLease, metav1.GetOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if lease.Spec.AcquireTime == nil {
+		s.t.Fatalf("lease %s has no acquire time", leaderLease)
+	}
+	return lease.Spec.AcquireTime.Time
+}
+
+func testLeaderLeavesAsBackendDies(t *testing.T, sig syscall.Signal, sigName string, probe leaderProbeSettings, bound time.Duration) {
+	s := startLeaderScenario(t, probe)
+	rv := s.waitPublished(10*time.Second, map[*testnet.Host]bool{s.dead: true, s.live: true})
+	// Both replicas have probed the backends for some periods.
+	w := s.watchSlices(rv, false)
+	dnsQueries := s.queryDNSThroughout(s.follower)
+
+	w.isDead.Store(true)
+	died := time.Now()
+	if err := s.dead.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitPublished(10*leaderProbePeriod, map[*testnet.Host]bool{dead: true, live: true, newcomer: true})
-	stopDNS()
-	<-dnsDone
-	stopWatch()
-	<-watchDone
-
-	t.Logf("leader change with a failed backend: %d slice versions watched, %d published the failed backend ready", versions.Load(), bad.Load())
-	t.Logf("DNS of the surviving replica during the leader change: %d queries, %d failed %v", queries.Load(), failures.Load(), firstFailures)
-	if versions.Load() < 2 {
-		t.Errorf("watched %d slice versions; the new leader's write and the return should both show", versions.Load())
+	if err := s.leader.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
 	}
-	if failures.Load() > 0 {
-		t.Errorf("%d of %d DNS queries to the surviving replica failed: %v", failures.Load(), queries.Load(), firstFailures)
+	select {
+	case <-s.leader.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the leader has not exited 30 s after %s", sig)
 	}
+	exited := time.Since(died)
+	s.waitTakeover(died)
+	acquired := s.leaseAcquired()
+	eventually(t, 30*time.Second, "a slice version publishes the dead backend not ready", func() error {
+		if w.outOfTraffic().IsZero() {
+			return fmt.Errorf("%s is still published ready", s.dead.IP)
+		}
+		return nil
+	})
+	out := w.outOfTraffic()
+	inTraffic := out.Sub(died)
+	t.Logf("%s of the leader as a backend died: the leader exited after %s, the standby took the Lease after %s, the dead backend was published ready for %s (bound %s; its detection takes up to %s)",
+		sigName, exited.Round(time.Millisecond), acquired.Sub(died).Round(time.Millisecond), inTraffic.Round(time.Millisecond), bound, probe.detection())
+	if inTraffic > bound {
+		t.Errorf("the dead backend %s was published ready for %s after its death, more than %s", s.dead.IP, inTraffic.Round(time.Millisecond), bound)
+	}
+	// The new leader acts on what it observed as a standby: its first
+	// writes take the backend out if its death had been detected by then,
+	// rather than after probes of its own.
+	if due := later(acquired, died.Add(probe.detection())).Add(firstWriteWithin); out.After(due) {
+		t.Errorf("the dead backend %s was published not ready %s after the standby took the Lease (and %s after its death, whose detection takes up to %s): more than %s after both",
+			s.dead.IP, out.Sub(acquired).Round(time.Millisecond), inTraffic.Round(time.Millisecond), probe.detection(), firstWriteWithin)
+	}
+	s.checkStaysOut(time.Now().Add(probe.detection() + time.Second))
+	s.serveAgain(w, s.live)
+	dnsQueries.check(t, "during the leader change")
+	t.Logf("%d slice versions watched, %d published the failed backend ready after it was out", w.versions.Load(), w.bad.Load())
 }

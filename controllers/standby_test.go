@@ -1,0 +1,138 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testnet"
+)
+
+// TestStandbyProbes runs a second manager that never leads (another holds
+// its Lease) beside the suite's, and checks that its prober has the
+// intent's targets from its caches alone and judges them: a backend that
+// stops is unhealthy to the standby, which a new leader would publish at
+// once.
+func TestStandbyProbes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ns := newNamespace(t)
+	const leaseName = "standby-test"
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: leaseName},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       ptr.To("the-leader"),
+			LeaseDurationSeconds: ptr.To[int32](3600),
+			AcquireTime:          &metav1.MicroTime{Time: time.Now()},
+			RenewTime:            &metav1.MicroTime{Time: time.Now()},
+		},
+	}
+	if err := k8sClient.Create(ctx, lease); err != nil {
+		t.Fatal(err)
+	}
+	standby, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
+		Scheme:                  testScheme,
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:  "0",
+		Cache:                   CacheOptions(),
+		LeaderElection:          true,
+		LeaderElectionID:        leaseName,
+		LeaderElectionNamespace: ns,
+		// The suite's manager has controllers of the same names.
+		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true), EnableWarmup: ptr.To(true)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prober := health.NewProber(health.Options{})
+	if err := standby.Add(prober); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetupWithManager(standby, Options{Prober: prober}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- standby.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("standby manager: %v", err)
+		}
+	}()
+
+	tn := testnet.New(t, 2)
+	for i, h := range tn.Hosts {
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		makePod(t, ns, "standby", fmt.Sprintf("backend-%d", i), h.IP.String(), 0, true)
+	}
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "standby"},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureClusterIP,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "standby"}},
+			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
+			HealthCheck: &v1alpha1.HealthCheck{
+				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
+				Period:             &metav1.Duration{Duration: 250 * time.Millisecond},
+				Timeout:            &metav1.Duration{Duration: 200 * time.Millisecond},
+				UnhealthyThreshold: ptr.To[int32](2),
+			},
+		},
+	}
+	if err := k8sClient.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns, Name: "standby"}
+	judged := func(want map[*testnet.Host]bool) func() error {
+		return func() error {
+			st := prober.Status(key)
+			for h, healthy := range want {
+				s, ok := st[h.IP.String()]
+				switch {
+				case !ok:
+					return fmt.Errorf("the standby does not probe %s (it probes %v)", h.IP, st)
+				case s.LastProbe.IsZero():
+					return fmt.Errorf("the standby has not probed %s yet", h.IP)
+				case s.Healthy != healthy:
+					return fmt.Errorf("%s healthy=%v to the standby, want %v", h.IP, s.Healthy, healthy)
+				}
+			}
+			return nil
+		}
+	}
+	eventually(t, 20*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: true, tn.Hosts[1]: true}))
+	if err := tn.Hosts[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: false, tn.Hosts[1]: true}))
+	// A pod that goes takes its target with it, on the standby too.
+	if err := k8sClient.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(ns), client.MatchingLabels{"app": "standby"}, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := prober.Status(key); len(st) != 0 {
+			return fmt.Errorf("the standby still probes %v", st)
+		}
+		return nil
+	})
+	// The standby never led.
+	if got := &(coordinationv1.Lease{}); k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: leaseName}, got) == nil && ptr.Deref(got.Spec.HolderIdentity, "") != "the-leader" {
+		t.Errorf("the standby took the Lease: holder %q", ptr.Deref(got.Spec.HolderIdentity, ""))
+	}
+}
