@@ -131,6 +131,32 @@ func TestStandbyProbes(t *testing.T) {
 		}
 		return nil
 	})
+	// An ExternalName intent's targets are probed on the standby too, and
+	// go with the intent.
+	ext := failoverIntent(ns, "primary.standby.test", "secondary.standby.test", v1alpha1.FailbackAutomatic, nil)
+	if err := k8sClient.Create(ctx, ext); err != nil {
+		t.Fatal(err)
+	}
+	extKey := client.ObjectKeyFromObject(ext)
+	eventually(t, 10*time.Second, func() error {
+		st := prober.Status(extKey)
+		for _, host := range []string{"primary.standby.test", "secondary.standby.test"} {
+			if _, ok := st[host]; !ok {
+				return fmt.Errorf("the standby does not probe %s (it probes %v)", host, st)
+			}
+		}
+		return nil
+	})
+	if err := k8sClient.Delete(ctx, ext); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := prober.Status(extKey); len(st) != 0 {
+			return fmt.Errorf("the standby still probes %v", st)
+		}
+		return nil
+	})
+
 	// The standby never led.
 	if got := &(coordinationv1.Lease{}); k8sClient.Get(ctx, types.NamespacedName{Namespace: ns, Name: leaseName}, got) == nil && ptr.Deref(got.Spec.HolderIdentity, "") != "the-leader" {
 		t.Errorf("the standby took the Lease: holder %q", ptr.Deref(got.Spec.HolderIdentity, ""))
