@@ -213,6 +213,9 @@ func run() error {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	if soft := setMemoryLimit(cgroupMemoryFiles); soft > 0 {
+		log.Info("Go memory limit set from the container's", "GOMEMLIMIT", soft)
+	}
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -353,19 +354,47 @@ func publishedOutOfTraffic(slices []discoveryv1.EndpointSlice) map[string]bool {
 	return out
 }
 
-// recordFlips emits an event for each endpoint that left or rejoined
-// traffic since the slices were last written.
+// recordFlips emits one event for the endpoints that left traffic since the
+// slices were last written and one for those that rejoined it: a bulk
+// failure is one event per intent, not one per endpoint.
 func (r *IntentReconciler) recordFlips(in *v1alpha1.NetworkIntent, before map[string]bool, eps []endpoints.Endpoint) {
+	var left, rejoined []string
 	for _, ep := range eps {
 		addr := ep.Address.Unmap().String()
 		was, known := before[addr]
 		switch {
 		case known && was && !ep.Ready && !ep.Terminating:
-			r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, "EndpointUnhealthy", "Publish", "Endpoint %s left traffic", addr)
+			left = append(left, addr)
 		case known && !was && ep.Ready:
-			r.Recorder.Eventf(in, nil, corev1.EventTypeNormal, "EndpointHealthy", "Publish", "Endpoint %s rejoined traffic", addr)
+			rejoined = append(rejoined, addr)
 		}
 	}
+	if len(left) > 0 {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, "EndpointUnhealthy", "Publish", "%s left traffic", listEndpoints(left))
+	}
+	if len(rejoined) > 0 {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeNormal, "EndpointHealthy", "Publish", "%s rejoined traffic", listEndpoints(rejoined))
+	}
+}
+
+// eventAddresses is how many addresses an event names; the rest are
+// counted.
+const eventAddresses = 10
+
+// listEndpoints names the endpoints of an event: "Endpoint 10.0.0.1",
+// "3 endpoints (10.0.0.1, 10.0.0.2, 10.0.0.3)", with at most
+// eventAddresses named and the rest counted.
+func listEndpoints(addrs []string) string {
+	if len(addrs) == 1 {
+		return "Endpoint " + addrs[0]
+	}
+	named := addrs
+	more := ""
+	if len(addrs) > eventAddresses {
+		named = addrs[:eventAddresses]
+		more = fmt.Sprintf(" and %d more", len(addrs)-eventAddresses)
+	}
+	return fmt.Sprintf("%d endpoints (%s%s)", len(addrs), strings.Join(named, ", "), more)
 }
 
 // setEndpointsStatus writes the verdict's report in the intent's status

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"os"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/record"
 )
 
 // Options configures the reconcilers.
@@ -37,6 +39,16 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 			return err
 		}
 	}
+	recorder := record.New(record.Config{
+		Client:     mgr.GetClient(),
+		Scheme:     mgr.GetScheme(),
+		Controller: eventController,
+		Instance:   eventController + "-" + hostname(),
+		Log:        mgr.GetLogger().WithName("events"),
+	})
+	if err := mgr.Add(recorder); err != nil {
+		return err
+	}
 	if err := indexPodsByNode(context.Background(), mgr); err != nil {
 		return err
 	}
@@ -46,7 +58,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&IntentReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
-		Recorder:    mgr.GetEventRecorder("netintent"),
+		Recorder:    recorder,
 		Prober:      opts.Prober,
 		Workers:     opts.IntentWorkers,
 		SliceWriter: opts.SliceWriter,
@@ -59,19 +71,28 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&LoadBalancerReconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("netintent"),
+		Recorder:  recorder,
 		pools:     pools,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if err := (&AddressPoolReconciler{
 		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("netintent"),
+		Recorder: recorder,
 		pools:    pools,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	return nil
+}
+
+// eventController is the reportingController of the operator's events.
+const eventController = "netintent"
+
+// hostname names this replica in its events, as client-go's recorder does.
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 // CacheOptions trims what the manager's cache keeps of each object: the

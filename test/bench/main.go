@@ -51,6 +51,11 @@ type options struct {
 	pods       bool
 	// probeBackends are the probe part's backend counts, ascending.
 	probeBackends []int
+	// The churn part's length, operations a second and intent names.
+	churnDuration time.Duration
+	churnRate     float64
+	churnNames    int
+	churnProfiles string
 }
 
 func parseOptions() (options, error) {
@@ -66,11 +71,15 @@ func parseOptions() (options, error) {
 	flag.IntVar(&o.services, "services", 5000, "Plain Services added before the last memory reading; 0 skips it.")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
-	flag.StringVar(&o.parts, "parts", "dns,operator,prune,probe", "Which parts to run, comma-separated: dns, operator, prune and probe (these two need root: network namespaces).")
+	flag.StringVar(&o.parts, "parts", "dns,operator,churn,prune,probe", "Which parts to run, comma-separated: dns, operator, churn, prune and probe (these two need root: network namespaces).")
 	flag.StringVar(&operatorArgs, "operator-args", "", "Flags for the operator in the convergence runs, space-separated (default: none, the operator's defaults).")
 	flag.BoolVar(&o.noPolicy, "no-admission-policy", false, "Leave out config/admission's policy, so that the operator adds each intent's finalizer itself.")
 	flag.BoolVar(&o.pods, "pods", false, "Back each convergence intent with two Ready pods it selects, made before the intents, instead of two static addresses.")
 	flag.StringVar(&probeBackends, "probe-backends", defaultProbeBackends, fmt.Sprintf("Comma-separated backend counts of the probe part, multiples of %d (each run adds intents of %d backends to the one before).", probeBackendsPerIntent, probeBackendsPerIntent))
+	flag.DurationVar(&o.churnDuration, "churn-duration", 10*time.Minute, "How long the churn part creates, edits and deletes intents.")
+	flag.Float64Var(&o.churnRate, "churn-rate", 6, "Intent operations a second in the churn part.")
+	flag.IntVar(&o.churnNames, "churn-names", 200, "Intent names the churn part cycles over.")
+	flag.StringVar(&o.churnProfiles, "churn-profiles", "", "A folder to write the operator's heap profile into at each churn sample (heap-NN.pb.gz, for pprof -base); empty: none.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -86,6 +95,9 @@ func parseOptions() (options, error) {
 	var err error
 	if o.probeBackends, err = parseProbeBackends(probeBackends); err != nil {
 		return o, fmt.Errorf("-probe-backends: %w", err)
+	}
+	if o.churnDuration <= 0 || o.churnRate <= 0 || o.churnNames < 1 {
+		return o, errors.New("-churn-duration, -churn-rate and -churn-names must be positive")
 	}
 	if o.dnsSeconds < 1 || o.fixedQPS < 1 || o.services < 0 {
 		return o, errors.New("-dns-seconds and -fixed-qps must be positive, -services not negative")
@@ -184,12 +196,13 @@ func run() error {
 	for _, part := range []struct {
 		name, title string
 		run         func(options, string) (string, error)
-	}{{"prune", "Prune", benchPrune}, {"probe", "Probing", benchProbe}} {
+		root        bool // it makes network namespaces
+	}{{"churn", "Churn", benchChurn, false}, {"prune", "Prune", benchPrune, true}, {"probe", "Probing", benchProbe, true}} {
 		if !strings.Contains(o.parts, part.name) {
 			continue
 		}
 		var section string
-		if os.Geteuid() != 0 {
+		if part.root && os.Geteuid() != 0 {
 			section = "## " + part.title + "\n\nNot measured: it makes network namespaces, which needs root.\n\n"
 		} else if section, err = part.run(o, work); err != nil {
 			return fmt.Errorf("%s: %w", part.name, err)

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/test/churn"
 )
 
 // convergence is one run of N intents applied at once.
@@ -370,20 +371,9 @@ func settle(p *process, intents int) error {
 // collection (the pprof heap endpoint's gc=1), its live heap.
 func readMemory(p *process, what string) (memory, error) {
 	m := memory{what: what}
-	resp, err := http.Get("http://" + p.pprofAddr + "/debug/pprof/heap?gc=1&debug=1")
-	if err != nil {
-		return m, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); ok {
-			m.heap, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		}
-	}
-	if m.heap == 0 {
-		return m, fmt.Errorf("no HeapAlloc in the operator's heap profile")
+	var err error
+	if m.heap, err = churn.HeapAfterGC(p.pprofAddr); err != nil {
+		return m, fmt.Errorf("the operator's heap: %w", err)
 	}
 	m.rss, err = p.rss()
 	return m, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,16 +14,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/testnet"
@@ -63,29 +58,9 @@ const bulkDetection = bulkPeriod*11/10*bulkUnhealthy + bulkTimeout + time.Second
 func TestBulkFailures(t *testing.T) {
 	began := time.Now()
 	p := findPaths(t)
-	cp := startControlPlane(t, p)
-	k := cp.adminKubectl
+	ic := startIntentCluster(t, p, "e2e-bulk", bulkNamespace)
+	c, cs, k := ic.client, ic.clientset, ic.adminKubectl
 	ctx := t.Context()
-
-	k.must(t, "", "apply", "--server-side", "-k", filepath.Join(p.configDir, "crd"))
-	k.must(t, "", "wait", "--for=condition=Established", "--timeout=30s", "crd/networkintents.networking.netintent.io")
-	k.must(t, "", "create", "namespace", operatorNamespace)
-	k.must(t, "", "create", "namespace", bulkNamespace)
-	user, err := cp.env.AddUser(envtest.User{Name: "e2e-bulk", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(user.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	c, err := client.New(user.Config(), client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	farm := testnet.NewFarm(t, bulkIntents*bulkPerIntent)
 	t.Logf("a farm of %d backends in %s", len(farm.Addrs), farm.Prefix)
