@@ -21,8 +21,9 @@ import (
 // Options configures the reconcilers.
 type Options struct {
 	// Prober runs active health checks; it must also be added to the
-	// manager (it runs on the leader only). Nil: a default prober is made
-	// and added.
+	// manager. It runs on every replica, fed by a ProbeTargetReconciler,
+	// so that a new leader starts from what it has observed. Nil: a
+	// default prober is made and added.
 	Prober *health.Prober
 	// IntentWorkers is how many intents are reconciled at once (0: one).
 	IntentWorkers int
