@@ -64,6 +64,9 @@ type IntentReconciler struct {
 	// key), so that bursts of health flips are reported at most once per
 	// statusInterval (see deferStatus).
 	statusWritten sync.Map
+	// checkedOut holds, by intent, the backends its active checks judged
+	// out of traffic at its last reconcile (countEjections).
+	checkedOut sync.Map
 
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
@@ -94,6 +97,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Prober.Remove(req.NamespacedName)
 		r.published.Delete(req.NamespacedName)
 		r.statusWritten.Delete(req.NamespacedName)
+		r.checkedOut.Delete(req.NamespacedName)
 		forgetEndpointMetrics(in)
 		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)

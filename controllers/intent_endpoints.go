@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,7 +45,7 @@ var endpointsGauge = &endpointCounts{
 }
 
 func init() {
-	metrics.Registry.MustRegister(endpointsGauge)
+	metrics.Registry.MustRegister(endpointsGauge, ejectionsDetected, ejectionsEnforced)
 }
 
 // endpointCounts is a prometheus.Collector of the intents' endpoint counts.
@@ -123,7 +124,8 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		return ctrl.Result{}, err
 	}
 	states := r.setProbes(key, hc, cands, publishedOutOfTraffic(existing))
-	verdict := endpoints.Judge(cands, func(c endpoints.Candidate) *endpoints.ProbeResult {
+	floor := ptr.Deref(hc.MinHealthyPercent, 0)
+	judged := endpoints.Judge(cands, func(c endpoints.Candidate) *endpoints.ProbeResult {
 		if states == nil {
 			return nil
 		}
@@ -132,7 +134,15 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 			return &endpoints.ProbeResult{Healthy: true} // not probed yet
 		}
 		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.Failure, Forbidden: st.Forbidden, Changed: st.LastChange}
-	}, hc.IgnorePodReadiness, ptr.Deref(hc.MinHealthyPercent, 0))
+	}, hc.IgnorePodReadiness, floor)
+	verdict := judged
+	observe := hc.Mode == v1alpha1.HealthCheckObserve && states != nil
+	if observe {
+		// Traffic follows readiness alone; the checks' verdict is only
+		// reported.
+		verdict = endpoints.Judge(cands, func(endpoints.Candidate) *endpoints.ProbeResult { return nil }, hc.IgnorePodReadiness, floor)
+	}
+	observed := r.countEjections(in, judged, verdict, observe)
 
 	before := publishedReady(existing)
 	plan := endpoints.Reconcile(endpoints.Target{
@@ -149,7 +159,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		return ctrl.Result{}, err
 	}
 	r.recordFlips(in, before, verdict.Endpoints)
-	r.setEndpointsStatus(in, verdict, excluded)
+	r.setEndpointsStatus(in, verdict, excluded, observed)
 	if unseen {
 		// The cache had not seen a slice we wrote; its event may have
 		// come already, so look again soon.
@@ -158,9 +168,91 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 	return ctrl.Result{}, nil
 }
 
-// forgetEndpointMetrics drops the intent's endpoint gauges.
+// forgetEndpointMetrics drops the intent's endpoint gauges and ejection
+// counters.
 func forgetEndpointMetrics(in *v1alpha1.NetworkIntent) {
 	endpointsGauge.forget(client.ObjectKeyFromObject(in))
+	ejectionsDetected.DeleteLabelValues(in.Namespace, in.Name)
+	ejectionsEnforced.DeleteLabelValues(in.Namespace, in.Name)
+}
+
+// Ejections, as Envoy's outlier detection counts them: backends the checks
+// judged out of traffic (detected), and of those, the ones taken out
+// (enforced: not in mode Observe, nor kept in by the floor).
+var (
+	ejectionsDetected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netintent_endpoint_ejections_detected_total",
+		Help: "Backends that started failing their active checks (in either healthCheck.mode).",
+	}, []string{"namespace", "intent"})
+	ejectionsEnforced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "netintent_endpoint_ejections_enforced_total",
+		Help: "Backends that started failing their active checks and were taken out of traffic for it.",
+	}, []string{"namespace", "intent"})
+)
+
+// ejections are the backends of an intent that its checks judge out of
+// traffic, and those of them that are out of traffic for it.
+type ejections struct{ checked, enforced map[string]bool }
+
+// countEjections compares the backends the checks judge out of traffic
+// with those of the last reconcile: it counts the new ones as detected, and
+// the ones newly taken out of traffic for it as enforced (so that switching
+// from mode Observe to Enforce counts what it takes out); in mode Observe
+// it records events for what would change, and returns the backends the
+// checks would take out that stay in traffic.
+func (r *IntentReconciler) countEjections(in *v1alpha1.NetworkIntent, judged, published endpoints.Verdict, observe bool) []v1alpha1.UnhealthyEndpoint {
+	key := client.ObjectKeyFromObject(in)
+	ready := map[string]bool{}
+	for _, ep := range published.Endpoints {
+		ready[ep.Address.Unmap().String()] = ep.Ready
+	}
+	now := ejections{checked: map[string]bool{}, enforced: map[string]bool{}}
+	for _, u := range judged.Unhealthy {
+		if u.Reason == v1alpha1.EndpointReasonProbeFailed || u.Reason == v1alpha1.EndpointReasonForbiddenTarget {
+			now.checked[u.Address] = true
+			if !observe && !ready[u.Address] {
+				now.enforced[u.Address] = true
+			}
+		}
+	}
+	var before ejections
+	if v, ok := r.checkedOut.Load(key); ok {
+		before = v.(ejections)
+	}
+	r.checkedOut.Store(key, now)
+	var detected, rejoined []string
+	for a := range now.checked {
+		if !before.checked[a] {
+			detected = append(detected, a)
+			ejectionsDetected.WithLabelValues(in.Namespace, in.Name).Inc()
+		}
+		if now.enforced[a] && !before.enforced[a] {
+			ejectionsEnforced.WithLabelValues(in.Namespace, in.Name).Inc()
+		}
+	}
+	for a := range before.checked {
+		if !now.checked[a] {
+			rejoined = append(rejoined, a)
+		}
+	}
+	if !observe {
+		return nil
+	}
+	slices.Sort(detected)
+	slices.Sort(rejoined)
+	if len(detected) > 0 {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, "EndpointWouldBeUnhealthy", "Observe", "%s would leave traffic in healthCheck.mode Enforce", listEndpoints(detected))
+	}
+	if len(rejoined) > 0 {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeNormal, "EndpointWouldBeHealthy", "Observe", "%s would rejoin traffic in healthCheck.mode Enforce", listEndpoints(rejoined))
+	}
+	var observed []v1alpha1.UnhealthyEndpoint
+	for _, u := range judged.Unhealthy {
+		if now.checked[u.Address] && ready[u.Address] {
+			observed = append(observed, u)
+		}
+	}
+	return observed
 }
 
 // candidates are the intent's backends of the Service's IP families, and
@@ -399,12 +491,17 @@ func listEndpoints(addrs []string) string {
 
 // setEndpointsStatus writes the verdict's report in the intent's status
 // and metrics, with an event when the floor starts to hold.
-func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endpoints.Verdict, excluded []v1alpha1.UnhealthyEndpoint) {
+func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endpoints.Verdict, excluded, observed []v1alpha1.UnhealthyEndpoint) {
 	floor := int32(0)
 	if hc := in.Spec.HealthCheck; hc != nil {
 		floor = ptr.Deref(hc.MinHealthyPercent, 0)
 	}
 	rep := endpoints.Summarize(v, excluded, floor)
+	if len(observed) > 0 {
+		rep.Status.ObservedCount = int32(len(observed))
+		rep.Status.Observed = observed[:min(len(observed), endpoints.MaxUnhealthyListed)]
+		rep.Message += fmt.Sprintf("; healthCheck.mode Observe: %d would be out of traffic in mode Enforce (see status.endpoints.observed)", len(observed))
+	}
 	in.Status.Endpoints = rep.Status
 	endpointsGauge.set(client.ObjectKeyFromObject(in), v.Total, v.Healthy, rep.Ready)
 	if rep.Reason == v1alpha1.IntentReasonBelowHealthyFloor && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonBelowHealthyFloor) {

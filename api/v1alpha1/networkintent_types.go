@@ -32,6 +32,7 @@ const AddressPoolClass = "networking.netintent.io/address-pool"
 // +kubebuilder:validation:XValidation:rule="self.exposure in ['NodePort', 'LoadBalancer'] || !has(self.ports) || self.ports.all(p, !has(p.nodePort))",message="nodePort is only valid with exposure NodePort or LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ClusterIP' || !has(self.headless) || !self.headless",message="headless is only valid with exposure ClusterIP"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
+// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || !has(self.healthCheck.mode) || self.healthCheck.mode == 'Enforce'",message="healthCheck.mode Observe is not for ExternalName intents: their targets' checks always decide which target is published"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || (!has(self.healthCheck.http) && !has(self.healthCheck.tcp) && !has(self.healthCheck.minHealthyPercent))",message="an ExternalName intent sets each target's probe under externalName.targets; healthCheck may only give period, timeout and thresholds"
 // +kubebuilder:validation:XValidation:rule="!has(self.backends) || !has(self.ports) || size(self.ports) <= 1 || self.backends.all(b, !has(b.port))",message="backends[].port is only valid on an intent with one port: with several, each port's targetPort is used on every backend; give the ports numeric targetPorts instead"
 // +kubebuilder:validation:XValidation:rule="!has(self.loadBalancer) || !has(self.loadBalancer.externalTrafficPolicy) || self.loadBalancer.externalTrafficPolicy != 'Local' || !has(self.backends) || size(self.backends) == 0",message="externalTrafficPolicy Local sends outside traffic only to endpoints on the node that receives it, and static backends are on no node, so they would never get any: use Cluster, or drop backends"
@@ -348,9 +349,37 @@ type LoadBalancerSpec struct {
 	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty"`
 }
 
+// HealthCheckMode says whether the active checks' verdicts take backends out
+// of traffic.
+// +kubebuilder:validation:Enum=Enforce;Observe
+type HealthCheckMode string
+
+const (
+	// HealthCheckEnforce takes a backend that fails its checks out of
+	// traffic.
+	HealthCheckEnforce HealthCheckMode = "Enforce"
+	// HealthCheckObserve runs the checks and reports what they would do,
+	// leaving traffic to pod readiness alone.
+	HealthCheckObserve HealthCheckMode = "Observe"
+)
+
 // HealthCheck configures how backends are judged healthy.
 // +kubebuilder:validation:XValidation:rule="!has(self.timeout) || !has(self.period) || duration(self.timeout) <= duration(self.period)",message="timeout must not be longer than period"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Observe' || has(self.http) || has(self.tcp)",message="mode Observe needs an http or tcp probe to observe; without one pod readiness alone decides"
 type HealthCheck struct {
+	// mode is Enforce (the default): a backend that fails its active
+	// checks leaves traffic; or Observe: the checks run, and status
+	// (status.endpoints.observed), events (EndpointWouldBeUnhealthy,
+	// EndpointWouldBeHealthy) and metrics
+	// (netintent_endpoint_ejections_detected_total next to
+	// netintent_endpoint_ejections_enforced_total) say what they would
+	// have done, while the EndpointSlices are what pod readiness alone
+	// gives. Switching to Enforce applies the checks' current verdicts at
+	// once. Not for ExternalName intents, whose targets' checks always
+	// decide.
+	// +optional
+	Mode HealthCheckMode `json:"mode,omitempty"`
+
 	// ignorePodReadiness makes a pod's Ready condition not count: only the
 	// active probe decides. Default false.
 	// +optional
@@ -494,6 +523,17 @@ type EndpointsStatus struct {
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=10
 	Unhealthy []UnhealthyEndpoint `json:"unhealthy,omitempty"`
+	// observed, with healthCheck.mode Observe, names up to 10 backends that
+	// fail their checks and would be out of traffic in mode Enforce, and
+	// why; they stay in traffic. observedCount is how many there are.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=10
+	Observed []UnhealthyEndpoint `json:"observed,omitempty"`
+	// observedCount is the number of backends that would be out of traffic
+	// in mode Enforce.
+	// +optional
+	ObservedCount int32 `json:"observedCount,omitempty"`
 }
 
 // UnhealthyEndpoint names a backend out of traffic.

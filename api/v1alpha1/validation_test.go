@@ -90,6 +90,9 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"duplicate-port-numbers", `{exposure: ClusterIP, ports: [{name: a, port: 80}, {name: b, port: 80}]}`, "each port number may appear once per protocol"},
 		{"target-port-out-of-range", `{exposure: ClusterIP, ports: [{name: http, port: 80, targetPort: 70000}]}`, "targetPort must be a number from 1 to 65535"},
 		{"probe-http-and-tcp", `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {path: /healthz}, tcp: {port: 80}}}`, "set one of http or tcp, not both"},
+		{"observe-without-probe", `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Observe}}`, "mode Observe needs an http or tcp probe"},
+		{"mode-unknown", `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Shadow, tcp: {port: 80}}}`, `supported values: "Enforce", "Observe"`},
+		{"observe-externalname", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, healthCheck: {mode: Observe}}`, "healthCheck.mode Observe is not for ExternalName intents"},
 		{"threshold-zero", `{exposure: ClusterIP, ` + ports + `, healthCheck: {unhealthyThreshold: 0}}`, "should be greater than or equal to 1"},
 		{"threshold-too-high", `{exposure: ClusterIP, ` + ports + `, healthCheck: {healthyThreshold: 11}}`, "should be less than or equal to 10"},
 		{"floor-above-100", `{exposure: ClusterIP, ` + ports + `, healthCheck: {minHealthyPercent: 150}}`, "should be less than or equal to 100"},
@@ -161,6 +164,8 @@ func TestSubSecondHealthChecksAccepted(t *testing.T) {
 		"period-100ms-timeout-50":  `{exposure: ClusterIP, ` + ports + `, healthCheck: {tcp: {port: 80}, period: 100ms, timeout: 50ms}}`,
 		"period-250ms-timeout-10":  `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {path: /healthz}, period: 250ms, timeout: 10ms, unhealthyThreshold: 2}}`,
 		"period-100ms-timeout-100": `{exposure: ClusterIP, ` + ports + `, healthCheck: {tcp: {port: 80}, period: 100ms, timeout: 100ms}}`,
+		"mode-observe":             `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Observe, http: {path: /healthz}}}`,
+		"mode-enforce":             `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Enforce}}`,
 	} {
 		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
 			t.Errorf("%s refused: %v", name, err)

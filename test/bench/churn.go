@@ -76,7 +76,7 @@ func benchChurn(o options, work string) (string, error) {
 		samples = append(samples, s)
 		if o.churnProfiles != "" {
 			// Profiles to compare with pprof -base: what the churn retains.
-			sampleErr = saveHeapProfile(p.pprofAddr, filepath.Join(o.churnProfiles, fmt.Sprintf("heap-%02d.pb.gz", len(samples)-1)))
+			sampleErr = saveProfile(p.pprofAddr, "/debug/pprof/heap", filepath.Join(o.churnProfiles, fmt.Sprintf("heap-%02d.pb.gz", len(samples)-1)))
 		}
 		fmt.Fprintf(os.Stderr, "churn %s: heap %s, RSS %s, %d goroutines\n", at.Round(time.Second), mib(s.heap), mib(s.rss), s.goroutines)
 	}
@@ -107,10 +107,10 @@ func benchChurn(o options, work string) (string, error) {
 	return churnTable(o, st, samples, settled), nil
 }
 
-// saveHeapProfile writes the heap profile of the process serving pprof at
-// addr to path.
-func saveHeapProfile(addr, path string) error {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+// saveProfile writes the profile at url (a path with its query) of the
+// process serving pprof at addr to path.
+func saveProfile(addr, url, path string) error {
+	resp, err := http.Get("http://" + addr + url)
 	if err != nil {
 		return err
 	}

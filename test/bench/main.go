@@ -56,6 +56,7 @@ type options struct {
 	churnRate     float64
 	churnNames    int
 	churnProfiles string
+	cpuProfiles   string
 }
 
 func parseOptions() (options, error) {
@@ -80,6 +81,7 @@ func parseOptions() (options, error) {
 	flag.Float64Var(&o.churnRate, "churn-rate", 6, "Intent operations a second in the churn part.")
 	flag.IntVar(&o.churnNames, "churn-names", 200, "Intent names the churn part cycles over.")
 	flag.StringVar(&o.churnProfiles, "churn-profiles", "", "A folder to write the operator's heap profile into at each churn sample (heap-NN.pb.gz, for pprof -base); empty: none.")
+	flag.StringVar(&o.cpuProfiles, "operator-cpu-profiles", "", "A folder to write the operator's CPU profile into for the first 10 s of each convergence run (cpu-N.pb.gz); empty: none.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
 		if s = strings.TrimSpace(s); s == "" {

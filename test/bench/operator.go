@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,15 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			if before, err = counters(p); err != nil {
 				return "", err
 			}
+		}
+		if o.cpuProfiles != "" {
+			// What the operator spends its CPU on while the intents converge.
+			go func() {
+				path := filepath.Join(o.cpuProfiles, fmt.Sprintf("cpu-%d.pb.gz", n))
+				if err := saveProfile(p.pprofAddr, "/debug/pprof/profile?seconds=10", path); err != nil {
+					fmt.Fprintf(os.Stderr, "CPU profile: %v\n", err)
+				}
+			}()
 		}
 		start := time.Now()
 		if err := cp.createAll(ctx, intents(ns, n, o.pods)); err != nil {

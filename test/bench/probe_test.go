@@ -479,6 +479,10 @@ func runMinimal(farm *testnet.Farm, work string, n int) (measured, error) {
 // first n, and measures how long each victim takes to leave the published
 // endpoints and the other backends' probe rate in the probeAfterDeath that
 // follow, against steadyPerBackend.
+// profiles counts the outages profiled (BENCH_PROBE_PROFILES names a folder
+// for the operator's CPU profile of the 5 s after each).
+var profiles int
+
 func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int, steadyPerBackend float64, kill func() error) (outageResult, error) {
 	res := outageResult{victims: len(victims)}
 	addrs := addrsOf(farm.Addrs, victims)
@@ -498,6 +502,15 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 	// The outage begins when kill is called; it has reached every victim
 	// when kill returns (a few milliseconds later, for the farm's
 	// address removal).
+	if dir := os.Getenv("BENCH_PROBE_PROFILES"); dir != "" {
+		// Where the operator's CPU goes in the seconds after the outage.
+		profiles++
+		go func(path string) {
+			if err := saveProfile(p.pprofAddr, "/debug/pprof/profile?seconds=5", path); err != nil {
+				fmt.Fprintf(os.Stderr, "CPU profile: %v\n", err)
+			}
+		}(filepath.Join(dir, fmt.Sprintf("cpu-%d-outage-%d.pb.gz", n, profiles)))
+	}
 	t0 := time.Now()
 	if err := kill(); err != nil {
 		return res, err
