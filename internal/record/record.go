@@ -108,7 +108,7 @@ type objectKey struct {
 // been seen.
 type series struct {
 	namespace, name string
-	first, last     time.Time
+	last            time.Time
 	count, written  int32 // seen; count in the API server
 	created         bool
 }
@@ -185,7 +185,7 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 	if ns == "" {
 		ns = metav1.NamespaceDefault
 	}
-	s := &series{namespace: ns, name: fmt.Sprintf("%s.%x%s", ref.Name, now.UnixNano(), rand.String(4)), first: now, last: now, count: 1, written: 1}
+	s := &series{namespace: ns, name: fmt.Sprintf("%s.%x%s", ref.Name, now.UnixNano(), rand.String(4)), last: now, count: 1, written: 1}
 	r.recent.Add(k, s)
 	r.enqueue(write{series: s, event: &eventsv1.Event{
 		ObjectMeta:          metav1.ObjectMeta{Namespace: ns, Name: s.name},
