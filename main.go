@@ -15,6 +15,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
@@ -31,6 +32,7 @@ import (
 	"github.com/netintent/netintent/controllers"
 	"github.com/netintent/netintent/dnsserver"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/members"
 )
 
 func main() {
@@ -64,6 +66,8 @@ type config struct {
 	endpointsQPS     float64
 	endpointsBurst   int
 	intentWorkers    int
+	probeShare       bool
+	shareLease       time.Duration
 }
 
 // The client budgets' defaults: in make bench, 1,000 intents applied at
@@ -93,7 +97,16 @@ const (
 // stops (SIGTERM) releases the Lease, and a standby takes it on its next
 // look, within 0.66 s. The Lease is read or renewed about three times a
 // second by each replica.
+//
+// Probing is shared among the replicas (internal/members): each probes the
+// share of the targets it owns. A member's Lease is shorter than the
+// leader's, since a member that merely misses renewals costs only probes
+// sent twice for a while, while a crashed member's share goes unprobed
+// until its Lease runs out: 2 s, renewed every 500 ms, puts a crashed
+// leader's share back in probing 1.5-2 s after the crash, before a standby
+// holds the leader's Lease.
 const (
+	defaultShareLease    = 2 * time.Second
 	defaultLeaseDuration = 3 * time.Second
 	defaultRenewDeadline = 2 * time.Second
 	defaultRetryPeriod   = 300 * time.Millisecond
@@ -104,7 +117,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.metricsAddr, "metrics-bind-address", ":8443", "Address of the metrics endpoint (HTTPS with authentication unless --metrics-secure=false); 0 disables it.")
 	flag.BoolVar(&c.metricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, for callers authorised to get /metrics.")
 	flag.StringVar(&c.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
-	flag.BoolVar(&c.leaderElect, "leader-elect", false, "Elect a leader among replicas; only the leader reconciles and probes. DNS runs on every replica.")
+	flag.BoolVar(&c.leaderElect, "leader-elect", false, "Elect a leader among replicas; only the leader writes Services, EndpointSlices and status. DNS and health checks run on every replica (see --probe-share).")
 	flag.StringVar(&c.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the pod's namespace).")
 	flag.DurationVar(&c.leaseDuration, "leader-elect-lease-duration", defaultLeaseDuration, "How long standbys wait, after the last renewal they saw, before they take the Lease of a leader that stopped renewing it: with the jitter of --leader-elect-retry-period, the cost of a leader's crash. Whole seconds, as the Lease records it.")
 	flag.DurationVar(&c.renewDeadline, "leader-elect-renew-deadline", defaultRenewDeadline, "How long the leader keeps trying to renew the Lease before it gives up leading (and exits); less than --leader-elect-lease-duration.")
@@ -123,6 +136,8 @@ func parseFlags() (config, zap.Options) {
 	flag.Float64Var(&c.endpointsQPS, "kube-api-endpoints-qps", defaultEndpointsQPS, "Steady EndpointSlice writes per second, a budget of their own so that taking dead backends out of traffic never waits behind other requests.")
 	flag.IntVar(&c.endpointsBurst, "kube-api-endpoints-burst", defaultEndpointsBurst, "EndpointSlice writes in a burst, above --kube-api-endpoints-qps.")
 	flag.IntVar(&c.intentWorkers, "intent-workers", defaultIntentWorkers, "Intents reconciled at once.")
+	flag.BoolVar(&c.probeShare, "probe-share", true, "With --leader-elect, share the health checks among the replicas: each probes the targets a hash over the live replicas gives it, and reports its verdicts to the others through the API server (a Lease and a ConfigMap per replica in the leader election namespace). False: every replica probes every target.")
+	flag.DurationVar(&c.shareLease, "probe-share-lease-duration", defaultShareLease, "How long a replica stays a member of the probe share after its last renewal (it renews four times as often): after a crash, how long its share goes unprobed. At least 1s.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -160,6 +175,9 @@ func (c config) validate() error {
 	}
 	if _, err := health.ParseGuard(c.probeAllowed); err != nil {
 		return fmt.Errorf("--probe-allowed-cidrs=%q: %w", c.probeAllowed, err)
+	}
+	if c.shareLease < time.Second {
+		return fmt.Errorf("--probe-share-lease-duration=%s: give at least 1s", c.shareLease)
 	}
 	return c.validateLeaderElection()
 }
@@ -267,6 +285,9 @@ func run() error {
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}
+	if err := addMembers(mgr, restCfg, cfg, prober); err != nil {
+		return err
+	}
 	// A client of its own is a rate limiter of its own.
 	sliceCfg := rest.CopyConfig(restCfg)
 	sliceCfg.QPS, sliceCfg.Burst = float32(cfg.endpointsQPS), cfg.endpointsBurst
@@ -286,6 +307,40 @@ func run() error {
 	log.Info("Starting manager", "dnsListenAddress", cfg.dnsListenAddress, "clusterDomain", cfg.clusterDomain, "probeAllowedCIDRs", guard.String())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }
+
+// addMembers shares the probing among the replicas when leader election
+// is on and --probe-share is: each replica then holds a member Lease in
+// the leader election namespace (see internal/members).
+func addMembers(mgr ctrl.Manager, restCfg *rest.Config, cfg config, prober *health.Prober) error {
+	if !cfg.leaderElect || !cfg.probeShare {
+		return nil
+	}
+	ns := cfg.leaderElectionNS
+	if ns == "" {
+		b, err := os.ReadFile(serviceAccountNamespace)
+		if err != nil {
+			return fmt.Errorf("--probe-share needs --leader-election-namespace outside a cluster: %w", err)
+		}
+		ns = strings.TrimSpace(string(b))
+	}
+	host, _ := os.Hostname()
+	m, err := members.New(members.Config{
+		RestConfig:    restCfg,
+		Client:        mgr.GetClient(),
+		Namespace:     ns,
+		Name:          members.NewName(host, utilrand.String(5)),
+		LeaseDuration: cfg.shareLease,
+		Prober:        prober,
+		Log:           ctrl.Log.WithName("members"),
+	})
+	if err != nil {
+		return err
+	}
+	return mgr.Add(m)
+}
+
+// serviceAccountNamespace holds the pod's namespace in a cluster.
+const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // targetResolver resolves the names of ExternalName targets for their
 // probes as clients get them: through the embedded DNS server (its

@@ -82,6 +82,7 @@ func (p *Prober) mayClaim(key types.NamespacedName) bool {
 // claim now. p.mu is held.
 func (p *Prober) dispatch(t *target) {
 	p.fair.init()
+	t.busy = true
 	if _, parked := p.fair.parked[t.key]; parked || !p.mayClaim(t.key) {
 		p.park(t)
 		return

@@ -120,6 +120,14 @@ type Prober struct {
 	flips     chan Flip
 	// active holds a token for each probe working now (see activeSlots).
 	active chan struct{}
+
+	// Probing shared among replicas (see share.go): the live members,
+	// sorted, this replica's name among them, and each other member's last
+	// report. reportReady signals that Report may have changed.
+	self        string
+	members     []string
+	reports     map[string]Verdicts
+	reportReady chan struct{}
 }
 
 // activeSlots bounds the probes working at once (connecting, sending,
@@ -149,6 +157,7 @@ func NewProber(opts Options) *Prober {
 		flipReady:   make(chan struct{}, 1),
 		flips:       make(chan Flip),
 		active:      make(chan struct{}, activeSlots),
+		reportReady: make(chan struct{}, 1),
 	}
 	if p.maxInFlight <= 0 {
 		p.maxInFlight = DefaultMaxInFlight()
@@ -185,6 +194,11 @@ type target struct {
 	dueAt   time.Time
 	index   int  // position in the due queue; -1 when not queued
 	removed bool // Set or Remove dropped it while a probe ran
+	// owned says this replica probes the target (see SetMembers); busy,
+	// that it is parked or probed, out of the due queue until its probe
+	// is done.
+	owned bool
+	busy  bool
 }
 
 // Set replaces the targets under key. A target whose ID, Address and Spec
@@ -197,6 +211,7 @@ func (p *Prober) Set(key types.NamespacedName, targets []Target) {
 	old := p.owners[key]
 	next := make(map[string]*target, len(targets))
 	now := time.Now()
+	changed := false // in the owned targets
 	for _, tg := range targets {
 		if _, dup := next[tg.ID]; dup {
 			continue
@@ -217,12 +232,22 @@ func (p *Prober) Set(key types.NamespacedName, targets []Target) {
 			dueAt:   now.Add(firstDelay(spec.Period, p.rand())),
 			index:   -1,
 		}
+		t.owned = p.owns(t)
 		p.judgeAddress(t)
-		heap.Push(&p.due, t)
+		if t.owned {
+			heap.Push(&p.due, t)
+			changed = true
+		} else {
+			p.adopt(t)
+		}
 		next[tg.ID] = t
 	}
 	for _, t := range old {
+		changed = changed || t.owned
 		p.drop(t)
+	}
+	if changed {
+		signal(p.reportReady)
 	}
 	_, had := p.owners[key]
 	if len(next) == 0 {
@@ -266,6 +291,7 @@ func (p *Prober) Remove(key types.NamespacedName) {
 		p.drop(t)
 	}
 	delete(p.owners, key)
+	signal(p.reportReady)
 	p.recountReserve() // the share changed
 	p.unparkAll()
 }
@@ -430,13 +456,15 @@ func (p *Prober) run(t *target) {
 	}
 }
 
-// skip releases the claim of a target removed before its probe ran.
+// skip releases the claim of a target removed, or given to another
+// member, before its probe ran.
 func (p *Prober) skip(t *target) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !t.removed {
+	if !t.removed && t.owned {
 		return false
 	}
+	t.busy = false
 	p.release(t)
 	return true
 }
@@ -448,10 +476,14 @@ func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.release(t)
-	if t.removed {
+	t.busy = false
+	if t.removed || !t.owned {
+		// Given to another member while probed: its verdict is the
+		// new owner's now.
 		return Flip{}, false
 	}
 	now := time.Now()
+	failure := t.failure
 	t.lastProbe = now
 	// A target given by name tells how many of its addresses it probed
 	// and how many passed; a change is worth a status update too.
@@ -476,6 +508,9 @@ func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped
 	} else if counted {
 		p.pending.push(Flip{Key: t.key, TargetID: t.id, Healthy: t.verdict.healthy})
 		signal(p.flipReady)
+	}
+	if flipped || counted || (!t.verdict.healthy && t.failure != failure) {
+		signal(p.reportReady) // what Report says of t changed
 	}
 	t.dueAt = start.Add(jitteredPeriod(t.spec.Period, p.rand()))
 	if t.dueAt.Before(now) {
