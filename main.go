@@ -68,6 +68,7 @@ type config struct {
 	intentWorkers    int
 	probeShare       bool
 	shareLease       time.Duration
+	memberName       string
 }
 
 // The client budgets' defaults: in make bench, 1,000 intents applied at
@@ -137,6 +138,7 @@ func parseFlags() (config, zap.Options) {
 	flag.IntVar(&c.endpointsBurst, "kube-api-endpoints-burst", defaultEndpointsBurst, "EndpointSlice writes in a burst, above --kube-api-endpoints-qps.")
 	flag.IntVar(&c.intentWorkers, "intent-workers", defaultIntentWorkers, "Intents reconciled at once.")
 	flag.BoolVar(&c.probeShare, "probe-share", true, "With --leader-elect, share the health checks among the replicas: each probes the targets a hash over the live replicas gives it, and reports its verdicts to the others through the API server (a Lease and a ConfigMap per replica in the leader election namespace). False: every replica probes every target.")
+	flag.StringVar(&c.memberName, "probe-share-member-name", "", "This replica's name among the members of the probe share: lower-case letters, digits and '-' (default: the host name, a pod's name, and a random suffix). Two replicas must not share one.")
 	flag.DurationVar(&c.shareLease, "probe-share-lease-duration", defaultShareLease, "How long a replica stays a member of the probe share after its last renewal (it renews four times as often): after a crash, how long its share goes unprobed. At least 1s.")
 	opts := zap.Options{}
 	opts.BindFlags(flag.CommandLine)
@@ -323,12 +325,16 @@ func addMembers(mgr ctrl.Manager, restCfg *rest.Config, cfg config, prober *heal
 		}
 		ns = strings.TrimSpace(string(b))
 	}
-	host, _ := os.Hostname()
+	name := cfg.memberName
+	if name == "" {
+		host, _ := os.Hostname()
+		name = members.NewName(host, utilrand.String(5))
+	}
 	m, err := members.New(members.Config{
 		RestConfig:    restCfg,
 		Client:        mgr.GetClient(),
 		Namespace:     ns,
-		Name:          members.NewName(host, utilrand.String(5)),
+		Name:          name,
 		LeaseDuration: cfg.shareLease,
 		Prober:        prober,
 		Log:           ctrl.Log.WithName("members"),

@@ -142,8 +142,8 @@ func New(cfg Config) (*Members, error) {
 	if cfg.LeaseDuration < time.Second {
 		return nil, fmt.Errorf("member lease duration %s: at least 1s", cfg.LeaseDuration)
 	}
-	if errs := validation.IsDNS1123Subdomain(LeasePrefix + cfg.Name); len(errs) > 0 {
-		return nil, fmt.Errorf("member name %q: %s", cfg.Name, strings.Join(errs, "; "))
+	if errs := validation.IsDNS1123Label(cfg.Name); len(errs) > 0 || len(ReportPrefix+cfg.Name) > validation.DNS1123SubdomainMaxLength {
+		return nil, fmt.Errorf("member name %q: give lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit", cfg.Name)
 	}
 	sel := labels.SelectorFromSet(nil)
 	req, err := labels.NewRequirement(LabelMember, selection.Exists, nil)
@@ -215,6 +215,8 @@ func (m *Members) Start(ctx context.Context) error {
 	if err := m.renew(ctx); err != nil {
 		// Not fatal: the renewals go on trying.
 		log.Error(err, "Joining the members")
+	} else {
+		log.Info("Joined the members of the probe share", "name", m.cfg.Name, "lease", LeasePrefix+m.cfg.Name)
 	}
 	wg.Go(func() { m.report(ctx) })
 

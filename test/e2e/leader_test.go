@@ -17,6 +17,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -71,6 +73,19 @@ type leaderScenario struct {
 	dead, live, newcomer *testnet.Host
 	svc                  *corev1.Service
 	leader, follower     *operatorProcess
+}
+
+// splitMembers names two replicas so that the probe share gives hosts a
+// and b to different ones: whichever leads, one of the two is its own.
+func splitMembers(t *testing.T, key types.NamespacedName, a, b *testnet.Host) [2]string {
+	for i := range 1000 {
+		names := [2]string{fmt.Sprintf("e2e-a-%d", i), fmt.Sprintf("e2e-b-%d", i)}
+		if health.Owner(names[:], key, a.IP.String()) != health.Owner(names[:], key, b.IP.String()) {
+			return names
+		}
+	}
+	t.Fatal("no pair of member names splits the two hosts")
+	return [2]string{}
 }
 
 // startLeaderScenario starts the control plane, the test hosts, the intent
@@ -131,19 +146,29 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 	}
 
 	upstream := startFakeUpstream(t, "example.com.", net.ParseIP("192.0.2.53"))
+	key := client.ObjectKeyFromObject(in)
+	names := splitMembers(t, key, s.dead, s.live)
 	ops := []*operatorProcess{
-		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr),
-		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr),
+		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr, "--probe-share-member-name="+names[0]),
+		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr, "--probe-share-member-name="+names[1]),
 	}
+	var leaderName string
 	eventually(t, 60*time.Second, "one replica leads", func() error {
 		for i, op := range ops {
 			if op.leads() {
-				s.leader, s.follower = op, ops[1-i]
+				s.leader, s.follower, leaderName = op, ops[1-i], names[i]
 				return nil
 			}
 		}
 		return fmt.Errorf("no replica has logged %q", acquiredLease)
 	})
+	// The backend that dies is one the leader probes, not the standby: the
+	// worst case, where the standby learns of the death only from probes
+	// of its own once the leader's share is its.
+	if health.Owner(names[:], key, s.dead.IP.String()) != leaderName {
+		s.dead, s.live = s.live, s.dead
+	}
+	t.Logf("members %v, %s leads and probes %s, the backend that dies", names, leaderName, s.dead.IP)
 	s.waitPublished(30*time.Second, map[*testnet.Host]bool{s.dead: true, s.live: true})
 	s.svc = &corev1.Service{}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(in), s.svc); err != nil {

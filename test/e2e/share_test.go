@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"fmt"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/members"
+	"github.com/netintent/netintent/internal/testnet"
+)
+
+// The shape of the probe-share test: one intent of shareBackends static
+// backends on a farm, probed every sharePeriod by two replicas.
+const (
+	shareNamespace = "share-e2e"
+	shareBackends  = 200
+	sharePeriod    = time.Second
+	// shareLease is the replicas' --probe-share-lease-duration (the
+	// default).
+	shareLease = 2 * time.Second
+)
+
+// TestProbesSharedBetweenReplicas runs two replicas of the built binary
+// with the default flags against one intent of 200 static backends on a
+// farm. Each replica must probe 35-65% of them, as its report says, and
+// the farm must receive about one probe per backend per period, not one
+// from each replica. Then one replica is killed (SIGKILL): every backend
+// it probed must be probed again by the other within the killed replica's
+// member lease (and a tenth of a period, the spread of a takeover), and
+// the survivor must report every backend.
+func TestProbesSharedBetweenReplicas(t *testing.T) {
+	p := findPaths(t)
+	ic := startIntentCluster(t, p, "e2e-share", shareNamespace)
+	c, k := ic.client, ic.adminKubectl
+	ctx := t.Context()
+
+	farm := testnet.NewFarm(t, shareBackends)
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: shareNamespace, Name: "web"},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureClusterIP,
+			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
+			HealthCheck: &v1alpha1.HealthCheck{
+				ProbeHandler: v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
+				Period:       &metav1.Duration{Duration: sharePeriod},
+			},
+		},
+	}
+	for _, a := range farm.Addrs {
+		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
+	}
+	if err := c.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	ops := [2]*operatorProcess{startOperator(t, p, k.kubeconfig), startOperator(t, p, k.kubeconfig)}
+	t.Cleanup(func() { _ = c.Delete(ctx, in) }) // while an operator may still honour the finalizer
+	eventually(t, 60*time.Second, "the intent Ready with every backend healthy", func() error {
+		var have v1alpha1.NetworkIntent
+		if err := c.Get(ctx, client.ObjectKeyFromObject(in), &have); err != nil {
+			return err
+		}
+		if e := have.Status.Endpoints; !meta.IsStatusConditionTrue(have.Status.Conditions, v1alpha1.IntentConditionReady) || e == nil || e.Healthy != shareBackends {
+			return fmt.Errorf("ready %v, endpoints %+v", meta.IsStatusConditionTrue(have.Status.Conditions, v1alpha1.IntentConditionReady), have.Status.Endpoints)
+		}
+		return nil
+	})
+
+	// Each replica's report names the backends it probes.
+	key := client.ObjectKeyFromObject(in)
+	var shares map[string][]string
+	eventually(t, 30*time.Second, "two reports that split the backends between them", func() error {
+		var err error
+		if shares, err = reportedShares(t, c, key); err != nil {
+			return err
+		}
+		if len(shares) != 2 {
+			return fmt.Errorf("%d reports, want 2", len(shares))
+		}
+		seen := map[string]string{}
+		for m, ids := range shares {
+			for _, id := range ids {
+				if other, dup := seen[id]; dup {
+					return fmt.Errorf("%s reported by %s and %s", id, other, m)
+				}
+				seen[id] = m
+			}
+		}
+		if len(seen) != shareBackends {
+			return fmt.Errorf("the reports name %d backends, want %d", len(seen), shareBackends)
+		}
+		return nil
+	})
+	for m, ids := range shares {
+		t.Logf("member %s probes %d of %d backends (%.1f%%)", m, len(ids), shareBackends, 100*float64(len(ids))/shareBackends)
+		if len(ids) < shareBackends*35/100 || len(ids) > shareBackends*65/100 {
+			t.Errorf("member %s probes %d of %d backends, want 35-65%%", m, len(ids), shareBackends)
+		}
+	}
+
+	// The farm sees each backend probed once a period, not once by each
+	// replica.
+	const window = 5 * time.Second
+	before := farm.Requests()
+	time.Sleep(window) // a measuring window, not a wait for a condition
+	after := farm.Requests()
+	var total uint64
+	for i := range after {
+		total += after[i] - before[i]
+	}
+	rate := float64(total) / window.Seconds()
+	want := float64(shareBackends) / sharePeriod.Seconds()
+	t.Logf("the farm received %.0f probes/s from both replicas, for %d backends probed every %s", rate, shareBackends, sharePeriod)
+	if rate < 0.8*want || rate > 1.25*want {
+		t.Errorf("the farm received %.0f probes/s, want about %.0f (each backend once a period; %.0f would be every replica probing every backend)", rate, want, 2*want)
+	}
+
+	// Kill one replica: its share must be probed again by the other within
+	// its lease.
+	victim, survivor := ops[0], ops[1]
+	victimName := memberOf(t, victim)
+	killedShare := shares[victimName]
+	if len(killedShare) == 0 {
+		t.Fatalf("no report of the killed replica %q among %v", victimName, keys(shares))
+	}
+	index := map[string]int{}
+	for i, a := range farm.Addrs {
+		index[a.String()] = i
+	}
+	last := farm.Requests()
+	if err := victim.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	<-victim.done
+	again := map[string]time.Duration{}
+	bound := shareLease + sharePeriod/10 + 300*time.Millisecond
+	for len(again) < len(killedShare) && time.Since(killed) < 3*bound {
+		now := farm.Requests()
+		at := time.Since(killed)
+		for _, id := range killedShare {
+			if _, ok := again[id]; !ok && now[index[id]] > last[index[id]] && at > 100*time.Millisecond {
+				again[id] = at
+			}
+		}
+		last = now
+		time.Sleep(20 * time.Millisecond) // the farm's counters have no watch: sample them
+	}
+	var worst time.Duration
+	for _, id := range killedShare {
+		d, ok := again[id]
+		if !ok {
+			t.Errorf("backend %s of the killed replica not probed again within %s", id, 3*bound)
+			continue
+		}
+		worst = max(worst, d)
+	}
+	t.Logf("the killed replica's %d backends were probed again %s after the SIGKILL at the latest (its lease: %s, bound %s)", len(killedShare), worst.Round(time.Millisecond), shareLease, bound)
+	if worst > bound {
+		t.Errorf("the killed replica's share was probed again only %s after the kill, more than its lease and a tenth of a period (%s)", worst.Round(time.Millisecond), bound)
+	}
+	eventually(t, 10*time.Second, "the survivor reports every backend", func() error {
+		shares, err := reportedShares(t, c, key)
+		if err != nil {
+			return err
+		}
+		if n := len(shares[memberOf(t, survivor)]); n != shareBackends {
+			return fmt.Errorf("the survivor reports %d backends, want %d", n, shareBackends)
+		}
+		return nil
+	})
+	// A member that crashed leaves its Lease behind until it has been
+	// dead for a while; one that stops deletes it at once.
+	if err := survivor.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-survivor.done
+	var cms corev1.ConfigMapList
+	if err := c.List(ctx, &cms, client.InNamespace(operatorNamespace), client.MatchingLabels{members.LabelMember: memberOf(t, survivor)}); err != nil {
+		t.Fatal(err)
+	}
+	if len(cms.Items) != 0 {
+		t.Errorf("the stopped replica left its report behind")
+	}
+}
+
+// reportedShares reads the members' reports and returns, by member, the
+// targets each reports under key.
+func reportedShares(t *testing.T, c client.Client, key types.NamespacedName) (map[string][]string, error) {
+	t.Helper()
+	var cms corev1.ConfigMapList
+	if err := c.List(t.Context(), &cms, client.InNamespace(operatorNamespace), client.HasLabels{members.LabelMember}); err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for _, cm := range cms.Items {
+		report, err := members.Decode(cm.Data[members.ReportKey])
+		if err != nil {
+			return nil, fmt.Errorf("report %s: %w", cm.Name, err)
+		}
+		for id := range report[key] {
+			out[cm.Labels[members.LabelMember]] = append(out[cm.Labels[members.LabelMember]], id)
+		}
+	}
+	return out, nil
+}
+
+var joinedRE = regexp.MustCompile(`Joined the members of the probe share.*?"name": ?"([^"]+)"`)
+
+// memberOf is the member name a replica logged when it joined.
+func memberOf(t *testing.T, op *operatorProcess) string {
+	t.Helper()
+	if m := joinedRE.FindStringSubmatch(op.log.String()); m != nil {
+		return m[1]
+	}
+	t.Fatalf("the replica has not logged that it joined the members")
+	return ""
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
