@@ -191,7 +191,11 @@ func (p *Prober) Report() Verdicts {
 			if vs == nil {
 				vs = make(map[string]Verdict, len(ts))
 			}
-			v := Verdict{Healthy: t.verdict.healthy, Addresses: t.addresses, Passed: t.passed, LastChange: t.lastChange}
+			v := Verdict{Healthy: t.verdict.healthy, LastChange: t.lastChange}
+			if t.byName {
+				// An IP literal's counts say nothing its health does not.
+				v.Addresses, v.Passed = t.addresses, t.passed
+			}
 			if !v.Healthy {
 				v.Failure, v.Forbidden = t.failure, t.forbidden
 			}

@@ -336,9 +336,17 @@ func BenchmarkProbe(b *testing.B) {
 		b.ReportMetric(r.operator.rate(), fmt.Sprintf("probes/s@%d", n))
 		b.ReportMetric(us(r.operator.perProbe(r.operator.cpu)), fmt.Sprintf("cpu-µs/probe@%d", n))
 	}
+	// The largest run again with two replicas sharing the probes.
+	p.stop()
+	n := runs[len(runs)-1].backends
+	progress("two replicas, %d backends", n)
+	shared, err := twoReplicas(o, cp, work, farm, sw, n)
+	if err != nil {
+		b.Fatal(err)
+	}
 	progress("done")
 
-	report := probeTable(runs)
+	report := probeTable(runs) + shareTable(shared)
 	if out := os.Getenv("BENCH_PROBE_OUT"); out != "" {
 		if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 			b.Fatal(err)

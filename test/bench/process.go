@@ -51,6 +51,9 @@ func startProcess(dir, name, cpu string, env []string, bin string, args ...strin
 
 // stop ends the process and waits for it.
 func (p *process) stop() {
+	if p.alive() != nil {
+		return // stopped already
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.exited:

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,7 +24,9 @@ import (
 const (
 	shareNamespace = "share-e2e"
 	shareBackends  = 200
-	sharePeriod    = time.Second
+	// shareBackendsEach is the backends of each intent (the API's most).
+	shareBackendsEach = 100
+	sharePeriod       = time.Second
 	// shareLease is the replicas' --probe-share-lease-duration (the
 	// default).
 	shareLease = 2 * time.Second
@@ -33,7 +34,7 @@ const (
 
 // TestProbesSharedBetweenReplicas runs two replicas of the built binary
 // with the default flags against one intent of 200 static backends on a
-// farm. Each replica must probe 35-65% of them, as its report says, and
+// farm (two intents of 100). Each replica must probe 35-65% of them, as its report says, and
 // the farm must receive about one probe per backend per period, not one
 // from each replica. Then one replica is killed (SIGKILL): every backend
 // it probed must be probed again by the other within the killed replica's
@@ -46,42 +47,51 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 	ctx := t.Context()
 
 	farm := testnet.NewFarm(t, shareBackends)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: shareNamespace, Name: "web"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler: v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
-				Period:       &metav1.Duration{Duration: sharePeriod},
+	var intents []*v1alpha1.NetworkIntent
+	for j := range shareBackends / shareBackendsEach {
+		in := &v1alpha1.NetworkIntent{
+			ObjectMeta: metav1.ObjectMeta{Namespace: shareNamespace, Name: fmt.Sprintf("web-%d", j)},
+			Spec: v1alpha1.NetworkIntentSpec{
+				Exposure: v1alpha1.ExposureClusterIP,
+				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
+				HealthCheck: &v1alpha1.HealthCheck{
+					ProbeHandler: v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
+					Period:       &metav1.Duration{Duration: sharePeriod},
+				},
 			},
-		},
-	}
-	for _, a := range farm.Addrs {
-		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
-	}
-	if err := c.Create(ctx, in); err != nil {
-		t.Fatal(err)
+		}
+		for _, a := range farm.Addrs[j*shareBackendsEach : (j+1)*shareBackendsEach] {
+			in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
+		}
+		if err := c.Create(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		intents = append(intents, in)
 	}
 	ops := [2]*operatorProcess{startOperator(t, p, k.kubeconfig), startOperator(t, p, k.kubeconfig)}
-	t.Cleanup(func() { _ = c.Delete(ctx, in) }) // while an operator may still honour the finalizer
-	eventually(t, 60*time.Second, "the intent Ready with every backend healthy", func() error {
-		var have v1alpha1.NetworkIntent
-		if err := c.Get(ctx, client.ObjectKeyFromObject(in), &have); err != nil {
-			return err
+	t.Cleanup(func() { // while an operator may still honour the finalizer
+		for _, in := range intents {
+			_ = c.Delete(ctx, in)
 		}
-		if e := have.Status.Endpoints; !meta.IsStatusConditionTrue(have.Status.Conditions, v1alpha1.IntentConditionReady) || e == nil || e.Healthy != shareBackends {
-			return fmt.Errorf("ready %v, endpoints %+v", meta.IsStatusConditionTrue(have.Status.Conditions, v1alpha1.IntentConditionReady), have.Status.Endpoints)
+	})
+	eventually(t, 60*time.Second, "the intents Ready with every backend healthy", func() error {
+		for _, in := range intents {
+			var have v1alpha1.NetworkIntent
+			if err := c.Get(ctx, client.ObjectKeyFromObject(in), &have); err != nil {
+				return err
+			}
+			if e := have.Status.Endpoints; !meta.IsStatusConditionTrue(have.Status.Conditions, v1alpha1.IntentConditionReady) || e == nil || e.Healthy != shareBackendsEach {
+				return fmt.Errorf("%s: ready %v, endpoints %+v", in.Name, meta.IsStatusConditionTrue(have.Status.Conditions, v1alpha1.IntentConditionReady), have.Status.Endpoints)
+			}
 		}
 		return nil
 	})
 
 	// Each replica's report names the backends it probes.
-	key := client.ObjectKeyFromObject(in)
 	var shares map[string][]string
 	eventually(t, 30*time.Second, "two reports that split the backends between them", func() error {
 		var err error
-		if shares, err = reportedShares(t, c, key); err != nil {
+		if shares, err = reportedShares(t, c); err != nil {
 			return err
 		}
 		if len(shares) != 2 {
@@ -170,7 +180,7 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 		t.Errorf("the killed replica's share was probed again only %s after the kill, more than its lease and a tenth of a period (%s)", worst.Round(time.Millisecond), bound)
 	}
 	eventually(t, 10*time.Second, "the survivor reports every backend", func() error {
-		shares, err := reportedShares(t, c, key)
+		shares, err := reportedShares(t, c)
 		if err != nil {
 			return err
 		}
@@ -195,8 +205,8 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 }
 
 // reportedShares reads the members' reports and returns, by member, the
-// targets each reports under key.
-func reportedShares(t *testing.T, c client.Client, key types.NamespacedName) (map[string][]string, error) {
+// targets each reports, of every intent.
+func reportedShares(t *testing.T, c client.Client) (map[string][]string, error) {
 	t.Helper()
 	var cms corev1.ConfigMapList
 	if err := c.List(t.Context(), &cms, client.InNamespace(operatorNamespace), client.HasLabels{members.LabelMember}); err != nil {
@@ -208,8 +218,10 @@ func reportedShares(t *testing.T, c client.Client, key types.NamespacedName) (ma
 		if err != nil {
 			return nil, fmt.Errorf("report %s: %w", cm.Name, err)
 		}
-		for id := range report[key] {
-			out[cm.Labels[members.LabelMember]] = append(out[cm.Labels[members.LabelMember]], id)
+		for _, vs := range report {
+			for id := range vs {
+				out[cm.Labels[members.LabelMember]] = append(out[cm.Labels[members.LabelMember]], id)
+			}
 		}
 	}
 	return out, nil
