@@ -144,12 +144,14 @@ func (h *Host) remove(t testing.TB) {
 		t.Errorf("testnet: %v", err)
 	}
 	// Deleting the namespace deletes the veth pair with it; the link is
-	// deleted too in case the pair was made but never moved.
+	// deleted too in case the pair was made but never moved. The kernel
+	// removes the pair after the namespace is gone, so the link may vanish
+	// between the lookup and the delete ("No such device").
 	if out, err := ip("netns", "del", h.Namespace); err != nil {
 		t.Errorf("testnet: delete network namespace %s: %v: %s", h.Namespace, err, out)
 	}
 	if h.link != "" {
-		if out, err := ip("link", "del", h.link); err != nil && !strings.Contains(out, "Cannot find device") {
+		if out, err := ip("link", "del", h.link); err != nil && !strings.Contains(out, "Cannot find device") && !strings.Contains(out, "No such device") {
 			t.Errorf("testnet: delete link %s: %v: %s", h.link, err, out)
 		}
 	}
