@@ -297,3 +297,37 @@ func TestGRPCCheckFlipsWithTheServer(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCheckByKind measures one probe of each kind against a loopback
+// server in the same process (so the server's work is counted too): what
+// a gRPC check costs next to an HTTP one, each on a new connection.
+func BenchmarkCheckByKind(b *testing.B) {
+	grpcSrv := grpc.NewServer()
+	healthpb.RegisterHealthServer(grpcSrv, grpchealth.NewServer())
+	grpcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = grpcSrv.Serve(grpcLn) }()
+	b.Cleanup(grpcSrv.Stop)
+	httpSrv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	b.Cleanup(httpSrv.Close)
+
+	c := &Checker{allowForbidden: true}
+	for _, bc := range []struct {
+		name string
+		spec ProbeSpec
+	}{
+		{"tcp", ProbeSpec{Kind: ProbeTCP, Port: httpSrv.Listener.Addr().(*net.TCPAddr).Port}},
+		{"http", ProbeSpec{Kind: ProbeHTTP, Port: httpSrv.Listener.Addr().(*net.TCPAddr).Port}},
+		{"grpc", ProbeSpec{Kind: ProbeGRPC, Port: grpcLn.Addr().(*net.TCPAddr).Port}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := c.Check(b.Context(), "127.0.0.1", bc.spec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
