@@ -317,7 +317,7 @@ func (r *IntentReconciler) nodeZone(ctx context.Context, name string) string {
 // passes. One published out of traffic whose pod is not ready may have been
 // held out by either: it needs one pass. Any other starts healthy.
 func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.HealthCheck, cands []endpoints.Candidate, outOfTraffic map[string]bool) map[string]health.TargetState {
-	if (hc.HTTP == nil && hc.TCP == nil) || len(cands) == 0 {
+	if (hc.HTTP == nil && hc.TCP == nil && hc.GRPC == nil) || len(cands) == 0 {
 		r.Prober.Remove(key)
 		return nil
 	}

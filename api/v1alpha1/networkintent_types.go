@@ -33,7 +33,7 @@ const AddressPoolClass = "networking.netintent.io/address-pool"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ClusterIP' || !has(self.headless) || !self.headless",message="headless is only valid with exposure ClusterIP"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || !has(self.healthCheck.mode) || self.healthCheck.mode == 'Enforce'",message="healthCheck.mode Observe is not for ExternalName intents: their targets' checks always decide which target is published"
-// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || (!has(self.healthCheck.http) && !has(self.healthCheck.tcp) && !has(self.healthCheck.minHealthyPercent))",message="an ExternalName intent sets each target's probe under externalName.targets; healthCheck may only give period, timeout and thresholds"
+// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || (!has(self.healthCheck.http) && !has(self.healthCheck.tcp) && !has(self.healthCheck.grpc) && !has(self.healthCheck.minHealthyPercent))",message="an ExternalName intent sets each target's probe under externalName.targets; healthCheck may only give period, timeout and thresholds"
 // +kubebuilder:validation:XValidation:rule="!has(self.backends) || !has(self.ports) || size(self.ports) <= 1 || self.backends.all(b, !has(b.port))",message="backends[].port is only valid on an intent with one port: with several, each port's targetPort is used on every backend; give the ports numeric targetPorts instead"
 // +kubebuilder:validation:XValidation:rule="!has(self.loadBalancer) || !has(self.loadBalancer.externalTrafficPolicy) || self.loadBalancer.externalTrafficPolicy != 'Local' || !has(self.backends) || size(self.backends) == 0",message="externalTrafficPolicy Local sends outside traffic only to endpoints on the node that receives it, and static backends are on no node, so they would never get any: use Cluster, or drop backends"
 type NetworkIntentSpec struct {
@@ -225,6 +225,7 @@ type ExternalNameSpec struct {
 
 // ExternalTarget is one outside host of an ExternalName intent.
 // +kubebuilder:validation:XValidation:rule="!has(self.tcp) || has(self.tcp.port)",message="a tcp probe of an external target needs a port"
+// +kubebuilder:validation:XValidation:rule="!has(self.grpc) || has(self.grpc.port)",message="a grpc probe of an external target needs a port"
 type ExternalTarget struct {
 	// host is a DNS name (RFC 1123), such as api.example.com. IP addresses
 	// and localhost are refused: DNS cannot alias to an address, so an
@@ -237,7 +238,7 @@ type ExternalTarget struct {
 	Host string `json:"host"`
 
 	// ProbeHandler optionally health-checks the target: http (port 80 by
-	// default) or tcp (with a port). The intent's healthCheck gives the
+	// default), tcp or grpc (each with a port). The intent's healthCheck gives the
 	// period, timeout and thresholds (default every 10s; three failures in
 	// a row take a target out, one pass brings it back). The target's name
 	// is resolved at every probe, and addresses Kubernetes refuses as
@@ -246,8 +247,8 @@ type ExternalTarget struct {
 	ProbeHandler `json:",inline"`
 }
 
-// ProbeHandler is an active health check: exactly one of http or tcp.
-// +kubebuilder:validation:XValidation:rule="!(has(self.http) && has(self.tcp))",message="set one of http or tcp, not both"
+// ProbeHandler is an active health check: one of http, tcp or grpc.
+// +kubebuilder:validation:XValidation:rule="(has(self.http) ? 1 : 0) + (has(self.tcp) ? 1 : 0) + (has(self.grpc) ? 1 : 0) <= 1",message="set only one of http, tcp or grpc: a probe is of one kind"
 type ProbeHandler struct {
 	// http checks with an HTTP GET that must answer with an expected status.
 	// +optional
@@ -256,6 +257,11 @@ type ProbeHandler struct {
 	// tcp checks that a TCP connection can be opened.
 	// +optional
 	TCP *TCPProbe `json:"tcp,omitempty"`
+
+	// grpc checks with the gRPC health checking protocol
+	// (grpc.health.v1.Health/Check), which must answer SERVING.
+	// +optional
+	GRPC *GRPCProbe `json:"grpc,omitempty"`
 }
 
 // HTTPProbe is an HTTP GET health check. Redirects are not followed.
@@ -313,6 +319,48 @@ type TCPProbe struct {
 	Port *int32 `json:"port,omitempty"`
 }
 
+// GRPCProbeTLS says whether a gRPC health check speaks TLS.
+// +kubebuilder:validation:Enum=Disabled;InsecureSkipVerify
+type GRPCProbeTLS string
+
+// The TLS modes of a gRPC health check.
+const (
+	// GRPCProbeTLSDisabled speaks plaintext HTTP/2 (h2c), as a gRPC
+	// server without TLS expects.
+	GRPCProbeTLSDisabled GRPCProbeTLS = "Disabled"
+	// GRPCProbeTLSInsecureSkipVerify speaks TLS and accepts any server
+	// certificate: the connection is encrypted, but the server is not
+	// authenticated.
+	GRPCProbeTLSInsecureSkipVerify GRPCProbeTLS = "InsecureSkipVerify"
+)
+
+// GRPCProbe is a gRPC health check: one Check call of the standard health
+// service, grpc.health.v1.Health, on a new connection. SERVING passes;
+// NOT_SERVING, UNKNOWN, SERVICE_UNKNOWN, a server without the health
+// service and no answer within the timeout fail. The call is not retried.
+type GRPCProbe struct {
+	// port is the port of the gRPC server. Defaults to the endpoint's
+	// first target port (required for an ExternalName target).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port *int32 `json:"port,omitempty"`
+
+	// service is the service name sent in the health check request, such
+	// as my.package.Payments, as the server registers it with its health
+	// service. Empty (the default) asks about the server as a whole.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Service string `json:"service,omitempty"`
+
+	// tls is Disabled (the default: plaintext, as most in-cluster gRPC
+	// servers listen) or InsecureSkipVerify: TLS without verifying the
+	// server's certificate or name, for servers that only speak TLS. The
+	// name sent in SNI is the target's host name, or none for an address.
+	// +optional
+	TLS GRPCProbeTLS `json:"tls,omitempty"`
+}
+
 // LoadBalancerSpec configures a LoadBalancer intent.
 // +kubebuilder:validation:XValidation:rule="!has(self.pool) && !has(self.address) || (has(self.class) && self.class == 'networking.netintent.io/address-pool')",message="pool and address need class networking.netintent.io/address-pool"
 type LoadBalancerSpec struct {
@@ -365,7 +413,7 @@ const (
 
 // HealthCheck configures how backends are judged healthy.
 // +kubebuilder:validation:XValidation:rule="!has(self.timeout) || !has(self.period) || duration(self.timeout) <= duration(self.period)",message="timeout must not be longer than period"
-// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Observe' || has(self.http) || has(self.tcp)",message="mode Observe needs an http or tcp probe to observe; without one pod readiness alone decides"
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Observe' || has(self.http) || has(self.tcp) || has(self.grpc)",message="mode Observe needs an http, tcp or grpc probe to observe; without one pod readiness alone decides"
 type HealthCheck struct {
 	// mode is Enforce (the default): a backend that fails its active
 	// checks leaves traffic; or Observe: the checks run, and status
@@ -385,8 +433,8 @@ type HealthCheck struct {
 	// +optional
 	IgnorePodReadiness bool `json:"ignorePodReadiness,omitempty"`
 
-	// ProbeHandler is the optional active probe (http or tcp). Without one,
-	// pod readiness alone decides.
+	// ProbeHandler is the optional active probe (http, tcp or grpc).
+	// Without one, pod readiness alone decides.
 	ProbeHandler `json:",inline"`
 
 	// period is how often each backend is probed (100ms to 5m). Default 10s.
@@ -552,7 +600,7 @@ type UnhealthyEndpoint struct {
 	Reason EndpointReason `json:"reason"`
 	// message is the class of the last probe failure (ConnectionRefused,
 	// ConnectionReset, Timeout, NoRoute, NameNotFound, "HTTPStatus 503",
-	// ...) or other detail.
+	// GRPCNotServing, GRPCHealthUnimplemented, ...) or other detail.
 	// +optional
 	Message string `json:"message,omitempty"`
 }
@@ -575,8 +623,8 @@ type TargetStatus struct {
 	// healthy says whether the target passes its probe (true without one).
 	Healthy bool `json:"healthy"`
 	// message is the class of the last probe failure (ConnectionRefused,
-	// Timeout, NoAddress, "HTTPStatus 503", ForbiddenTarget, ...); empty
-	// when the last probe passed.
+	// Timeout, NoAddress, "HTTPStatus 503", GRPCNotServing,
+	// ForbiddenTarget, ...); empty when the last probe passed.
 	// +optional
 	Message string `json:"message,omitempty"`
 	// addresses is how many addresses the last probe dialled: every

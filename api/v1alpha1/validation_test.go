@@ -89,8 +89,18 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"duplicate-port-names", `{exposure: ClusterIP, ports: [{name: http, port: 80}, {name: http, port: 81}]}`, "Duplicate value"},
 		{"duplicate-port-numbers", `{exposure: ClusterIP, ports: [{name: a, port: 80}, {name: b, port: 80}]}`, "each port number may appear once per protocol"},
 		{"target-port-out-of-range", `{exposure: ClusterIP, ports: [{name: http, port: 80, targetPort: 70000}]}`, "targetPort must be a number from 1 to 65535"},
-		{"probe-http-and-tcp", `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {path: /healthz}, tcp: {port: 80}}}`, "set one of http or tcp, not both"},
-		{"observe-without-probe", `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Observe}}`, "mode Observe needs an http or tcp probe"},
+		{"probe-http-and-tcp", `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {path: /healthz}, tcp: {port: 80}}}`, "set only one of http, tcp or grpc"},
+		{"probe-http-and-grpc", `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {path: /healthz}, grpc: {port: 9000}}}`, "set only one of http, tcp or grpc"},
+		{"probe-tcp-and-grpc", `{exposure: ClusterIP, ` + ports + `, healthCheck: {tcp: {port: 80}, grpc: {}}}`, "set only one of http, tcp or grpc"},
+		{"probe-all-three", `{exposure: ClusterIP, ` + ports + `, healthCheck: {http: {}, tcp: {}, grpc: {}}}`, "set only one of http, tcp or grpc"},
+		{"target-probe-tcp-and-grpc", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com, tcp: {port: 443}, grpc: {port: 443}}]}}`, "set only one of http, tcp or grpc"},
+		{"grpc-port-zero", `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {port: 0}}}`, "should be greater than or equal to 1"},
+		{"grpc-port-above-range", `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {port: 65536}}}`, "should be less than or equal to 65535"},
+		{"grpc-service-too-long", `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {service: ` + strings.Repeat("s", 257) + `}}}`, "may not be more than 256"},
+		{"grpc-tls-unknown", `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {tls: Verify}}}`, `supported values: "Disabled", "InsecureSkipVerify"`},
+		{"target-grpc-without-port", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com, grpc: {service: api}}]}}`, "a grpc probe of an external target needs a port"},
+		{"externalname-with-healthcheck-grpc", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, healthCheck: {grpc: {port: 443}}}`, "sets each target's probe under externalName.targets"},
+		{"observe-without-probe", `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Observe}}`, "mode Observe needs an http, tcp or grpc probe"},
 		{"mode-unknown", `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Shadow, tcp: {port: 80}}}`, `supported values: "Enforce", "Observe"`},
 		{"observe-externalname", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, healthCheck: {mode: Observe}}`, "healthCheck.mode Observe is not for ExternalName intents"},
 		{"threshold-zero", `{exposure: ClusterIP, ` + ports + `, healthCheck: {unhealthyThreshold: 0}}`, "should be greater than or equal to 1"},
@@ -166,6 +176,26 @@ func TestSubSecondHealthChecksAccepted(t *testing.T) {
 		"period-100ms-timeout-100": `{exposure: ClusterIP, ` + ports + `, healthCheck: {tcp: {port: 80}, period: 100ms, timeout: 100ms}}`,
 		"mode-observe":             `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Observe, http: {path: /healthz}}}`,
 		"mode-enforce":             `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Enforce}}`,
+	} {
+		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
+			t.Errorf("%s refused: %v", name, err)
+		}
+	}
+}
+
+// TestGRPCHealthChecksAccepted: gRPC checks in every place a probe goes,
+// with and without their optional fields.
+func TestGRPCHealthChecksAccepted(t *testing.T) {
+	ctx := context.Background()
+	ports := `ports: [{name: grpc, port: 50051}]`
+	for name, spec := range map[string]string{
+		"grpc-defaults":       `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {}}}`,
+		"grpc-everything":     `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {port: 65535, service: shop.Payments, tls: InsecureSkipVerify}, period: 2s}}`,
+		"grpc-plaintext":      `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {port: 1, tls: Disabled}}}`,
+		"grpc-service-256":    `{exposure: ClusterIP, ` + ports + `, healthCheck: {grpc: {service: ` + strings.Repeat("s", 256) + `}}}`,
+		"grpc-observe":        `{exposure: ClusterIP, ` + ports + `, healthCheck: {mode: Observe, grpc: {}}}`,
+		"grpc-static-backend": `{exposure: ClusterIP, ` + ports + `, backends: [{address: 192.0.2.10}], healthCheck: {grpc: {service: api}}}`,
+		"grpc-targets":        `{exposure: ExternalName, externalName: {targets: [{host: a.example.com, grpc: {port: 443, tls: InsecureSkipVerify}}, {host: b.example.com, tcp: {port: 443}}]}}`,
 	} {
 		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
 			t.Errorf("%s refused: %v", name, err)

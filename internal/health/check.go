@@ -24,6 +24,9 @@ const (
 	ProbeHTTP ProbeKind = "http"
 	// ProbeTCP is a TCP connect that must succeed.
 	ProbeTCP ProbeKind = "tcp"
+	// ProbeGRPC is a grpc.health.v1.Health/Check call that must answer
+	// SERVING.
+	ProbeGRPC ProbeKind = "grpc"
 )
 
 // Defaults for the fields of a ProbeSpec left zero, as the API documents them.
@@ -37,7 +40,8 @@ const (
 
 // maxBody is how much of a response body a probe reads before it closes the
 // connection: enough to be polite to servers that dislike an early close,
-// bounded so that a backend cannot make the prober read without end.
+// bounded so that a backend cannot make the prober read without end. It
+// bounds a gRPC health answer too (a few bytes when well-formed).
 const maxBody = 4 << 10
 
 // maxHeaderBytes bounds the response headers a probe accepts.
@@ -102,7 +106,7 @@ func DefaultStatuses() []StatusRange {
 // given one by the prober (see the Default constants), so two specs that
 // probe the same way compare equal.
 type ProbeSpec struct {
-	// Kind is ProbeHTTP or ProbeTCP.
+	// Kind is ProbeHTTP, ProbeTCP or ProbeGRPC.
 	Kind ProbeKind
 	// Port is the port probed.
 	Port int
@@ -114,6 +118,12 @@ type ProbeSpec struct {
 	// Statuses are the HTTP statuses that count as a pass (HTTP only).
 	// Default 200-399.
 	Statuses []StatusRange
+	// Service is the service name a gRPC health check asks about (gRPC
+	// only). Empty: the server as a whole.
+	Service string
+	// TLS makes a gRPC health check speak TLS, without verifying the
+	// server's certificate (gRPC only). False: plaintext.
+	TLS bool
 	// Period is the time between probes of one target. Default 10s.
 	Period time.Duration
 	// Timeout bounds one probe. Default 2s.
@@ -166,7 +176,7 @@ func (s ProbeSpec) WithDefaults() ProbeSpec {
 // Equal reports whether two specs probe the same way.
 func (s ProbeSpec) Equal(o ProbeSpec) bool {
 	return s.Kind == o.Kind && s.Port == o.Port && s.Path == o.Path && s.Host == o.Host &&
-		slices.Equal(s.Statuses, o.Statuses) && s.Period == o.Period && s.Timeout == o.Timeout &&
+		slices.Equal(s.Statuses, o.Statuses) && s.Service == o.Service && s.TLS == o.TLS && s.Period == o.Period && s.Timeout == o.Timeout &&
 		s.HealthyThreshold == o.HealthyThreshold && s.UnhealthyThreshold == o.UnhealthyThreshold
 }
 
@@ -176,7 +186,8 @@ func (s ProbeSpec) statusExpected(code int) bool {
 
 // Checker runs single probes. Its zero value is ready to use, refuses
 // forbidden targets (ErrForbiddenTarget) on every dial, follows no redirects,
-// uses no proxy and opens a new connection for every probe. It is safe for
+// uses no proxy and opens a new connection for every probe (HTTP and gRPC
+// alike). It is safe for
 // concurrent use, and must not be copied after first use.
 type Checker struct {
 	// allowForbidden turns the guard's fixed rule off; Guard's allowed
@@ -254,7 +265,7 @@ func (c *Checker) Probe(ctx context.Context, address string, spec ProbeSpec) Res
 	if spec.Port < 1 || spec.Port > 65535 {
 		return Result{Err: fmt.Errorf("%w: port %d is out of range 1-65535", errInvalidProbe, spec.Port)}
 	}
-	if spec.Kind != ProbeTCP && spec.Kind != ProbeHTTP {
+	if spec.Kind != ProbeTCP && spec.Kind != ProbeHTTP && spec.Kind != ProbeGRPC {
 		return Result{Err: fmt.Errorf("%w: unknown kind %q", errInvalidProbe, spec.Kind)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, spec.Timeout)
@@ -306,11 +317,15 @@ func passed(err error) int {
 
 // checkAddr probes one address. name, when not empty, is the host name the
 // address was resolved from: an HTTP probe sends it as the Host header
-// (unless spec gives one), as a client of that name would.
+// (unless spec gives one), a gRPC probe as the authority, as a client of
+// that name would.
 func (c *Checker) checkAddr(ctx context.Context, ip netip.Addr, name string, spec ProbeSpec) error {
 	hostPort := netip.AddrPortFrom(ip, uint16(spec.Port)).String()
-	if spec.Kind == ProbeTCP {
+	switch spec.Kind {
+	case ProbeTCP:
 		return c.checkTCP(ctx, hostPort)
+	case ProbeGRPC:
+		return c.checkGRPC(ctx, hostPort, name, spec)
 	}
 	if spec.Host == "" && name != "" {
 		spec.Host = net.JoinHostPort(name, strconv.Itoa(spec.Port))

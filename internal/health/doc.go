@@ -1,8 +1,8 @@
 // Package health is netintent's active prober: it health-checks backends
-// with HTTP GET or TCP connect on a jittered schedule, applies thresholds
-// before declaring a backend healthy or unhealthy, and reports only those
-// flips, so that a reconcile happens when a backend's health changes and not
-// on every probe.
+// with HTTP GET, TCP connect or a gRPC health check (grpc.health.v1) on a
+// jittered schedule, applies thresholds before declaring a backend healthy
+// or unhealthy, and reports only those flips, so that a reconcile happens
+// when a backend's health changes and not on every probe.
 //
 // Every dial goes through a guard that refuses the addresses Kubernetes
 // refuses as endpoints (unspecified, loopback, link-local, multicast), checked

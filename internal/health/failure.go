@@ -24,15 +24,33 @@ const (
 	FailureNameResolution    = "NameResolutionFailed"
 	FailureInvalidProbe      = "InvalidProbe"
 	FailureProbeError        = "ProbeError"
+	// FailureGRPCNotServing: the gRPC health service answered NOT_SERVING.
+	FailureGRPCNotServing = "GRPCNotServing"
+	// FailureGRPCStatusUnknown: the gRPC health service answered UNKNOWN.
+	FailureGRPCStatusUnknown = "GRPCStatusUnknown"
+	// FailureGRPCServiceUnknown: the gRPC health service does not know the
+	// service asked about (SERVICE_UNKNOWN, or the call failed NotFound).
+	FailureGRPCServiceUnknown = "GRPCServiceUnknown"
+	// FailureGRPCHealthUnimplemented: the server has no gRPC health
+	// service (the call failed Unimplemented).
+	FailureGRPCHealthUnimplemented = "GRPCHealthUnimplemented"
 	// failureHTTPStatus is followed by the status received: "HTTPStatus 503".
 	failureHTTPStatus = "HTTPStatus"
+	// failureGRPCError is followed by the code a gRPC health check call
+	// failed with, for codes with no class of their own: "GRPCError
+	// Unavailable".
+	failureGRPCError = "GRPCError"
 )
 
 // FailureClass sorts a probe's error into a short class: ConnectionRefused,
 // ConnectionReset, Timeout, NoRoute, NoAddress, NameNotFound, NameResolutionFailed,
-// ForbiddenTarget, InvalidProbe, "HTTPStatus <code>", or ProbeError for
-// anything else. It returns "" for nil.
+// ForbiddenTarget, InvalidProbe, "HTTPStatus <code>", GRPCNotServing,
+// GRPCStatusUnknown, GRPCServiceUnknown, GRPCHealthUnimplemented,
+// "GRPCError <code>", or ProbeError for anything else. It returns "" for nil.
 func FailureClass(err error) string {
+	if class := grpcClass(err); class != "" {
+		return class
+	}
 	var status *StatusError
 	var dnsErr *net.DNSError
 	switch {

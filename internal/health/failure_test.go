@@ -11,6 +11,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 )
 
 func TestFailureClassOfErrors(t *testing.T) {
@@ -41,6 +45,16 @@ func TestFailureClassOfErrors(t *testing.T) {
 		{fmt.Errorf("resolving api.example.com: %w: %w", errResolution, errors.New("every upstream failed")), FailureNameResolution},
 		{fmt.Errorf("resolving api.example.com: %w: %w", errResolution, context.DeadlineExceeded), FailureNameResolution},
 		{errors.New("net/http: HTTP/1.x transport connection broken: malformed HTTP response"), FailureProbeError},
+		{fmt.Errorf("grpc probe: %w", &ServingStatusError{Status: healthpb.HealthCheckResponse_NOT_SERVING}), FailureGRPCNotServing},
+		{&ServingStatusError{Status: healthpb.HealthCheckResponse_UNKNOWN}, FailureGRPCStatusUnknown},
+		{&ServingStatusError{Status: healthpb.HealthCheckResponse_SERVICE_UNKNOWN}, FailureGRPCServiceUnknown},
+		{&ServingStatusError{Status: 42}, FailureGRPCStatusUnknown},
+		{fmt.Errorf("grpc probe: %w", status.Error(codes.Unimplemented, "unknown service grpc.health.v1.Health")), FailureGRPCHealthUnimplemented},
+		{status.Error(codes.NotFound, "unknown service"), FailureGRPCServiceUnknown},
+		{fmt.Errorf("grpc probe: %w", status.Error(codes.DeadlineExceeded, "context deadline exceeded")), FailureTimeout},
+		{status.Error(codes.Unavailable, "connection closed before server preface received"), "GRPCError Unavailable"},
+		{status.Error(codes.PermissionDenied, "no"), "GRPCError PermissionDenied"},
+		{fmt.Errorf("grpc probe: %w", opErr(syscall.ECONNREFUSED)), FailureConnectionRefused},
 	}
 	for _, tt := range tests {
 		if got := FailureClass(tt.err); got != tt.want {

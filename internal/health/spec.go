@@ -5,7 +5,7 @@ import (
 )
 
 // SpecFor resolves an API probe into a ProbeSpec: handler says what to probe
-// (http or tcp), timing gives period, timeout and thresholds (nil: the
+// (http, tcp or grpc), timing gives period, timeout and thresholds (nil: the
 // defaults, as for an ExternalName target), and port is the port to probe
 // when the handler names none (the endpoint's first target port; 80 for an
 // ExternalName HTTP target). ok is false when handler holds no probe.
@@ -24,6 +24,12 @@ func SpecFor(handler v1alpha1.ProbeHandler, timing *v1alpha1.HealthCheck, port i
 		spec = ProbeSpec{Kind: ProbeTCP, Port: int(port)}
 		if handler.TCP.Port != nil {
 			spec.Port = int(*handler.TCP.Port)
+		}
+	case handler.GRPC != nil:
+		g := handler.GRPC
+		spec = ProbeSpec{Kind: ProbeGRPC, Port: int(port), Service: g.Service, TLS: g.TLS == v1alpha1.GRPCProbeTLSInsecureSkipVerify}
+		if g.Port != nil {
+			spec.Port = int(*g.Port)
 		}
 	default:
 		return ProbeSpec{}, false

@@ -55,6 +55,30 @@ func TestSpecFor(t *testing.T) {
 			wantOK: true,
 		},
 		{
+			name:    "grpc on the default port, plaintext",
+			handler: v1alpha1.ProbeHandler{GRPC: &v1alpha1.GRPCProbe{}},
+			port:    9000,
+			want: ProbeSpec{Kind: ProbeGRPC, Port: 9000,
+				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 3},
+			wantOK: true,
+		},
+		{
+			name:    "grpc with a port, a service and TLS",
+			handler: v1alpha1.ProbeHandler{GRPC: &v1alpha1.GRPCProbe{Port: port(50051), Service: "shop.Payments", TLS: v1alpha1.GRPCProbeTLSInsecureSkipVerify}},
+			port:    9000,
+			want: ProbeSpec{Kind: ProbeGRPC, Port: 50051, Service: "shop.Payments", TLS: true,
+				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 3},
+			wantOK: true,
+		},
+		{
+			name:    "grpc with tls Disabled is plaintext",
+			handler: v1alpha1.ProbeHandler{GRPC: &v1alpha1.GRPCProbe{TLS: v1alpha1.GRPCProbeTLSDisabled}},
+			port:    9000,
+			want: ProbeSpec{Kind: ProbeGRPC, Port: 9000,
+				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 3},
+			wantOK: true,
+		},
+		{
 			name:    "a period below the default timeout bounds the timeout",
 			handler: v1alpha1.ProbeHandler{TCP: &v1alpha1.TCPProbe{}},
 			timing:  &v1alpha1.HealthCheck{Period: &metav1.Duration{Duration: 250 * time.Millisecond}},
@@ -74,5 +98,19 @@ func TestSpecFor(t *testing.T) {
 				t.Error("a resolved spec changes under WithDefaults")
 			}
 		})
+	}
+}
+
+// TestSpecEqualSeesGRPCFields: a change of the service asked about or of
+// TLS is a change of the probe, which the prober must pick up.
+func TestSpecEqualSeesGRPCFields(t *testing.T) {
+	base := ProbeSpec{Kind: ProbeGRPC, Port: 9000}.WithDefaults()
+	service, tls := base, base
+	service.Service = "shop.Payments"
+	tls.TLS = true
+	for _, other := range []ProbeSpec{service, tls} {
+		if base.Equal(other) {
+			t.Errorf("%+v equals %+v", base, other)
+		}
 	}
 }

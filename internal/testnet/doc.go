@@ -1,7 +1,8 @@
 // Package testnet gives tests backends at non-loopback addresses: each test
 // host is a network namespace joined to the root namespace by a veth pair on
 // a private /30 (10.254.N.0/30: the root side .1, the host side .2), running
-// a small HTTP and TCP server that the test can stop and start again.
+// a small HTTP, TCP and gRPC health server that the test can stop and start
+// again.
 //
 // A Node (StartNode, NewNode) is a Kubernetes node made the same way: a
 // namespace running kube-proxy against a test control plane, with test hosts

@@ -14,19 +14,23 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	grpchealth "google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The environment that tells a test binary, started by Host.Start inside a
 // namespace, to serve instead of running tests.
 const (
-	serveEnv = "NETINTENT_TESTNET_SERVE" // e.g. "http:8080,tcp:9090"
+	serveEnv = "NETINTENT_TESTNET_SERVE" // e.g. "http:8080,tcp:9090,grpc:9091"
 	addrEnv  = "NETINTENT_TESTNET_ADDR"  // the address to listen on
 )
 
 // The lines Host.SetHealthy writes to a server's stdin.
 const (
-	sickCommand = "sick" // /healthz answers 503
-	wellCommand = "well" // /healthz answers 200 again
+	sickCommand = "sick" // /healthz answers 503, gRPC health NOT_SERVING
+	wellCommand = "well" // /healthz answers 200, gRPC health SERVING again
 )
 
 // MaybeServe turns the test binary into a test host's server when Host.Start
@@ -51,15 +55,29 @@ func serve(spec, addr string) error {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	var sick atomic.Bool
+	// The standard gRPC health service, answering for the server as a
+	// whole ("") and for GRPCService.
+	grpcHealth := grpchealth.NewServer()
+	setSick := func(v bool) {
+		st := healthpb.HealthCheckResponse_SERVING
+		if v {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		grpcHealth.SetServingStatus("", st)
+		grpcHealth.SetServingStatus(GRPCService, st)
+		// Last: once /healthz tells the change, gRPC does too.
+		sick.Store(v)
+	}
+	setSick(false)
 	stdinClosed := make(chan struct{})
 	go func() {
 		lines := bufio.NewScanner(os.Stdin)
 		for lines.Scan() {
 			switch lines.Text() {
 			case sickCommand:
-				sick.Store(true)
+				setSick(true)
 			case wellCommand:
-				sick.Store(false)
+				setSick(false)
 			}
 		}
 		close(stdinClosed)
@@ -97,8 +115,12 @@ func serve(spec, addr string) error {
 			go func() { _ = srv.Serve(ln) }()
 		case "tcp":
 			go acceptAndClose(ln)
+		case "grpc":
+			srv := grpc.NewServer()
+			healthpb.RegisterHealthServer(srv, grpcHealth)
+			go func() { _ = srv.Serve(ln) }()
 		default:
-			return fmt.Errorf("bad service %q: kind is not http or tcp", item)
+			return fmt.Errorf("bad service %q: kind is not http, tcp or grpc", item)
 		}
 	}
 	select {

@@ -25,7 +25,15 @@ const (
 	HTTPPort = 8080
 	// TCPPort accepts TCP connections and closes them.
 	TCPPort = 9090
+	// GRPCPort serves the standard gRPC health service
+	// (grpc.health.v1.Health): SERVING for the server ("") and for
+	// GRPCService, NOT_SERVING while the host is not healthy (SetHealthy).
+	GRPCPort = 9091
 )
+
+// GRPCService is the service a host's gRPC health service knows besides
+// the server as a whole.
+const GRPCService = "netintent.testnet.Backend"
 
 // namePrefix starts the name of every network namespace this package makes.
 const namePrefix = "nitest-"
@@ -162,8 +170,8 @@ func (h *Host) Addr(port int) string {
 	return net.JoinHostPort(h.IP.String(), strconv.Itoa(port))
 }
 
-// Start runs the host's server, inside its namespace, on HTTPPort and
-// TCPPort, and returns once both answer from the root namespace. ctx bounds
+// Start runs the host's server, inside its namespace, on HTTPPort, TCPPort
+// and GRPCPort, and returns once each answers from the root namespace. ctx bounds
 // that wait (15s if it has no deadline); the server runs until Stop or the
 // end of the test.
 func (h *Host) Start(ctx context.Context) error {
@@ -180,7 +188,7 @@ func (h *Host) Start(ctx context.Context) error {
 	// tests and exits, and the error below says why.
 	cmd := exec.Command("ip", "netns", "exec", h.Namespace, exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(),
-		serveEnv+"="+fmt.Sprintf("http:%d,tcp:%d", HTTPPort, TCPPort),
+		serveEnv+"="+fmt.Sprintf("http:%d,tcp:%d,grpc:%d", HTTPPort, TCPPort, GRPCPort),
 		addrEnv+"="+h.IP.String())
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -202,7 +210,7 @@ func (h *Host) Start(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, startTimeout)
 		defer cancel()
 	}
-	for _, port := range []int{HTTPPort, TCPPort} {
+	for _, port := range []int{HTTPPort, TCPPort, GRPCPort} {
 		if err := s.waitAnswer(ctx, h.Addr(port)); err != nil {
 			_ = h.stopLocked()
 			return fmt.Errorf("testnet: server in %s: %w", h.Namespace, err)
@@ -268,9 +276,10 @@ func (h *Host) stopLocked() error {
 	return nil
 }
 
-// SetHealthy makes the host's /healthz answer 200 (true, as after Start) or
-// 503 (false) while everything else it serves goes on answering: a backend
-// that fails its health check but still carries traffic.
+// SetHealthy makes the host's /healthz answer 200 and its gRPC health
+// service SERVING (true, as after Start), or 503 and NOT_SERVING (false),
+// while everything else it serves goes on answering: a backend that fails
+// its health check but still carries traffic.
 func (h *Host) SetHealthy(healthy bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()

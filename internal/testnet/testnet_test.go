@@ -12,6 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func TestMain(m *testing.M) {
@@ -47,6 +51,9 @@ func TestHostsServeStopAndStartAgain(t *testing.T) {
 		}
 		wantHealthz(t, a, http.StatusOK)
 		wantConnect(t, a.Addr(TCPPort), nil)
+		if got := grpcHealth(t, a, ""); got != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("gRPC health of a started host: %s, want SERVING", got)
+		}
 		// b is not started: nothing listens there.
 		wantConnect(t, b.Addr(TCPPort), syscall.ECONNREFUSED)
 
@@ -58,6 +65,7 @@ func TestHostsServeStopAndStartAgain(t *testing.T) {
 		}
 		wantConnect(t, a.Addr(HTTPPort), syscall.ECONNREFUSED)
 		wantConnect(t, a.Addr(TCPPort), syscall.ECONNREFUSED)
+		wantConnect(t, a.Addr(GRPCPort), syscall.ECONNREFUSED)
 		if err := a.Stop(); err != nil {
 			t.Errorf("second Stop: %v", err)
 		}
@@ -147,6 +155,8 @@ func wantConnect(t *testing.T, addr string, want error) {
 	}
 }
 
+// TestSetHealthyFailsOnlyHealthz: SetHealthy(false) makes /healthz answer
+// 503 and the gRPC health service NOT_SERVING, and nothing else.
 func TestSetHealthyFailsOnlyHealthz(t *testing.T) {
 	h := New(t, 1).Hosts[0]
 	if err := h.SetHealthy(false); err == nil {
@@ -192,9 +202,35 @@ func TestSetHealthyFailsOnlyHealthz(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
+		wantGRPC := healthpb.HealthCheckResponse_SERVING
+		if !healthy {
+			wantGRPC = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		for _, service := range []string{"", GRPCService} {
+			if got := grpcHealth(t, h, service); got != wantGRPC {
+				t.Fatalf("healthy=%v: gRPC health of %q is %s, want %s", healthy, service, got, wantGRPC)
+			}
+		}
 		// Traffic is served either way.
 		if got := whoami(); got != h.IP.String() {
 			t.Fatalf("healthy=%v: GET /whoami = %q, want %s", healthy, got, h.IP)
 		}
 	}
+}
+
+// grpcHealth asks the host's gRPC health service about service.
+func grpcHealth(t *testing.T, h *Host, service string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+h.Addr(GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: service})
+	if err != nil {
+		t.Fatalf("gRPC health check of %q: %v", service, err)
+	}
+	return resp.GetStatus()
 }

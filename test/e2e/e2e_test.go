@@ -485,7 +485,7 @@ func checkSampleCoverage(t *testing.T, intents []v1alpha1.NetworkIntent) {
 	for _, in := range intents {
 		exposures[in.Spec.Exposure] = true
 		hc := in.Spec.HealthCheck
-		probed := hc != nil && (hc.HTTP != nil || hc.TCP != nil)
+		probed := hc != nil && (hc.HTTP != nil || hc.TCP != nil || hc.GRPC != nil)
 		healthChecked = healthChecked || probed
 		for _, b := range in.Spec.Backends {
 			addr, err := netip.ParseAddr(b.Address)
@@ -501,7 +501,7 @@ func checkSampleCoverage(t *testing.T, intents []v1alpha1.NetworkIntent) {
 				if tg.Host != "example.com" && !strings.HasSuffix(tg.Host, ".example.com") {
 					t.Errorf("sample %s: target %s is not under example.com", in.Name, tg.Host)
 				}
-				if tg.HTTP != nil || tg.TCP != nil {
+				if tg.HTTP != nil || tg.TCP != nil || tg.GRPC != nil {
 					t.Errorf("sample %s: target %s has a probe; the e2e would contact it", in.Name, tg.Host)
 				}
 			}
