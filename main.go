@@ -181,6 +181,11 @@ func (c config) validate() error {
 	if c.shareLease < time.Second {
 		return fmt.Errorf("--probe-share-lease-duration=%s: give at least 1s", c.shareLease)
 	}
+	if c.memberName != "" {
+		if err := members.ValidName(c.memberName); err != nil {
+			return fmt.Errorf("--probe-share-member-name: %w", err)
+		}
+	}
 	return c.validateLeaderElection()
 }
 

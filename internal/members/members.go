@@ -134,6 +134,15 @@ func NewName(hostname, suffix string) string {
 	return host + "-" + suffix
 }
 
+// ValidName checks a member name: it names a Lease and a ConfigMap and is
+// a label value.
+func ValidName(name string) error {
+	if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+		return fmt.Errorf("member name %q: give lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit", name)
+	}
+	return nil
+}
+
 // New returns Members; add it to the manager.
 func New(cfg Config) (*Members, error) {
 	if cfg.ReportEvery <= 0 {
@@ -142,8 +151,8 @@ func New(cfg Config) (*Members, error) {
 	if cfg.LeaseDuration < time.Second {
 		return nil, fmt.Errorf("member lease duration %s: at least 1s", cfg.LeaseDuration)
 	}
-	if errs := validation.IsDNS1123Label(cfg.Name); len(errs) > 0 || len(ReportPrefix+cfg.Name) > validation.DNS1123SubdomainMaxLength {
-		return nil, fmt.Errorf("member name %q: give lower-case letters, digits and '-', at most 63 characters, starting and ending with a letter or digit", cfg.Name)
+	if err := ValidName(cfg.Name); err != nil {
+		return nil, err
 	}
 	sel := labels.SelectorFromSet(nil)
 	req, err := labels.NewRequirement(LabelMember, selection.Exists, nil)
