@@ -2,7 +2,7 @@
 // Docker engine, and pushes it.
 //
 // It cross-compiles the operator as a static binary for each platform
-// (CGO_ENABLED=0, -trimpath, fixed linker flags) and puts it alone on an
+// (CGO_ENABLED=0, -trimpath, no version control stamp, fixed linker flags) and puts it alone on an
 // empty base: one layer holding /netintent, run as the numeric user
 // 65532:65532, no shell, no passwd file, no libc. The images of all
 // platforms go into one OCI image index, written as an OCI image layout
@@ -193,9 +193,12 @@ func sourceDate(ctx context.Context) (time.Time, error) {
 }
 
 // buildBinary cross-compiles the operator for p into path: static, without
-// the builder's paths, with fixed linker flags.
+// the builder's paths, with fixed linker flags. The binary records no
+// version control state, whatever GOFLAGS says: it is the same built from
+// a checkout or from an archive of it, and the image's labels name the
+// commit.
 func buildBinary(ctx context.Context, pkg string, p v1.Platform, path string) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags="+ldflags, "-o", path, pkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags="+ldflags, "-o", path, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -276,7 +279,7 @@ func buildImage(b platformBinary, meta metadata) (v1.Image, error) {
 		Layer: layer,
 		History: v1.History{
 			Created:   created,
-			CreatedBy: "go build -trimpath -ldflags=" + ldflags + " (CGO_ENABLED=0 GOOS=" + b.Platform.OS + " GOARCH=" + b.Platform.Architecture + ")",
+			CreatedBy: "go build -trimpath -buildvcs=false -ldflags=" + ldflags + " (CGO_ENABLED=0 GOOS=" + b.Platform.OS + " GOARCH=" + b.Platform.Architecture + ")",
 			Comment:   "the netintent operator, " + binaryPath,
 		},
 	})
