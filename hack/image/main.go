@@ -218,7 +218,7 @@ func buildIndex(binaries []platformBinary, meta metadata) (v1.ImageIndex, error)
 		}
 		p := b.Platform
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add:        img,
+			Add:        plainImage{img},
 			Descriptor: v1.Descriptor{Platform: &p},
 		})
 	}
@@ -228,6 +228,14 @@ func buildIndex(binaries []platformBinary, meta metadata) (v1.ImageIndex, error)
 	}
 	return annotated, nil
 }
+
+// plainImage is an image whose descriptor in an index has no artifactType:
+// the library would set it to the config's media type, which says
+// "artifact" of what is a plain image, and docker buildx and the OCI
+// spec's examples leave it out.
+type plainImage struct{ v1.Image }
+
+func (plainImage) ArtifactType() (string, error) { return "", nil }
 
 func (m metadata) labels() map[string]string {
 	return map[string]string{

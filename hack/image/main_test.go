@@ -71,8 +71,8 @@ func TestIndex(t *testing.T) {
 		if desc.Platform == nil || !desc.Platform.Equals(b.Platform) {
 			t.Errorf("manifest %d is for %v, want %v", i, desc.Platform, b.Platform)
 		}
-		if desc.MediaType != types.OCIManifestSchema1 {
-			t.Errorf("manifest %d media type %s, want %s", i, desc.MediaType, types.OCIManifestSchema1)
+		if desc.MediaType != types.OCIManifestSchema1 || desc.ArtifactType != "" {
+			t.Errorf("manifest %d media type %s artifact type %q, want %s and none", i, desc.MediaType, desc.ArtifactType, types.OCIManifestSchema1)
 		}
 		img, err := idx.Image(desc.Digest)
 		if err != nil {
