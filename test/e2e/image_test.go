@@ -172,8 +172,15 @@ func checkImageIndex(t *testing.T, idx v1.ImageIndex, imageDir, revision string)
 			t.Errorf("%s: /netintent is %s, the binary built for it is %s", plat, sha(bin), sha(built))
 		}
 		checkBuildInfo(t, plat, bin, desc.Platform.Architecture)
-		layers, _ := img.Layers()
-		size, _ := layers[0].Size()
+		layers, err := img.Layers()
+		if err != nil || len(layers) != 1 {
+			t.Errorf("%s: layers %d (%v), want 1", plat, len(layers), err)
+			continue
+		}
+		size, err := layers[0].Size()
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("%s: image %s, layer %.1f MiB compressed, binary %.1f MiB", plat, desc.Digest, float64(size)/(1<<20), float64(len(bin))/(1<<20))
 	}
 	if !slices.Equal(platforms, imagePlatforms) {
