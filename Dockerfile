@@ -1,5 +1,8 @@
-# Builds the netintent operator image: a static binary on a distroless base
-# that runs as a non-root user. `make docker-build IMG=<registry>/netintent:<tag>`.
+# Builds the netintent operator image with a Docker engine: a static binary
+# on a distroless base that runs as a non-root user.
+# `make docker-build IMG=<registry>/netintent:<tag>`. `make image` builds the
+# same binary into an image without Docker, for amd64 and arm64 at once, and
+# reproducibly (hack/image).
 
 # Build stage.
 FROM golang:1.26 AS builder

@@ -12,6 +12,8 @@ COREDNS_VERSION ?= v1.14.7
 COREDNS ?= $(LOCALBIN)/coredns-$(COREDNS_VERSION)/coredns
 KUBECTL ?= $(K8S_BIN)/kubectl
 IMG ?= netintent:latest
+IMAGE_DIR ?= $(LOCALBIN)/image
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
 ARGS ?=
 FUZZTIME ?= 20s
 BENCH_ARGS ?=
@@ -58,7 +60,7 @@ verify: manifests generate ## Check that generated files are committed and up to
 
 .PHONY: test
 test: envtest coredns manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
-	go test -p $(TEST_P) -count=1 . ./api/... ./controllers/... ./dnsserver/... ./internal/...
+	go test -p $(TEST_P) -count=1 . ./api/... ./controllers/... ./dnsserver/... ./internal/... ./hack/image/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
 
@@ -67,7 +69,7 @@ fuzz: ## Run the DNS message fuzz target for FUZZTIME (default 20s).
 	@if ls dnsserver/*fuzz*_test.go >/dev/null 2>&1; then go test ./dnsserver -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME); else echo "no fuzz target yet"; fi
 
 .PHONY: test-e2e
-test-e2e: envtest manifests build ## Run the end-to-end suites: the built binary and kustomize install against a local control plane, then traffic through kube-proxy (root).
+test-e2e: envtest manifests build image ## Run the end-to-end suites: the built binary and kustomize install against a local control plane, the image under runc (root), then traffic through kube-proxy (root).
 	go test -count=1 -v ./test/e2e/...
 	$(MAKE) test-dataplane
 
@@ -98,8 +100,18 @@ run: envtest manifests build ## Run the operator: against KUBECONFIG if set, els
 run-node: envtest manifests build ## Like run, plus a node on this machine (root): kube-proxy in nftables mode and two backends; prints how to send traffic through a Service.
 	$(LOCALBIN)/netintent-local -node -- $(ARGS)
 
+.PHONY: image
+image: ## Build the operator image for IMAGE_PLATFORMS with no Docker engine: an OCI layout in bin/image/oci and the same in one file, bin/image/netintent.tar.
+	go run ./hack/image -out $(IMAGE_DIR) -platforms $(IMAGE_PLATFORMS)
+
+.PHONY: image-push
+image-push: ## Build the image and push it to IMG (registry/repository:tag), with the credentials of ~/.docker/config.json.
+	@test "$(IMG)" != netintent:latest || { echo "set IMG to a registry reference, e.g. make image-push IMG=registry.example.com/netintent:v0.1.0"; exit 1; }
+	$(MAKE) image
+	go run ./hack/image -out $(IMAGE_DIR) -push $(IMG)
+
 .PHONY: docker-build
-docker-build: ## Build the container image IMG.
+docker-build: ## Build the container image IMG from the Dockerfile, with a Docker engine.
 	docker build -t $(IMG) .
 
 ##@ Deployment

@@ -37,6 +37,21 @@ type operatorProcess struct {
 // it is still running, and its log is printed if the test failed.
 func startOperator(t *testing.T, p paths, kubeconfig string, extraArgs ...string) *operatorProcess {
 	t.Helper()
+	home := t.TempDir()
+	return startOperatorWith(t, p, func(args []string) *exec.Cmd {
+		cmd := exec.Command(p.operator, args...)
+		// Only this kubeconfig: no in-cluster config, no user's ~/.kube/config.
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "KUBERNETES_SERVICE_HOST=", "HOME="+home)
+		return cmd
+	}, extraArgs...)
+}
+
+// startOperatorWith is startOperator with the command that runs the
+// operator with args made by command: the binary itself, or a container
+// runtime that runs it from the image. The operator's listeners are on
+// loopback ports of this machine's network namespace.
+func startOperatorWith(t *testing.T, p paths, command func(args []string) *exec.Cmd, extraArgs ...string) *operatorProcess {
+	t.Helper()
 	op := &operatorProcess{
 		log:         &testnet.SyncBuffer{},
 		done:        make(chan struct{}),
@@ -51,15 +66,13 @@ func startOperator(t *testing.T, p paths, kubeconfig string, extraArgs ...string
 		"--metrics-bind-address=" + op.metricsAddr,
 		"--dns-listen-address=" + op.dnsAddr,
 	}, extraArgs...)
-	op.cmd = exec.Command(p.operator, args...)
-	// Only this kubeconfig: no in-cluster config, no user's ~/.kube/config.
-	op.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "KUBERNETES_SERVICE_HOST=", "HOME="+t.TempDir())
+	op.cmd = command(args)
 	op.cmd.Stdout, op.cmd.Stderr = op.log, op.log
 	// The operator dies with the test binary even if the test is killed
 	// before its cleanups run.
 	op.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := op.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", p.operator, err)
+		t.Fatalf("starting %s: %v", op.cmd.Path, err)
 	}
 	go func() {
 		op.err = op.cmd.Wait()
@@ -82,7 +95,7 @@ func startOperator(t *testing.T, p paths, kubeconfig string, extraArgs ...string
 			t.Logf("operator log, last %d lines (all of it in %s):\n%s", logTail, logPath, op.tail(logTail))
 		}
 	})
-	t.Logf("started %s %s (pid %d)", p.operator, strings.Join(args, " "), op.cmd.Process.Pid)
+	t.Logf("started %s (pid %d)", strings.Join(op.cmd.Args, " "), op.cmd.Process.Pid)
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	eventually(t, 60*time.Second, "operator /readyz", func() error {
