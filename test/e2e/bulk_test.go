@@ -87,22 +87,7 @@ func TestBulkFailures(t *testing.T) {
 	startOperator(t, p, k.kubeconfig)
 
 	for j := range bulkIntents {
-		in := &v1alpha1.NetworkIntent{
-			ObjectMeta: metav1.ObjectMeta{Namespace: bulkNamespace, Name: intentOf(j * bulkPerIntent)},
-			Spec: v1alpha1.NetworkIntentSpec{
-				Exposure: v1alpha1.ExposureClusterIP,
-				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
-				HealthCheck: &v1alpha1.HealthCheck{
-					ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
-					Period:             &metav1.Duration{Duration: bulkPeriod},
-					Timeout:            &metav1.Duration{Duration: bulkTimeout},
-					UnhealthyThreshold: ptr.To[int32](bulkUnhealthy),
-				},
-			},
-		}
-		for _, a := range farm.Addrs[j*bulkPerIntent : (j+1)*bulkPerIntent] {
-			in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
-		}
+		in := farmIntent(bulkNamespace, intentOf(j*bulkPerIntent), farm.Addrs[j*bulkPerIntent:(j+1)*bulkPerIntent], bulkPeriod, bulkTimeout, bulkUnhealthy)
 		if err := c.Create(ctx, in); err != nil {
 			t.Fatal(err)
 		}
@@ -551,4 +536,26 @@ func summarise(lines []string) string {
 		return strings.Join(lines, "; ")
 	}
 	return fmt.Sprintf("%s; and %d more", strings.Join(lines[:most], "; "), len(lines)-most)
+}
+
+// farmIntent is a ClusterIP intent over static backends on a farm, probed
+// over HTTP at the farm's /healthz every period.
+func farmIntent(namespace, name string, backends []netip.Addr, period, timeout time.Duration, unhealthyThreshold int32) *v1alpha1.NetworkIntent {
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureClusterIP,
+			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
+			HealthCheck: &v1alpha1.HealthCheck{
+				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
+				Period:             &metav1.Duration{Duration: period},
+				Timeout:            &metav1.Duration{Duration: timeout},
+				UnhealthyThreshold: ptr.To(unhealthyThreshold),
+			},
+		},
+	}
+	for _, a := range backends {
+		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
+	}
+	return in
 }

@@ -9,9 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
@@ -49,20 +46,7 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 	farm := testnet.NewFarm(t, shareBackends)
 	var intents []*v1alpha1.NetworkIntent
 	for j := range shareBackends / shareBackendsEach {
-		in := &v1alpha1.NetworkIntent{
-			ObjectMeta: metav1.ObjectMeta{Namespace: shareNamespace, Name: fmt.Sprintf("web-%d", j)},
-			Spec: v1alpha1.NetworkIntentSpec{
-				Exposure: v1alpha1.ExposureClusterIP,
-				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
-				HealthCheck: &v1alpha1.HealthCheck{
-					ProbeHandler: v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
-					Period:       &metav1.Duration{Duration: sharePeriod},
-				},
-			},
-		}
-		for _, a := range farm.Addrs[j*shareBackendsEach : (j+1)*shareBackendsEach] {
-			in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
-		}
+		in := farmIntent(shareNamespace, fmt.Sprintf("web-%d", j), farm.Addrs[j*shareBackendsEach:(j+1)*shareBackendsEach], sharePeriod, 500*time.Millisecond, 2)
 		if err := c.Create(ctx, in); err != nil {
 			t.Fatal(err)
 		}
