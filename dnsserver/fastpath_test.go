@@ -143,12 +143,16 @@ func TestPackedRepliesFollowTheIndex(t *testing.T) {
 			t.Fatalf("answer %d: %v, first %v", i, r, first)
 		}
 	}
-	if got := hits() - before; got != 5 {
-		t.Errorf("the requests counter rose by %v for 5 answers", got)
-	}
-	if got := counterValue(t, packedRepliesTotal) - packedBefore; got != 5 {
-		t.Errorf("%v of 5 answers were packed replies", got)
-	}
+	// The counters rise after each reply is sent.
+	eventually(t, "5 answers counted, all packed replies", func() error {
+		if got := hits() - before; got != 5 {
+			return fmt.Errorf("the requests counter rose by %v for 5 answers", got)
+		}
+		if got := counterValue(t, packedRepliesTotal) - packedBefore; got != 5 {
+			return fmt.Errorf("%v of 5 answers were packed replies", got)
+		}
+		return nil
+	})
 
 	// The client's buffer size and case are part of the question: each
 	// gets its own reply.
