@@ -145,6 +145,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 	observed := r.countEjections(in, judged, verdict, observe)
 
 	before := publishedReady(existing)
+	hinted := endpoints.Hints(in.Spec.TrafficDistribution, verdict.Endpoints)
 	plan := endpoints.Reconcile(endpoints.Target{
 		Namespace:   in.Namespace,
 		ServiceName: in.Name,
@@ -153,13 +154,17 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		Labels:      map[string]string{v1alpha1.LabelIntent: in.Name},
 		Headless:    in.Spec.Headless,
 		Now:         time.Now(),
-	}, verdict.Endpoints, existing)
+	}, hinted.Endpoints, existing)
 	unseen, err := r.applySlices(ctx, plan)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	r.recordFlips(in, before, verdict.Endpoints)
-	r.setEndpointsStatus(in, verdict, excluded, observed)
+	if hinted.Withheld != "" && publishedHints(existing) {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, "ZoneHintsWithheld", "Publish",
+			"Zone hints taken off the endpoints, every client now spreads over all of them: %s", hinted.Withheld)
+	}
+	r.setEndpointsStatus(in, verdict, excluded, observed, hinted.Withheld)
 	if unseen {
 		// The cache had not seen a slice we wrote; its event may have
 		// come already, so look again soon.
@@ -432,6 +437,18 @@ func publishedReady(slices []discoveryv1.EndpointSlice) map[string]bool {
 	return out
 }
 
+// publishedHints reports whether an endpoint of the slices carries a hint.
+func publishedHints(slices []discoveryv1.EndpointSlice) bool {
+	for _, s := range slices {
+		for _, ep := range s.Endpoints {
+			if ep.Hints != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // publishedOutOfTraffic is the addresses the slices publish not ready and
 // not terminating: out of traffic for their health.
 func publishedOutOfTraffic(slices []discoveryv1.EndpointSlice) map[string]bool {
@@ -490,8 +507,10 @@ func listEndpoints(addrs []string) string {
 }
 
 // setEndpointsStatus writes the verdict's report in the intent's status
-// and metrics, with an event when the floor starts to hold.
-func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endpoints.Verdict, excluded, observed []v1alpha1.UnhealthyEndpoint) {
+// and metrics, with an event when the floor starts to hold. hintsWithheld
+// is why the slices carry no zone hints although the intent asks for a
+// trafficDistribution.
+func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endpoints.Verdict, excluded, observed []v1alpha1.UnhealthyEndpoint, hintsWithheld string) {
 	floor := int32(0)
 	if hc := in.Spec.HealthCheck; hc != nil {
 		floor = ptr.Deref(hc.MinHealthyPercent, 0)
@@ -501,6 +520,9 @@ func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endp
 		rep.Status.ObservedCount = int32(len(observed))
 		rep.Status.Observed = observed[:min(len(observed), endpoints.MaxUnhealthyListed)]
 		rep.Message += fmt.Sprintf("; healthCheck.mode Observe: %d would be out of traffic in mode Enforce (see status.endpoints.observed)", len(observed))
+	}
+	if hintsWithheld != "" {
+		rep.Message += "; trafficDistribution: zone hints withheld, every client spreads over all endpoints, because " + hintsWithheld
 	}
 	in.Status.Endpoints = rep.Status
 	endpointsGauge.set(client.ObjectKeyFromObject(in), v.Total, v.Healthy, rep.Ready)

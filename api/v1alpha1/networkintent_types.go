@@ -31,6 +31,7 @@ const AddressPoolClass = "networking.netintent.io/address-pool"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ExternalName' || (has(self.ports) && size(self.ports) > 0)",message="ports are required unless exposure is ExternalName"
 // +kubebuilder:validation:XValidation:rule="self.exposure in ['NodePort', 'LoadBalancer'] || !has(self.ports) || self.ports.all(p, !has(p.nodePort))",message="nodePort is only valid with exposure NodePort or LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ClusterIP' || !has(self.headless) || !self.headless",message="headless is only valid with exposure ClusterIP"
+// +kubebuilder:validation:XValidation:rule="!has(self.trafficDistribution) || (self.exposure != 'ExternalName' && !(has(self.headless) && self.headless))",message="trafficDistribution steers proxied traffic to close endpoints: not valid with exposure ExternalName or headless, whose traffic no proxy spreads"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || !has(self.healthCheck.mode) || self.healthCheck.mode == 'Enforce'",message="healthCheck.mode Observe is not for ExternalName intents: their targets' checks always decide which target is published"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || (!has(self.healthCheck.http) && !has(self.healthCheck.tcp) && !has(self.healthCheck.grpc) && !has(self.healthCheck.minHealthyPercent))",message="an ExternalName intent sets each target's probe under externalName.targets; healthCheck may only give period, timeout and thresholds"
@@ -68,6 +69,21 @@ type NetworkIntentSpec struct {
 	// +listType=map
 	// +listMapKey=name
 	Ports []IntentPort `json:"ports,omitempty"`
+
+	// trafficDistribution asks the proxies to keep traffic close to its
+	// client, as a Service's trafficDistribution does: PreferSameZone (or
+	// its older name PreferClose) prefers endpoints in the client's zone,
+	// PreferSameNode endpoints on the client's node, then in its zone. It
+	// is set on the Service, and the EndpointSlices carry the hints the
+	// proxies follow: each ready endpoint is hinted for its own zone (its
+	// node's topology.kubernetes.io/zone label) and, with PreferSameNode,
+	// for its own node. The slices carry no hints at all while a ready
+	// endpoint has no zone (a static backend, a pod on a node without the
+	// label) or a zone of the intent's endpoints has none ready, so that
+	// every client falls back to all endpoints; status says why. Not valid
+	// with exposure ExternalName or headless.
+	// +optional
+	TrafficDistribution TrafficDistribution `json:"trafficDistribution,omitempty"`
 
 	// externalName lists the outside hosts an ExternalName intent points to.
 	// +optional
@@ -159,6 +175,22 @@ type IntentPort struct {
 	// +kubebuilder:validation:MaxLength=63
 	AppProtocol *string `json:"appProtocol,omitempty"`
 }
+
+// TrafficDistribution is a Service's preference for close endpoints.
+// +kubebuilder:validation:Enum=PreferClose;PreferSameZone;PreferSameNode
+type TrafficDistribution string
+
+// The traffic distributions an intent may ask for: the values Kubernetes
+// accepts in a Service's trafficDistribution.
+const (
+	// TrafficDistributionPreferClose is the older name of PreferSameZone.
+	TrafficDistributionPreferClose TrafficDistribution = "PreferClose"
+	// TrafficDistributionPreferSameZone prefers endpoints in the client's zone.
+	TrafficDistributionPreferSameZone TrafficDistribution = "PreferSameZone"
+	// TrafficDistributionPreferSameNode prefers endpoints on the client's
+	// node, then in its zone.
+	TrafficDistributionPreferSameNode TrafficDistribution = "PreferSameNode"
+)
 
 // FailbackPolicy says when an ExternalName alias returns to a
 // higher-priority target that is healthy again.

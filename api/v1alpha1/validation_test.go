@@ -124,6 +124,9 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"failback-after-negative", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}], failbackAfter: -5s}}`, "failbackAfter must be between 0s and 1h"},
 		{"failback-after-not-a-duration", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}], failbackAfter: soon}}`, "failbackAfter"},
 		{"failback-after-with-manual", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}, {host: b.example.com}], failback: Manual, failbackAfter: 10s}}`, "failbackAfter applies to failback Automatic only"},
+		{"traffic-distribution-unknown", `{exposure: ClusterIP, ` + ports + `, trafficDistribution: PreferSameRegion}`, `supported values: "PreferClose", "PreferSameZone", "PreferSameNode"`},
+		{"traffic-distribution-headless", `{exposure: ClusterIP, ` + ports + `, headless: true, trafficDistribution: PreferSameZone}`, "trafficDistribution steers proxied traffic to close endpoints: not valid with exposure ExternalName or headless"},
+		{"traffic-distribution-externalname", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, trafficDistribution: PreferClose}`, "not valid with exposure ExternalName or headless"},
 		{"unknown-exposure", `{exposure: Ingress, ` + ports + `}`, "Unsupported value: \"Ingress\""},
 		{"backend-port-with-two-ports", `{exposure: ClusterIP, ports: [{name: http, port: 80}, {name: metrics, port: 9090}], backends: [{address: 192.0.2.10, port: 8080}]}`, "backends[].port is only valid on an intent with one port"},
 		{"local-policy-with-backends", `{exposure: LoadBalancer, ` + ports + `, loadBalancer: {class: example.com/lb, externalTrafficPolicy: Local}, backends: [{address: 192.0.2.10}]}`, "externalTrafficPolicy Local sends outside traffic only to endpoints on the node"},
@@ -157,6 +160,23 @@ func TestBackendRulesAcceptWhatMakesSense(t *testing.T) {
 		"local-policy-pods":        `{exposure: LoadBalancer, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}}`,
 		"cluster-policy-backends":  `{exposure: LoadBalancer, ports: [{name: http, port: 80}], loadBalancer: {externalTrafficPolicy: Cluster}, backends: [{address: 192.0.2.10}]}`,
 		"local-policy-no-backends": `{exposure: LoadBalancer, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}, backends: []}`,
+	} {
+		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
+			t.Errorf("%s refused: %v", name, err)
+		}
+	}
+}
+
+// TestTrafficDistributionsAccepted: each value Kubernetes accepts on a
+// Service, with each exposure that is proxied, and beside static backends
+// (whose slices then carry no hints).
+func TestTrafficDistributionsAccepted(t *testing.T) {
+	ctx := context.Background()
+	for name, spec := range map[string]string{
+		"prefer-close":              `{exposure: ClusterIP, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, trafficDistribution: PreferClose}`,
+		"prefer-same-zone-nodeport": `{exposure: NodePort, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, trafficDistribution: PreferSameZone}`,
+		"prefer-same-node-lb":       `{exposure: LoadBalancer, ports: [{name: http, port: 80}], selector: {matchLabels: {app: web}}, trafficDistribution: PreferSameNode, headless: false}`,
+		"prefer-close-backends":     `{exposure: ClusterIP, ports: [{name: http, port: 80}], backends: [{address: 192.0.2.10}], trafficDistribution: PreferClose}`,
 	} {
 		if err := k8sClient.Create(ctx, object(t, "NetworkIntent", name, spec)); err != nil {
 			t.Errorf("%s refused: %v", name, err)

@@ -42,7 +42,11 @@ type Endpoint struct {
 	Hostname    string
 	NodeName    string
 	Zone        string
-	TargetRef   *corev1.ObjectReference
+	// HintZone and HintNode are the zone and node whose clients the
+	// endpoint is hinted for ("" for none): see Hints.
+	HintZone  string
+	HintNode  string
+	TargetRef *corev1.ObjectReference
 	// Changed is when the state to publish was decided, if known: the
 	// time of the probe that flipped the endpoint's health. It is not
 	// published itself; it dates the slices' trigger time.
@@ -253,6 +257,15 @@ func toAPI(ep Endpoint) discoveryv1.Endpoint {
 	}
 	if ep.Zone != "" {
 		out.Zone = ptr.To(ep.Zone)
+	}
+	if ep.HintZone != "" || ep.HintNode != "" {
+		out.Hints = &discoveryv1.EndpointHints{}
+		if ep.HintZone != "" {
+			out.Hints.ForZones = []discoveryv1.ForZone{{Name: ep.HintZone}}
+		}
+		if ep.HintNode != "" {
+			out.Hints.ForNodes = []discoveryv1.ForNode{{Name: ep.HintNode}}
+		}
 	}
 	return out
 }

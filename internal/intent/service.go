@@ -80,6 +80,9 @@ func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.S
 			spec.WithExternalTrafficPolicy(corev1.ServiceExternalTrafficPolicy(lb.ExternalTrafficPolicy))
 		}
 	}
+	if typ != corev1.ServiceTypeExternalName && in.Spec.TrafficDistribution != "" {
+		spec.WithTrafficDistribution(string(in.Spec.TrafficDistribution))
+	}
 	if typ != corev1.ServiceTypeExternalName && in.Spec.SessionAffinity != "" {
 		spec.WithSessionAffinity(corev1.ServiceAffinity(in.Spec.SessionAffinity))
 	}

@@ -80,6 +80,22 @@ func TestDesiredServiceHasNoSelector(t *testing.T) {
 	}
 }
 
+// TestDesiredServiceTrafficDistribution: the intent's trafficDistribution is
+// the Service's, and an intent without one leaves the field to others.
+func TestDesiredServiceTrafficDistribution(t *testing.T) {
+	for _, dist := range []v1alpha1.TrafficDistribution{"", v1alpha1.TrafficDistributionPreferClose, v1alpha1.TrafficDistributionPreferSameZone, v1alpha1.TrafficDistributionPreferSameNode} {
+		in := &v1alpha1.NetworkIntent{Spec: v1alpha1.NetworkIntentSpec{
+			Exposure:            v1alpha1.ExposureClusterIP,
+			Ports:               []v1alpha1.IntentPort{{Name: "http", Port: 80}},
+			TrafficDistribution: dist,
+		}}
+		got := DesiredService(in, "").Spec.TrafficDistribution
+		if (dist == "" && got != nil) || (dist != "" && (got == nil || *got != string(dist))) {
+			t.Errorf("trafficDistribution %q gives %v", dist, ptr.Deref(got, "<unset>"))
+		}
+	}
+}
+
 func TestUnchanged(t *testing.T) {
 	desired := func() *corev1ac.ServiceApplyConfiguration {
 		return corev1ac.Service("web", "shop").WithSpec(corev1ac.ServiceSpec().

@@ -155,6 +155,10 @@ func testMode(t *testing.T, c *cluster, mode testnet.ProxyMode, nodeOut **testne
 		w.t = t
 		w.externalNameReach(b[3], b[4])
 	})
+	step(t, "zone hints keep traffic in the node's zone until its backend dies", func(t *testing.T) {
+		w.t = t
+		*notes = append(*notes, string(mode)+": "+w.zoneHints(b[0], b[1]))
+	})
 	t.Logf("%s walk took %s", mode, time.Since(began).Round(time.Millisecond))
 }
 
@@ -591,6 +595,160 @@ func (w *walk) externalNameReach(primary, backup *testnet.Host) {
 	}
 	t.Cleanup(func() { _ = primary.SetHealthy(true) })
 	eventually(t, 30*time.Second, name+" reaches the backup's backend", reaches("backup", backup))
+}
+
+const zoneIntent = "zoned"
+
+// zoneHints labels the node zone-a and backs a PreferSameZone intent with
+// two pods: near's on the node, far's on a Node object of zone-b (Node
+// objects alone: an endpoint's nodeName and its Node's label give its
+// zone). kube-proxy on the node sends every request to near; when near
+// dies the operator withholds the hints and every request goes to far;
+// when near is back, so are the hints. It returns the figures.
+func (w *walk) zoneHints(near, far *testnet.Host) string {
+	t := w.t
+	ctx := t.Context()
+	farNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.node.Name + "-zone-b", Labels: map[string]string{corev1.LabelTopologyZone: "zone-b"}}}
+	if err := w.c.admin.Create(ctx, farNode); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.c.admin.Delete(context.Background(), farNode) })
+	w.setNodeZone("zone-a")
+	t.Cleanup(func() { w.setNodeZone("") })
+
+	for h, on := range map[*testnet.Host]string{near: w.node.Name, far: farNode.Name} {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "zoned-" + strings.ReplaceAll(h.IP.String(), ".", "-"), Namespace: w.ns, Labels: map[string]string{"app": zoneIntent}},
+			Spec: corev1.PodSpec{
+				NodeName:   on,
+				Containers: []corev1.Container{{Name: "backend", Image: "backend:test", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: testnet.HTTPPort}}}},
+			},
+		}
+		if err := w.c.admin.Create(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: h.IP.String(), PodIPs: []corev1.PodIP{{IP: h.IP.String()}}}
+		setPodReady(pod, true)
+		if err := w.c.admin.Status().Update(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Name: zoneIntent, Namespace: w.ns},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure:            v1alpha1.ExposureClusterIP,
+			Selector:            &metav1.LabelSelector{MatchLabels: map[string]string{"app": zoneIntent}},
+			Ports:               []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromString("http"))}},
+			TrafficDistribution: v1alpha1.TrafficDistributionPreferSameZone,
+			HealthCheck:         healthCheck(),
+		},
+	}
+	if err := w.c.admin.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	var svc corev1.Service
+	eventually(t, 30*time.Second, "the zoned Service has a ClusterIP and trafficDistribution", func() error {
+		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: zoneIntent}, &svc); err != nil {
+			return err
+		}
+		if svc.Spec.ClusterIP == "" || ptr.Deref(svc.Spec.TrafficDistribution, "") != "PreferSameZone" {
+			return fmt.Errorf("clusterIP %q, trafficDistribution %v", svc.Spec.ClusterIP, svc.Spec.TrafficDistribution)
+		}
+		return nil
+	})
+	addr := net.JoinHostPort(svc.Spec.ClusterIP, "80")
+	w.waitReady(zoneIntent, []*testnet.Host{near, far}, nil)
+	w.waitHints(map[string]string{near.IP.String(): "zone-a", far.IP.String(): "zone-b"})
+	w.waitBalancedOver(zoneIntent, near)
+	inZone := w.countAnswers(addr, near)
+
+	if err := near.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReady(zoneIntent, []*testnet.Host{far}, []*testnet.Host{near})
+	w.waitHints(map[string]string{near.IP.String(): "", far.IP.String(): ""})
+	w.waitBalancedOver(zoneIntent, far)
+	fallback := w.countAnswers(addr, far)
+
+	if err := near.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.waitReady(zoneIntent, []*testnet.Host{near, far}, nil)
+	w.waitHints(map[string]string{near.IP.String(): "zone-a", far.IP.String(): "zone-b"})
+	w.waitBalancedOver(zoneIntent, near)
+	back := w.countAnswers(addr, near)
+	note := fmt.Sprintf("zone hints: from the zone-a node, %s; zone-a's backend dead, %s; back, %s", inZone, fallback, back)
+	t.Log(note)
+	return note
+}
+
+// zoneRequests is how many requests countAnswers sends: with two backends
+// balanced at random, 20 reaching one alone by chance is one in a million.
+const zoneRequests = 20
+
+// countAnswers sends zoneRequests requests, each on a connection of its
+// own, to addr; each must succeed and be answered by want. It returns the
+// count by backend.
+func (w *walk) countAnswers(addr string, want *testnet.Host) string {
+	t := w.t
+	by := map[string]int{}
+	for i := range zoneRequests {
+		from, err := whoami(w.hc, addr)
+		if err != nil {
+			t.Fatalf("request %d to %s: %v", i+1, addr, err)
+		}
+		by[from]++
+	}
+	if by[want.IP.String()] != zoneRequests {
+		t.Fatalf("%d requests to %s answered by %v, want all by %s", zoneRequests, addr, by, want.IP)
+	}
+	return fmt.Sprintf("%d/%d requests answered by %s", by[want.IP.String()], zoneRequests, want.IP)
+}
+
+// setNodeZone sets the node's topology.kubernetes.io/zone label, or removes
+// it for "".
+func (w *walk) setNodeZone(zone string) {
+	t := w.t
+	eventually(t, 10*time.Second, "the node's zone label is "+zone, func() error {
+		var node corev1.Node
+		if err := w.c.admin.Get(context.Background(), client.ObjectKey{Name: w.node.Name}, &node); err != nil {
+			return err
+		}
+		if zone == "" {
+			delete(node.Labels, corev1.LabelTopologyZone)
+		} else {
+			if node.Labels == nil {
+				node.Labels = map[string]string{}
+			}
+			node.Labels[corev1.LabelTopologyZone] = zone
+		}
+		return w.c.admin.Update(context.Background(), &node)
+	})
+}
+
+// waitHints waits until the zoned intent's slices hint each address for
+// the zone of want ("" for no hint).
+func (w *walk) waitHints(want map[string]string) {
+	t := w.t
+	eventually(t, 30*time.Second, "zone hints "+fmt.Sprint(want), func() error {
+		var slices discoveryv1.EndpointSliceList
+		if err := w.c.admin.List(t.Context(), &slices, client.InNamespace(w.ns), client.MatchingLabels{discoveryv1.LabelServiceName: zoneIntent}); err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				got[e.Addresses[0]] = ""
+				if e.Hints != nil && len(e.Hints.ForZones) == 1 {
+					got[e.Addresses[0]] = e.Hints.ForZones[0].Name
+				}
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("hints %v", got)
+		}
+		return nil
+	})
 }
 
 // waitReady waits until the intent's EndpointSlices publish ready as ready
