@@ -388,6 +388,10 @@ func waitForLeader(t *testing.T, admin client.Client) string {
 			return err
 		}
 		for _, l := range leases.Items {
+			// The replicas' member Leases (the probe share) are held too.
+			if l.Name != leaderLease {
+				continue
+			}
 			if l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "" {
 				name = l.Name
 				t.Logf("Lease %s held by %s", l.Name, *l.Spec.HolderIdentity)
