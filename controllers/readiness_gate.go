@@ -3,13 +3,22 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/endpoints"
@@ -23,9 +32,6 @@ const (
 	gateReasonProbePassed = "ProbePassed"
 	// gateReasonProbeFailed stands for a failure without a class.
 	gateReasonProbeFailed = "ProbeFailed"
-	// gateReasonNotChecked: no intent with healthCheck.readinessGate
-	// selects the gated pod, so nothing holds it.
-	gateReasonNotChecked = "NotChecked"
 )
 
 // +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
@@ -74,7 +80,7 @@ func (r *IntentReconciler) writeReadinessGates(ctx context.Context, pods []corev
 // thresholds say unhealthy. The message follows the status and reason: a
 // failure's error text alone changing writes nothing.
 func gateCondition(current *corev1.PodCondition, states []health.TargetState, now metav1.Time) (corev1.PodCondition, bool) {
-	wasTrue := current != nil && current.Status == corev1.ConditionTrue
+	wasTrue := current != nil && current.Status == corev1.ConditionTrue && current.Reason != v1alpha1.BackendHealthyNotChecked
 	cond := corev1.PodCondition{Type: v1alpha1.PodConditionBackendHealthy, Status: corev1.ConditionTrue, Reason: gateReasonProbePassed, Message: "the active health check passes"}
 	for _, st := range states {
 		if !st.Healthy {
@@ -132,4 +138,101 @@ func applyGate(ctx context.Context, c client.Client, pod *corev1.Pod, cond corev
 		return fmt.Errorf("setting condition %s of pod %s: %w", cond.Type, pod.Name, err)
 	}
 	return nil
+}
+
+// ReadinessGateReconciler releases the gated pods that no intent checks: a
+// pod that carries the readiness gate (the admission policy adds it to
+// every pod of an opted-in namespace) and that no intent with
+// healthCheck.readinessGate selects gets the condition True at once, with
+// reason NotChecked, so that the gate holds only pods the operator checks.
+// That includes the pods of an intent that drops the opt-in or is deleted:
+// they are no longer held by its last verdict. The intents' reconciler
+// writes the condition of every other gated pod.
+type ReadinessGateReconciler struct {
+	Client client.Client
+}
+
+var _ reconcile.Reconciler = &ReadinessGateReconciler{}
+
+// Reconcile releases one gated pod when no intent checks it.
+func (r *ReadinessGateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	pod := &corev1.Pod{}
+	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !hasReadinessGate(pod) || !pod.DeletionTimestamp.IsZero() || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		return ctrl.Result{}, nil
+	}
+	if cur := currentGate(pod); cur != nil && cur.Status == corev1.ConditionTrue {
+		return ctrl.Result{}, nil
+	}
+	intents := &v1alpha1.NetworkIntentList{}
+	if err := r.Client.List(ctx, intents, client.InNamespace(pod.Namespace)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing intents: %w", err)
+	}
+	for i := range intents.Items {
+		if checksGate(&intents.Items[i], pod) {
+			return ctrl.Result{}, nil
+		}
+	}
+	return ctrl.Result{}, applyGate(ctx, r.Client, pod, corev1.PodCondition{
+		Type: v1alpha1.PodConditionBackendHealthy, Status: corev1.ConditionTrue, Reason: v1alpha1.BackendHealthyNotChecked,
+		Message:            "no NetworkIntent with healthCheck.readinessGate selects this pod, so nothing holds it",
+		LastTransitionTime: metav1.Now(),
+	})
+}
+
+// checksGate says whether the intent writes the pod's backend-healthy
+// condition: it opts in, has an active probe and selects the pod.
+func checksGate(in *v1alpha1.NetworkIntent, pod *corev1.Pod) bool {
+	hc := in.Spec.HealthCheck
+	if hc == nil || !hc.ReadinessGate || (hc.HTTP == nil && hc.TCP == nil && hc.GRPC == nil) ||
+		in.Spec.Selector == nil || in.Spec.Exposure == v1alpha1.ExposureExternalName || !in.DeletionTimestamp.IsZero() {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(in.Spec.Selector)
+	return err == nil && sel.Matches(labels.Set(pod.Labels))
+}
+
+// hasReadinessGate says whether the pod lists the operator's readiness gate.
+func hasReadinessGate(pod *corev1.Pod) bool {
+	return slices.ContainsFunc(pod.Spec.ReadinessGates, func(g corev1.PodReadinessGate) bool {
+		return g.ConditionType == v1alpha1.PodConditionBackendHealthy
+	})
+}
+
+// SetupWithManager registers the reconciler, on the leader only. It
+// watches the gated pods, and the intents, whose changes (a selector, the
+// opt-in, a deletion) may leave a gated pod of their namespace unchecked.
+func (r *ReadinessGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	err := ctrl.NewControllerManagedBy(mgr).
+		Named("readiness-gate").
+		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
+			pod, ok := obj.(*corev1.Pod)
+			return ok && hasReadinessGate(pod)
+		}))).
+		Watches(&v1alpha1.NetworkIntent{}, handler.EnqueueRequestsFromMapFunc(r.gatedPods)).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("setting up the readiness gate: %w", err)
+	}
+	return nil
+}
+
+// gatedPods are the gated pods of the intent's namespace whose condition
+// is not True.
+func (r *ReadinessGateReconciler) gatedPods(ctx context.Context, obj client.Object) []reconcile.Request {
+	pods := &corev1.PodList{}
+	if err := r.Client.List(ctx, pods, client.InNamespace(obj.GetNamespace())); err != nil {
+		logf.FromContext(ctx).Error(err, "Listing pods for an intent", "intent", klog.KObj(obj))
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if cur := currentGate(pod); hasReadinessGate(pod) && (cur == nil || cur.Status != corev1.ConditionTrue) {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(pod)})
+		}
+	}
+	return reqs
 }

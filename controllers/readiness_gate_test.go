@@ -24,9 +24,10 @@ var otherCondition = corev1.PodCondition{
 }
 
 // makeGatedPod creates a pod labelled app=<app> that carries the readiness
-// gate, with the status a kubelet gives it while the gate's condition is
-// missing: containers ready, the pod not Ready; and otherCondition.
-func makeGatedPod(t *testing.T, ns, app, name, ip string) {
+// gate (when gated), with the status a kubelet gives it while the gate's
+// condition is missing: containers ready, the pod not Ready; and
+// otherCondition.
+func makeGatedPod(t *testing.T, ns, app, name, ip string, gated bool) {
 	t.Helper()
 	ctx := context.Background()
 	pod := &corev1.Pod{
@@ -36,6 +37,9 @@ func makeGatedPod(t *testing.T, ns, app, name, ip string) {
 			Containers:     []corev1.Container{{Name: "app", Image: "app:1"}},
 			ReadinessGates: []corev1.PodReadinessGate{{ConditionType: v1alpha1.PodConditionBackendHealthy}},
 		},
+	}
+	if !gated {
+		pod.Spec.ReadinessGates = nil
 	}
 	if err := k8sClient.Create(ctx, pod); err != nil {
 		t.Fatalf("creating pod %s: %v", name, err)
@@ -96,7 +100,9 @@ func podGate(ns, name string, status corev1.ConditionStatus, reason string) func
 // and True when it starts again, leaving another writer's condition as it
 // was. Until the kubelet (here the test) turns the pod Ready, its endpoint
 // is published not ready, as Kubernetes publishes it. The pod of an intent
-// without healthCheck.readinessGate gets no condition.
+// without healthCheck.readinessGate gets no condition. A gated pod that no
+// opted-in intent selects is released at once (True, NotChecked), and so
+// is one held False when its intent drops the opt-in.
 func TestReadinessGateFollowsChecks(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 3)
@@ -124,9 +130,10 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 		}
 	}
 	h0, h1, h2 := tn.Hosts[0], tn.Hosts[1], tn.Hosts[2]
-	makeGatedPod(t, ns, "gated", "gated-0", h0.IP.String())
-	makeGatedPod(t, ns, "gated", "gated-1", h1.IP.String())
-	makeGatedPod(t, ns, "plain", "plain-0", h2.IP.String())
+	makeGatedPod(t, ns, "gated", "gated-0", h0.IP.String(), true)
+	makeGatedPod(t, ns, "gated", "gated-1", h1.IP.String(), true)
+	makeGatedPod(t, ns, "plain", "plain-0", h2.IP.String(), false)
+	makeGatedPod(t, ns, "loose", "loose-0", "10.250.0.9", true)
 	for _, in := range []*v1alpha1.NetworkIntent{intentOf("gated", true), intentOf("plain", false)} {
 		if err := k8sClient.Create(ctx, in); err != nil {
 			t.Fatal(err)
@@ -181,6 +188,21 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 	if err := podGate(ns, "plain-0", "", "")(); err != nil {
 		t.Error(err)
 	}
+
+	eventually(t, 10*time.Second, podGate(ns, "loose-0", corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked))
+	if err := h1.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, notReadyDeadline, podGate(ns, "gated-1", corev1.ConditionFalse, health.FailureConnectionRefused))
+	eventually(t, 10*time.Second, func() error {
+		in, err := getIntent(ctx, ns, "gated")
+		if err != nil {
+			return err
+		}
+		in.Spec.HealthCheck.ReadinessGate = false
+		return k8sClient.Update(ctx, in)
+	})
+	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked))
 }
 
 // kubeletReady turns the pod's Ready condition True, as the kubelet does

@@ -37,6 +37,10 @@ const (
 	// ReadinessGateEnabled is the value of LabelReadinessGate that opts a
 	// namespace in.
 	ReadinessGateEnabled = "enabled"
+	// BackendHealthyNotChecked is the reason of PodConditionBackendHealthy
+	// True on a gated pod that no intent with healthCheck.readinessGate
+	// selects: nothing holds it, and no check has passed on it.
+	BackendHealthyNotChecked = "NotChecked"
 )
 
 // Labels on the objects produced from an intent.

@@ -21,9 +21,9 @@ type Candidate struct {
 	PodReady bool
 	// Pod is the backing pod's name; empty for a static backend.
 	Pod string
-	// BackendHealthy is the pod's condition
-	// networking.netintent.io/backend-healthy, the operator's own verdict
-	// written on it: true only when it is there and True.
+	// BackendHealthy says the operator's checks have passed on the pod: its
+	// condition networking.netintent.io/backend-healthy is True, for a
+	// reason other than NotChecked.
 	BackendHealthy bool
 }
 
@@ -67,7 +67,7 @@ func FromPods(in *v1alpha1.NetworkIntent, pods []corev1.Pod, zones map[string]st
 				},
 				PodReady:       podReady(pod),
 				Pod:            pod.Name,
-				BackendHealthy: podCondition(pod, v1alpha1.PodConditionBackendHealthy) == corev1.ConditionTrue,
+				BackendHealthy: backendHealthy(pod),
 			})
 		}
 	}
@@ -180,6 +180,15 @@ func containerPort(pod *corev1.Pod, name string, proto corev1.Protocol) int32 {
 
 func podReady(pod *corev1.Pod) bool {
 	return podCondition(pod, corev1.PodReady) == corev1.ConditionTrue
+}
+
+func backendHealthy(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == v1alpha1.PodConditionBackendHealthy {
+			return c.Status == corev1.ConditionTrue && c.Reason != v1alpha1.BackendHealthyNotChecked
+		}
+	}
+	return false
 }
 
 // podCondition is the status of the pod's condition of type typ, "" when
