@@ -86,6 +86,9 @@ func TestInstallAndRun(t *testing.T) {
 	})
 
 	var intents []v1alpha1.NetworkIntent
+	step(t, "a gated pod that no intent checks is released", func(t *testing.T) {
+		checkGatedPodReleased(t, k)
+	})
 	step(t, "the samples apply and become ready", func(t *testing.T) {
 		intents = applySamples(t, p, k, op)
 	})
@@ -329,7 +332,7 @@ func installAdmissionPolicy(t *testing.T, p paths, k kubectl) {
 // creates pods there (dry run): with no replica of the installed operator
 // available (no kubelet runs it here) they get no readiness gate; once the
 // Deployment's status says one is available, as kube-controller-manager
-// would write it, they do.
+// would write it, they do; and the pod created then has it.
 func checkReadinessGatePolicy(t *testing.T, k kubectl) {
 	k.must(t, "", "create", "namespace", "gated")
 	k.must(t, "", "label", "namespace", "gated", v1alpha1.LabelReadinessGate+"="+v1alpha1.ReadinessGateEnabled)
@@ -359,7 +362,29 @@ func checkReadinessGatePolicy(t *testing.T, k kubectl) {
 		}
 		return nil
 	})
+	r := k.must(t, pod, "create", "-f", "-", "-o", "jsonpath={.spec.readinessGates}")
+	if !strings.Contains(r.stdout, v1alpha1.PodConditionBackendHealthy) {
+		t.Errorf("the pod was created with readiness gates %q", r.stdout)
+	}
 	setAvailable(0)
+}
+
+// checkGatedPodReleased waits for the operator, with the install's RBAC, to
+// set the condition of the gated pod that checkReadinessGatePolicy created
+// and no intent selects: True, reason NotChecked.
+func checkGatedPodReleased(t *testing.T, k kubectl) {
+	jsonpath := `jsonpath={.status.conditions[?(@.type=="` + v1alpha1.PodConditionBackendHealthy + `")].reason}`
+	eventually(t, 30*time.Second, "the operator releases the pod", func() error {
+		r := k.run("", "get", "pod", "web", "-n", "gated", "-o", jsonpath)
+		if r.err != nil {
+			return fmt.Errorf("%v: %s", r.err, r.stderr)
+		}
+		if r.stdout != v1alpha1.BackendHealthyNotChecked {
+			return fmt.Errorf("the pod's condition has reason %q", r.stdout)
+		}
+		return nil
+	})
+	k.must(t, "", "delete", "pod", "web", "-n", "gated", "--wait=false")
 	k.must(t, "", "delete", "namespace", "gated", "--wait=false")
 }
 
