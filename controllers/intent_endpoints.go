@@ -124,11 +124,6 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		return ctrl.Result{}, err
 	}
 	states := r.setProbes(key, hc, cands, publishedOutOfTraffic(existing))
-	if hc.ReadinessGate && states != nil {
-		if err := r.writeReadinessGates(ctx, s.pods, cands, states); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
 	floor := ptr.Deref(hc.MinHealthyPercent, 0)
 	judged := endpoints.Judge(cands, func(c endpoints.Candidate) *endpoints.ProbeResult {
 		if states == nil {
@@ -140,6 +135,11 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		}
 		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.Failure, Forbidden: st.Forbidden, Changed: st.LastChange}
 	}, hc.IgnorePodReadiness, floor)
+	if hc.ReadinessGate && states != nil {
+		if err := r.writeReadinessGates(ctx, s.pods, cands, states, judged.BelowFloor); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	verdict := judged
 	observe := hc.Mode == v1alpha1.HealthCheckObserve && states != nil
 	if observe {

@@ -28,8 +28,6 @@ import (
 // Reasons of the pod condition v1alpha1.PodConditionBackendHealthy besides
 // the failure classes of the active checks.
 const (
-	// gateReasonProbePassed: the intent's active check passes on the pod.
-	gateReasonProbePassed = "ProbePassed"
 	// gateReasonProbeFailed stands for a failure without a class.
 	gateReasonProbeFailed = "ProbeFailed"
 )
@@ -38,8 +36,10 @@ const (
 
 // writeReadinessGates sets each pod's backend-healthy condition from the
 // probe states of its addresses, writing only the pods whose condition
-// changes.
-func (r *IntentReconciler) writeReadinessGates(ctx context.Context, pods []corev1.Pod, cands []endpoints.Candidate, states map[string]health.TargetState) error {
+// changes. Below the healthy floor no pod is held: as the slices publish
+// every pod-ready endpoint then, the gate fails open too, or it would make
+// the pods not Ready and leave the floor nothing to publish.
+func (r *IntentReconciler) writeReadinessGates(ctx context.Context, pods []corev1.Pod, cands []endpoints.Candidate, states map[string]health.TargetState, belowFloor bool) error {
 	byPod := map[string][]health.TargetState{}
 	unprobed := map[string]bool{}
 	for _, c := range cands {
@@ -60,7 +60,7 @@ func (r *IntentReconciler) writeReadinessGates(ctx context.Context, pods []corev
 		if unprobed[pod.Name] || len(sts) == 0 {
 			continue
 		}
-		cond, write := gateCondition(currentGate(pod), sts, now)
+		cond, write := gateCondition(currentGate(pod), sts, belowFloor, now)
 		if !write {
 			continue
 		}
@@ -77,11 +77,12 @@ func (r *IntentReconciler) writeReadinessGates(ctx context.Context, pods []corev
 // The pod is healthy when every address is. A pod whose condition is not
 // True yet turns True only on a passing last probe, not on a target that is
 // healthy for want of failures; a True one turns False only when the
-// thresholds say unhealthy. The message follows the status and reason: a
-// failure's error text alone changing writes nothing.
-func gateCondition(current *corev1.PodCondition, states []health.TargetState, now metav1.Time) (corev1.PodCondition, bool) {
-	wasTrue := current != nil && current.Status == corev1.ConditionTrue && current.Reason != v1alpha1.BackendHealthyNotChecked
-	cond := corev1.PodCondition{Type: v1alpha1.PodConditionBackendHealthy, Status: corev1.ConditionTrue, Reason: gateReasonProbePassed, Message: "the active health check passes"}
+// thresholds say unhealthy, and below the floor (belowFloor) not at all:
+// it is True with reason BelowHealthyFloor. The message follows the status
+// and reason: a failure's error text alone changing writes nothing.
+func gateCondition(current *corev1.PodCondition, states []health.TargetState, belowFloor bool, now metav1.Time) (corev1.PodCondition, bool) {
+	wasTrue := current != nil && current.Status == corev1.ConditionTrue && current.Reason == v1alpha1.BackendHealthyProbePassed
+	cond := corev1.PodCondition{Type: v1alpha1.PodConditionBackendHealthy, Status: corev1.ConditionTrue, Reason: v1alpha1.BackendHealthyProbePassed, Message: "the active health check passes"}
 	for _, st := range states {
 		if !st.Healthy {
 			reason := strings.ReplaceAll(st.Failure, " ", "")
@@ -90,11 +91,15 @@ func gateCondition(current *corev1.PodCondition, states []health.TargetState, no
 			}
 			cond.Status, cond.Reason = corev1.ConditionFalse, reason
 			cond.Message = "the active health check fails: " + st.LastError
+			if belowFloor {
+				cond.Status, cond.Reason = corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor
+				cond.Message = "the active health check fails, but fewer backends than healthCheck.minHealthyPercent are healthy, so no pod is held out (fail open): " + st.LastError
+			}
 			break
 		}
 	}
 	for _, st := range states {
-		if cond.Status == corev1.ConditionTrue && st.Failure != "" && !wasTrue {
+		if cond.Reason == v1alpha1.BackendHealthyProbePassed && st.Failure != "" && !wasTrue {
 			// Healthy only for not having failed often enough: no
 			// verdict yet.
 			return cond, false

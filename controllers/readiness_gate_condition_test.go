@@ -28,28 +28,34 @@ func TestGateCondition(t *testing.T) {
 		name       string
 		current    *corev1.PodCondition
 		states     []health.TargetState
+		belowFloor bool
 		write      bool
 		status     corev1.ConditionStatus
 		reason     string
 		transition metav1.Time
 	}{
-		{"new pod, probe passed", nil, []health.TargetState{passed}, true, corev1.ConditionTrue, gateReasonProbePassed, now},
-		{"new pod, healthy but the last probe failed", nil, []health.TargetState{failedOnce}, false, "", "", metav1.Time{}},
-		{"new pod, unhealthy", nil, []health.TargetState{down}, true, corev1.ConditionFalse, health.FailureConnectionRefused, now},
-		{"True stays while under the threshold", cond(corev1.ConditionTrue, gateReasonProbePassed), []health.TargetState{failedOnce}, false, "", "", metav1.Time{}},
-		{"True turns False", cond(corev1.ConditionTrue, gateReasonProbePassed), []health.TargetState{down}, true, corev1.ConditionFalse, health.FailureConnectionRefused, now},
-		{"reason without spaces", cond(corev1.ConditionTrue, gateReasonProbePassed), []health.TargetState{http503}, true, corev1.ConditionFalse, "HTTPStatus503", now},
-		{"a failure without a class", nil, []health.TargetState{unclassified}, true, corev1.ConditionFalse, gateReasonProbeFailed, now},
-		{"same failure, nothing to write", cond(corev1.ConditionFalse, health.FailureConnectionRefused), []health.TargetState{down}, false, "", "", metav1.Time{}},
-		{"another failure keeps the transition time", cond(corev1.ConditionFalse, health.FailureTimeout), []health.TargetState{down}, true, corev1.ConditionFalse, health.FailureConnectionRefused, then},
-		{"False turns True", cond(corev1.ConditionFalse, health.FailureTimeout), []health.TargetState{passed}, true, corev1.ConditionTrue, gateReasonProbePassed, now},
-		{"NotChecked is no pass", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked), []health.TargetState{failedOnce}, false, "", "", metav1.Time{}},
-		{"NotChecked turns ProbePassed", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked), []health.TargetState{passed}, true, corev1.ConditionTrue, gateReasonProbePassed, then},
-		{"one address of two down", nil, []health.TargetState{passed, down}, true, corev1.ConditionFalse, health.FailureConnectionRefused, now},
-		{"one address of two unproven", nil, []health.TargetState{passed, failedOnce}, false, "", "", metav1.Time{}},
+		{"new pod, probe passed", nil, []health.TargetState{passed}, false, true, corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed, now},
+		{"new pod, healthy but the last probe failed", nil, []health.TargetState{failedOnce}, false, false, "", "", metav1.Time{}},
+		{"new pod, unhealthy", nil, []health.TargetState{down}, false, true, corev1.ConditionFalse, health.FailureConnectionRefused, now},
+		{"True stays while under the threshold", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed), []health.TargetState{failedOnce}, false, false, "", "", metav1.Time{}},
+		{"True turns False", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed), []health.TargetState{down}, false, true, corev1.ConditionFalse, health.FailureConnectionRefused, now},
+		{"reason without spaces", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed), []health.TargetState{http503}, false, true, corev1.ConditionFalse, "HTTPStatus503", now},
+		{"a failure without a class", nil, []health.TargetState{unclassified}, false, true, corev1.ConditionFalse, gateReasonProbeFailed, now},
+		{"same failure, nothing to write", cond(corev1.ConditionFalse, health.FailureConnectionRefused), []health.TargetState{down}, false, false, "", "", metav1.Time{}},
+		{"another failure keeps the transition time", cond(corev1.ConditionFalse, health.FailureTimeout), []health.TargetState{down}, false, true, corev1.ConditionFalse, health.FailureConnectionRefused, then},
+		{"False turns True", cond(corev1.ConditionFalse, health.FailureTimeout), []health.TargetState{passed}, false, true, corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed, now},
+		{"NotChecked is no pass", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked), []health.TargetState{failedOnce}, false, false, "", "", metav1.Time{}},
+		{"NotChecked turns ProbePassed", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked), []health.TargetState{passed}, false, true, corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed, then},
+		{"one address of two down", nil, []health.TargetState{passed, down}, false, true, corev1.ConditionFalse, health.FailureConnectionRefused, now},
+		{"one address of two unproven", nil, []health.TargetState{passed, failedOnce}, false, false, "", "", metav1.Time{}},
+		{"below the floor, True stays True", cond(corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed), []health.TargetState{down}, true, true, corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor, then},
+		{"below the floor, False turns True", cond(corev1.ConditionFalse, health.FailureConnectionRefused), []health.TargetState{down}, true, true, corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor, now},
+		{"below the floor, a passing pod is ProbePassed", nil, []health.TargetState{passed}, true, true, corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed, now},
+		{"back above the floor, False", cond(corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor), []health.TargetState{down}, false, true, corev1.ConditionFalse, health.FailureConnectionRefused, now},
+		{"BelowHealthyFloor is no pass", cond(corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor), []health.TargetState{failedOnce}, false, false, "", "", metav1.Time{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, write := gateCondition(tt.current, tt.states, now)
+			got, write := gateCondition(tt.current, tt.states, tt.belowFloor, now)
 			if write != tt.write {
 				t.Fatalf("write = %v, want %v (condition %+v)", write, tt.write, got)
 			}

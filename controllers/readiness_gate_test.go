@@ -44,18 +44,23 @@ func makeGatedPod(t *testing.T, ns, app, name, ip string, gated bool) {
 	if err := k8sClient.Create(ctx, pod); err != nil {
 		t.Fatalf("creating pod %s: %v", name, err)
 	}
-	now := metav1.Now()
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.PodIP = ip
-	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
-	pod.Status.Conditions = []corev1.PodCondition{
-		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ReadinessGatesNotReady", LastTransitionTime: now},
-		otherCondition,
-	}
-	if err := k8sClient.Status().Update(ctx, pod); err != nil {
-		t.Fatalf("setting pod %s status: %v", name, err)
-	}
+	// The operator may write the pod's status first (a gated pod that no
+	// intent checks yet): keep what it wrote.
+	eventually(t, 10*time.Second, func() error {
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.PodIP = ip
+		pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+		pod.Status.Conditions = append(pod.Status.Conditions,
+			corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ReadinessGatesNotReady", LastTransitionTime: now},
+			otherCondition,
+		)
+		return k8sClient.Status().Update(ctx, pod)
+	})
 }
 
 // podGate checks the pod's backend-healthy condition (status "" for none)
@@ -102,7 +107,8 @@ func podGate(ns, name string, status corev1.ConditionStatus, reason string) func
 // is published not ready, as Kubernetes publishes it. The pod of an intent
 // without healthCheck.readinessGate gets no condition. A gated pod that no
 // opted-in intent selects is released at once (True, NotChecked), and so
-// is one held False when its intent drops the opt-in.
+// is one held False when its intent drops the opt-in. Below the healthy
+// floor the gate holds no pod.
 func TestReadinessGateFollowsChecks(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 3)
@@ -124,6 +130,7 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 					Period:             &metav1.Duration{Duration: probePeriod},
 					Timeout:            &metav1.Duration{Duration: probeTimeout},
 					UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
+					MinHealthyPercent:  ptr.To[int32](50),
 					ReadinessGate:      gate,
 				},
 			},
@@ -141,8 +148,8 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 	}
 
 	// First probe: True, on pods not Ready only for the gate.
-	eventually(t, 10*time.Second, podGate(ns, "gated-0", corev1.ConditionTrue, gateReasonProbePassed))
-	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, gateReasonProbePassed))
+	eventually(t, 10*time.Second, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
+	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
 	waitPublished(t, 10*time.Second, ns, "gated", func(eps map[string]endpointState) error {
 		for _, h := range []*testnet.Host{h0, h1} {
 			if ep, ok := eps[h.IP.String()]; !ok || ep.ready {
@@ -167,14 +174,14 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionFalse, health.FailureConnectionRefused))
-	if err := podGate(ns, "gated-1", corev1.ConditionTrue, gateReasonProbePassed)(); err != nil {
+	if err := podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed)(); err != nil {
 		t.Error(err)
 	}
 	// It starts again: True.
 	if err := h0.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, gateReasonProbePassed))
+	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
 	waitPublished(t, 10*time.Second, ns, "gated", bothReady)
 
 	// The intent without the opt-in probed its pod all along and wrote
@@ -194,6 +201,20 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, notReadyDeadline, podGate(ns, "gated-1", corev1.ConditionFalse, health.FailureConnectionRefused))
+	// Both fail: below the 50% floor the gate holds no pod, as the slices
+	// then publish every pod-ready endpoint.
+	if err := h0.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor))
+	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor))
+	// One returns: above the floor, the other is held again.
+	if err := h0.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
+	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionFalse, health.FailureConnectionRefused))
+
 	eventually(t, 10*time.Second, func() error {
 		in, err := getIntent(ctx, ns, "gated")
 		if err != nil {

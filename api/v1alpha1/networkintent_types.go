@@ -445,8 +445,9 @@ type HealthCheck struct {
 	// config/admission adds it in namespaces labelled
 	// networking.netintent.io/readiness-gate=enabled) is Ready only when it
 	// is True, so a rolling update waits for the operator's checks and not
-	// only the kubelet's. Needs an http, tcp or grpc probe and a selector,
-	// and mode Enforce. Default false.
+	// only the kubelet's. Below minHealthyPercent no pod is held (True,
+	// reason BelowHealthyFloor). Needs an http, tcp or grpc probe, a
+	// selector, and mode Enforce. Default false.
 	// +optional
 	ReadinessGate bool `json:"readinessGate,omitempty"`
 

@@ -37,6 +37,10 @@ const (
 	// ReadinessGateEnabled is the value of LabelReadinessGate that opts a
 	// namespace in.
 	ReadinessGateEnabled = "enabled"
+	// BackendHealthyProbePassed is the reason of PodConditionBackendHealthy
+	// True once the intent's active check has passed on the pod: the one
+	// True that the checks have proven.
+	BackendHealthyProbePassed = "ProbePassed"
 	// BackendHealthyNotChecked is the reason of PodConditionBackendHealthy
 	// True on a gated pod that no intent with healthCheck.readinessGate
 	// selects: nothing holds it, and no check has passed on it.

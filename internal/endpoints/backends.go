@@ -22,8 +22,8 @@ type Candidate struct {
 	// Pod is the backing pod's name; empty for a static backend.
 	Pod string
 	// BackendHealthy says the operator's checks have passed on the pod: its
-	// condition networking.netintent.io/backend-healthy is True, for a
-	// reason other than NotChecked.
+	// condition networking.netintent.io/backend-healthy is True with reason
+	// ProbePassed.
 	BackendHealthy bool
 }
 
@@ -185,7 +185,7 @@ func podReady(pod *corev1.Pod) bool {
 func backendHealthy(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
 		if c.Type == v1alpha1.PodConditionBackendHealthy {
-			return c.Status == corev1.ConditionTrue && c.Reason != v1alpha1.BackendHealthyNotChecked
+			return c.Status == corev1.ConditionTrue && c.Reason == v1alpha1.BackendHealthyProbePassed
 		}
 	}
 	return false
