@@ -207,8 +207,9 @@ func hasReadinessGate(pod *corev1.Pod) bool {
 }
 
 // SetupWithManager registers the reconciler, on the leader only. It
-// watches the gated pods, and the intents, whose changes (a selector, the
-// opt-in, a deletion) may leave a gated pod of their namespace unchecked.
+// watches the gated pods, and the intents' specs and deletions (not their
+// status), whose changes (a selector, the opt-in) may leave a gated pod of
+// their namespace unchecked.
 func (r *ReadinessGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	err := ctrl.NewControllerManagedBy(mgr).
 		Named("readiness-gate").
@@ -216,7 +217,8 @@ func (r *ReadinessGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			pod, ok := obj.(*corev1.Pod)
 			return ok && hasReadinessGate(pod)
 		}))).
-		Watches(&v1alpha1.NetworkIntent{}, handler.EnqueueRequestsFromMapFunc(r.gatedPods)).
+		Watches(&v1alpha1.NetworkIntent{}, handler.EnqueueRequestsFromMapFunc(r.gatedPods),
+			builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionPredicate()))).
 		Complete(r)
 	if err != nil {
 		return fmt.Errorf("setting up the readiness gate: %w", err)
