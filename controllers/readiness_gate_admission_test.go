@@ -121,7 +121,8 @@ func TestAdmissionPolicyAddsReadinessGate(t *testing.T) {
 		}
 		return nil
 	})
-	// Nor without the Deployment.
+	// A replica available again: the gate again; then no Deployment at
+	// all: none.
 	operator.Status.AvailableReplicas = 1
 	if err := k8sClient.Status().Update(ctx, operator); err != nil {
 		t.Fatal(err)
