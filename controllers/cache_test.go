@@ -100,7 +100,8 @@ func TestCacheTrimsPods(t *testing.T) {
 				{Name: "app", Image: "app:1", Env: []corev1.EnvVar{{Name: "A", Value: "b"}}, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}},
 				{Name: "sidecar", Image: "proxy:1", Ports: []corev1.ContainerPort{{Name: "admin", ContainerPort: 9901, Protocol: corev1.ProtocolTCP}}},
 			},
-			Volumes: []corev1.Volume{{Name: "data"}},
+			Volumes:        []corev1.Volume{{Name: "data"}},
+			ReadinessGates: []corev1.PodReadinessGate{{ConditionType: v1alpha1.PodConditionBackendHealthy}},
 		},
 		Status: corev1.PodStatus{
 			Phase: corev1.PodRunning, PodIP: "10.244.0.5", PodIPs: []corev1.PodIP{{IP: "10.244.0.5"}, {IP: "fd00::5"}},
@@ -125,6 +126,9 @@ func TestCacheTrimsPods(t *testing.T) {
 	got, gotExcluded := endpoints.FromPods(in, []corev1.Pod{*trimmed}, zones)
 	if len(want) != 2 || !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotExcluded, wantExcluded) {
 		t.Fatalf("endpoints of the trimmed pod:\n%+v %+v\nof the whole pod:\n%+v %+v", got, gotExcluded, want, wantExcluded)
+	}
+	if !hasReadinessGate(trimmed) {
+		t.Errorf("the trimmed pod lost its readiness gates: %+v", trimmed.Spec)
 	}
 	if trimmed.Annotations != nil || trimmed.Spec.Volumes != nil || trimmed.Status.ContainerStatuses != nil || trimmed.Spec.Containers[0].Env != nil || trimmed.Spec.Containers[0].Image != "" {
 		t.Errorf("the trimmed pod keeps what endpoints never read: %+v", trimmed)

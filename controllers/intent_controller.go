@@ -206,6 +206,9 @@ type intentScope struct {
 	// service is the intent's Service as the service phase last saw it;
 	// nil when there is none, or the cache has not seen it yet.
 	service *corev1.Service
+	// pods are the pods the intent's selector selects, as the endpoints
+	// phase listed them.
+	pods []corev1.Pod
 	// foreign: the Service of the intent's name belongs to someone else,
 	// so the intent publishes nothing for it.
 	foreign bool

@@ -135,6 +135,11 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		}
 		return &endpoints.ProbeResult{Healthy: st.Healthy, Err: st.Failure, Forbidden: st.Forbidden, Changed: st.LastChange}
 	}, hc.IgnorePodReadiness, floor)
+	if hc.ReadinessGate && states != nil {
+		if err := r.writeReadinessGates(ctx, s.pods, cands, states, judged.BelowFloor); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	verdict := judged
 	observe := hc.Mode == v1alpha1.HealthCheckObserve && states != nil
 	if observe {
@@ -264,10 +269,11 @@ func (r *IntentReconciler) countEjections(in *v1alpha1.NetworkIntent, judged, pu
 // those left out with why. Without a Service seen yet, none is of its
 // families (its event brings the intent back).
 func (r *IntentReconciler) candidates(ctx context.Context, s *intentScope) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
-	cands, excluded, err := r.allCandidates(ctx, s.in)
+	cands, excluded, pods, err := r.allCandidates(ctx, s.in)
 	if err != nil {
 		return nil, nil, err
 	}
+	s.pods = pods
 	var families []corev1.IPFamily
 	if s.service != nil {
 		families = s.service.Spec.IPFamilies
@@ -276,18 +282,18 @@ func (r *IntentReconciler) candidates(ctx context.Context, s *intentScope) ([]en
 	return served, append(excluded, otherFamily...), nil
 }
 
-func (r *IntentReconciler) allCandidates(ctx context.Context, in *v1alpha1.NetworkIntent) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, error) {
+func (r *IntentReconciler) allCandidates(ctx context.Context, in *v1alpha1.NetworkIntent) ([]endpoints.Candidate, []v1alpha1.UnhealthyEndpoint, []corev1.Pod, error) {
 	cands, excluded := endpoints.FromBackends(in)
 	if in.Spec.Selector == nil {
-		return cands, excluded, nil
+		return cands, excluded, nil, nil
 	}
 	sel, err := metav1.LabelSelectorAsSelector(in.Spec.Selector)
 	if err != nil {
-		return nil, nil, fmt.Errorf("selector: %w", err)
+		return nil, nil, nil, fmt.Errorf("selector: %w", err)
 	}
 	pods := &corev1.PodList{}
 	if err := r.Client.List(ctx, pods, client.InNamespace(in.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
-		return nil, nil, fmt.Errorf("listing pods: %w", err)
+		return nil, nil, nil, fmt.Errorf("listing pods: %w", err)
 	}
 	zones := map[string]string{}
 	for _, p := range pods.Items {
@@ -298,7 +304,7 @@ func (r *IntentReconciler) allCandidates(ctx context.Context, in *v1alpha1.Netwo
 		}
 	}
 	podCands, podExcluded := endpoints.FromPods(in, pods.Items, zones)
-	return append(cands, podCands...), append(excluded, podExcluded...), nil
+	return append(cands, podCands...), append(excluded, podExcluded...), pods.Items, nil
 }
 
 // nodeZone is the node's zone label, or "" when the node or label is absent.
@@ -320,7 +326,10 @@ func (r *IntentReconciler) nodeZone(ctx context.Context, name string) string {
 // out of traffic although its pod is ready (or readiness does not count) was
 // held out by its probe: it starts unhealthy and needs healthyThreshold
 // passes. One published out of traffic whose pod is not ready may have been
-// held out by either: it needs one pass. Any other starts healthy.
+// held out by either: it needs one pass. With the readiness gate, a pod's
+// target whose gate is not True yet needs one pass too, so that the gate
+// turns True on a passing probe and not on the benefit of the doubt. Any
+// other starts healthy.
 func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.HealthCheck, cands []endpoints.Candidate, outOfTraffic map[string]bool) map[string]health.TargetState {
 	if (hc.HTTP == nil && hc.TCP == nil && hc.GRPC == nil) || len(cands) == 0 {
 		r.Prober.Remove(key)
@@ -337,6 +346,9 @@ func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.Heal
 		if outOfTraffic[tg.ID] {
 			tg.StartUnhealthy = c.PodReady || hc.IgnorePodReadiness
 			tg.StartUnproven = !tg.StartUnhealthy
+		}
+		if hc.ReadinessGate && c.Pod != "" && !c.BackendHealthy && !tg.StartUnhealthy {
+			tg.StartUnproven = true
 		}
 		targets = append(targets, tg)
 	}

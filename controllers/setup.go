@@ -66,6 +66,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
+	if err := (&ReadinessGateReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return err
+	}
 	// LoadBalancer addresses from AddressPools: the two reconcilers share
 	// one allocator.
 	pools := newAddressPools(mgr.GetClient(), mgr.GetAPIReader())
@@ -116,7 +119,8 @@ func CacheOptions() cache.Options {
 
 // trimPod keeps of a pod what its endpoints are made of (endpoints.FromPods):
 // labels, name and UID, the deletion mark, node, hostname and subdomain, the
-// containers' ports, phase, addresses and conditions. A pod's spec and
+// containers' ports, phase, addresses and conditions; and its readiness
+// gates, for the ReadinessGateReconciler. A pod's spec and
 // container statuses are most of its size, and every pod of the cluster is
 // cached.
 func trimPod(obj any) (any, error) {
@@ -129,10 +133,11 @@ func trimPod(obj any) (any, error) {
 		containers[i] = corev1.Container{Name: c.Name, Ports: c.Ports}
 	}
 	pod.Spec = corev1.PodSpec{
-		NodeName:   pod.Spec.NodeName,
-		Hostname:   pod.Spec.Hostname,
-		Subdomain:  pod.Spec.Subdomain,
-		Containers: containers,
+		NodeName:       pod.Spec.NodeName,
+		Hostname:       pod.Spec.Hostname,
+		Subdomain:      pod.Spec.Subdomain,
+		Containers:     containers,
+		ReadinessGates: pod.Spec.ReadinessGates,
 	}
 	pod.Status = corev1.PodStatus{
 		Phase:      pod.Status.Phase,

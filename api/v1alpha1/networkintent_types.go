@@ -34,6 +34,7 @@ const AddressPoolClass = "networking.netintent.io/address-pool"
 // +kubebuilder:validation:XValidation:rule="!has(self.trafficDistribution) || (self.exposure != 'ExternalName' && !(has(self.headless) && self.headless))",message="trafficDistribution steers proxied traffic to close endpoints: not valid with exposure ExternalName or headless, whose traffic no proxy spreads"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'LoadBalancer' || !has(self.loadBalancer)",message="loadBalancer is only valid with exposure LoadBalancer"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || !has(self.healthCheck.mode) || self.healthCheck.mode == 'Enforce'",message="healthCheck.mode Observe is not for ExternalName intents: their targets' checks always decide which target is published"
+// +kubebuilder:validation:XValidation:rule="!has(self.healthCheck) || !has(self.healthCheck.readinessGate) || !self.healthCheck.readinessGate || has(self.selector)",message="healthCheck.readinessGate writes a condition on the intent's pods: it needs a selector"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || !has(self.healthCheck) || (!has(self.healthCheck.http) && !has(self.healthCheck.tcp) && !has(self.healthCheck.grpc) && !has(self.healthCheck.minHealthyPercent))",message="an ExternalName intent sets each target's probe under externalName.targets; healthCheck may only give period, timeout and thresholds"
 // +kubebuilder:validation:XValidation:rule="!has(self.backends) || !has(self.ports) || size(self.ports) <= 1 || self.backends.all(b, !has(b.port))",message="backends[].port is only valid on an intent with one port: with several, each port's targetPort is used on every backend; give the ports numeric targetPorts instead"
 // +kubebuilder:validation:XValidation:rule="!has(self.loadBalancer) || !has(self.loadBalancer.externalTrafficPolicy) || self.loadBalancer.externalTrafficPolicy != 'Local' || !has(self.backends) || size(self.backends) == 0",message="externalTrafficPolicy Local sends outside traffic only to endpoints on the node that receives it, and static backends are on no node, so they would never get any: use Cluster, or drop backends"
@@ -446,6 +447,8 @@ const (
 // HealthCheck configures how backends are judged healthy.
 // +kubebuilder:validation:XValidation:rule="!has(self.timeout) || !has(self.period) || duration(self.timeout) <= duration(self.period)",message="timeout must not be longer than period"
 // +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'Observe' || has(self.http) || has(self.tcp) || has(self.grpc)",message="mode Observe needs an http, tcp or grpc probe to observe; without one pod readiness alone decides"
+// +kubebuilder:validation:XValidation:rule="!has(self.readinessGate) || !self.readinessGate || has(self.http) || has(self.tcp) || has(self.grpc)",message="readinessGate writes the active probe's verdict on pods: it needs an http, tcp or grpc probe"
+// +kubebuilder:validation:XValidation:rule="!has(self.readinessGate) || !self.readinessGate || !has(self.mode) || self.mode == 'Enforce'",message="readinessGate is not for mode Observe: it makes the checks hold pods not Ready, which Observe promises not to do"
 type HealthCheck struct {
 	// mode is Enforce (the default): a backend that fails its active
 	// checks leaves traffic; or Observe: the checks run, and status
@@ -464,6 +467,21 @@ type HealthCheck struct {
 	// active probe decides. Default false.
 	// +optional
 	IgnorePodReadiness bool `json:"ignorePodReadiness,omitempty"`
+
+	// readinessGate makes the operator write its verdict on each selected
+	// pod as the pod condition networking.netintent.io/backend-healthy:
+	// True once the active probe passes, False with the failure class as
+	// reason (Timeout, ConnectionRefused, HTTPStatus503, ...) when the
+	// probe takes the pod out of traffic. A pod that lists this condition
+	// in spec.readinessGates (the admission policy of
+	// config/admission adds it in namespaces labelled
+	// networking.netintent.io/readiness-gate=enabled) is Ready only when it
+	// is True, so a rolling update waits for the operator's checks and not
+	// only the kubelet's. Below minHealthyPercent no pod is held (True,
+	// reason BelowHealthyFloor). Needs an http, tcp or grpc probe, a
+	// selector, and mode Enforce. Default false.
+	// +optional
+	ReadinessGate bool `json:"readinessGate,omitempty"`
 
 	// ProbeHandler is the optional active probe (http, tcp or grpc).
 	// Without one, pod readiness alone decides.

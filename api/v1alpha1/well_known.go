@@ -18,6 +18,33 @@ const (
 	// not FieldOwner, so that the intent's applies, which own every field
 	// FieldOwner writes, never take the annotation over and drop it.
 	AddressFieldOwner = "netintent-address-pool"
+	// PodConditionFieldOwner is the field manager of the operator's pod
+	// condition PodConditionBackendHealthy, in pods' status: its only
+	// write to pods.
+	PodConditionFieldOwner = "netintent-readiness-gate"
+)
+
+// The pod readiness gate (healthCheck.readinessGate).
+const (
+	// PodConditionBackendHealthy is the pod condition the operator sets
+	// from an intent's active checks, and the conditionType of the
+	// readiness gate that makes a pod Ready only when it is True.
+	PodConditionBackendHealthy = "networking.netintent.io/backend-healthy"
+	// LabelReadinessGate, set to ReadinessGateEnabled on a namespace, has
+	// the admission policy of config/admission add the readiness gate
+	// to each pod created there.
+	LabelReadinessGate = "networking.netintent.io/readiness-gate"
+	// ReadinessGateEnabled is the value of LabelReadinessGate that opts a
+	// namespace in.
+	ReadinessGateEnabled = "enabled"
+	// BackendHealthyProbePassed is the reason of PodConditionBackendHealthy
+	// True once the intent's active check has passed on the pod: the one
+	// True that the checks have proven.
+	BackendHealthyProbePassed = "ProbePassed"
+	// BackendHealthyNotChecked is the reason of PodConditionBackendHealthy
+	// True on a gated pod that no intent with healthCheck.readinessGate
+	// selects: nothing holds it, and no check has passed on it.
+	BackendHealthyNotChecked = "NotChecked"
 )
 
 // Labels on the objects produced from an intent.

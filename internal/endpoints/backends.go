@@ -21,6 +21,10 @@ type Candidate struct {
 	PodReady bool
 	// Pod is the backing pod's name; empty for a static backend.
 	Pod string
+	// BackendHealthy says the operator's checks have passed on the pod: its
+	// condition networking.netintent.io/backend-healthy is True with reason
+	// ProbePassed.
+	BackendHealthy bool
 }
 
 // FromPods makes candidates of the pods that back the intent: one for each
@@ -61,8 +65,9 @@ func FromPods(in *v1alpha1.NetworkIntent, pods []corev1.Pod, zones map[string]st
 					Zone:        zones[pod.Spec.NodeName],
 					TargetRef:   &corev1.ObjectReference{Kind: "Pod", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
 				},
-				PodReady: podReady(pod),
-				Pod:      pod.Name,
+				PodReady:       podReady(pod),
+				Pod:            pod.Name,
+				BackendHealthy: backendHealthy(pod),
 			})
 		}
 	}
@@ -174,12 +179,27 @@ func containerPort(pod *corev1.Pod, name string, proto corev1.Protocol) int32 {
 }
 
 func podReady(pod *corev1.Pod) bool {
+	return podCondition(pod, corev1.PodReady) == corev1.ConditionTrue
+}
+
+func backendHealthy(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
+		if c.Type == v1alpha1.PodConditionBackendHealthy {
+			return c.Status == corev1.ConditionTrue && c.Reason == v1alpha1.BackendHealthyProbePassed
 		}
 	}
 	return false
+}
+
+// podCondition is the status of the pod's condition of type typ, "" when
+// it has none.
+func podCondition(pod *corev1.Pod, typ corev1.PodConditionType) corev1.ConditionStatus {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == typ {
+			return c.Status
+		}
+	}
+	return ""
 }
 
 // ProbeResult is the active probe's verdict on one candidate.

@@ -103,3 +103,8 @@ func WaitForAdmissionPolicy(ctx context.Context, c client.Client, namespace stri
 	}
 	return nil
 }
+
+// ReadinessGatePolicy is the file, under the project folder, of the
+// admission policy that adds the operator's readiness gate to new pods in
+// namespaces that opt in.
+const ReadinessGatePolicy = "config/admission/readiness_gate_policy.yaml"

@@ -67,6 +67,9 @@ func TestInstallAndRun(t *testing.T) {
 	step(t, "the admission policy that sets the finalizer applies", func(t *testing.T) {
 		installAdmissionPolicy(t, p, k)
 	})
+	step(t, "the readiness gate is added to pods only while the operator is available", func(t *testing.T) {
+		checkReadinessGatePolicy(t, k)
+	})
 
 	var opUser *envtest.AuthenticatedUser
 	step(t, "an operator user bound like the install's ServiceAccount", func(t *testing.T) {
@@ -83,6 +86,9 @@ func TestInstallAndRun(t *testing.T) {
 	})
 
 	var intents []v1alpha1.NetworkIntent
+	step(t, "a gated pod that no intent checks is released", func(t *testing.T) {
+		checkGatedPodReleased(t, k)
+	})
 	step(t, "the samples apply and become ready", func(t *testing.T) {
 		intents = applySamples(t, p, k, op)
 	})
@@ -320,6 +326,66 @@ func installAdmissionPolicy(t *testing.T, p paths, k kubectl) {
 		}
 		return nil
 	})
+}
+
+// checkReadinessGatePolicy labels a namespace as the README says and
+// creates pods there (dry run): with no replica of the installed operator
+// available (no kubelet runs it here) they get no readiness gate; once the
+// Deployment's status says one is available, as kube-controller-manager
+// would write it, they do; and the pod created then has it.
+func checkReadinessGatePolicy(t *testing.T, k kubectl) {
+	k.must(t, "", "create", "namespace", "gated")
+	k.must(t, "", "label", "namespace", "gated", v1alpha1.LabelReadinessGate+"="+v1alpha1.ReadinessGateEnabled)
+	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"gated"},"spec":{"containers":[{"name":"web","image":"web:1"}]}}`
+	gates := func() (string, error) {
+		r := k.run(pod, "create", "--dry-run=server", "-f", "-", "-o", "jsonpath={.spec.readinessGates}")
+		if r.err != nil {
+			return "", fmt.Errorf("%v: %s", r.err, r.stderr)
+		}
+		return r.stdout, nil
+	}
+	setAvailable := func(n int) {
+		k.must(t, "", "patch", "deployment", "netintent-controller-manager", "-n", operatorNamespace, "--subresource=status", "--type=merge",
+			"-p", fmt.Sprintf(`{"status":{"replicas":2,"readyReplicas":%d,"availableReplicas":%d}}`, n, n))
+	}
+	if got, err := gates(); err != nil || got != "" {
+		t.Errorf("with no operator replica available, a new pod has readiness gates %q (%v)", got, err)
+	}
+	setAvailable(1)
+	eventually(t, 30*time.Second, "the policy adds the gate", func() error {
+		got, err := gates()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(got, v1alpha1.PodConditionBackendHealthy) {
+			return fmt.Errorf("a dry-run create came back with readiness gates %q", got)
+		}
+		return nil
+	})
+	r := k.must(t, pod, "create", "-f", "-", "-o", "jsonpath={.spec.readinessGates}")
+	if !strings.Contains(r.stdout, v1alpha1.PodConditionBackendHealthy) {
+		t.Errorf("the pod was created with readiness gates %q", r.stdout)
+	}
+	setAvailable(0)
+}
+
+// checkGatedPodReleased waits for the operator, with the install's RBAC, to
+// set the condition of the gated pod that checkReadinessGatePolicy created
+// and no intent selects: True, reason NotChecked.
+func checkGatedPodReleased(t *testing.T, k kubectl) {
+	jsonpath := `jsonpath={.status.conditions[?(@.type=="` + v1alpha1.PodConditionBackendHealthy + `")].reason}`
+	eventually(t, 30*time.Second, "the operator releases the pod", func() error {
+		r := k.run("", "get", "pod", "web", "-n", "gated", "-o", jsonpath)
+		if r.err != nil {
+			return fmt.Errorf("%v: %s", r.err, r.stderr)
+		}
+		if r.stdout != v1alpha1.BackendHealthyNotChecked {
+			return fmt.Errorf("the pod's condition has reason %q", r.stdout)
+		}
+		return nil
+	})
+	k.must(t, "", "delete", "pod", "web", "-n", "gated", "--wait=false")
+	k.must(t, "", "delete", "namespace", "gated", "--wait=false")
 }
 
 // addOperatorUser makes a user with no groups and gives it every binding
