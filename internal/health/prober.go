@@ -483,7 +483,7 @@ func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped
 		return Flip{}, false
 	}
 	now := time.Now()
-	failure := t.failure
+	failure, first := t.failure, t.lastProbe.IsZero()
 	t.lastProbe = now
 	// A target given by name tells how many of its addresses it probed
 	// and how many passed; a change is worth a status update too.
@@ -509,7 +509,7 @@ func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped
 		p.pending.push(Flip{Key: t.key, TargetID: t.id, Healthy: t.verdict.healthy})
 		signal(p.flipReady)
 	}
-	if flipped || counted || (!t.verdict.healthy && t.failure != failure) {
+	if flipped || counted || first || (!t.verdict.healthy && t.failure != failure) {
 		signal(p.reportReady) // what Report says of t changed
 	}
 	t.dueAt = start.Add(jitteredPeriod(t.spec.Period, p.rand()))

@@ -23,6 +23,9 @@ import (
 // replicas: its health after thresholds and what status says of it.
 type Verdict struct {
 	Healthy bool
+	// Probed says the owner has probed the target at least once: until
+	// then its health is where the target started (see Target).
+	Probed bool
 	// Failure and Forbidden are the last probe's failure class and the
 	// guard's reason (see TargetState); reported for an unhealthy target
 	// only, so that a healthy target's passing failures write nothing.
@@ -167,6 +170,13 @@ func (p *Prober) adopt(t *target) {
 	t.failure, t.forbidden, t.lastErr = v.Failure, v.Forbidden, v.Failure
 	t.addresses, t.passed = v.Addresses, v.Passed
 	t.lastChange = v.LastChange
+	switch {
+	case !v.Probed:
+		t.lastProbe = time.Time{}
+	case t.lastProbe.IsZero():
+		// When this replica learned of a probe, for want of its time.
+		t.lastProbe = time.Now()
+	}
 	if flipped || counted {
 		f := Flip{Key: t.key, TargetID: t.id, Healthy: v.Healthy}
 		if !v.Healthy {
@@ -191,7 +201,7 @@ func (p *Prober) Report() Verdicts {
 			if vs == nil {
 				vs = make(map[string]Verdict, len(ts))
 			}
-			v := Verdict{Healthy: t.verdict.healthy, LastChange: t.lastChange}
+			v := Verdict{Healthy: t.verdict.healthy, Probed: !t.lastProbe.IsZero(), LastChange: t.lastChange}
 			if t.byName {
 				// An IP literal's counts say nothing its health does not.
 				v.Addresses, v.Passed = t.addresses, t.passed

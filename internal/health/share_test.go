@@ -129,6 +129,11 @@ func TestMembersProbeTheirShareAndTakeTheOthersVerdicts(t *testing.T) {
 	eventually(t, 5*time.Second, "each member probes its share", func() bool {
 		return checksA.count(ofA[0]) >= 3 && checksB.count(ofB[0]) >= 3
 	})
+	// What b has probed counts as probed on a too (a readiness gate waits
+	// for a probe).
+	eventually(t, 5*time.Second, "a sees b's targets probed", func() bool {
+		return !a.Status(key)[ofB[0]].LastProbe.IsZero()
+	})
 	for _, addr := range ofB {
 		if n := checksA.count(addr); n != 0 {
 			t.Errorf("a probed b's target %s %d times", addr, n)

@@ -19,8 +19,9 @@ import (
 //
 //	<namespace>/<intent> <target> <+|-> <last change, Unix ms> <addresses> <passed> [<failure> [<forbidden>]]
 //
-// "+" is healthy, "-" unhealthy; the failure class and the guard's reason
-// are path-escaped. `kubectl get configmap` shows which member judged what.
+// "+" is healthy, "-" unhealthy, followed by "?" while the owner has not
+// probed the target yet; the failure class and the guard's reason are
+// path-escaped. `kubectl get configmap` shows which member judged what.
 func Encode(report health.Verdicts) string {
 	lines := make([]string, 0, len(report))
 	for key, vs := range report {
@@ -28,6 +29,9 @@ func Encode(report health.Verdicts) string {
 			health := "+"
 			if !v.Healthy {
 				health = "-"
+			}
+			if !v.Probed {
+				health += "?"
 			}
 			changed := int64(0)
 			if !v.LastChange.IsZero() {
@@ -79,10 +83,11 @@ func Decode(text string) (health.Verdicts, error) {
 		if !ok || ns == "" || name == "" {
 			return nil, fmt.Errorf("line %d: %q is not <namespace>/<name>", n, f[0])
 		}
-		if f[2] != "+" && f[2] != "-" {
+		mark, unprobed := strings.CutSuffix(f[2], "?")
+		if mark != "+" && mark != "-" {
 			return nil, fmt.Errorf("line %d: health %q is neither + nor -", n, f[2])
 		}
-		v := health.Verdict{Healthy: f[2] == "+"}
+		v := health.Verdict{Healthy: mark == "+", Probed: !unprobed}
 		ms, err := strconv.ParseInt(f[3], 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("line %d: last change: %w", n, err)

@@ -14,11 +14,12 @@ func TestReportRoundTrips(t *testing.T) {
 	report := health.Verdicts{
 		{Namespace: "shop", Name: "web"}: {
 			"10.0.0.1":      {Healthy: true},
-			"10.0.0.2":      {Healthy: false, Failure: "Timeout", LastChange: changed},
-			"fd00::2":       {Healthy: false, Failure: "ForbiddenTarget", Forbidden: "cloud metadata address"},
-			"api.example.z": {Healthy: true, Addresses: 3, Passed: 2, LastChange: changed},
+			"10.0.0.2":      {Healthy: false, Probed: true, Failure: "Timeout", LastChange: changed},
+			"fd00::2":       {Healthy: false, Probed: true, Failure: "ForbiddenTarget", Forbidden: "cloud metadata address"},
+			"api.example.z": {Healthy: true, Probed: true, Addresses: 3, Passed: 2, LastChange: changed},
+			"10.0.0.3":      {Healthy: false, Failure: "GRPCError Unavailable"},
 		},
-		{Namespace: "db", Name: "pg"}: {"10.0.1.1": {Healthy: false}},
+		{Namespace: "db", Name: "pg"}: {"10.0.1.1": {Healthy: false, Probed: true}},
 	}
 	text := Encode(report)
 	if again := Encode(report); again != text {
