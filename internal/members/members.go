@@ -13,7 +13,7 @@
 //
 // Each member reports its verdicts of the targets it owns in a ConfigMap,
 // netintent-verdicts-<name>, written when they change (at most every
-// ReportEvery); every member watches the others' and takes from them the
+// ReportEvery) while another member is live to read it; every member watches the others' and takes from them the
 // verdicts of the targets it does not own (health.Prober.Mirror). So the
 // leader, which writes the EndpointSlices, and every standby hold a verdict
 // for every target.
@@ -57,8 +57,10 @@ const (
 	ReportKey = "verdicts"
 	// DefaultReportEvery is the shortest time between two writes of a
 	// member's report: flips that land this close together go out in one
-	// write.
-	DefaultReportEvery = 20 * time.Millisecond
+	// write. A report holds a line per target its member probes, so a
+	// node's worth of flips at 20 ms would have the API server store a few
+	// MB a second.
+	DefaultReportEvery = 100 * time.Millisecond
 	// forgetAfter is how many lease durations a dead member's Lease and
 	// report stay before a live member deletes them.
 	forgetAfter = 20
@@ -304,6 +306,7 @@ func (m *Members) recompute(ctx context.Context) time.Duration {
 		m.cfg.Prober.SetMembers(m.cfg.Name, live)
 		liveMembers.Set(float64(len(live)))
 		m.mirrorAll(ctx)
+		m.cfg.Prober.PokeReport()
 	}
 	for _, name := range forget {
 		m.delete(ctx, name)
@@ -384,6 +387,11 @@ func (m *Members) report(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-m.cfg.Prober.ReportChanged():
+		}
+		if len(m.Live()) < 2 {
+			// Alone: nobody reads the report. Written when another
+			// member comes (recompute pokes the prober then).
+			continue
 		}
 		text := Encode(m.cfg.Prober.Report())
 		if text != written {
