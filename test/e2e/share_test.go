@@ -36,7 +36,7 @@ const (
 // from each replica. Then one replica is killed (SIGKILL): every backend
 // it probed must be probed again by the other within the killed replica's
 // member lease (and a tenth of a period, the spread of a takeover), and
-// the survivor must report every backend.
+// no backend may be judged unhealthy on the way.
 func TestProbesSharedBetweenReplicas(t *testing.T) {
 	p := findPaths(t)
 	ic := startIntentCluster(t, p, "e2e-share", shareNamespace)
@@ -163,16 +163,16 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 	if worst > bound {
 		t.Errorf("the killed replica's share was probed again only %s after the kill, more than its lease and a tenth of a period (%s)", worst.Round(time.Millisecond), bound)
 	}
-	eventually(t, 10*time.Second, "the survivor reports every backend", func() error {
-		shares, err := reportedShares(t, c)
-		if err != nil {
-			return err
+	// The takeover judged nobody wrongly: every backend is still healthy.
+	for _, in := range intents {
+		var have v1alpha1.NetworkIntent
+		if err := c.Get(ctx, client.ObjectKeyFromObject(in), &have); err != nil {
+			t.Fatal(err)
 		}
-		if n := len(shares[memberOf(t, survivor)]); n != shareBackends {
-			return fmt.Errorf("the survivor reports %d backends, want %d", n, shareBackends)
+		if e := have.Status.Endpoints; e == nil || e.Healthy != shareBackendsEach {
+			t.Errorf("%s after the takeover: endpoints %+v, want all %d healthy", in.Name, e, shareBackendsEach)
 		}
-		return nil
-	})
+	}
 	// A member that crashed leaves its Lease behind until it has been
 	// dead for a while; one that stops deletes it at once.
 	if err := survivor.cmd.Process.Signal(syscall.SIGTERM); err != nil {
