@@ -55,12 +55,14 @@ func (p *process) stop() {
 		return // stopped already
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	var err error
 	select {
-	case <-p.exited:
+	case err = <-p.exited:
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
-		<-p.exited
+		err = <-p.exited
 	}
+	p.exited <- err // for alive, and a second stop
 }
 
 // failed says why the process is not usable, with the end of its log.
