@@ -105,51 +105,40 @@ func TestAdmissionPolicyAddsReadinessGate(t *testing.T) {
 		}
 	}
 
+	// gatesBecome waits until a pod created in the labelled namespace gets
+	// n readiness gates.
+	gatesBecome := func(n int, when string) {
+		t.Helper()
+		eventually(t, 30*time.Second, func() error {
+			got, err := dryRun(labelled)
+			if err != nil {
+				return err
+			}
+			if len(got) != n {
+				return fmt.Errorf("%s, a new pod has readiness gates %v", when, got)
+			}
+			return nil
+		})
+	}
+	setAvailable := func(n int32) {
+		t.Helper()
+		operator.Status.AvailableReplicas = n
+		if err := k8sClient.Status().Update(ctx, operator); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// No replica of the operator available: no gate, so that no new pod
 	// waits for a condition nobody sets.
-	operator.Status.AvailableReplicas = 0
-	if err := k8sClient.Status().Update(ctx, operator); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() error {
-		got, err := dryRun(labelled)
-		if err != nil {
-			return err
-		}
-		if len(got) != 0 {
-			return fmt.Errorf("with no operator replica available, a new pod has readiness gates %v", got)
-		}
-		return nil
-	})
+	setAvailable(0)
+	gatesBecome(0, "with no operator replica available")
 	// A replica available again: the gate again; then no Deployment at
 	// all: none.
-	operator.Status.AvailableReplicas = 1
-	if err := k8sClient.Status().Update(ctx, operator); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, func() error {
-		got, err := dryRun(labelled)
-		if err != nil {
-			return err
-		}
-		if len(got) != 1 {
-			return fmt.Errorf("with an operator replica available again, a new pod has readiness gates %v", got)
-		}
-		return nil
-	})
+	setAvailable(1)
+	gatesBecome(1, "with an operator replica available again")
 	if err := k8sClient.Delete(ctx, operator); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() error {
-		got, err := dryRun(labelled)
-		if err != nil {
-			return err
-		}
-		if len(got) != 0 {
-			return fmt.Errorf("without the operator's Deployment, a new pod has readiness gates %v", got)
-		}
-		return nil
-	})
+	gatesBecome(0, "without the operator's Deployment")
 }
 
 // standInOperator creates a Deployment named as the operator's, with

@@ -389,8 +389,11 @@ func (m *Members) report(ctx context.Context) {
 		case <-m.cfg.Prober.ReportChanged():
 		}
 		if len(m.Live()) < 2 {
-			// Alone: nobody reads the report. Written when another
-			// member comes (recompute pokes the prober then).
+			// Alone: nobody reads the report. Written afresh when
+			// another member comes (recompute pokes the prober then),
+			// even if it says what the last write did: a member
+			// that saw this one dead for long may have deleted it.
+			written = "\x00"
 			continue
 		}
 		text := Encode(m.cfg.Prober.Report())
