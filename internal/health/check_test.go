@@ -1,8 +1,10 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -153,14 +155,104 @@ func TestHTTPCheckOpensAConnectionPerProbe(t *testing.T) {
 }
 
 func TestHTTPCheckUsesNoProxy(t *testing.T) {
-	var c Checker
-	c.init()
-	tr := c.client.Transport.(*http.Transport)
-	if tr.Proxy != nil {
-		t.Error("the probe transport has a proxy function; probes must dial their target")
+	b := newBackend(t)
+	proxy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !tr.DisableKeepAlives {
-		t.Error("the probe transport keeps connections alive")
+	t.Cleanup(func() { _ = proxy.Close() })
+	var proxied atomic.Int64
+	go func() {
+		for {
+			conn, err := proxy.Accept()
+			if err != nil {
+				return
+			}
+			proxied.Add(1)
+			_ = conn.Close()
+		}
+	}()
+	for _, v := range []string{"HTTP_PROXY", "http_proxy", "ALL_PROXY"} {
+		t.Setenv(v, "http://"+proxy.Addr().String())
+	}
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	c := &Checker{allowForbidden: true}
+	if err := c.Check(t.Context(), "127.0.0.1", ProbeSpec{Kind: ProbeHTTP, Port: b.port(), Path: "/ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if b.okHits.Load() != 1 || proxied.Load() != 0 {
+		t.Errorf("the backend was asked %d times and the proxy of the environment %d; probes must dial their target", b.okHits.Load(), proxied.Load())
+	}
+}
+
+// rawBackend answers every connection on loopback with reply, whatever
+// was asked, and closes it.
+func rawBackend(t *testing.T, reply func(w io.Writer)) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				_, _ = bufio.NewReader(conn).ReadString('\n') // the request line
+				reply(conn)
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestHTTPCheckOfUnusualAnswers(t *testing.T) {
+	c := &Checker{allowForbidden: true}
+	tests := []struct {
+		name    string
+		reply   func(w io.Writer)
+		wantErr bool
+	}{
+		{name: "interim answers before the final one", reply: func(w io.Writer) {
+			_, _ = io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+		}},
+		{name: "no Content-Length, body to the close", reply: func(w io.Writer) {
+			_, _ = io.WriteString(w, "HTTP/1.0 200 OK\r\n\r\nfine")
+		}},
+		{name: "endless interim answers", wantErr: true, reply: func(w io.Writer) {
+			for range 100 {
+				if _, err := io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+					return
+				}
+			}
+		}},
+		{name: "endless headers", wantErr: true, reply: func(w io.Writer) {
+			_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\n")
+			for {
+				if _, err := io.WriteString(w, "X-Filler: "+strings.Repeat("x", 1000)+"\r\n"); err != nil {
+					return
+				}
+			}
+		}},
+		{name: "not HTTP", wantErr: true, reply: func(w io.Writer) { _, _ = io.WriteString(w, "SSH-2.0-OpenSSH_9.2\r\n") }},
+		{name: "closed at once", wantErr: true, reply: func(io.Writer) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port := rawBackend(t, tt.reply)
+			err := c.Check(t.Context(), "127.0.0.1", ProbeSpec{Kind: ProbeHTTP, Port: port, Timeout: 5 * time.Second})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Check = %v, want an error: %v", err, tt.wantErr)
+			}
+			if err != nil && errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Check = %v: it waited for its timeout rather than judging the answer", err)
+			}
+		})
 	}
 }
 

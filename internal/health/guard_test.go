@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -133,8 +134,8 @@ func TestGuardRefusesBeforeConnect(t *testing.T) {
 	}
 
 	// Below Check's own judgement of IP literals, the dialer's Control
-	// func refuses on its own: dial through the dialer and the HTTP client
-	// that Check uses.
+	// func refuses on its own: dial through the dialer and the HTTP round
+	// trip that Check uses.
 	c.init()
 	for _, addr := range addrs {
 		host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
@@ -148,15 +149,16 @@ func TestGuardRefusesBeforeConnect(t *testing.T) {
 				t.Fatalf("dial %s = %v, want ErrForbiddenTarget", hostPort, err)
 			}
 		})
-		t.Run("transport/"+addr, func(t *testing.T) {
+		t.Run("roundtrip/"+addr, func(t *testing.T) {
+			urlHost := hostPort
 			if strings.Contains(host, "%") {
-				hostPort = strings.Replace(hostPort, "%", "%25", 1) // a zone in a URL
+				urlHost = strings.Replace(hostPort, "%", "%25", 1) // a zone in a URL
 			}
-			resp, err := c.client.Get("http://" + hostPort + "/")
-			if err == nil {
-				resp.Body.Close()
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+urlHost+"/", nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !errors.Is(err, ErrForbiddenTarget) {
+			if _, err := c.roundTrip(t.Context(), hostPort, req); !errors.Is(err, ErrForbiddenTarget) {
 				t.Fatalf("GET %s = %v, want ErrForbiddenTarget", hostPort, err)
 			}
 		})
