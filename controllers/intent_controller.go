@@ -61,12 +61,17 @@ type IntentReconciler struct {
 	SliceWriter client.Writer
 
 	// statusWritten is when each intent's status was last written (by
-	// key), so that bursts of health flips are reported at most once per
-	// statusInterval (see deferStatus).
+	// key), and statusHeld the health-only status each holds back (see
+	// deferStatus), so that a burst of health flips is reported in one
+	// write.
 	statusWritten sync.Map
+	statusHeld    sync.Map
 	// checkedOut holds, by intent, the backends its active checks judged
 	// out of traffic at its last reconcile (countEjections).
 	checkedOut sync.Map
+
+	// slicesWritten holds the slice writes the cache has not shown yet.
+	slicesWritten sliceWrites
 
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
@@ -90,6 +95,7 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if err := r.Client.Get(ctx, req.NamespacedName, in); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.statusWritten.Delete(req.NamespacedName)
+			r.statusHeld.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -97,7 +103,9 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		r.Prober.Remove(req.NamespacedName)
 		r.published.Delete(req.NamespacedName)
 		r.statusWritten.Delete(req.NamespacedName)
+		r.statusHeld.Delete(req.NamespacedName)
 		r.checkedOut.Delete(req.NamespacedName)
+		r.slicesWritten.forget(in.UID)
 		forgetEndpointMetrics(in)
 		forgetTargetMetrics(in)
 		return ctrl.Result{}, r.finalize(ctx, in)
@@ -143,7 +151,9 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	// A failback due later is a timer, not a phase still waiting.
 	result = mergeResults(result, ctrl.Result{RequeueAfter: scope.recheck})
 	intent.SetReady(in)
-	if !equality.Semantic.DeepEqual(before, &in.Status) {
+	if equality.Semantic.DeepEqual(before, &in.Status) {
+		r.statusHeld.Delete(req.NamespacedName) // back to what is written
+	} else {
 		if wait := r.deferStatus(req.NamespacedName, before, in, time.Now()); wait > 0 {
 			log.V(1).Info("Deferring intent status", "intent", klog.KObj(in), "wait", wait)
 			if err != nil {
@@ -171,27 +181,70 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	return result, nil
 }
 
-// statusInterval is the least time between two status writes of an intent
-// that only report endpoint health: a node's death flips many backends of
-// an intent one after another, each flip publishes its slice at once, and
-// the counts in status follow at most this much later in one write.
-const statusInterval = time.Second
+// statusQuiet and statusMaxDelay pace the status writes of an intent that
+// only report endpoint health. A node's death flips many backends of an
+// intent one after another, each flip publishes its slices at once, and
+// the status follows in one write once the flips have stopped for
+// statusQuiet, or statusMaxDelay after the first of them if they go on.
+// Status writes of an intent (a custom resource, its spec and all) cost
+// the API server several times what a slice write costs: written with
+// each flip, they took half of it while a node's backends were taken out,
+// and the slice writes waited.
+const (
+	statusQuiet    = time.Second
+	statusMaxDelay = 5 * time.Second
+)
+
+// heldStatus is an intent status not yet written, that only reports
+// endpoint health.
+type heldStatus struct {
+	// since is when the first change held came; changed, when the last
+	// did.
+	since, changed time.Time
+	status         v1alpha1.NetworkIntentStatus
+}
 
 // deferStatus says how long the status write of in should wait: zero, but
-// when the status written less than statusInterval ago already reported
-// the current generation and Ready is unchanged, so that all that changed
-// is endpoint health, what remains of the interval.
+// when the status was written before, reported the current generation,
+// and Ready is unchanged, so that all that changed is endpoint health (see
+// statusQuiet).
 func (r *IntentReconciler) deferStatus(key types.NamespacedName, before *v1alpha1.NetworkIntentStatus, in *v1alpha1.NetworkIntent, now time.Time) time.Duration {
-	last, ok := r.statusWritten.Load(key)
-	if !ok || before.ObservedGeneration != in.Generation || in.Status.ObservedGeneration != in.Generation {
+	if !r.healthOnly(key, before, in) {
+		r.statusHeld.Delete(key)
 		return 0
+	}
+	var held *heldStatus
+	if v, ok := r.statusHeld.Load(key); ok {
+		held = v.(*heldStatus)
+	}
+	switch {
+	case held == nil:
+		held = &heldStatus{since: now, changed: now, status: *in.Status.DeepCopy()}
+		r.statusHeld.Store(key, held)
+	case !equality.Semantic.DeepEqual(&held.status, &in.Status):
+		held.changed, held.status = now, *in.Status.DeepCopy()
+	}
+	due := held.changed.Add(statusQuiet)
+	if latest := held.since.Add(statusMaxDelay); latest.Before(due) {
+		due = latest
+	}
+	if wait := due.Sub(now); wait > 0 {
+		return wait
+	}
+	r.statusHeld.Delete(key)
+	return 0
+}
+
+// healthOnly reports whether in's status differs from before in endpoint
+// health alone: written before, for the current generation, Ready
+// unchanged.
+func (r *IntentReconciler) healthOnly(key types.NamespacedName, before *v1alpha1.NetworkIntentStatus, in *v1alpha1.NetworkIntent) bool {
+	if _, ok := r.statusWritten.Load(key); !ok || before.ObservedGeneration != in.Generation || in.Status.ObservedGeneration != in.Generation {
+		return false
 	}
 	wasReady := meta.FindStatusCondition(before.Conditions, v1alpha1.IntentConditionReady)
 	isReady := meta.FindStatusCondition(in.Status.Conditions, v1alpha1.IntentConditionReady)
-	if wasReady == nil || isReady == nil || wasReady.Status != isReady.Status {
-		return 0
-	}
-	return max(0, last.(time.Time).Add(statusInterval).Sub(now))
+	return wasReady != nil && isReady != nil && wasReady.Status == isReady.Status
 }
 
 // intentScope is one reconcile of an intent: the intent, whose status the

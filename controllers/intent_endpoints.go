@@ -44,8 +44,24 @@ var endpointsGauge = &endpointCounts{
 	counts: map[types.NamespacedName][3]int32{},
 }
 
+// sliceWriteDuration times the operator's EndpointSlice writes, the last
+// step between a backend's death and its leaving traffic.
+var sliceWriteDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	Name:    "netintent_endpointslice_write_duration_seconds",
+	Help:    "Time of each EndpointSlice write to the API server, client-side rate limit included, by verb (create, update, delete).",
+	Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+}, []string{"verb"})
+
 func init() {
-	metrics.Registry.MustRegister(endpointsGauge, ejectionsDetected, ejectionsEnforced)
+	metrics.Registry.MustRegister(endpointsGauge, ejectionsDetected, ejectionsEnforced, sliceWriteDuration)
+}
+
+// timeSliceWrite runs write and observes its duration under verb.
+func timeSliceWrite(verb string, write func() error) error {
+	start := time.Now()
+	err := write()
+	sliceWriteDuration.WithLabelValues(verb).Observe(time.Since(start).Seconds())
+	return err
 }
 
 // endpointCounts is a prometheus.Collector of the intents' endpoint counts.
@@ -160,7 +176,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		Headless:    in.Spec.Headless,
 		Now:         time.Now(),
 	}, hinted.Endpoints, existing)
-	unseen, err := r.applySlices(ctx, plan)
+	unseen, err := r.applySlices(ctx, in, plan)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -375,9 +391,15 @@ func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) error {
 	return nil
 }
 
-// ownedSlices is listOwnedSlices from the cache, through its index.
+// ownedSlices is listOwnedSlices from the cache, through its index, with
+// this replica's own writes the cache has not seen yet in place of what
+// they replaced.
 func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
-	return listOwnedSlices(ctx, r.Client, in, client.MatchingFields{sliceControllerField: string(in.UID)})
+	cached, err := listOwnedSlices(ctx, r.Client, in, client.MatchingFields{sliceControllerField: string(in.UID)})
+	if err != nil {
+		return nil, err
+	}
+	return r.slicesWritten.overlay(in.UID, cached), nil
 }
 
 // listOwnedSlices lists the EndpointSlices the intent controls: its
@@ -400,29 +422,39 @@ func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.Net
 	return owned, nil
 }
 
-// applySlices writes the plan, through the slice writer. A slice to create
-// that exists already is one the cache has not seen yet: it is skipped, and
-// unseen says so.
-func (r *IntentReconciler) applySlices(ctx context.Context, plan endpoints.Plan) (unseen bool, err error) {
+// applySlices writes the plan, through the slice writer, and remembers
+// each write until the cache shows it (see sliceWrites). A slice to create
+// that exists already is one the cache has not seen yet: it is skipped,
+// and unseen says so.
+func (r *IntentReconciler) applySlices(ctx context.Context, in *v1alpha1.NetworkIntent, plan endpoints.Plan) (unseen bool, err error) {
 	w := r.sliceWriter()
 	for _, s := range plan.Create {
-		err := w.Create(ctx, s)
+		err := timeSliceWrite("create", func() error { return w.Create(ctx, s) })
 		switch {
 		case apierrors.IsAlreadyExists(err):
 			unseen = true
 		case err != nil:
 			return unseen, fmt.Errorf("creating endpoint slice %s: %w", s.Name, err)
+		default:
+			r.slicesWritten.created(in.UID, s)
 		}
 	}
 	for _, s := range plan.Update {
-		if err := w.Update(ctx, s, client.FieldOwner(v1alpha1.FieldOwner)); err != nil {
+		base := s.ResourceVersion
+		if err := timeSliceWrite("update", func() error { return w.Update(ctx, s, client.FieldOwner(v1alpha1.FieldOwner)) }); err != nil {
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				// Someone else's write: the next reconcile builds on it.
+				r.slicesWritten.forgetSlice(in.UID, s.Name)
+			}
 			return unseen, fmt.Errorf("updating endpoint slice %s: %w", s.Name, err)
 		}
+		r.slicesWritten.updated(in.UID, base, s)
 	}
 	for _, s := range plan.Delete {
-		if err := w.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+		if err := timeSliceWrite("delete", func() error { return w.Delete(ctx, s) }); client.IgnoreNotFound(err) != nil {
 			return unseen, fmt.Errorf("deleting endpoint slice %s: %w", s.Name, err)
 		}
+		r.slicesWritten.deleted(in.UID, s.Name, s.ResourceVersion)
 	}
 	return unseen, nil
 }

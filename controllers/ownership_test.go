@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -246,9 +247,12 @@ func TestTakeoverWithdrawsEndpoints(t *testing.T) {
 
 // laggingClient reads Services and EndpointSlices as a cache that has not
 // seen them yet would, while lag is set: Get says NotFound, List is empty.
+// While frozen is set, a List of EndpointSlices returns it, as a cache
+// that has seen nothing since would.
 type laggingClient struct {
 	client.Client
-	lag atomic.Bool
+	lag    atomic.Bool
+	frozen atomic.Pointer[discoveryv1.EndpointSliceList]
 }
 
 func (c *laggingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
@@ -264,6 +268,10 @@ func (c *laggingClient) Get(ctx context.Context, key client.ObjectKey, obj clien
 }
 
 func (c *laggingClient) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	if frozen, ok := list.(*discoveryv1.EndpointSliceList); ok && c.frozen.Load() != nil {
+		c.frozen.Load().DeepCopyInto(frozen)
+		return nil
+	}
 	if c.lag.Load() {
 		switch list.(type) {
 		case *corev1.ServiceList, *discoveryv1.EndpointSliceList:
@@ -381,6 +389,90 @@ func TestLaggingCacheLeaksNothing(t *testing.T) {
 		// The created fields stay under the create's entry until a change
 		// needs an apply: TestServiceNotWrittenAfterCreate checks that the
 		// apply then owns them.
+	})
+
+	t.Run("own slice writes the cache has not seen", func(t *testing.T) {
+		// Backends change faster than the cache follows, as when a
+		// node's backends fail one after another and the API server is
+		// slow to send watch events: each write builds on the last.
+		in := newIntent("outrun")
+		reconcile(in)
+		sliceOf := func() *discoveryv1.EndpointSlice {
+			t.Helper()
+			list := &discoveryv1.EndpointSliceList{}
+			if err := direct.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelServiceName: in.Name}); err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Items) != 1 {
+				t.Fatalf("%d slices, want 1", len(list.Items))
+			}
+			return &list.Items[0]
+		}
+		addrs := func(s *discoveryv1.EndpointSlice) []string {
+			var out []string
+			for _, ep := range s.Endpoints {
+				out = append(out, ep.Addresses...)
+			}
+			return out
+		}
+		seen := &discoveryv1.EndpointSliceList{Items: []discoveryv1.EndpointSlice{*sliceOf()}}
+		lagging.frozen.Store(seen)
+		defer lagging.frozen.Store(nil)
+		setBackends := func(addrs ...string) {
+			t.Helper()
+			cur := &v1alpha1.NetworkIntent{}
+			if err := direct.Get(ctx, client.ObjectKeyFromObject(in), cur); err != nil {
+				t.Fatal(err)
+			}
+			cur.Spec.Backends = nil
+			for _, a := range addrs {
+				cur.Spec.Backends = append(cur.Spec.Backends, v1alpha1.Backend{Address: a})
+			}
+			if err := direct.Update(ctx, cur); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []string{"192.0.2.10"}
+		for _, a := range []string{"192.0.2.11", "192.0.2.12", "192.0.2.13"} {
+			want = append(want, a)
+			setBackends(want...)
+			// A conflict here (the cache's version sent again) fails
+			// the reconcile.
+			reconcile(in)
+			if got := addrs(sliceOf()); !slices.Equal(got, want) {
+				t.Fatalf("published %v, want %v", got, want)
+			}
+		}
+
+		// A hand edit the cache has not seen either: the write built on
+		// the remembered one is refused, and nothing is lost.
+		edited := sliceOf()
+		edited.Endpoints = edited.Endpoints[:1]
+		if err := direct.Update(ctx, edited); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, "192.0.2.14")
+		setBackends(want...)
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(in)}); !apierrors.IsConflict(err) {
+			t.Fatalf("reconcile over an unseen hand edit = %v, want a conflict", err)
+		}
+		if got := addrs(sliceOf()); !slices.Equal(got, []string{"192.0.2.10"}) {
+			t.Fatalf("after the refused write the slice holds %v, want the hand edit's [192.0.2.10]", got)
+		}
+		// The cache catches up: the next reconcile repairs the edit.
+		lagging.frozen.Store(nil)
+		reconcile(in)
+		if got := addrs(sliceOf()); !slices.Equal(got, want) {
+			t.Fatalf("published %v after the cache caught up, want %v", got, want)
+		}
+		if len(r.slicesWritten.byIntent[in.UID]) != 0 {
+			// The last write is remembered until a reconcile sees the
+			// cache show it.
+			reconcile(in)
+			if n := len(r.slicesWritten.byIntent[in.UID]); n != 0 {
+				t.Fatalf("writes of %d slices still remembered after the cache showed them", n)
+			}
+		}
 	})
 
 	t.Run("deleted after first reconcile", func(t *testing.T) {

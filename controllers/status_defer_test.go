@@ -11,38 +11,75 @@ import (
 )
 
 // TestDeferStatus: a status write that only reports endpoint health waits
-// for what remains of statusInterval since the last write; anything else
-// (a new generation, Ready flipping, no write yet) is written at once.
+// until such changes have stopped for statusQuiet, or statusMaxDelay after
+// the first of them; anything else (a new generation, Ready flipping, no
+// write yet) is written at once.
 func TestDeferStatus(t *testing.T) {
 	key := types.NamespacedName{Namespace: "shop", Name: "web"}
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	status := func(gen int64, ready metav1.ConditionStatus) v1alpha1.NetworkIntentStatus {
-		return v1alpha1.NetworkIntentStatus{ObservedGeneration: gen, Conditions: []metav1.Condition{{Type: v1alpha1.IntentConditionReady, Status: ready}}}
+	status := func(gen int64, ready metav1.ConditionStatus, healthy int32) v1alpha1.NetworkIntentStatus {
+		return v1alpha1.NetworkIntentStatus{
+			ObservedGeneration: gen,
+			Conditions:         []metav1.Condition{{Type: v1alpha1.IntentConditionReady, Status: ready}},
+			Endpoints:          &v1alpha1.EndpointsStatus{Total: 10, Healthy: healthy},
+		}
+	}
+	written := status(2, "True", 10)
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	type step struct {
+		at   time.Time
+		gen  int64
+		next v1alpha1.NetworkIntentStatus
+		want time.Duration
 	}
 	cases := []struct {
-		name         string
-		written      *time.Time
-		gen          int64
-		before, next v1alpha1.NetworkIntentStatus
-		now          time.Time
-		want         time.Duration
+		name    string
+		written bool
+		steps   []step
 	}{
-		{"never written", nil, 2, status(2, "True"), status(2, "True"), t0, 0},
-		{"health only, 300ms after a write", &t0, 2, status(2, "True"), status(2, "True"), t0.Add(300 * time.Millisecond), 700 * time.Millisecond},
-		{"health only, after the interval", &t0, 2, status(2, "True"), status(2, "True"), t0.Add(statusInterval), 0},
-		{"a new generation", &t0, 3, status(2, "True"), status(3, "True"), t0.Add(100 * time.Millisecond), 0},
-		{"a generation not yet carried out", &t0, 3, status(2, "True"), status(2, "True"), t0.Add(100 * time.Millisecond), 0},
-		{"Ready flips", &t0, 2, status(2, "True"), status(2, "False"), t0.Add(100 * time.Millisecond), 0},
+		{"never written", false, []step{{ms(0), 2, status(2, "True", 9), 0}}},
+		{"one health change waits for quiet", true, []step{
+			{ms(0), 2, status(2, "True", 9), statusQuiet},
+			{ms(600), 2, status(2, "True", 9), 400 * time.Millisecond}, // the same change again
+			{ms(1000), 2, status(2, "True", 9), 0},
+		}},
+		{"changes in a row push the write back", true, []step{
+			{ms(0), 2, status(2, "True", 9), statusQuiet},
+			{ms(500), 2, status(2, "True", 8), statusQuiet},
+			{ms(1200), 2, status(2, "True", 7), statusQuiet},
+			{ms(2200), 2, status(2, "True", 7), 0},
+		}},
+		{"changes that go on are written after statusMaxDelay", true, []step{
+			{ms(0), 2, status(2, "True", 9), statusQuiet},
+			{ms(900), 2, status(2, "True", 8), statusQuiet},
+			{ms(1800), 2, status(2, "True", 7), statusQuiet},
+			{ms(2700), 2, status(2, "True", 6), statusQuiet},
+			{ms(3600), 2, status(2, "True", 5), statusQuiet},
+			{ms(4500), 2, status(2, "True", 4), 500 * time.Millisecond},
+			{ms(5000), 2, status(2, "True", 4), 0},
+		}},
+		{"a new generation", true, []step{{ms(0), 3, status(3, "True", 9), 0}}},
+		{"a generation not yet carried out", true, []step{{ms(0), 3, status(2, "True", 9), 0}}},
+		{"Ready flips", true, []step{{ms(0), 2, status(2, "False", 0), 0}}},
+		{"Ready flips while health is held", true, []step{
+			{ms(0), 2, status(2, "True", 9), statusQuiet},
+			{ms(100), 2, status(2, "False", 0), 0},
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &IntentReconciler{}
-			if tc.written != nil {
-				r.statusWritten.Store(key, *tc.written)
+			if tc.written {
+				r.statusWritten.Store(key, t0.Add(-time.Minute))
 			}
-			in := &v1alpha1.NetworkIntent{ObjectMeta: metav1.ObjectMeta{Generation: tc.gen}, Status: tc.next}
-			if got := r.deferStatus(key, &tc.before, in, tc.now); got != tc.want {
-				t.Errorf("deferStatus = %v, want %v", got, tc.want)
+			for i, st := range tc.steps {
+				in := &v1alpha1.NetworkIntent{ObjectMeta: metav1.ObjectMeta{Generation: st.gen}, Status: st.next}
+				if got := r.deferStatus(key, &written, in, st.at); got != st.want {
+					t.Fatalf("step %d (at %v): deferStatus = %v, want %v", i, st.at.Sub(t0), got, st.want)
+				}
+			}
+			if _, held := r.statusHeld.Load(key); held {
+				t.Error("a status written is still held")
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -426,10 +427,14 @@ func (c *Checker) roundTrip(ctx context.Context, hostPort string, req *http.Requ
 }
 
 // ctxErr returns ctx's error when ctx has ended (the deadline that cut a
-// read or write short), err otherwise.
+// read or write short), err otherwise. The connection's deadline is ctx's,
+// and may pass a moment before ctx's own timer fires.
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }

@@ -1,6 +1,6 @@
 // Package health is netintent's active prober: it health-checks backends
 // with HTTP GET, TCP connect or a gRPC health check (grpc.health.v1) on a
-// jittered schedule, applies thresholds before declaring a backend healthy
+// schedule of one probe a period at phases spread over it, applies thresholds before declaring a backend healthy
 // or unhealthy, and reports only those flips, so that a reconcile happens
 // when a backend's health changes and not on every probe.
 //

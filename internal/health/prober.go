@@ -81,7 +81,8 @@ type Options struct {
 	Checker *Checker
 }
 
-// Prober probes targets on a jittered schedule, each probe on a goroutine
+// Prober probes targets once a period, at phases spread over the period,
+// each probe on a goroutine
 // of its own, with a bound on the probes in flight shared fairly among
 // owner keys (see fairShare); it keeps each
 // target's health after its thresholds, and reports
@@ -199,6 +200,9 @@ type target struct {
 	// is done.
 	owned bool
 	busy  bool
+	// spread: taken over from another member and due at once; its next
+	// probe is spread over half a period (see nextDue).
+	spread bool
 }
 
 // Set replaces the targets under key. A target whose ID, Address and Spec
@@ -470,7 +474,8 @@ func (p *Prober) skip(t *target) bool {
 }
 
 // finish records a probe's result, queues a flip for delivery (and returns
-// it), and schedules the next probe a jittered period after this one started.
+// it), and schedules the next probe a period after this one was due (see
+// nextDue).
 func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped bool) {
 	err := res.Err
 	p.mu.Lock()
@@ -512,10 +517,8 @@ func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped
 	if flipped || counted || first || (!t.verdict.healthy && t.failure != failure) {
 		signal(p.reportReady) // what Report says of t changed
 	}
-	t.dueAt = start.Add(jitteredPeriod(t.spec.Period, p.rand()))
-	if t.dueAt.Before(now) {
-		t.dueAt = now
-	}
+	t.dueAt = nextDue(t.dueAt, start, t.spec.Period, t.spread, p.rand())
+	t.spread = false
 	heap.Push(&p.due, t)
 	signal(p.wake)
 	return f, flipped

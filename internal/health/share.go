@@ -107,6 +107,7 @@ func (p *Prober) SetMembers(self string, members []string) {
 				t.verdict = verdict{healthy: t.verdict.healthy}
 				if !t.busy && t.index < 0 {
 					t.dueAt = now.Add(firstDelay(t.spec.Period/10, p.rand()))
+					t.spread = true
 					heap.Push(&p.due, t)
 				}
 			case !owned && t.owned:

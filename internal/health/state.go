@@ -31,10 +31,6 @@ func (v *verdict) observe(pass bool, healthyThreshold, unhealthyThreshold int) (
 	return false
 }
 
-// jitterFraction is how far a period may stray either side of its nominal
-// length, so that targets added together do not stay probed in lockstep.
-const jitterFraction = 0.1
-
 // firstDelay is how long a new target waits for its first probe: a random
 // fraction (r in [0,1)) of its period, spreading the probes of targets that
 // arrive together over a whole period.
@@ -42,10 +38,27 @@ func firstDelay(period time.Duration, r float64) time.Duration {
 	return time.Duration(float64(period) * clampUnit(r))
 }
 
-// jitteredPeriod is the time from one probe's start to the next: the period
-// stretched or shrunk by up to jitterFraction, as r (in [0,1)) says.
-func jitteredPeriod(period time.Duration, r float64) time.Duration {
-	return time.Duration(float64(period) * (1 - jitterFraction + 2*jitterFraction*clampUnit(r)))
+// nextDue is when a target is next probed, after a probe due at due that
+// started at start: one period after due, so that a target is probed once
+// a period whatever the probe's own delay, and the spread of the targets'
+// phases that firstDelay made is kept through a stall of the process (as
+// kubelet's and Envoy's checkers, there is no jitter to widen the longest
+// gap between two probes beyond a period). A probe that started late by
+// more than half a period is followed half a period after its start, not
+// at once, so that a prober catching up runs at most twice its rate.
+// spread, for a target taken over from another replica and probed at once,
+// gives its next probe a random point in the half period before the next
+// one, so that the targets taken over together do not stay probed
+// together.
+func nextDue(due, start time.Time, period time.Duration, spread bool, r float64) time.Time {
+	next := due.Add(period)
+	if spread {
+		next = start.Add(period - time.Duration(float64(period/2)*clampUnit(r)))
+	}
+	if earliest := start.Add(period / 2); next.Before(earliest) {
+		next = earliest
+	}
+	return next
 }
 
 func clampUnit(r float64) float64 {

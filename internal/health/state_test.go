@@ -90,62 +90,79 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
-func TestJitter(t *testing.T) {
+func TestFirstDelay(t *testing.T) {
 	const period = 10 * time.Second
-	tests := []struct {
-		r         float64
-		wantFirst time.Duration
-		wantNext  time.Duration
+	for _, tt := range []struct {
+		r    float64
+		want time.Duration
 	}{
-		{r: 0, wantFirst: 0, wantNext: 9 * time.Second},
-		{r: 0.25, wantFirst: 2500 * time.Millisecond, wantNext: 9500 * time.Millisecond},
-		{r: 0.5, wantFirst: 5 * time.Second, wantNext: 10 * time.Second},
-		{r: 1, wantFirst: period, wantNext: 11 * time.Second},
-		{r: -3, wantFirst: 0, wantNext: 9 * time.Second},
-		{r: 7, wantFirst: period, wantNext: 11 * time.Second},
-		{r: math.NaN(), wantFirst: 0, wantNext: 9 * time.Second},
-	}
-	for _, tt := range tests {
-		if got := firstDelay(period, tt.r); got != tt.wantFirst {
-			t.Errorf("firstDelay(%v, %v) = %v, want %v", period, tt.r, got, tt.wantFirst)
-		}
-		if got := jitteredPeriod(period, tt.r); got != tt.wantNext {
-			t.Errorf("jitteredPeriod(%v, %v) = %v, want %v", period, tt.r, got, tt.wantNext)
+		{0, 0}, {0.25, 2500 * time.Millisecond}, {1, period}, {-3, 0}, {7, period}, {math.NaN(), 0},
+	} {
+		if got := firstDelay(period, tt.r); got != tt.want {
+			t.Errorf("firstDelay(%v, %v) = %v, want %v", period, tt.r, got, tt.want)
 		}
 	}
-
-	// Over many draws from a seeded source, the bounds hold and are used.
+	// Over many draws from a seeded source, the bounds hold.
 	rng := rand.New(rand.NewPCG(1, 2))
-	minNext, maxNext := time.Duration(math.MaxInt64), time.Duration(0)
 	for range 100000 {
 		r := rng.Float64()
 		if d := firstDelay(period, r); d < 0 || d >= period {
 			t.Fatalf("firstDelay(%v) = %v, outside [0, %v)", r, d, period)
 		}
-		d := jitteredPeriod(period, r)
-		if d < 9*time.Second || d >= 11*time.Second {
-			t.Fatalf("jitteredPeriod(%v) = %v, outside [9s, 11s)", r, d)
-		}
-		minNext, maxNext = min(minNext, d), max(maxNext, d)
-	}
-	if minNext > 9010*time.Millisecond || maxNext < 10990*time.Millisecond {
-		t.Errorf("periods spread only over [%v, %v]", minNext, maxNext)
 	}
 }
 
-// TestProberSchedulesWithInjectedJitter checks that the prober draws its
-// first delay and its periods from its rand source.
-func TestProberSchedulesWithInjectedJitter(t *testing.T) {
+// TestNextDue: a target is next due one period after its last due time,
+// whatever its probe's delay, so that a prober that stalls keeps the
+// phases it spread its targets over and probes each once a period; one
+// that falls behind catches up at most twice as fast.
+func TestNextDue(t *testing.T) {
 	const period = 10 * time.Second
-	tests := []struct {
-		r                   float64
-		wantFirst, wantNext time.Duration
+	t0 := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, tt := range []struct {
+		name   string
+		start  time.Duration // after the due time t0
+		spread bool
+		r      float64
+		want   time.Duration
 	}{
-		{r: 0, wantFirst: 0, wantNext: 9 * time.Second},
-		{r: 0.5, wantFirst: 5 * time.Second, wantNext: 10 * time.Second},
-		{r: 0.999, wantFirst: 9990 * time.Millisecond, wantNext: 10998 * time.Millisecond},
+		{name: "on time", want: period},
+		{name: "late", start: 3 * time.Second, want: period},
+		{name: "later than half a period", start: 8 * time.Second, want: 13 * time.Second},
+		{name: "taken over, spread to the earliest", spread: true, r: 1, want: period / 2},
+		{name: "taken over, spread to the latest", spread: true, r: 0, want: period},
+		{name: "taken over, late", start: time.Second, spread: true, r: 0.5, want: time.Second + 7500*time.Millisecond},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nextDue(t0, at(tt.start), period, tt.spread, tt.r); !got.Equal(at(tt.want)) {
+				t.Errorf("nextDue = due + %v, want due + %v", got.Sub(t0), tt.want)
+			}
+		})
 	}
-	for _, tt := range tests {
+	// A stall of 3s: the targets due in it all start at its end, and
+	// each is next due at its own phase again.
+	stallEnd := at(3 * time.Second)
+	for _, phase := range []time.Duration{0, time.Second, 2 * time.Second} {
+		if got, want := nextDue(at(phase), stallEnd, period, false, 0), at(phase+period); !got.Equal(want) {
+			t.Errorf("after a stall, the target of phase %v is next due at +%v, want +%v", phase, got.Sub(t0), want.Sub(t0))
+		}
+	}
+}
+
+// TestProberSchedulesFromItsRandSource checks that the prober draws a new
+// target's first delay from its rand source, and schedules the next probe
+// a period after the last was due.
+func TestProberSchedulesFromItsRandSource(t *testing.T) {
+	const period = 10 * time.Second
+	for _, tt := range []struct {
+		r         float64
+		wantFirst time.Duration
+	}{
+		{r: 0, wantFirst: 0},
+		{r: 0.5, wantFirst: 5 * time.Second},
+		{r: 0.999, wantFirst: 9990 * time.Millisecond},
+	} {
 		p := NewProber(Options{})
 		p.rand = func() float64 { return tt.r }
 		before := time.Now()
@@ -159,10 +176,10 @@ func TestProberSchedulesWithInjectedJitter(t *testing.T) {
 			t.Fatal("the target is not in the due queue")
 		}
 		heap.Pop(&p.due) // as the scheduler does before a probe
-		start := time.Now()
-		p.finish(tg, start, Result{})
-		if got := tg.dueAt.Sub(start); got != tt.wantNext {
-			t.Errorf("r=%v: next probe due %v after the last started, want %v", tt.r, got, tt.wantNext)
+		due := tg.dueAt
+		p.finish(tg, due.Add(time.Second), Result{}) // started a second late
+		if got := tg.dueAt.Sub(due); got != period {
+			t.Errorf("r=%v: next probe due %v after the last was, want %v", tt.r, got, period)
 		}
 	}
 }

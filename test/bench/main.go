@@ -73,7 +73,7 @@ func parseOptions() (options, error) {
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
 	flag.StringVar(&o.parts, "parts", "dns,operator,churn,prune,probe", "Which parts to run, comma-separated: dns, operator, churn, prune and probe (these two need root: network namespaces).")
-	flag.StringVar(&operatorArgs, "operator-args", "", "Flags for the operator in the convergence runs, space-separated (default: none, the operator's defaults).")
+	flag.StringVar(&operatorArgs, "operator-args", "", "Flags for the operator in the convergence and probe runs, space-separated (default: none, the operator's defaults).")
 	flag.BoolVar(&o.noPolicy, "no-admission-policy", false, "Leave out config/admission's policy, so that the operator adds each intent's finalizer itself.")
 	flag.BoolVar(&o.pods, "pods", false, "Back each convergence intent with two Ready pods it selects, made before the intents, instead of two static addresses.")
 	flag.StringVar(&probeBackends, "probe-backends", defaultProbeBackends, fmt.Sprintf("Comma-separated backend counts of the probe part, multiples of %d (each run adds intents of %d backends to the one before).", probeBackendsPerIntent, probeBackendsPerIntent))

@@ -33,7 +33,7 @@ func benchProbe(o options, work string) (string, error) {
 	table := filepath.Join(work, "probe.md")
 	cmd := exec.Command("go", "test", "-count=1", "-run", "^$", "-bench", "^BenchmarkProbe$", "-benchtime", "1x", "-timeout", "10m", "./test/bench")
 	cmd.Dir = o.root
-	cmd.Env = append(os.Environ(), "BENCH_PROBE_OUT="+table, "BENCH_PROBE_BACKENDS="+strings.Join(counts, ","), "BENCH_NETINTENT="+o.netintent)
+	cmd.Env = append(os.Environ(), "BENCH_PROBE_OUT="+table, "BENCH_PROBE_BACKENDS="+strings.Join(counts, ","), "BENCH_NETINTENT="+o.netintent, "BENCH_OPERATOR_ARGS="+strings.Join(o.operator, " "))
 	// Its progress lines go to the terminal too: the part takes minutes.
 	var log bytes.Buffer
 	out := io.MultiWriter(&log, &progressWriter{w: os.Stderr})

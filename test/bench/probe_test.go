@@ -22,9 +22,11 @@ import (
 	"github.com/go-logr/logr"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -154,6 +156,19 @@ type outageResult struct {
 	// the one that decides, sorted: what is left of out is the
 	// operator's time to publish. Empty for victims that vanish.
 	decided []time.Duration
+	// triggered are the victims' times from the start to the
+	// last-change-trigger-time of the slice version that took each out
+	// (the operator's decision), and published the times from there to
+	// this watch seeing that version (the write, the API server and the
+	// watch), both sorted.
+	triggered, published []time.Duration
+	// reconcileErrors counts the operator's failed reconciles from the
+	// start until every victim was out.
+	reconcileErrors int
+	// stages are the mean times, over the same span, of the intents'
+	// reconciles in their queue and at work, and of the operator's
+	// EndpointSlice writes.
+	stages stages
 	// probedBack and back are, after the outage ends, the times until
 	// each victim's first probe at the farm and until it is published
 	// ready again, sorted.
@@ -232,7 +247,7 @@ func BenchmarkProbe(b *testing.B) {
 	o := options{root: root, netintent: bin}
 	// The operator's defaults but for its DNS server, which this part
 	// does not use.
-	p, err := startOperator(o, cp, work, "", nil, "--dns-listen-address=")
+	p, err := startOperator(o, cp, work, "", nil, append([]string{"--dns-listen-address="}, strings.Fields(os.Getenv("BENCH_OPERATOR_ARGS"))...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -240,9 +255,22 @@ func BenchmarkProbe(b *testing.B) {
 	if err := cp.client.Create(ctx, namespace(probeNamespace)); err != nil {
 		b.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(cp.env.Config)
+	// The watch of every slice version speaks protobuf, as the operator
+	// does: what it costs the API server is the benchmark's, not the
+	// operator's.
+	watchCfg := rest.CopyConfig(cp.env.Config)
+	watchCfg.ContentType = runtime.ContentTypeProtobuf
+	watchCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	cs, err := kubernetes.NewForConfig(watchCfg)
 	if err != nil {
 		b.Fatal(err)
+	}
+	profileAPIServer = func(path string) error {
+		raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "5").Timeout(time.Minute).DoRaw(ctx)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(path, raw, 0o644)
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -487,6 +515,9 @@ func runMinimal(farm *testnet.Farm, work string, n int) (measured, error) {
 // first n, and measures how long each victim takes to leave the published
 // endpoints and the other backends' probe rate in the probeAfterDeath that
 // follow, against steadyPerBackend.
+// profileAPIServer saves the API server's CPU profile of the next 5 s.
+var profileAPIServer func(path string) error
+
 // profiles counts the outages profiled (BENCH_PROBE_PROFILES names a folder
 // for the operator's CPU profile of the 5 s after each).
 var profiles int
@@ -518,6 +549,21 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 				fmt.Fprintf(os.Stderr, "CPU profile: %v\n", err)
 			}
 		}(filepath.Join(dir, fmt.Sprintf("cpu-%d-outage-%d.pb.gz", n, profiles)))
+		if profileAPIServer != nil {
+			go func(path string) {
+				if err := profileAPIServer(path); err != nil {
+					fmt.Fprintf(os.Stderr, "API server CPU profile: %v\n", err)
+				}
+			}(filepath.Join(dir, fmt.Sprintf("apiserver-%d-outage-%d.pb.gz", n, profiles)))
+		}
+	}
+	errs0, err := metricSum(p, "controller_runtime_reconcile_errors_total")
+	if err != nil {
+		return res, err
+	}
+	stages0, err := readStages(p)
+	if err != nil {
+		return res, err
 	}
 	t0 := time.Now()
 	if err := kill(); err != nil {
@@ -532,6 +578,17 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 	// The probe that decides: the unhealthyThreshold-th since the start.
 	decided := nthRequest(farm, victims, req0, t0, probeThreshold)
 	res.out = sw.waitOut(ready, t0, probeOutageTimeout)
+	res.triggered, res.published = sw.triggers(ready, t0)
+	errs1, err := metricSum(p, "controller_runtime_reconcile_errors_total")
+	if err != nil {
+		return res, err
+	}
+	res.reconcileErrors = int(errs1 - errs0)
+	stages1, err := readStages(p)
+	if err != nil {
+		return res, err
+	}
+	res.stages = stages1.since(stages0)
 	req1 := <-after
 	res.decided = decided()
 	elapsed := probeAfterDeath.Seconds()
@@ -703,6 +760,7 @@ type sliceWatch struct {
 	slices  map[string]map[netip.Addr]bool // by slice name: address to ready
 	readyIn map[netip.Addr]int             // slices publishing the address ready
 	outAt   map[netip.Addr]time.Time       // when it last left every slice's ready set
+	trigAt  map[netip.Addr]time.Time       // the last-change-trigger-time of the version that took it out
 	inAt    map[netip.Addr]time.Time       // when it last entered one
 	nOut    int                            // times an address left
 	changed chan struct{}                  // closed at every change, then replaced
@@ -714,6 +772,7 @@ func watchSlices(ctx context.Context, cs kubernetes.Interface, ns string) (*slic
 		slices:  map[string]map[netip.Addr]bool{},
 		readyIn: map[netip.Addr]int{},
 		outAt:   map[netip.Addr]time.Time{},
+		trigAt:  map[netip.Addr]time.Time{},
 		inAt:    map[netip.Addr]time.Time{},
 		changed: make(chan struct{}),
 	}
@@ -792,7 +851,9 @@ func (sw *sliceWatch) follow(ctx context.Context, cs kubernetes.Interface, ns, r
 // apply takes in slice name's new version (nil: deleted), seen at now.
 func (sw *sliceWatch) apply(name string, s *discoveryv1.EndpointSlice, now time.Time) {
 	next := map[netip.Addr]bool{}
+	var trig time.Time
 	if s != nil {
+		trig, _ = time.Parse(time.RFC3339Nano, s.Annotations["endpoints.kubernetes.io/last-change-trigger-time"])
 		for _, ep := range s.Endpoints {
 			for _, a := range ep.Addresses {
 				if addr, err := netip.ParseAddr(a); err == nil {
@@ -819,6 +880,7 @@ func (sw *sliceWatch) apply(name string, s *discoveryv1.EndpointSlice, now time.
 	for a, r := range prev {
 		if r && sw.readyIn[a] == 0 {
 			sw.outAt[a] = now
+			sw.trigAt[a] = trig
 			sw.nOut++
 		}
 	}
@@ -829,6 +891,27 @@ func (sw *sliceWatch) apply(name string, s *discoveryv1.EndpointSlice, now time.
 	}
 	close(sw.changed)
 	sw.changed = make(chan struct{})
+}
+
+// triggers returns, for those of addrs out since since, the times from
+// since to the trigger time of the slice version that took each out, and
+// from there to this watch seeing it, each sorted; addresses whose version
+// had no trigger time are left out.
+func (sw *sliceWatch) triggers(addrs []netip.Addr, since time.Time) (triggered, published []time.Duration) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	for _, a := range addrs {
+		out, ok := sw.outAt[a]
+		trig := sw.trigAt[a]
+		if !ok || sw.readyIn[a] > 0 || out.Before(since) || trig.IsZero() {
+			continue
+		}
+		triggered = append(triggered, trig.Sub(since))
+		published = append(published, out.Sub(trig))
+	}
+	slices.Sort(triggered)
+	slices.Sort(published)
+	return triggered, published
 }
 
 // outs is how many times an address has left the published ready
@@ -921,12 +1004,20 @@ func (sw *sliceWatch) waitOut(addrs []netip.Addr, since time.Time, timeout time.
 	}
 }
 
+// operatorFlags says how the probe part runs the operator.
+func operatorFlags() string {
+	if args := os.Getenv("BENCH_OPERATOR_ARGS"); args != "" {
+		return "its default flags but `" + args + "` (its DNS server off)"
+	}
+	return "its default flags (its DNS server off)"
+}
+
 func probeTable(runs []probeRun) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Probing: a farm of HTTP backends\n\n")
 	fmt.Fprintf(&b, "ClusterIP intents of %d static backends each, HTTP probe of /healthz every %s (timeout %s, unhealthyThreshold %d); "+
 		"the backends are one network namespace with an address each, served by one listener in the benchmark's process. "+
-		"The operator runs with its default flags (its DNS server off). Probes are counted at the backends over %s of steady state, "+
+		"The operator runs with "+operatorFlags()+". Probes are counted at the backends over %s of steady state, "+
 		"CPU time from /proc (utime+stime) over the same window, next to a minimal Go prober (net/http, a fresh connection a probe, "+
 		"one goroutine an address on a %s ticker at a random phase; its own process) run on the same addresses before the operator starts, "+
 		"its rate in parentheses; *saturated* marks a rate under 95%% of the wanted one, and the ratio compares like with like only where neither is. "+
@@ -996,6 +1087,12 @@ func probeTable(runs []probeRun) string {
 				parts = append(parts, fmt.Sprintf("the probe that decides (the %s failing one) reached the farm at p50 %s / max %s",
 					ordinal(probeThreshold), seconds(pct(o.res.decided, 0.5)), seconds(pct(o.res.decided, 1))))
 			}
+			if len(o.res.triggered) > 0 {
+				parts = append(parts, fmt.Sprintf("decided (the slice's last-change-trigger-time) at p50 %s / max %s, seen by the watch p50 %s / max %s after that",
+					seconds(pct(o.res.triggered, 0.5)), seconds(pct(o.res.triggered, 1)), seconds(pct(o.res.published, 0.5)), seconds(pct(o.res.published, 1))))
+			}
+			parts = append(parts, fmt.Sprintf("meanwhile %d failed reconciles, and on average a reconcile waited %s in its queue and took %s, a slice update %s",
+				o.res.reconcileErrors, ms(o.res.stages.queued), ms(o.res.stages.reconcile), ms(o.res.stages.sliceWrite)))
 			if len(o.res.back) > 0 {
 				back := fmt.Sprintf("back in traffic after its end at p50 %s / max %s", seconds(pct(o.res.back, 0.5)), seconds(pct(o.res.back, 1)))
 				if len(o.res.probedBack) > 0 {
@@ -1030,6 +1127,41 @@ func (o outageResult) latencies() string {
 }
 
 // us is d in microseconds.
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
+
+// stages are readings of the histograms of where an intent's reconcile
+// spends its time: waiting in its queue, at work, and writing slices.
+type stages struct {
+	queued, reconcile, sliceWrite time.Duration
+	readings                      [3]histogramReading
+}
+
+func readStages(p *process) (stages, error) {
+	var s stages
+	var err error
+	for i, h := range []struct {
+		name   string
+		labels []string
+	}{
+		{"workqueue_queue_duration_seconds", []string{`name="networkintent"`}},
+		{"controller_runtime_reconcile_time_seconds", []string{`controller="networkintent"`}},
+		{"netintent_endpointslice_write_duration_seconds", []string{`verb="update"`}},
+	} {
+		if s.readings[i], err = readHistogram(p, h.name, h.labels...); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+// since is the mean of each stage between two readings.
+func (s stages) since(before stages) stages {
+	s.queued = s.readings[0].meanSince(before.readings[0])
+	s.reconcile = s.readings[1].meanSince(before.readings[1])
+	s.sliceWrite = s.readings[2].meanSince(before.readings[2])
+	return s
+}
+
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 // pct is the q-quantile of sorted ds (not empty): 0.5 the median, 1 the

@@ -100,8 +100,10 @@ func twoReplicas(o options, cp *controlPlane, work string, farm *testnet.Farm, s
 	return r, nil
 }
 
-// metricSum is the sum of a metric's series on the process's /metrics.
-func metricSum(p *process, name string) (float64, error) {
+// metricSum is the sum of a metric's series on the process's /metrics;
+// with labels, of the series whose labels include each of them (such as
+// `controller="networkintent"`).
+func metricSum(p *process, name string, labels ...string) (float64, error) {
 	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
 	if err != nil {
 		return 0, err
@@ -110,10 +112,16 @@ func metricSum(p *process, name string) (float64, error) {
 	var sum float64
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+lines:
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") {
 			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
 		}
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
 		if err != nil {
@@ -122,6 +130,27 @@ func metricSum(p *process, name string) (float64, error) {
 		sum += v
 	}
 	return sum, sc.Err()
+}
+
+// histogramMean is the mean of the observations a histogram took between
+// two readings of its _sum and _count (see histogramReading).
+type histogramReading struct{ sum, count float64 }
+
+func readHistogram(p *process, name string, labels ...string) (histogramReading, error) {
+	sum, err := metricSum(p, name+"_sum", labels...)
+	if err != nil {
+		return histogramReading{}, err
+	}
+	count, err := metricSum(p, name+"_count", labels...)
+	return histogramReading{sum, count}, err
+}
+
+// meanSince is the mean observation since before, zero when there was none.
+func (h histogramReading) meanSince(before histogramReading) time.Duration {
+	if h.count <= before.count {
+		return 0
+	}
+	return time.Duration((h.sum - before.sum) / (h.count - before.count) * float64(time.Second))
 }
 
 func shareTable(r shareRun) string {
