@@ -26,8 +26,8 @@ import (
 
 // failoverDeadline is the longest from a target's server exiting to the
 // alias (Service and DNS answer) leaving it: period x unhealthyThreshold
-// (each period jittered by up to 10%) + timeout + 1 s.
-var failoverDeadline = probePeriod*unhealthyThreshold*11/10 + probeTimeout + time.Second
+// + timeout + 1 s.
+var failoverDeadline = probePeriod*unhealthyThreshold + probeTimeout + time.Second
 
 // targetTiming is the probe timing of the failover tests.
 func targetTiming() *v1alpha1.HealthCheck {

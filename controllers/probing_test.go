@@ -26,9 +26,9 @@ const (
 )
 
 // notReadyDeadline is the longest a stopped backend may stay ready:
-// period x unhealthyThreshold (each period jittered by up to 10%) + timeout
-// + 1 s for the reconcile and the write.
-var notReadyDeadline = probePeriod*unhealthyThreshold*11/10 + probeTimeout + time.Second
+// period x unhealthyThreshold + timeout + 1 s for the reconcile and the
+// write.
+var notReadyDeadline = probePeriod*unhealthyThreshold + probeTimeout + time.Second
 
 // TestProbingOnTestHosts runs real HTTP backends in network namespaces with
 // non-loopback addresses, backs pods with them, and stops and starts them.

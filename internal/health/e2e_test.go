@@ -262,7 +262,7 @@ func TestFailureToFlipLatency(t *testing.T) {
 		len(latencies), spec.Period, spec.Timeout, spec.UnhealthyThreshold,
 		latencies[0].Round(time.Millisecond), pct(0.5).Round(time.Millisecond),
 		pct(0.9).Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond))
-	t.Logf("expected: the first failing probe within one jittered period (0-1.1s), the second 0.9-1.1s later: 0.9-2.2s plus probe time")
+	t.Logf("expected: the first failing probe within one period (0-1s), the second 1s later: 1-2s plus probe time")
 }
 
 func keyOf(i int) types.NamespacedName {

@@ -41,10 +41,9 @@ const (
 )
 
 // bulkDetection is how soon after its death a backend must be published not
-// ready: unhealthyThreshold periods (each stretched by up to the prober's
-// 10% of jitter, as the README says), one timeout, and a second for the
+// ready: unhealthyThreshold periods, one timeout, and a second for the
 // writes and the watch.
-const bulkDetection = bulkPeriod*11/10*bulkUnhealthy + bulkTimeout + time.Second
+const bulkDetection = bulkPeriod*bulkUnhealthy + bulkTimeout + time.Second
 
 // TestBulkFailures runs the built binary, with its default flags, against
 // 2,000 static backends on one farm (20 intents of 100), and kills 10% of

@@ -46,10 +46,10 @@ type leaderProbeSettings struct {
 var leaderProbe = leaderProbeSettings{period: time.Second, timeout: 500 * time.Millisecond, unhealthyThreshold: 2, healthyThreshold: 2}
 
 // detection is the longest a dead backend that refuses connections takes
-// to fail unhealthyThreshold probes: that many periods, each stretched by
-// up to the prober's 10% of jitter, the last probe's timeout on top.
+// to fail unhealthyThreshold probes: that many periods, the last probe's
+// timeout on top.
 func (ps leaderProbeSettings) detection() time.Duration {
-	return time.Duration(ps.unhealthyThreshold)*ps.period*11/10 + ps.timeout
+	return time.Duration(ps.unhealthyThreshold)*ps.period + ps.timeout
 }
 
 // leaderNamespace holds the leader-change tests' intent and pods.
