@@ -236,15 +236,31 @@ func (r *IntentReconciler) deferStatus(key types.NamespacedName, before *v1alpha
 }
 
 // healthOnly reports whether in's status differs from before in endpoint
-// health alone: written before, for the current generation, Ready
-// unchanged.
+// health alone (status.endpoints and the EndpointsHealthy condition): the
+// status was written before, for the current generation, and Ready keeps
+// its status. A move of an ExternalName target, or anything else, is no
+// health-only change.
 func (r *IntentReconciler) healthOnly(key types.NamespacedName, before *v1alpha1.NetworkIntentStatus, in *v1alpha1.NetworkIntent) bool {
 	if _, ok := r.statusWritten.Load(key); !ok || before.ObservedGeneration != in.Generation || in.Status.ObservedGeneration != in.Generation {
 		return false
 	}
 	wasReady := meta.FindStatusCondition(before.Conditions, v1alpha1.IntentConditionReady)
 	isReady := meta.FindStatusCondition(in.Status.Conditions, v1alpha1.IntentConditionReady)
-	return wasReady != nil && isReady != nil && wasReady.Status == isReady.Status
+	if wasReady == nil || isReady == nil || wasReady.Status != isReady.Status {
+		return false
+	}
+	return equality.Semantic.DeepEqual(withoutHealth(before), withoutHealth(&in.Status))
+}
+
+// withoutHealth is a copy of st without what endpoint health changes:
+// status.endpoints, and the EndpointsHealthy and Ready conditions (Ready's
+// message counts the healthy endpoints).
+func withoutHealth(st *v1alpha1.NetworkIntentStatus) *v1alpha1.NetworkIntentStatus {
+	out := st.DeepCopy()
+	out.Endpoints = nil
+	meta.RemoveStatusCondition(&out.Conditions, v1alpha1.IntentConditionEndpointsHealthy)
+	meta.RemoveStatusCondition(&out.Conditions, v1alpha1.IntentConditionReady)
+	return out
 }
 
 // intentScope is one reconcile of an intent: the intent, whose status the

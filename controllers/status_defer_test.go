@@ -25,6 +25,10 @@ func TestDeferStatus(t *testing.T) {
 		}
 	}
 	written := status(2, "True", 10)
+	withActive := func(st v1alpha1.NetworkIntentStatus, target string) v1alpha1.NetworkIntentStatus {
+		st.ExternalName = &v1alpha1.ExternalNameStatus{ActiveTarget: target}
+		return st
+	}
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	type step struct {
 		at   time.Time
@@ -61,6 +65,9 @@ func TestDeferStatus(t *testing.T) {
 		{"a new generation", true, []step{{ms(0), 3, status(3, "True", 9), 0}}},
 		{"a generation not yet carried out", true, []step{{ms(0), 3, status(2, "True", 9), 0}}},
 		{"Ready flips", true, []step{{ms(0), 2, status(2, "False", 0), 0}}},
+		{"an ExternalName target moves", true, []step{
+			{ms(0), 2, withActive(status(2, "True", 10), "backup.example.test"), 0},
+		}},
 		{"Ready flips while health is held", true, []step{
 			{ms(0), 2, status(2, "True", 9), statusQuiet},
 			{ms(100), 2, status(2, "False", 0), 0},

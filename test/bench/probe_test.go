@@ -162,6 +162,9 @@ type outageResult struct {
 	// this watch seeing that version (the write, the API server and the
 	// watch), both sorted.
 	triggered, published []time.Duration
+	// collateral counts the backends that kept answering and were yet
+	// published not ready after the start.
+	collateral int
 	// reconcileErrors counts the operator's failed reconciles from the
 	// start until every victim was out.
 	reconcileErrors int
@@ -579,6 +582,12 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 	decided := nthRequest(farm, victims, req0, t0, probeThreshold)
 	res.out = sw.waitOut(ready, t0, probeOutageTimeout)
 	res.triggered, res.published = sw.triggers(ready, t0)
+	others := make([]netip.Addr, 0, n-len(victims))
+	for i := range n {
+		if !isVictim[i] {
+			others = append(others, farm.Addrs[i])
+		}
+	}
 	errs1, err := metricSum(p, "controller_runtime_reconcile_errors_total")
 	if err != nil {
 		return res, err
@@ -591,6 +600,9 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 	res.stages = stages1.since(stages0)
 	req1 := <-after
 	res.decided = decided()
+	// After the probes counted: every healthy backend has been probed a
+	// few times since the start.
+	res.collateral = sw.leftSince(others, t0)
 	elapsed := probeAfterDeath.Seconds()
 	var healthy uint64
 	for i := range n {
@@ -914,6 +926,20 @@ func (sw *sliceWatch) triggers(addrs []netip.Addr, since time.Time) (triggered, 
 	return triggered, published
 }
 
+// leftSince counts those of addrs that left the published ready
+// endpoints after since.
+func (sw *sliceWatch) leftSince(addrs []netip.Addr, since time.Time) int {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	n := 0
+	for _, a := range addrs {
+		if t, ok := sw.outAt[a]; ok && !t.Before(since) {
+			n++
+		}
+	}
+	return n
+}
+
 // outs is how many times an address has left the published ready
 // endpoints.
 func (sw *sliceWatch) outs() int {
@@ -1091,6 +1117,7 @@ func probeTable(runs []probeRun) string {
 				parts = append(parts, fmt.Sprintf("decided (the slice's last-change-trigger-time) at p50 %s / max %s, seen by the watch p50 %s / max %s after that",
 					seconds(pct(o.res.triggered, 0.5)), seconds(pct(o.res.triggered, 1)), seconds(pct(o.res.published, 0.5)), seconds(pct(o.res.published, 1))))
 			}
+			parts = append(parts, fmt.Sprintf("%d of the backends that kept answering published not ready after the start", o.res.collateral))
 			parts = append(parts, fmt.Sprintf("meanwhile %d failed reconciles, and on average a reconcile waited %s in its queue and took %s, a slice update %s",
 				o.res.reconcileErrors, ms(o.res.stages.queued), ms(o.res.stages.reconcile), ms(o.res.stages.sliceWrite)))
 			if len(o.res.back) > 0 {
