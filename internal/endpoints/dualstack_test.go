@@ -68,7 +68,6 @@ func TestFloorPerFamily(t *testing.T) {
 	}
 }
 
-
 // A family without endpoints gets one placeholder slice, with no ports,
 // as the EndpointSlice controller writes; it goes once the family has
 // endpoints, and a family the Service no longer has loses its slices.
