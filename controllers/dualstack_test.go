@@ -13,9 +13,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testnet"
 )
 
 // dualIntent is a ClusterIP intent over the pods app=<name> and a static
@@ -422,4 +425,100 @@ func TestDualStackFamilyValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHealthPerFamily: each address of a dual-stack backend is probed on
+// its own. Closing only a backend's IPv6 listener takes its IPv6 endpoint
+// out of traffic and leaves its IPv4 one in; status names the family, the
+// address and why. Pods and static backends alike.
+func TestHealthPerFamily(t *testing.T) {
+	ctx := context.Background()
+	tn := testnet.New(t, 3)
+	ns := newNamespace(t)
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dual"},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure:       v1alpha1.ExposureClusterIP,
+			IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack),
+			Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "dual"}},
+			Ports:          []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
+			HealthCheck: &v1alpha1.HealthCheck{
+				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
+				Period:             &metav1.Duration{Duration: probePeriod},
+				Timeout:            &metav1.Duration{Duration: probeTimeout},
+				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
+				HealthyThreshold:   ptr.To[int32](1),
+			},
+		},
+	}
+	for i, h := range tn.Hosts {
+		if err := h.Start(ctx); err != nil {
+			t.Fatalf("starting test host %d: %v", i, err)
+		}
+	}
+	// Hosts 0 and 1 back dual-stack pods; host 2 is a static backend by
+	// both of its addresses.
+	podOn(t, ns, "dual", "backend-0", "node-a", tn.Hosts[0].IP.String(), tn.Hosts[0].IP6.String())
+	podOn(t, ns, "dual", "backend-1", "node-a", tn.Hosts[1].IP.String(), tn.Hosts[1].IP6.String())
+	in.Spec.Backends = []v1alpha1.Backend{{Address: tn.Hosts[2].IP.String()}, {Address: tn.Hosts[2].IP6.String()}}
+	if err := k8sClient.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, h := range tn.Hosts {
+		all = append(all, h.IP.String(), h.IP6.String())
+	}
+	waitPublished(t, 20*time.Second, ns, "dual", func(eps map[string]endpointState) error {
+		for _, a := range all {
+			if !eps[a].ready {
+				return fmt.Errorf("%s not ready: %v", a, eps)
+			}
+		}
+		return nil
+	})
+
+	// Only the IPv6 listeners of a pod's host and of the static backend die.
+	for _, h := range []*testnet.Host{tn.Hosts[0], tn.Hosts[2]} {
+		if err := h.CloseListeners(ctx, h.IP6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := map[string]bool{tn.Hosts[0].IP6.String(): true, tn.Hosts[2].IP6.String(): true}
+	waitPublished(t, notReadyDeadline, ns, "dual", func(eps map[string]endpointState) error {
+		for _, a := range all {
+			if eps[a].ready == out[a] {
+				return fmt.Errorf("%s ready %v, want %v", a, eps[a].ready, !out[a])
+			}
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, func() error {
+		got, err := getIntent(ctx, ns, "dual")
+		if err != nil {
+			return err
+		}
+		e := got.Status.Endpoints
+		if e == nil || e.Total != 6 || e.Healthy != 4 || len(e.Unhealthy) != 2 {
+			return fmt.Errorf("endpoints status %+v", e)
+		}
+		for _, u := range e.Unhealthy {
+			if !out[u.Address] || u.Family != v1alpha1.IPv6 || u.Reason != v1alpha1.EndpointReasonProbeFailed || u.Message != health.FailureConnectionRefused {
+				return fmt.Errorf("unhealthy %+v", u)
+			}
+		}
+		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
+	})
+	// The IPv4 addresses stay in traffic while the IPv6 ones stay out.
+	consistently(t, 2*probePeriod, func() error {
+		eps, _, err := published(ctx, ns, "dual")
+		if err != nil {
+			return err
+		}
+		for _, a := range all {
+			if eps[a].ready == out[a] {
+				return fmt.Errorf("%s ready %v", a, eps[a].ready)
+			}
+		}
+		return nil
+	})
 }
