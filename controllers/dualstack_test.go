@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
@@ -517,6 +519,97 @@ func TestHealthPerFamily(t *testing.T) {
 		for _, a := range all {
 			if eps[a].ready == out[a] {
 				return fmt.Errorf("%s ready %v", a, eps[a].ready)
+			}
+		}
+		return nil
+	})
+}
+
+// TestDualStackAddressesSurviveRestart: both addresses of dual-stack
+// Services stay theirs across an operator restart, although a Service that
+// appears while the operator is down, named to be reconciled first, would
+// take them if the operator allocated before re-claiming.
+func TestDualStackAddressesSurviveRestart(t *testing.T) {
+	cp := envtest.ControlPlane{}
+	cp.GetAPIServer().Configure().Set("service-cluster-ip-range", testServiceRanges)
+	_, cfg, c := ownControlPlane(t, cp)
+	ctx := context.Background()
+	ns := "restart-dual"
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	// Room for two dual-stack Services, with IPv4 addresses to spare.
+	if err := c.Create(ctx, &v1alpha1.AddressPool{
+		ObjectMeta: metav1.ObjectMeta{Name: "restart-dual"},
+		Spec:       v1alpha1.AddressPoolSpec{Addresses: []string{"203.0.113.96/30", "2001:db8:96::/127"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dual := func(name string, policy v1alpha1.IPFamilyPolicy) *v1alpha1.NetworkIntent {
+		in := poolIntent(ns, name, "", "")
+		in.Spec.IPFamilyPolicy = ptr.To(policy)
+		return in
+	}
+	for _, in := range []*v1alpha1.NetworkIntent{dual("web-require", v1alpha1.IPFamilyPolicyRequireDualStack), dual("web-prefer", v1alpha1.IPFamilyPolicyPreferDualStack)} {
+		if err := c.Create(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shown := func(name string) ([]string, error) {
+		svc := &corev1.Service{}
+		if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, svc); err != nil {
+			return nil, err
+		}
+		var ips []string
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			ips = append(ips, ing.IP)
+		}
+		return ips, nil
+	}
+	stop := startOperator(t, cfg)
+	want := map[string][]string{}
+	eventually(t, 30*time.Second, func() error {
+		for _, name := range []string{"web-require", "web-prefer"} {
+			ips, err := shown(name)
+			if err != nil {
+				return err
+			}
+			if len(ips) != 2 {
+				return fmt.Errorf("%s shows %v", name, ips)
+			}
+			want[name] = ips
+		}
+		return nil
+	})
+	stop()
+
+	// While the operator is down: a dual-stack Service that sorts first.
+	early := dual("a-early", v1alpha1.IPFamilyPolicyPreferDualStack)
+	if err := c.Create(ctx, early); err != nil {
+		t.Fatal(err)
+	}
+	stop = startOperator(t, cfg)
+	defer stop()
+	eventually(t, 30*time.Second, func() error {
+		ips, err := shown("a-early")
+		if err != nil {
+			return err
+		}
+		// One IPv4 address is left, and no IPv6 one: PreferDualStack
+		// takes the one family.
+		if len(ips) != 1 || !netip.MustParseAddr(ips[0]).Is4() {
+			return fmt.Errorf("a-early shows %v", ips)
+		}
+		return nil
+	})
+	consistently(t, 2*time.Second, func() error {
+		for name, ips := range want {
+			got, err := shown(name)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(got, ips) {
+				return fmt.Errorf("%s shows %v after the restart, had %v", name, got, ips)
 			}
 		}
 		return nil
