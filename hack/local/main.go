@@ -185,9 +185,9 @@ func startNode(ctx context.Context, env *envtest.Environment, rootDir string) (*
 		Kubeconfig: proxyConfig,
 		Client:     c,
 		Backends:   2,
-		// The local control plane's Service range, and the range of the
+		// The local control plane's Service ranges, and the ranges of the
 		// sample AddressPool.
-		SinkPrefixes: []netip.Prefix{serviceRange, netip.MustParsePrefix("198.51.100.0/24")},
+		SinkPrefixes: []netip.Prefix{serviceRange, serviceRange6, netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:1::/64")},
 		Log:          logFile,
 	})
 	if err != nil {
