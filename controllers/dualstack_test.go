@@ -111,6 +111,7 @@ func TestIPFamilyPolicies(t *testing.T) {
 					return err
 				}
 				if !slices.Equal(in.Status.ClusterIPs, svc.Spec.ClusterIPs) || !slices.Equal(in.Status.Addresses, svc.Spec.ClusterIPs) ||
+					in.Status.AddressSummary != strings.Join(svc.Spec.ClusterIPs, ",") ||
 					in.Status.Address != svc.Spec.ClusterIPs[0] || len(in.Status.IPFamilies) != len(tc.want) || string(in.Status.IPFamilies[0]) != string(tc.want[0]) {
 					return fmt.Errorf("intent status address %q addresses %v clusterIPs %v families %v; service has %v", in.Status.Address, in.Status.Addresses, in.Status.ClusterIPs, in.Status.IPFamilies, svc.Spec.ClusterIPs)
 				}
@@ -371,7 +372,8 @@ func TestDualStackLoadBalancer(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !slices.Equal(in.Status.Addresses, ips) || in.Status.LoadBalancer == nil || !slices.Equal(in.Status.LoadBalancer.Ingress, ips) {
+		if !slices.Equal(in.Status.Addresses, ips) || in.Status.AddressSummary != ips[0]+","+ips[1] ||
+			in.Status.LoadBalancer == nil || !slices.Equal(in.Status.LoadBalancer.Ingress, ips) {
 			return fmt.Errorf("intent shows addresses %v lb %+v, service %v", in.Status.Addresses, in.Status.LoadBalancer, ips)
 		}
 		// prefer keeps its IPv4 address and adds an IPv6 one.

@@ -619,11 +619,17 @@ type NetworkIntentStatus struct {
 
 	// addresses are every address the application is reached at, primary
 	// family first: both load-balancer addresses or both cluster IPs of a
-	// dual-stack intent. kubectl get networkintents shows them.
+	// dual-stack intent.
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=8
 	Addresses []string `json:"addresses,omitempty"`
+
+	// addressSummary is addresses joined with commas, for display: the
+	// ADDRESS column of kubectl get networkintents.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	AddressSummary string `json:"addressSummary,omitempty"`
 
 	// ipFamilies are the IP families the Service got, primary first.
 	// +optional
@@ -774,7 +780,7 @@ type TargetStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ni,categories=netintent
 // +kubebuilder:printcolumn:name="Exposure",type=string,JSONPath=`.spec.exposure`
-// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.addresses`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.addressSummary`
 // +kubebuilder:printcolumn:name="Healthy",type=string,JSONPath=`.status.endpoints.summary`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -68,6 +68,7 @@ func ObserveService(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 			st.Addresses = append([]string(nil), st.ClusterIPs...)
 		}
 	}
+	st.AddressSummary = strings.Join(st.Addresses, ",")
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.IntentConditionAddressAssigned)
 	}
@@ -80,6 +81,7 @@ func ClearServiceStatus(in *v1alpha1.NetworkIntent) {
 	in.Status.Address = ""
 	in.Status.ClusterIPs = nil
 	in.Status.Addresses = nil
+	in.Status.AddressSummary = ""
 	in.Status.IPFamilies = nil
 	in.Status.NodePorts = nil
 	in.Status.LoadBalancer = nil
