@@ -469,7 +469,9 @@ type LoadBalancerSpec struct {
 	Pool string `json:"pool,omitempty"`
 
 	// address requests a specific address; it must be free and inside a pool
-	// the namespace may use.
+	// the namespace may use. A dual-stack intent gets its address of the
+	// other family from the same pool (PreferDualStack: none if that pool
+	// has no free one; RequireDualStack: neither address until it has).
 	// +optional
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="address must be an IPv4 or IPv6 address"
