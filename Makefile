@@ -60,7 +60,7 @@ verify: manifests generate ## Check that generated files are committed and up to
 
 .PHONY: test
 test: envtest coredns manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
-	go test -p $(TEST_P) -count=1 . ./api/... ./controllers/... ./dnsserver/... ./internal/... ./hack/image/...
+	go test -p $(TEST_P) -count=1 -timeout 20m . ./api/... ./controllers/... ./dnsserver/... ./internal/... ./hack/image/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
 

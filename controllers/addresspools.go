@@ -290,8 +290,8 @@ func (p *addressPools) Assign(req assign.Request) assign.Outcome {
 	out := p.assign(req)
 	after := p.holdings(req.Key)
 	// Marked waiting before the lock goes, so an address freed from now
-	// on wakes it.
-	p.setPending(req.Key, !out.Assigned())
+	// on wakes it; so is a dual-stack Service given one family only.
+	p.setPending(req.Key, !out.Assigned() || out.Missing != "")
 	p.mu.RUnlock()
 	p.wake(before, after)
 	return out
@@ -362,47 +362,68 @@ func (p *addressPools) assign(req assign.Request) assign.Outcome {
 		p.alloc.Release(req.Key)
 		return out
 	}
-	other := ipam.IPv6
-	if ipam.FamilyOf(out.Addr) == ipam.IPv6 {
-		other = ipam.IPv4
+	// The Service holds the addresses given, and no other.
+	for _, fam := range []ipam.Family{ipam.IPv4, ipam.IPv6} {
+		given := false
+		for _, a := range out.Addrs() {
+			given = given || ipam.FamilyOf(a) == fam
+		}
+		if !given {
+			p.alloc.ReleaseFamily(req.Key, fam)
+		}
 	}
-	p.alloc.ReleaseFamily(req.Key, other)
 	pool, _ := p.alloc.PoolOf(out.Addr)
+	switch {
+	case out.More.IsValid():
+		if more, _ := p.alloc.PoolOf(out.More); more != pool {
+			pool += "," + more
+		}
+		return assign.GivenBoth(out.Addr, out.More, pool)
+	case out.Missing != "":
+		return assign.GivenOne(out.Addr, pool, out.Missing)
+	}
 	return assign.Given(out.Addr, pool)
 }
 
 // decide claims or allocates the Service's address: the requested one, else
 // the one it holds or its status shows in a pool it may keep, else a new
-// one.
+// one. A dual-stack Service is decided by decideDual.
 func (p *addressPools) decide(req assign.Request) assign.Outcome {
 	keep, give, refusal, ok := assign.Eligible(req, p.pools, p.alloc.Pools())
 	if !ok {
 		return refusal
 	}
+	if req.Second != 0 {
+		return p.decideDual(req, keep, give)
+	}
 	if req.Address != "" {
-		addr, refusal, ok := assign.Requested(req)
+		addr, refusal, ok := p.claimRequested(req, keep)
 		if !ok {
 			return refusal
 		}
-		if err := p.alloc.Claim(req.Key, addr, keep); err != nil {
-			pool, _ := p.alloc.PoolOf(addr)
-			return assign.ClaimRefused(req, addr, pool, err)
-		}
 		return assign.Outcome{Addr: addr}
 	}
+	return p.decideFamily(req, req.Family, keep, give)
+}
 
-	family := req.Family
-	for _, held := range p.alloc.Assigned(req.Key) {
-		if pool, _ := p.alloc.PoolOf(held); ipam.FamilyOf(held) == family && slices.Contains(keep, pool) {
-			return assign.Outcome{Addr: held}
-		}
+// claimRequested claims the requested address in a pool of keep.
+func (p *addressPools) claimRequested(req assign.Request, keep []string) (netip.Addr, assign.Outcome, bool) {
+	addr, refusal, ok := assign.Requested(req)
+	if !ok {
+		return netip.Addr{}, refusal, false
 	}
-	if !holdsFamily(p.alloc, req.Key, family) {
-		for _, cur := range req.Current {
-			if ipam.FamilyOf(cur) == family && p.alloc.Claim(req.Key, cur, keep) == nil {
-				return assign.Outcome{Addr: cur}
-			}
-		}
+	if err := p.alloc.Claim(req.Key, addr, keep); err != nil {
+		pool, _ := p.alloc.PoolOf(addr)
+		return netip.Addr{}, assign.ClaimRefused(req, addr, pool, err), false
+	}
+	return addr, assign.Outcome{}, true
+}
+
+// decideFamily keeps the Service's address of the family that it holds or
+// its status shows in a pool of keep, else allocates one from give.
+func (p *addressPools) decideFamily(req assign.Request, family ipam.Family, keep, give []string) assign.Outcome {
+	if held, ok := p.kept(req, family, keep); ok {
+		return assign.Outcome{Addr: held}
 	}
 	if len(give) == 0 {
 		return assign.NoPoolToGive(req)
@@ -412,4 +433,163 @@ func (p *addressPools) decide(req assign.Request) assign.Outcome {
 		return assign.AllocateRefused(req, family, give, err)
 	}
 	return assign.Outcome{Addr: addr}
+}
+
+// kept is the Service's address of the family that it may keep: the one
+// it holds in a pool of keep, else the one its status shows if it can be
+// claimed there.
+func (p *addressPools) kept(req assign.Request, family ipam.Family, keep []string) (netip.Addr, bool) {
+	for _, held := range p.alloc.Assigned(req.Key) {
+		if pool, _ := p.alloc.PoolOf(held); ipam.FamilyOf(held) == family && slices.Contains(keep, pool) {
+			return held, true
+		}
+	}
+	if !holdsFamily(p.alloc, req.Key, family) {
+		for _, cur := range req.Current {
+			if ipam.FamilyOf(cur) == family && p.alloc.Claim(req.Key, cur, keep) == nil {
+				return cur, true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// decideDual gives a dual-stack Service an address of each family, as
+// MetalLB does: both from one pool that holds both families, the pool of
+// an address the Service keeps (or requested) first. A Service that keeps
+// an address moves it only for RequireDualStack, when its pool has not the
+// other family. Without such a pool, RequireDualStack is refused, and
+// PreferDualStack keeps or gets an address of each family it can, from
+// any pool, the first family first: it is single-stack until the second
+// can be given.
+func (p *addressPools) decideDual(req assign.Request, keep, give []string) assign.Outcome {
+	families := [2]ipam.Family{req.Family, req.Second}
+	var held [2]netip.Addr
+	requested := -1
+	if req.Address != "" {
+		addr, refusal, ok := p.claimRequested(req, keep)
+		if !ok {
+			return refusal
+		}
+		for i, f := range families {
+			if ipam.FamilyOf(addr) == f {
+				held[i], requested = addr, i
+			}
+		}
+		if requested < 0 {
+			return refusal // an address of neither family: Eligible's checks keep this from happening
+		}
+	}
+	for i, f := range families {
+		if !held[i].IsValid() {
+			held[i], _ = p.kept(req, f, keep)
+		}
+	}
+
+	// The pools that could give both, the kept addresses' first.
+	var order []string
+	for _, a := range held {
+		if pool, ok := p.alloc.PoolOf(a); ok && p.hasBoth(pool) && !slices.Contains(order, pool) {
+			order = append(order, pool)
+		}
+	}
+	for _, pool := range give {
+		if p.hasBoth(pool) && !slices.Contains(order, pool) && requested < 0 {
+			order = append(order, pool)
+		}
+	}
+	for _, pool := range order {
+		moves := false
+		for _, a := range held {
+			if a.IsValid() {
+				if in, _ := p.alloc.PoolOf(a); in != pool {
+					moves = true
+				}
+			}
+		}
+		if moves && !req.RequireBoth {
+			continue // kept addresses stay; the fallback adds the other family
+		}
+		if !p.canGive(pool, families, held, requested >= 0 || slices.Contains(give, pool)) {
+			continue
+		}
+		var got [2]netip.Addr
+		ok := true
+		for i, f := range families {
+			if in, _ := p.alloc.PoolOf(held[i]); held[i].IsValid() && in == pool {
+				got[i] = held[i]
+				continue
+			}
+			a, err := p.alloc.Allocate(req.Key, f, []string{pool})
+			if err != nil {
+				ok = false // taken meanwhile by another Service
+				break
+			}
+			got[i] = a
+		}
+		if ok {
+			return assign.Outcome{Addr: got[0], More: got[1]}
+		}
+	}
+	if req.RequireBoth {
+		return assign.NoDualStackPool(req, give)
+	}
+
+	// PreferDualStack: one family at a time.
+	var outs [2]assign.Outcome
+	for i, f := range families {
+		if held[i].IsValid() {
+			outs[i] = assign.Outcome{Addr: held[i]}
+			continue
+		}
+		from := give
+		if requested >= 0 {
+			// The other family of a requested address comes from its pool.
+			pool, _ := p.alloc.PoolOf(held[requested])
+			from = []string{pool}
+		}
+		outs[i] = p.decideFamily(req, f, keep, from)
+	}
+	switch {
+	case outs[0].Assigned() && outs[1].Assigned():
+		return assign.Outcome{Addr: outs[0].Addr, More: outs[1].Addr}
+	case outs[0].Assigned():
+		return assign.Outcome{Addr: outs[0].Addr, Missing: fmt.Sprintf("no %s address: %s", families[1], outs[1].Message)}
+	case outs[1].Assigned():
+		return assign.Outcome{Addr: outs[1].Addr, Missing: fmt.Sprintf("no %s address: %s", families[0], outs[0].Message)}
+	}
+	return outs[0]
+}
+
+// hasBoth reports whether the pool in use has addresses of both families.
+func (p *addressPools) hasBoth(pool string) bool {
+	c, ok := p.alloc.Counts(pool)
+	return ok && c.IPv4.Total.Sign() > 0 && c.IPv6.Total.Sign() > 0
+}
+
+// canGive reports whether the pool, which the Service may use, has a free
+// address of each family the Service does not already hold there; mayGive
+// says whether new addresses may come from it at all (autoAssign, or a
+// pool named or requested).
+func (p *addressPools) canGive(pool string, families [2]ipam.Family, held [2]netip.Addr, mayGive bool) bool {
+	c, ok := p.alloc.Counts(pool)
+	if !ok {
+		return false
+	}
+	for i, f := range families {
+		if in, _ := p.alloc.PoolOf(held[i]); held[i].IsValid() && in == pool {
+			continue
+		}
+		if !mayGive {
+			return false
+		}
+		free := c.IPv4.Free
+		if f == ipam.IPv6 {
+			free = c.IPv6.Free
+		}
+		if free.Sign() <= 0 {
+			return false
+		}
+	}
+	return true
 }

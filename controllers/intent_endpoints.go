@@ -175,6 +175,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		Labels:      map[string]string{v1alpha1.LabelIntent: in.Name},
 		Headless:    in.Spec.Headless,
 		Now:         time.Now(),
+		Families:    addressTypes(s.service),
 	}, hinted.Endpoints, existing)
 	unseen, err := r.applySlices(ctx, in, plan)
 	if err != nil {
@@ -192,6 +193,19 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	return ctrl.Result{}, nil
+}
+
+// addressTypes are the EndpointSlice address types of the Service's IP
+// families; none for a Service not seen yet.
+func addressTypes(svc *corev1.Service) []discoveryv1.AddressType {
+	if svc == nil {
+		return nil
+	}
+	var out []discoveryv1.AddressType
+	for _, f := range svc.Spec.IPFamilies {
+		out = append(out, discoveryv1.AddressType(f))
+	}
+	return out
 }
 
 // forgetEndpointMetrics drops the intent's endpoint gauges and ejection

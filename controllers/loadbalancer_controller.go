@@ -169,6 +169,13 @@ func (r *LoadBalancerReconciler) request(ctx context.Context, svc *corev1.Servic
 	if len(svc.Spec.IPFamilies) > 0 && svc.Spec.IPFamilies[0] == corev1.IPv6Protocol {
 		req.Family = ipam.IPv6
 	}
+	if len(svc.Spec.IPFamilies) == 2 {
+		req.Second = ipam.IPv6
+		if req.Family == ipam.IPv6 {
+			req.Second = ipam.IPv4
+		}
+		req.RequireBoth = ptr.Deref(svc.Spec.IPFamilyPolicy, "") == corev1.IPFamilyPolicyRequireDualStack
+	}
 	in, err := r.owningIntent(ctx, svc)
 	if err != nil || in == nil {
 		return req, err
@@ -233,8 +240,8 @@ func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Se
 		}
 		*svc = *updated
 		switch {
-		case out.Assigned() && !slices.Contains(shown, out.Addr):
-			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, v1alpha1.AddressReasonAssigned, "Allocate", "Assigned address %s from pool %s", out.Addr, out.Pool)
+		case out.Assigned() && newAddress(shown, out.Addrs()):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, v1alpha1.AddressReasonAssigned, "Allocate", "Assigned %s", out.Message)
 		case !out.Assigned() && (prev == nil || prev.Reason != out.Reason):
 			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.Reason, "Allocate", "%s", out.Message)
 		}
@@ -262,7 +269,8 @@ func (r *LoadBalancerReconciler) writeFailed(svc *corev1.Service, err error) (ct
 }
 
 // serviceAddressStatus is the Service's status with the assignment written
-// in: the address as the only ingress, and the AddressAssigned condition.
+// in: the addresses given (one per family, the Service's first family
+// first) as the only ingress, and the AddressAssigned condition.
 func serviceAddressStatus(svc *corev1.Service, out assign.Outcome) *corev1.ServiceStatus {
 	status := svc.Status.DeepCopy()
 	cond := metav1.Condition{
@@ -275,15 +283,27 @@ func serviceAddressStatus(svc *corev1.Service, out assign.Outcome) *corev1.Servi
 	status.LoadBalancer.Ingress = nil
 	if out.Assigned() {
 		cond.Status = metav1.ConditionTrue
-		status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{
-			IP: out.Addr.String(),
-			// Traffic reaches the nodes addressed to this IP; the API
-			// server would default it so.
-			IPMode: ptr.To(corev1.LoadBalancerIPModeVIP),
-		}}
+		for _, addr := range out.Addrs() {
+			status.LoadBalancer.Ingress = append(status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{
+				IP: addr.String(),
+				// Traffic reaches the nodes addressed to this IP; the
+				// API server would default it so.
+				IPMode: ptr.To(corev1.LoadBalancerIPModeVIP),
+			})
+		}
 	}
 	meta.SetStatusCondition(&status.Conditions, cond)
 	return status
+}
+
+// newAddress reports whether given holds an address not in shown.
+func newAddress(shown, given []netip.Addr) bool {
+	for _, a := range given {
+		if !slices.Contains(shown, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // SetupWithManager registers the reconciler. Besides its Services it

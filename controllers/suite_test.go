@@ -23,6 +23,9 @@ import (
 	"github.com/netintent/netintent/internal/testnet"
 )
 
+// testServiceRanges is the test control plane's Service ranges.
+const testServiceRanges = "10.0.0.0/24,fd00:10:96::/108"
+
 // The package's one envtest control plane and a manager running the
 // reconcilers under test.
 var (
@@ -56,6 +59,9 @@ func runSuite(m *testing.M) int {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                testScheme,
 	}
+	// Dual-stack, IPv4 first, so that all three ipFamilyPolicy values
+	// can be tried: envtest's IPv4 /24 and an IPv6 /108.
+	testEnv.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", testServiceRanges)
 	cfg, err := testEnv.Start()
 	if err != nil {
 		_ = testEnv.Stop() // whatever did start

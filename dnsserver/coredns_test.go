@@ -74,6 +74,8 @@ func startCluster(t *testing.T, upstream string) *cluster {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
+	// Dual-stack, so that the parity covers both families.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10:96::/108")
 	cfg, err := env.Start()
 	if err != nil {
 		_ = env.Stop() // whatever did start
@@ -302,13 +304,18 @@ func (q question) fqdn() string {
 // dashes.
 func dashed(h *testnet.Host) string { return strings.ReplaceAll(h.IP.String(), ".", "-") }
 
+// dashed6 is the name of an endpoint at the host's IPv6 address.
+func dashed6(h *testnet.Host) string { return strings.ReplaceAll(h.IP6.String(), ":", "-") }
+
 // parityIntents are intents of every exposure: static backends behind a TCP
 // health check, h2 failing it (its server is not started); pods with
 // hostnames, one not ready; an ExternalName.
 func parityIntents(hosts []*testnet.Host) []*v1alpha1.NetworkIntent {
 	backends := make([]v1alpha1.Backend, 0, len(hosts))
+	var dualBackends []v1alpha1.Backend
 	for _, h := range hosts {
 		backends = append(backends, v1alpha1.Backend{Address: h.IP.String()})
+		dualBackends = append(dualBackends, v1alpha1.Backend{Address: h.IP.String()}, v1alpha1.Backend{Address: h.IP6.String()})
 	}
 	check := func() *v1alpha1.HealthCheck {
 		return &v1alpha1.HealthCheck{
@@ -347,6 +354,17 @@ func parityIntents(hosts []*testnet.Host) []*v1alpha1.NetworkIntent {
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}},
 			Ports:    []v1alpha1.IntentPort{{Name: "postgres", Port: 5432}},
 		}),
+		// Dual-stack: a cluster IP of each family, and a headless
+		// Service whose backends have an address of each.
+		intent("dual", v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureClusterIP, IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack),
+			Backends: dualBackends, Ports: []v1alpha1.IntentPort{http}, HealthCheck: check(),
+		}),
+		intent("dualhead", v1alpha1.NetworkIntentSpec{
+			Exposure: v1alpha1.ExposureClusterIP, Headless: true,
+			IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack), IPFamilies: []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4},
+			Backends: dualBackends, Ports: []v1alpha1.IntentPort{http}, HealthCheck: check(),
+		}),
 		intent("payments", v1alpha1.NetworkIntentSpec{
 			Exposure:     v1alpha1.ExposureExternalName,
 			ExternalName: &v1alpha1.ExternalNameSpec{Targets: []v1alpha1.ExternalTarget{{Host: "api.payments.example.org"}}},
@@ -356,7 +374,7 @@ func parityIntents(hosts []*testnet.Host) []*v1alpha1.NetworkIntent {
 
 // makeDBPod makes a pod of the db intent with a hostname under it, and sets
 // its address and readiness as a kubelet would.
-func makeDBPod(t *testing.T, c client.Client, hostname, ip string, ready bool) {
+func makeDBPod(t *testing.T, c client.Client, hostname string, ips []string, ready bool) {
 	t.Helper()
 	ctx := context.Background()
 	pod := &corev1.Pod{
@@ -375,8 +393,11 @@ func makeDBPod(t *testing.T, c client.Client, hostname, ip string, ready bool) {
 		status = corev1.ConditionTrue
 	}
 	pod.Status.Phase = corev1.PodRunning
-	pod.Status.PodIP = ip
-	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+	pod.Status.PodIP = ips[0]
+	pod.Status.PodIPs = nil
+	for _, ip := range ips {
+		pod.Status.PodIPs = append(pod.Status.PodIPs, corev1.PodIP{IP: ip})
+	}
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.Now()}}
 	if err := c.Status().Update(ctx, pod); err != nil {
 		t.Fatalf("setting the status of pod %s: %v", hostname, err)
@@ -406,6 +427,15 @@ func parityQuestions(hosts []*testnet.Host) []question {
 		// NXDOMAIN and NODATA
 		{"missing", dns.TypeA}, {"web", dns.TypeTXT}, {"_http._udp.web", dns.TypeSRV}, {"_https._tcp.web", dns.TypeSRV},
 		{"db-9.db", dns.TypeA}, {"", dns.TypeA}, {"nowhere.svc.cluster.local.", dns.TypeA},
+		// Dual-stack: both cluster IPs; a headless Service's healthy
+		// addresses of both families, each address's own name, and SRV
+		// targets that resolve to both
+		{"dual", dns.TypeA}, {"dual", dns.TypeAAAA}, {"_http._tcp.dual", dns.TypeSRV}, {"dual", dns.TypeSRV},
+		{"dualhead", dns.TypeA}, {"dualhead", dns.TypeAAAA}, {"_http._tcp.dualhead", dns.TypeSRV}, {"dualhead", dns.TypeSRV},
+		{dashed(hosts[0]) + ".dualhead", dns.TypeA}, {dashed6(hosts[0]) + ".dualhead", dns.TypeAAAA},
+		{dashed6(hosts[0]) + ".dualhead", dns.TypeA}, {dashed6(hosts[2]) + ".dualhead", dns.TypeAAAA},
+		{dashed6(hosts[1]) + ".dualhead", dns.TypeSRV},
+		{"db-0.db", dns.TypeAAAA}, {"db-2.db", dns.TypeAAAA}, {dashed6(hosts[0]) + ".db", dns.TypeAAAA},
 	}
 }
 
@@ -450,7 +480,13 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		}
 	}
 	for i, h := range tn.Hosts {
-		makeDBPod(t, c.client, fmt.Sprintf("db-%d", i), h.IP.String(), i < 2)
+		// db-0 and db-2 are dual-stack pods; the db Service, headless
+		// and without a selector of its own, is dual-stack by default.
+		ips := []string{h.IP.String()}
+		if i != 1 {
+			ips = append(ips, h.IP6.String())
+		}
+		makeDBPod(t, c.client, fmt.Sprintf("db-%d", i), ips, i < 2)
 	}
 	coredns := startCoreDNS(t, func(port string) string {
 		// CoreDNS resolves an ExternalName's target through the server
@@ -465,6 +501,12 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		"cache.parity.svc.cluster.local. 0 IN A " + tn.Hosts[1].IP.String(),
 	}}
 	slices.Sort(healthy.records)
+	// h2's IPv6 address fails its check as its IPv4 one does.
+	healthy6 := answer{rcode: "NOERROR", records: []string{
+		"dualhead.parity.svc.cluster.local. 0 IN AAAA " + tn.Hosts[0].IP6.String(),
+		"dualhead.parity.svc.cluster.local. 0 IN AAAA " + tn.Hosts[1].IP6.String(),
+	}}
+	slices.Sort(healthy6.records)
 	for _, server := range []string{c.dnsAddr, coredns} {
 		eventually(t, "the healthy backends in "+server+"'s answer", func() error {
 			got, err := ask(server, "cache.parity.svc.cluster.local.", dns.TypeA)
@@ -474,7 +516,10 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 			if !got.equal(healthy) {
 				return fmt.Errorf("%s, want %s", got, healthy)
 			}
-			for _, name := range []string{"web", "nodeport", "balanced", "db", "payments"} {
+			if got, err = ask(server, "dualhead.parity.svc.cluster.local.", dns.TypeAAAA); err != nil || !got.equal(healthy6) {
+				return fmt.Errorf("%s %v, want %s", got, err, healthy6)
+			}
+			for _, name := range []string{"web", "nodeport", "balanced", "db", "payments", "dual", "dualhead"} {
 				if got, err := ask(server, name+".parity.svc.cluster.local.", dns.TypeCNAME); err != nil || got.rcode != "NOERROR" {
 					return fmt.Errorf("%s: %v %v", name, got, err)
 				}

@@ -35,6 +35,10 @@ const (
 	// or no pool with autoAssign selects the namespace, or none has the
 	// family.
 	AddressReasonNoPool = "NoPool"
+	// AddressReasonNoDualStackPool: a RequireDualStack Service needs an
+	// address of each family from one pool, and no pool it may use holds
+	// free addresses of both.
+	AddressReasonNoDualStackPool = "NoDualStackPool"
 )
 
 // AddressPoolConditionReady is an AddressPool's condition: True while the

@@ -21,7 +21,7 @@ func TestDocumentedReasonsExist(t *testing.T) {
 		v1alpha1.IntentReasonNoHealthyTarget,
 		v1alpha1.AddressReasonAssigned, v1alpha1.AddressReasonPending, v1alpha1.AddressReasonPoolExhausted,
 		v1alpha1.AddressReasonAddressTaken, v1alpha1.AddressReasonAddressNotInPool, v1alpha1.AddressReasonPoolNotAllowed,
-		v1alpha1.AddressReasonNoPool,
+		v1alpha1.AddressReasonNoPool, v1alpha1.AddressReasonNoDualStackPool,
 		v1alpha1.AddressPoolReasonInUse, v1alpha1.AddressPoolReasonOverlap, v1alpha1.AddressPoolReasonInvalid,
 		string(v1alpha1.EndpointReasonNotReady), string(v1alpha1.EndpointReasonProbeFailed),
 		string(v1alpha1.EndpointReasonForbiddenTarget), string(v1alpha1.EndpointReasonNoSuchPort),

@@ -25,6 +25,8 @@ const (
 const AddressPoolClass = "networking.netintent.io/address-pool"
 
 // NetworkIntentSpec declares how an application is reached.
+// +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || (!has(self.ipFamilyPolicy) && !has(self.ipFamilies))",message="ipFamilyPolicy and ipFamilies are not valid with exposure ExternalName: its Service has no cluster IP"
+// +kubebuilder:validation:XValidation:rule="!has(self.ipFamilies) || size(self.ipFamilies) < 2 || (has(self.ipFamilyPolicy) && self.ipFamilyPolicy != 'SingleStack')",message="two ipFamilies need ipFamilyPolicy PreferDualStack or RequireDualStack: SingleStack, the default, takes one IP family"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || (has(self.externalName) && size(self.externalName.targets) > 0)",message="exposure ExternalName needs externalName.targets with at least one host"
 // +kubebuilder:validation:XValidation:rule="self.exposure == 'ExternalName' || !has(self.externalName)",message="externalName is only valid with exposure ExternalName"
 // +kubebuilder:validation:XValidation:rule="self.exposure != 'ExternalName' || (!has(self.selector) && !has(self.backends))",message="an ExternalName intent has no selector or backends: its traffic goes to externalName.targets"
@@ -50,6 +52,38 @@ type NetworkIntentSpec struct {
 	// application. Their addresses are published as the Service's endpoints.
 	// +optional
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
+	// ipFamilyPolicy is the Service's IP family policy: SingleStack (one
+	// cluster IP, of the first of ipFamilies or the cluster's primary
+	// family), PreferDualStack (two cluster IPs on a dual-stack cluster,
+	// one otherwise) or RequireDualStack (two cluster IPs, or the Service
+	// is refused on a single-stack cluster). Empty: the API server's
+	// default, SingleStack (a headless intent's Service, which has no
+	// selector, gets both families on a dual-stack cluster). The
+	// EndpointSlices, health checks, LoadBalancer addresses and DNS answers
+	// follow the families the Service gets: one set of slices per family,
+	// each address probed on its own, one address per family from an
+	// AddressPool holding both families where one exists (PreferDualStack
+	// falls back to one family; RequireDualStack waits with
+	// AddressAssigned False, reason NoDualStackPool), and A and AAAA
+	// answers. Not valid with exposure ExternalName.
+	// +optional
+	// +kubebuilder:validation:Enum=SingleStack;PreferDualStack;RequireDualStack
+	IPFamilyPolicy *IPFamilyPolicy `json:"ipFamilyPolicy,omitempty"`
+
+	// ipFamilies are the IP families of the Service, primary first: IPv4,
+	// IPv6, or both in either order (two need ipFamilyPolicy
+	// PreferDualStack or RequireDualStack, as on a Service).
+	// Empty: the cluster's primary family, and for a dual-stack policy
+	// the other one second. Adding or removing the second family changes
+	// the Service in place; the API server refuses to change a Service's
+	// primary family, so changing ipFamilies[0] recreates the Service (it
+	// gets new cluster IPs). Not valid with exposure ExternalName.
+	// +optional
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:XValidation:rule="self.all(f, self.exists_one(g, g == f))",message="ipFamilies must not list a family twice"
+	// +listType=atomic
+	IPFamilies []IPFamily `json:"ipFamilies,omitempty"`
 
 	// backends are static addresses outside the cluster that back the
 	// application, beside or instead of selected pods. An address of a
@@ -114,6 +148,26 @@ type NetworkIntentSpec struct {
 	// +optional
 	DNS *DNSSpec `json:"dns,omitempty"`
 }
+
+// IPFamilyPolicy is a Service's IP family policy.
+type IPFamilyPolicy string
+
+// The IP family policies, as a Service's.
+const (
+	IPFamilyPolicySingleStack      IPFamilyPolicy = "SingleStack"
+	IPFamilyPolicyPreferDualStack  IPFamilyPolicy = "PreferDualStack"
+	IPFamilyPolicyRequireDualStack IPFamilyPolicy = "RequireDualStack"
+)
+
+// IPFamily is an IP family: IPv4 or IPv6.
+// +kubebuilder:validation:Enum=IPv4;IPv6
+type IPFamily string
+
+// The IP families.
+const (
+	IPv4 IPFamily = "IPv4"
+	IPv6 IPFamily = "IPv6"
+)
 
 // Backend is a static backend address outside the cluster.
 type Backend struct {
@@ -415,7 +469,9 @@ type LoadBalancerSpec struct {
 	Pool string `json:"pool,omitempty"`
 
 	// address requests a specific address; it must be free and inside a pool
-	// the namespace may use.
+	// the namespace may use. A dual-stack intent gets its address of the
+	// other family from the same pool (PreferDualStack: none if that pool
+	// has no free one; RequireDualStack: neither address until it has).
 	// +optional
 	// +kubebuilder:validation:MaxLength=45
 	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="address must be an IPv4 or IPv6 address"
@@ -558,11 +614,33 @@ type NetworkIntentStatus struct {
 	ServiceName string `json:"serviceName,omitempty"`
 
 	// address is where the application is reached: the load-balancer
-	// address, the cluster IP, or the external name.
+	// address, the cluster IP, or the external name; of the primary IP
+	// family when there are two.
 	// +optional
 	Address string `json:"address,omitempty"`
 
-	// clusterIPs are the Service's cluster IPs.
+	// addresses are every address the application is reached at, primary
+	// family first: both load-balancer addresses or both cluster IPs of a
+	// dual-stack intent.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=8
+	Addresses []string `json:"addresses,omitempty"`
+
+	// addressSummary is addresses joined with commas, for display: the
+	// ADDRESS column of kubectl get networkintents.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
+	AddressSummary string `json:"addressSummary,omitempty"`
+
+	// ipFamilies are the IP families the Service got, primary first.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=2
+	IPFamilies []IPFamily `json:"ipFamilies,omitempty"`
+
+	// clusterIPs are the Service's cluster IPs, one per IP family, primary
+	// first.
 	// +optional
 	// +listType=atomic
 	ClusterIPs []string `json:"clusterIPs,omitempty"`
@@ -641,6 +719,11 @@ type UnhealthyEndpoint struct {
 	// pod is the backing pod's name, when there is one.
 	// +optional
 	Pod string `json:"pod,omitempty"`
+	// family is the address's IP family. Each address of a dual-stack
+	// pod or backend is judged on its own: its IPv6 address may be out of
+	// traffic while its IPv4 one is in.
+	// +optional
+	Family IPFamily `json:"family,omitempty"`
 	// reason says why it is out of traffic: NotReady, ProbeFailed,
 	// ForbiddenTarget (an address the prober never dials: loopback,
 	// link-local, multicast, cloud metadata, an IPv6 form embedding one
@@ -699,7 +782,7 @@ type TargetStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=ni,categories=netintent
 // +kubebuilder:printcolumn:name="Exposure",type=string,JSONPath=`.spec.exposure`
-// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.address`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.addressSummary`
 // +kubebuilder:printcolumn:name="Healthy",type=string,JSONPath=`.status.endpoints.summary`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -128,6 +128,14 @@ func TestInvalidIntentsAreRejectedAtAdmission(t *testing.T) {
 		{"traffic-distribution-headless", `{exposure: ClusterIP, ` + ports + `, headless: true, trafficDistribution: PreferSameZone}`, "trafficDistribution steers proxied traffic to close endpoints: not valid with exposure ExternalName or headless"},
 		{"traffic-distribution-externalname", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, trafficDistribution: PreferClose}`, "not valid with exposure ExternalName or headless"},
 		{"unknown-exposure", `{exposure: Ingress, ` + ports + `}`, "Unsupported value: \"Ingress\""},
+		{"two-families-single-stack", `{exposure: ClusterIP, ` + ports + `, ipFamilyPolicy: SingleStack, ipFamilies: [IPv4, IPv6]}`, "two ipFamilies need ipFamilyPolicy PreferDualStack or RequireDualStack"},
+		{"two-families-no-policy", `{exposure: ClusterIP, ` + ports + `, ipFamilies: [IPv6, IPv4]}`, "two ipFamilies need ipFamilyPolicy PreferDualStack or RequireDualStack"},
+		{"family-twice", `{exposure: ClusterIP, ` + ports + `, ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv6, IPv6]}`, "ipFamilies must not list a family twice"},
+		{"three-families", `{exposure: ClusterIP, ` + ports + `, ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6, IPv4]}`, "must have at most 2 items"},
+		{"unknown-family", `{exposure: ClusterIP, ` + ports + `, ipFamilies: [IPv5]}`, `supported values: "IPv4", "IPv6"`},
+		{"unknown-policy", `{exposure: ClusterIP, ` + ports + `, ipFamilyPolicy: DualStack}`, `supported values: "SingleStack", "PreferDualStack", "RequireDualStack"`},
+		{"families-on-externalname", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, ipFamilies: [IPv6]}`, "ipFamilyPolicy and ipFamilies are not valid with exposure ExternalName"},
+		{"policy-on-externalname", `{exposure: ExternalName, externalName: {targets: [{host: a.example.com}]}, ipFamilyPolicy: SingleStack}`, "ipFamilyPolicy and ipFamilies are not valid with exposure ExternalName"},
 		{"backend-port-with-two-ports", `{exposure: ClusterIP, ports: [{name: http, port: 80}, {name: metrics, port: 9090}], backends: [{address: 192.0.2.10, port: 8080}]}`, "backends[].port is only valid on an intent with one port"},
 		{"local-policy-with-backends", `{exposure: LoadBalancer, ` + ports + `, loadBalancer: {class: example.com/lb, externalTrafficPolicy: Local}, backends: [{address: 192.0.2.10}]}`, "externalTrafficPolicy Local sends outside traffic only to endpoints on the node"},
 		{"local-policy-with-pods-and-backends", `{exposure: LoadBalancer, ` + ports + `, selector: {matchLabels: {app: web}}, loadBalancer: {externalTrafficPolicy: Local}, backends: [{address: 192.0.2.10}]}`, "static backends are on no node"},
@@ -283,5 +291,25 @@ func TestInvalidAddressPoolsAreRejected(t *testing.T) {
 	good := object(t, "AddressPool", "good", `{addresses: [192.0.2.0/28, 192.0.2.100-192.0.2.110, "2001:db8::/120"]}`)
 	if err := k8sClient.Create(ctx, good); err != nil {
 		t.Fatalf("valid pool refused: %v", err)
+	}
+}
+
+// TestIPFamiliesAccepted: every policy, alone or with the families a
+// Service would take with it, is valid.
+func TestIPFamiliesAccepted(t *testing.T) {
+	const base = `exposure: LoadBalancer, ports: [{name: http, port: 80}], `
+	for i, spec := range []string{
+		`ipFamilyPolicy: SingleStack`,
+		`ipFamilyPolicy: SingleStack, ipFamilies: [IPv6]`,
+		`ipFamilyPolicy: PreferDualStack`,
+		`ipFamilyPolicy: PreferDualStack, ipFamilies: [IPv6, IPv4]`,
+		`ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4]`,
+		`ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6]`,
+		`ipFamilies: [IPv4]`,
+	} {
+		in := object(t, "NetworkIntent", fmt.Sprintf("families-%d", i), "{"+base+spec+"}")
+		if err := k8sClient.Create(context.Background(), in); err != nil {
+			t.Errorf("%s: valid intent refused: %v", spec, err)
+		}
 	}
 }

@@ -33,9 +33,15 @@ import (
 	"github.com/netintent/netintent/internal/testnet"
 )
 
-// serviceRange is the local control plane's Service range, kubeadm's
+// serviceRange is the local control plane's IPv4 Service range, kubeadm's
 // default: room for about a million Services.
 var serviceRange = netip.MustParsePrefix("10.96.0.0/12")
+
+// serviceRange6 is its IPv6 Service range: the control plane is
+// dual-stack, IPv4 first, so that intents may ask for either family or
+// both (ipFamilyPolicy). A /108 holds about a million Services too, the
+// most the API server allocates from one range.
+var serviceRange6 = netip.MustParsePrefix("fd00:10:96::/108")
 
 func main() {
 	// The node's backend hosts are this binary, run inside their
@@ -78,7 +84,7 @@ func run() (int, error) {
 		ErrorIfCRDPathMissing: true,
 	}
 	// envtest's own default is a /24, which is full at 253 Services.
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceRange.String())
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceRange.String()+","+serviceRange6.String())
 	fmt.Fprintln(os.Stderr, "Starting a local control plane (kube-apiserver and etcd on 127.0.0.1)...")
 	if _, err := env.Start(); err != nil {
 		_ = env.Stop() // whatever did start
@@ -179,9 +185,9 @@ func startNode(ctx context.Context, env *envtest.Environment, rootDir string) (*
 		Kubeconfig: proxyConfig,
 		Client:     c,
 		Backends:   2,
-		// The local control plane's Service range, and the range of the
+		// The local control plane's Service ranges, and the ranges of the
 		// sample AddressPool.
-		SinkPrefixes: []netip.Prefix{serviceRange, netip.MustParsePrefix("198.51.100.0/24")},
+		SinkPrefixes: []netip.Prefix{serviceRange, serviceRange6, netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8:1::/64")},
 		Log:          logFile,
 	})
 	if err != nil {

@@ -82,6 +82,13 @@ type Request struct {
 	// Family is the family to allocate (the Service's first IP family)
 	// when no address is requested.
 	Family ipam.Family
+	// Second is the Service's second IP family, of a dual-stack Service
+	// (zero for none): it gets an address of each family, both from one
+	// pool that holds both where one exists.
+	Second ipam.Family
+	// RequireBoth: the Service's ipFamilyPolicy is RequireDualStack, so
+	// it gets both addresses from one pool or none.
+	RequireBoth bool
 	// Address is the requested address; empty for any free one.
 	Address string
 	// Pool names the pool to use; empty for any pool with autoAssign.
@@ -96,8 +103,15 @@ type Request struct {
 // Outcome is the answer to a Request: an address and its pool, or a reason
 // (one of the AddressReason constants) and a message that says what to do.
 type Outcome struct {
-	Addr    netip.Addr
-	Pool    string
+	// Addr is the Service's (first) address.
+	Addr netip.Addr
+	// More is the address of the second family of a dual-stack Service,
+	// when it has one.
+	More netip.Addr
+	Pool string
+	// Missing, for a dual-stack Service given one family only
+	// (PreferDualStack), says why it has no address of the other.
+	Missing string
 	Reason  string
 	Message string
 }
@@ -105,9 +119,45 @@ type Outcome struct {
 // Assigned reports whether the Service is given an address.
 func (o Outcome) Assigned() bool { return o.Addr.IsValid() }
 
+// Addrs are the addresses given, first family first.
+func (o Outcome) Addrs() []netip.Addr {
+	var out []netip.Addr
+	for _, a := range []netip.Addr{o.Addr, o.More} {
+		if a.IsValid() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Given is the outcome of an address given from a pool.
 func Given(addr netip.Addr, pool string) Outcome {
 	return Outcome{Addr: addr, Pool: pool, Reason: v1alpha1.AddressReasonAssigned, Message: fmt.Sprintf("address %s from pool %s", addr, pool)}
+}
+
+// GivenBoth is the outcome of a dual-stack Service's two addresses, from
+// pool (or from the pools named in pool, when the second was added to an
+// address that stayed in a pool of one family).
+func GivenBoth(addr, more netip.Addr, pool string) Outcome {
+	return Outcome{Addr: addr, More: more, Pool: pool, Reason: v1alpha1.AddressReasonAssigned, Message: fmt.Sprintf("addresses %s and %s from pool %s", addr, more, pool)}
+}
+
+// GivenOne is the outcome of a PreferDualStack Service given an address
+// of one family only; missing says why there is none of the other.
+func GivenOne(addr netip.Addr, pool, missing string) Outcome {
+	return Outcome{Addr: addr, Pool: pool, Missing: missing, Reason: v1alpha1.AddressReasonAssigned,
+		Message: fmt.Sprintf("address %s from pool %s; single-stack for now (ipFamilyPolicy PreferDualStack): %s; the Service gets its second address as soon as a pool can give one", addr, pool, missing)}
+}
+
+// NoDualStackPool is the refusal of a RequireDualStack Service when no
+// pool it may use can give it an address of each family.
+func NoDualStackPool(req Request, give []string) Outcome {
+	where := "no AddressPool with autoAssign that namespace " + req.Namespace + " may use"
+	if len(give) > 0 {
+		where = "none of the AddressPools " + strings.Join(give, ", ") + " that namespace " + req.Namespace + " may use"
+	}
+	return refused(v1alpha1.AddressReasonNoDualStackPool, "ipFamilyPolicy RequireDualStack needs a free %s and a free %s address from one pool, and %s has both; add %s and %s ranges to one pool (or free addresses in it), name such a pool with %s, or use ipFamilyPolicy PreferDualStack to take one family meanwhile",
+		req.Family, req.Second, where, req.Family, req.Second, req.PoolField)
 }
 
 func refused(reason, msg string, args ...any) Outcome {

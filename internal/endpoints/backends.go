@@ -226,9 +226,20 @@ type Verdict struct {
 	// Unhealthy names the backends out of traffic by their own health,
 	// sorted by address.
 	Unhealthy []v1alpha1.UnhealthyEndpoint
-	// BelowFloor is set when fewer than minHealthyPercent were healthy, so
-	// every pod-ready backend is published as ready.
-	BelowFloor bool
+	// BelowFloor is set when fewer than minHealthyPercent of the backends
+	// of a family were healthy, so every pod-ready backend of that family
+	// is published as ready. BelowFloorFamilies names those families.
+	BelowFloor         bool
+	BelowFloorFamilies []corev1.IPFamily
+	// Families counts, per IP family, the backends that are not
+	// terminating and the healthy ones: the floor holds per family, as
+	// each family is its own set of slices and its own traffic.
+	Families map[corev1.IPFamily]FamilyCount
+}
+
+// FamilyCount counts the backends of one IP family.
+type FamilyCount struct {
+	Total, Healthy int
 }
 
 // Judge decides which candidates take traffic. A candidate is healthy when
@@ -236,9 +247,13 @@ type Verdict struct {
 // no active probe) and it is not terminating. A terminating candidate is
 // never ready, but serving while it would otherwise be healthy. When fewer
 // than minPercent of the candidates are healthy, the floor publishes every
-// pod-ready one as ready rather than prune to almost nothing.
+// pod-ready one as ready rather than prune to almost nothing. Each
+// address is judged on its own, and the floor counts each IP family apart:
+// a dual-stack pod whose IPv6 address fails its probe keeps its IPv4
+// address in traffic, and a family whose backends mostly fail is held up
+// by the floor whatever the other family does.
 func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadiness bool, minPercent int32) Verdict {
-	var v Verdict
+	v := Verdict{Families: map[corev1.IPFamily]FamilyCount{}}
 	healthy := make([]bool, len(cands))
 	changed := make([]time.Time, len(cands))
 	for i, c := range cands {
@@ -253,12 +268,18 @@ func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadines
 		if c.Terminating {
 			continue
 		}
+		fam := FamilyOf(c.Address)
+		fc := v.Families[fam]
+		fc.Total++
 		v.Total++
 		if ok {
+			fc.Healthy++
+			v.Families[fam] = fc
 			v.Healthy++
 			continue
 		}
-		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"}
+		v.Families[fam] = fc
+		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Family: v1alpha1.IPFamily(fam), Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"}
 		switch {
 		case ready && pr.Forbidden != "":
 			u.Reason, u.Message = v1alpha1.EndpointReasonForbiddenTarget, "the prober never dials this address: it is "+pr.Forbidden
@@ -267,10 +288,16 @@ func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadines
 		}
 		v.Unhealthy = append(v.Unhealthy, u)
 	}
-	v.BelowFloor = minPercent > 0 && v.Total > 0 && v.Healthy*100 < int(minPercent)*v.Total
+	for _, fam := range []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol} {
+		fc := v.Families[fam]
+		if minPercent > 0 && fc.Total > 0 && fc.Healthy*100 < int(minPercent)*fc.Total {
+			v.BelowFloor = true
+			v.BelowFloorFamilies = append(v.BelowFloorFamilies, fam)
+		}
+	}
 	for i, c := range cands {
 		ep := c.Endpoint
-		inTraffic := healthy[i] || (v.BelowFloor && c.PodReady)
+		inTraffic := healthy[i] || (slices.Contains(v.BelowFloorFamilies, FamilyOf(c.Address)) && c.PodReady)
 		ep.Ready = inTraffic && !c.Terminating
 		ep.Serving = inTraffic
 		ep.Changed = changed[i]

@@ -3,6 +3,7 @@ package endpoints
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 )
@@ -46,6 +47,16 @@ func Summarize(v Verdict, excluded []v1alpha1.UnhealthyEndpoint, floor int32) Re
 		r.Reason, r.Message = v1alpha1.IntentReasonNoBackends, "no usable backends: "+excluded[0].Message
 	case v.Total == 0:
 		r.Reason, r.Message = v1alpha1.IntentReasonNoBackends, "no backends: no running pod with an IP matches the selector, and no static backends are listed"
+	case v.BelowFloor && len(v.Families) > 1:
+		// Dual-stack: the floor holds for each family apart.
+		r.Reason = v1alpha1.IntentReasonBelowHealthyFloor
+		var parts []string
+		for _, fam := range v.BelowFloorFamilies {
+			fc := v.Families[fam]
+			parts = append(parts, fmt.Sprintf("only %d of %d %s endpoints are healthy", fc.Healthy, fc.Total, fam))
+		}
+		r.Message = fmt.Sprintf("%s, below minHealthyPercent %d%%: every pod-ready endpoint of that family stays in traffic; see status.endpoints.unhealthy",
+			strings.Join(parts, ", and "), floor)
 	case v.BelowFloor:
 		r.Reason = v1alpha1.IntentReasonBelowHealthyFloor
 		r.Message = fmt.Sprintf("only %d of %d endpoints are healthy, below minHealthyPercent %d%%: every pod-ready endpoint stays in traffic; see status.endpoints.unhealthy",

@@ -67,6 +67,11 @@ type Target struct {
 	// Now is when the change being published was seen: the trigger time
 	// of a slice written for a change no probe dated.
 	Now time.Time
+	// Families are the address types of the Service's IP families. Each
+	// one without an endpoint gets a placeholder slice (no endpoints, no
+	// ports), as the EndpointSlice controller writes, so that consumers
+	// see the family exists and has nothing to serve.
+	Families []discoveryv1.AddressType
 }
 
 // Plan is the writes that bring the existing slices to the desired ones.
@@ -100,6 +105,18 @@ func Reconcile(t Target, eps []Endpoint, existing []discoveryv1.EndpointSlice) P
 		desired[g.key][ep.Address] = ep
 	}
 
+	for _, at := range t.Families {
+		has := false
+		for _, g := range groups {
+			has = has || g.addressType == at
+		}
+		if !has {
+			g := group{key: groupKey(at, nil), addressType: at}
+			groups[g.key] = g
+			desired[g.key] = map[netip.Addr]Endpoint{}
+		}
+	}
+
 	var plan Plan
 	byGroup := map[string][]*discoveryv1.EndpointSlice{}
 	for i := range existing {
@@ -125,6 +142,10 @@ func Reconcile(t Target, eps []Endpoint, existing []discoveryv1.EndpointSlice) P
 
 func planGroup(plan *Plan, t Target, g group, want map[netip.Addr]Endpoint, have []*discoveryv1.EndpointSlice) {
 	sort.Slice(have, func(i, j int) bool { return have[i].Name < have[j].Name })
+	if len(want) == 0 {
+		planPlaceholder(plan, t, g, have)
+		return
+	}
 	placed := map[netip.Addr]bool{}
 	content := make([][]discoveryv1.Endpoint, len(have))
 	for i, s := range have {
@@ -198,6 +219,35 @@ func planGroup(plan *Plan, t Target, g group, want map[netip.Addr]Endpoint, have
 		setTriggerTime(s, triggerTime(t, nil, s, want))
 		plan.Create = append(plan.Create, s)
 	}
+}
+
+// planPlaceholder keeps one placeholder slice of the family g: the first
+// of have, or a new one.
+func planPlaceholder(plan *Plan, t Target, g group, have []*discoveryv1.EndpointSlice) {
+	if len(have) == 0 {
+		plan.Create = append(plan.Create, newSlice(t, g, sliceName(t.ServiceName, g, 0), nil))
+		return
+	}
+	for _, s := range have[1:] {
+		plan.Delete = append(plan.Delete, s)
+	}
+	next := newSlice(t, g, have[0].Name, nil)
+	if sameSlice(have[0], next) {
+		plan.Unchanged++
+		return
+	}
+	upd := have[0].DeepCopy()
+	for k, v := range next.Labels {
+		if upd.Labels == nil {
+			upd.Labels = map[string]string{}
+		}
+		upd.Labels[k] = v
+	}
+	if !t.Headless {
+		delete(upd.Labels, corev1.IsHeadlessService)
+	}
+	upd.OwnerReferences, upd.Endpoints, upd.Ports = next.OwnerReferences, nil, nil
+	plan.Update = append(plan.Update, upd)
 }
 
 func groupOf(ep Endpoint) group {

@@ -80,6 +80,14 @@ func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.S
 			spec.WithExternalTrafficPolicy(corev1.ServiceExternalTrafficPolicy(lb.ExternalTrafficPolicy))
 		}
 	}
+	if typ != corev1.ServiceTypeExternalName {
+		if in.Spec.IPFamilyPolicy != nil {
+			spec.WithIPFamilyPolicy(corev1.IPFamilyPolicy(*in.Spec.IPFamilyPolicy))
+		}
+		for _, f := range in.Spec.IPFamilies {
+			spec.WithIPFamilies(corev1.IPFamily(f))
+		}
+	}
 	if typ != corev1.ServiceTypeExternalName && in.Spec.TrafficDistribution != "" {
 		spec.WithTrafficDistribution(string(in.Spec.TrafficDistribution))
 	}
@@ -133,6 +141,10 @@ func RecreateReason(existing *corev1.Service, in *v1alpha1.NetworkIntent) string
 		// The API refuses every change of the class of a LoadBalancer
 		// Service, setting or clearing it included.
 		return "loadBalancerClass cannot change in place"
+	case want != corev1.ServiceTypeExternalName && have != corev1.ServiceTypeExternalName &&
+		len(in.Spec.IPFamilies) > 0 && len(existing.Spec.IPFamilies) > 0 &&
+		corev1.IPFamily(in.Spec.IPFamilies[0]) != existing.Spec.IPFamilies[0]:
+		return "the primary IP family cannot change from " + string(existing.Spec.IPFamilies[0]) + " to " + string(in.Spec.IPFamilies[0]) + " in place"
 	}
 	return ""
 }
@@ -163,6 +175,12 @@ func Unchanged(current, desired *corev1ac.ServiceApplyConfiguration) bool {
 	}
 	if want.AllocateLoadBalancerNodePorts == nil && isValue(spec.AllocateLoadBalancerNodePorts, true) {
 		spec.AllocateLoadBalancerNodePorts = nil
+	}
+	// A dual-stack policy with one family declared gets the other family
+	// second: the API server's default, no reason to write.
+	if len(want.IPFamilies) == 1 && len(spec.IPFamilies) == 2 && spec.IPFamilies[0] == want.IPFamilies[0] &&
+		want.IPFamilyPolicy != nil && *want.IPFamilyPolicy != corev1.IPFamilyPolicySingleStack {
+		spec.IPFamilies = want.IPFamilies
 	}
 	return equality.Semantic.DeepEqual(&owned, desired)
 }

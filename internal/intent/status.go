@@ -46,18 +46,29 @@ func ObserveService(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 			st.NodePorts = append(st.NodePorts, v1alpha1.NodePortStatus{Name: p.Name, NodePort: p.NodePort})
 		}
 	}
+	st.IPFamilies = nil
+	for _, f := range svc.Spec.IPFamilies {
+		st.IPFamilies = append(st.IPFamilies, v1alpha1.IPFamily(f))
+	}
 	st.LoadBalancer = nil
 	st.Address = ""
+	st.Addresses = nil
 	switch svc.Spec.Type {
 	case corev1.ServiceTypeExternalName:
 		st.Address = svc.Spec.ExternalName
+		st.IPFamilies = nil
+		if st.Address != "" {
+			st.Addresses = []string{st.Address}
+		}
 	case corev1.ServiceTypeLoadBalancer:
 		observeLoadBalancer(in, svc)
 	default:
 		if len(st.ClusterIPs) > 0 {
 			st.Address = st.ClusterIPs[0]
+			st.Addresses = append([]string(nil), st.ClusterIPs...)
 		}
 	}
+	st.AddressSummary = strings.Join(st.Addresses, ",")
 	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.IntentConditionAddressAssigned)
 	}
@@ -69,6 +80,9 @@ func ClearServiceStatus(in *v1alpha1.NetworkIntent) {
 	in.Status.ServiceName = ""
 	in.Status.Address = ""
 	in.Status.ClusterIPs = nil
+	in.Status.Addresses = nil
+	in.Status.AddressSummary = ""
+	in.Status.IPFamilies = nil
 	in.Status.NodePorts = nil
 	in.Status.LoadBalancer = nil
 }
@@ -93,6 +107,7 @@ func observeLoadBalancer(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 	}
 	if len(ingress) > 0 {
 		st.Address = ingress[0]
+		st.Addresses = ingress
 		SetCondition(in, v1alpha1.IntentConditionAddressAssigned, true, v1alpha1.AddressReasonAssigned, "load-balancer address %s", strings.Join(ingress, ", "))
 		return
 	}

@@ -1,8 +1,10 @@
 // Package testnet gives tests backends at non-loopback addresses: each test
 // host is a network namespace joined to the root namespace by a veth pair on
-// a private /30 (10.254.N.0/30: the root side .1, the host side .2), running
-// a small HTTP, TCP and gRPC health server that the test can stop and start
-// again.
+// a private /30 (10.254.N.0/30: the root side .1, the host side .2) and an
+// IPv6 unique local /64 (fd6e:7465:7374:N::/64, ::1 and ::2), running a
+// small HTTP, TCP and gRPC health server on both addresses that the test can
+// stop and start again, or whose listeners of one address it can close
+// (CloseListeners), as a backend whose one family's listener died.
 //
 // A Node (StartNode, NewNode) is a Kubernetes node made the same way: a
 // namespace running kube-proxy against a test control plane, with test hosts

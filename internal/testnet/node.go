@@ -36,9 +36,9 @@ const (
 	ProxyModeIPTables ProxyMode = "iptables"
 )
 
-// ClusterCIDR is the pod range a Node's kube-proxy is told about. Backends
-// behind a node are outside it, as static backends are.
-const ClusterCIDR = "10.244.0.0/16"
+// ClusterCIDR is the pod range a Node's kube-proxy is told about, one per
+// family. Backends behind a node are outside it, as static backends are.
+const ClusterCIDR = "10.244.0.0/16,fd00:10:244::/56"
 
 // On the node's own loopback, so that nodes never compete for them.
 const (
@@ -80,6 +80,11 @@ type NodeConfig struct {
 //	node 10.251.K.4i+1 <-veth-> backend host i 10.251.K.4i+2 (default route via the node)
 //	node <-veth-> sink (no addresses, no forwarding): routes for SinkPrefixes
 //
+// and the same in IPv6 (unique local addresses, nodad): root
+// fd6e:6e6f:6465:K::1 <-> node ::2 (the Node's second InternalIP), backend
+// host i fd6e:6261:636b:K::4i+2/126 behind node ::4i+1. Every node is
+// dual-stack, and so is its kube-proxy.
+//
 // kube-proxy runs inside the node namespace against the control plane, the
 // node forwards IP (the only namespace that does), and the root namespace
 // routes 10.251.K.0/24 via the node, so the operator's health probes reach
@@ -97,6 +102,9 @@ type Node struct {
 	HostIP netip.Addr
 	// BackendPrefix holds the addresses of the backends behind the node.
 	BackendPrefix netip.Prefix
+	// IP6, HostIP6 and BackendPrefix6 are the same in IPv6.
+	IP6, HostIP6   netip.Addr
+	BackendPrefix6 netip.Prefix
 	// Backends are the backend hosts behind the node; their servers are not
 	// started.
 	Backends []*Host
@@ -185,7 +193,10 @@ func (n *Node) build(ctx context.Context, run string) error {
 		return err
 	}
 	if err := inNamespace(n.Namespace, func() error {
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644)
+		if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1\n"), 0o644); err != nil {
+			return err
+		}
+		return os.WriteFile("/proc/sys/net/ipv6/conf/all/forwarding", []byte("1\n"), 0o644)
 	}); err != nil {
 		return fmt.Errorf("turn on IP forwarding in the node: %w", err)
 	}
@@ -286,12 +297,19 @@ func (n *Node) linkToRoot() error {
 		n.HostIP = netip.AddrFrom4([4]byte{10, 252, byte(k), 1})
 		n.IP = netip.AddrFrom4([4]byte{10, 252, byte(k), 2})
 		n.BackendPrefix = backends
+		// The IPv6 prefixes are named after the same K.
+		n.HostIP6 = netip.AddrFrom16([16]byte{0xfd, 0x6e, 0x6e, 0x6f, 0x64, 0x65, 0, byte(k), 15: 1})
+		n.IP6 = netip.AddrFrom16([16]byte{0xfd, 0x6e, 0x6e, 0x6f, 0x64, 0x65, 0, byte(k), 15: 2})
+		n.BackendPrefix6 = netip.PrefixFrom(netip.AddrFrom16([16]byte{0xfd, 0x6e, 0x62, 0x61, 0x63, 0x6b, 0, byte(k)}), 64)
 		return ipAll(
 			[]string{"addr", "add", n.HostIP.String() + "/30", "dev", root},
+			[]string{"-6", "addr", "add", n.HostIP6.String() + "/64", "dev", root, "nodad"},
 			[]string{"link", "set", root, "up"},
 			[]string{"-n", n.Namespace, "addr", "add", n.IP.String() + "/30", "dev", "uplink"},
+			[]string{"-n", n.Namespace, "-6", "addr", "add", n.IP6.String() + "/64", "dev", "uplink", "nodad"},
 			[]string{"-n", n.Namespace, "link", "set", "uplink", "up"},
 			[]string{"route", "add", backends.String(), "via", n.IP.String(), "dev", root},
+			[]string{"-6", "route", "add", n.BackendPrefix6.String(), "via", n.IP6.String(), "dev", root},
 		)
 	}
 	return errors.New("no free 10.252.K.0/30 and 10.251.K.0/24 for a node")
@@ -303,7 +321,13 @@ func (n *Node) addBackend(run string, i int) error {
 	at := func(last int) netip.Addr {
 		return netip.AddrFrom4([4]byte{base[0], base[1], base[2], byte(4*i + last)})
 	}
-	h := &Host{Namespace: fmt.Sprintf("%s-b%d", run, i), IP: at(2), RootIP: at(1)}
+	base6 := n.BackendPrefix6.Addr().As16()
+	at6 := func(last int) netip.Addr {
+		a := base6
+		a[15] = byte(4*i + last)
+		return netip.AddrFrom16(a)
+	}
+	h := &Host{Namespace: fmt.Sprintf("%s-b%d", run, i), IP: at(2), RootIP: at(1), IP6: at6(2), RootIP6: at6(1)}
 	if out, err := ip("netns", "add", h.Namespace); err != nil {
 		return fmt.Errorf("add network namespace %s: %w: %s", h.Namespace, err, out)
 	}
@@ -321,11 +345,14 @@ func (n *Node) addBackend(run string, i int) error {
 	err := ipAll(
 		[]string{"-n", n.Namespace, "link", "add", nodeSide, "type", "veth", "peer", "name", "eth0", "netns", h.Namespace},
 		[]string{"-n", n.Namespace, "addr", "add", h.RootIP.String() + "/30", "dev", nodeSide},
+		[]string{"-n", n.Namespace, "-6", "addr", "add", h.RootIP6.String() + "/126", "dev", nodeSide, "nodad"},
 		[]string{"-n", n.Namespace, "link", "set", nodeSide, "up"},
 		[]string{"-n", h.Namespace, "addr", "add", h.IP.String() + "/30", "dev", "eth0"},
+		[]string{"-n", h.Namespace, "-6", "addr", "add", h.IP6.String() + "/126", "dev", "eth0", "nodad"},
 		[]string{"-n", h.Namespace, "link", "set", "eth0", "up"},
 		[]string{"-n", h.Namespace, "link", "set", "lo", "up"},
 		[]string{"-n", h.Namespace, "route", "add", "default", "via", h.RootIP.String()},
+		[]string{"-n", h.Namespace, "-6", "route", "add", "default", "via", h.RootIP6.String()},
 	)
 	if err != nil {
 		return err
@@ -371,6 +398,7 @@ func (n *Node) addNodeObject(ctx context.Context) error {
 	})
 	obj.Status.Addresses = []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: n.IP.String()},
+		{Type: corev1.NodeInternalIP, Address: n.IP6.String()},
 		{Type: corev1.NodeHostName, Address: n.Name},
 	}
 	if err := c.Status().Update(ctx, obj); err != nil {
@@ -649,6 +677,11 @@ func (n *Node) Remains() []string {
 	}
 	if n.BackendPrefix.IsValid() {
 		if routes, _ := ip("route", "show", n.BackendPrefix.String()); routes != "" {
+			out = append(out, "route "+routes)
+		}
+	}
+	if n.BackendPrefix6.IsValid() {
+		if routes, _ := ip("-6", "route", "show", n.BackendPrefix6.String()); routes != "" {
 			out = append(out, "route "+routes)
 		}
 	}

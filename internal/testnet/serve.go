@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,13 +25,16 @@ import (
 // namespace, to serve instead of running tests.
 const (
 	serveEnv = "NETINTENT_TESTNET_SERVE" // e.g. "http:8080,tcp:9090,grpc:9091"
-	addrEnv  = "NETINTENT_TESTNET_ADDR"  // the address to listen on
+	addrEnv  = "NETINTENT_TESTNET_ADDR"  // the addresses to listen on, comma-separated
 )
 
 // The lines Host.SetHealthy writes to a server's stdin.
 const (
 	sickCommand = "sick" // /healthz answers 503, gRPC health NOT_SERVING
 	wellCommand = "well" // /healthz answers 200, gRPC health SERVING again
+	// closeCommand, followed by a space and an address, closes the
+	// listeners on that address.
+	closeCommand = "close"
 )
 
 // MaybeServe turns the test binary into a test host's server when Host.Start
@@ -49,7 +53,7 @@ func MaybeServe() {
 	os.Exit(0)
 }
 
-func serve(spec, addr string) error {
+func serve(spec, addrs string) error {
 	// Listen to signals before anything can be slow, so that an early
 	// SIGTERM ends the server cleanly.
 	stop := make(chan os.Signal, 1)
@@ -73,11 +77,13 @@ func serve(spec, addr string) error {
 	go func() {
 		lines := bufio.NewScanner(os.Stdin)
 		for lines.Scan() {
-			switch lines.Text() {
+			switch cmd, arg, _ := strings.Cut(lines.Text(), " "); cmd {
 			case sickCommand:
 				setSick(true)
 			case wellCommand:
 				setSick(false)
+			case closeCommand:
+				closeListeners(arg)
 			}
 		}
 		close(stdinClosed)
@@ -86,6 +92,35 @@ func serve(spec, addr string) error {
 	if spec == "" {
 		return errors.New("nothing to serve")
 	}
+	for addr := range strings.SplitSeq(addrs, ",") {
+		if err := serveOn(spec, addr, &sick, grpcHealth); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-stop:
+	case <-stdinClosed:
+	}
+	return nil
+}
+
+// listeners are the server's listeners by address, for closeCommand.
+var (
+	listenersMu sync.Mutex
+	listeners   = map[string][]io.Closer{}
+)
+
+func closeListeners(addr string) {
+	listenersMu.Lock()
+	defer listenersMu.Unlock()
+	for _, c := range listeners[addr] {
+		_ = c.Close()
+	}
+	delete(listeners, addr)
+}
+
+// serveOn serves spec's services on one address.
+func serveOn(spec, addr string, sick *atomic.Bool, grpcHealth *grpchealth.Server) error {
 	for item := range strings.SplitSeq(spec, ",") {
 		kind, portText, _ := strings.Cut(item, ":")
 		port, err := strconv.Atoi(portText)
@@ -96,6 +131,9 @@ func serve(spec, addr string) error {
 		if err != nil {
 			return err
 		}
+		listenersMu.Lock()
+		listeners[addr] = append(listeners[addr], ln)
+		listenersMu.Unlock()
 		switch kind {
 		case "http":
 			mux := http.NewServeMux()
@@ -122,10 +160,6 @@ func serve(spec, addr string) error {
 		default:
 			return fmt.Errorf("bad service %q: kind is not http, tcp or grpc", item)
 		}
-	}
-	select {
-	case <-stop:
-	case <-stdinClosed:
 	}
 	return nil
 }

@@ -60,6 +60,10 @@ type Host struct {
 	// RootIP is the address of the other end of the host's link: the root
 	// namespace for hosts made by New, the node for a Node's backends.
 	RootIP netip.Addr
+	// IP6 and RootIP6 are the IPv6 addresses of the two ends, for hosts
+	// made by New (unique local addresses, fd6e:7465:7374:N::2 and ::1):
+	// every such host is dual-stack, and its server listens on both.
+	IP6, RootIP6 netip.Addr
 
 	link string // root side of the veth pair
 	peer string // host side of the veth pair
@@ -129,10 +133,17 @@ func (h *Host) connect() error {
 		h.link, h.peer = root, peer
 		h.RootIP = netip.AddrFrom4([4]byte{10, 254, byte(n), 1})
 		h.IP = netip.AddrFrom4([4]byte{10, 254, byte(n), 2})
+		// The /64 is named after the same n: the root-side link name
+		// claims both. nodad: usable at once, no duplicate address
+		// detection to wait for.
+		h.RootIP6 = netip.AddrFrom16([16]byte{0xfd, 0x6e, 0x74, 0x65, 0x73, 0x74, 0, byte(n), 15: 1})
+		h.IP6 = netip.AddrFrom16([16]byte{0xfd, 0x6e, 0x74, 0x65, 0x73, 0x74, 0, byte(n), 15: 2})
 		steps := [][]string{
 			{"addr", "add", h.RootIP.String() + "/30", "dev", root},
+			{"-6", "addr", "add", h.RootIP6.String() + "/64", "dev", root, "nodad"},
 			{"link", "set", root, "up"},
 			{"-n", h.Namespace, "addr", "add", h.IP.String() + "/30", "dev", peer},
+			{"-n", h.Namespace, "-6", "addr", "add", h.IP6.String() + "/64", "dev", peer, "nodad"},
 			{"-n", h.Namespace, "link", "set", peer, "up"},
 			{"-n", h.Namespace, "link", "set", "lo", "up"},
 		}
@@ -170,6 +181,53 @@ func (h *Host) Addr(port int) string {
 	return net.JoinHostPort(h.IP.String(), strconv.Itoa(port))
 }
 
+// Addr6 returns the host's IPv6 address and port as [host]:port.
+func (h *Host) Addr6(port int) string {
+	return net.JoinHostPort(h.IP6.String(), strconv.Itoa(port))
+}
+
+// addrs are the addresses the host's server listens on.
+func (h *Host) addrs() []netip.Addr {
+	out := []netip.Addr{h.IP}
+	if h.IP6.IsValid() {
+		out = append(out, h.IP6)
+	}
+	return out
+}
+
+// CloseListeners makes the host's server close its listeners on addr (the
+// host's IPv4 or IPv6 address), so that connections to that address are
+// refused while the other address goes on serving: a backend whose one
+// family's listener died. It returns once the server has closed them.
+func (h *Host) CloseListeners(ctx context.Context, addr netip.Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.srv == nil {
+		return fmt.Errorf("testnet: the server of %s is not running", h.Namespace)
+	}
+	if _, err := io.WriteString(h.srv.stdin, closeCommand+" "+addr.String()+"\n"); err != nil {
+		return fmt.Errorf("testnet: tell the server of %s: %w", h.Namespace, err)
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	target := net.JoinHostPort(addr.String(), strconv.Itoa(HTTPPort))
+	for {
+		d := net.Dialer{Timeout: 500 * time.Millisecond}
+		conn, err := d.DialContext(ctx, "tcp", target)
+		if err != nil && errors.Is(err, syscall.ECONNREFUSED) {
+			return nil
+		}
+		if conn != nil {
+			_ = conn.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("testnet: %s still accepts connections: %w", target, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // Start runs the host's server, inside its namespace, on HTTPPort, TCPPort
 // and GRPCPort, and returns once each answers from the root namespace. ctx bounds
 // that wait (15s if it has no deadline); the server runs until Stop or the
@@ -189,7 +247,7 @@ func (h *Host) Start(ctx context.Context) error {
 	cmd := exec.Command("ip", "netns", "exec", h.Namespace, exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(),
 		serveEnv+"="+fmt.Sprintf("http:%d,tcp:%d,grpc:%d", HTTPPort, TCPPort, GRPCPort),
-		addrEnv+"="+h.IP.String())
+		addrEnv+"="+joinAddrs(h.addrs()))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return fmt.Errorf("testnet: %w", err)
@@ -210,13 +268,23 @@ func (h *Host) Start(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, startTimeout)
 		defer cancel()
 	}
-	for _, port := range []int{HTTPPort, TCPPort, GRPCPort} {
-		if err := s.waitAnswer(ctx, h.Addr(port)); err != nil {
-			_ = h.stopLocked()
-			return fmt.Errorf("testnet: server in %s: %w", h.Namespace, err)
+	for _, addr := range h.addrs() {
+		for _, port := range []int{HTTPPort, TCPPort, GRPCPort} {
+			if err := s.waitAnswer(ctx, net.JoinHostPort(addr.String(), strconv.Itoa(port))); err != nil {
+				_ = h.stopLocked()
+				return fmt.Errorf("testnet: server in %s: %w", h.Namespace, err)
+			}
 		}
 	}
 	return nil
+}
+
+func joinAddrs(addrs []netip.Addr) string {
+	parts := make([]string, len(addrs))
+	for i, a := range addrs {
+		parts[i] = a.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // waitAnswer polls addr from the root namespace until it accepts a

@@ -234,3 +234,38 @@ func grpcHealth(t *testing.T, h *Host, service string) healthpb.HealthCheckRespo
 	}
 	return resp.GetStatus()
 }
+
+// TestHostsAreDualStack: a host serves on an IPv6 unique local address as
+// well as its IPv4 one, and closing the listeners of one address leaves
+// the other serving.
+func TestHostsAreDualStack(t *testing.T) {
+	h := New(t, 1).Hosts[0]
+	if !h.IP6.Is6() || h.IP6.Is4In6() || !h.IP6.IsPrivate() || h.IP6.As16()[0] != 0xfd {
+		t.Fatalf("host IPv6 address %s is not a unique local address", h.IP6)
+	}
+	if err := h.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range []string{h.Addr(HTTPPort), h.Addr6(HTTPPort)} {
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+		resp, err := client.Get("http://" + addr + "/whoami")
+		if err != nil {
+			t.Fatalf("GET %s/whoami: %v", addr, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if host, _, _ := net.SplitHostPort(addr); string(body) != host {
+			t.Errorf("GET %s/whoami = %q", addr, body)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := h.CloseListeners(ctx, h.IP6); err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []int{HTTPPort, TCPPort, GRPCPort} {
+		wantConnect(t, h.Addr6(port), syscall.ECONNREFUSED)
+		wantConnect(t, h.Addr(port), nil)
+	}
+	wantHealthz(t, h, http.StatusOK)
+}

@@ -65,6 +65,8 @@ func startCluster(t *testing.T) *cluster {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
+	// Dual-stack, IPv4 first: the walk reaches backends over both families.
+	c.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,"+serviceRange6.String())
 	began := time.Now()
 	cfg, err := c.env.Start()
 	if err != nil {

@@ -47,8 +47,10 @@ const (
 // The virtual ranges the node routes into its sink: the local control
 // plane's Service range (10.0.0.0/24) and the AddressPool of these tests.
 var (
-	serviceRange = netip.MustParsePrefix("10.0.0.0/16")
-	poolRange    = netip.MustParsePrefix("10.249.0.0/24")
+	serviceRange  = netip.MustParsePrefix("10.0.0.0/16")
+	poolRange     = netip.MustParsePrefix("10.249.0.0/24")
+	serviceRange6 = netip.MustParsePrefix("fd00:10:96::/108")
+	poolRange6    = netip.MustParsePrefix("fd00:249::/120")
 )
 
 const (
@@ -68,7 +70,7 @@ func TestDataplane(t *testing.T) {
 	c := startCluster(t)
 	pool := &v1alpha1.AddressPool{
 		ObjectMeta: metav1.ObjectMeta{Name: poolName},
-		Spec:       v1alpha1.AddressPoolSpec{Addresses: []string{"10.249.0.10-10.249.0.19"}},
+		Spec:       v1alpha1.AddressPoolSpec{Addresses: []string{"10.249.0.10-10.249.0.19", "fd00:249::10-fd00:249::19"}},
 	}
 	if err := c.admin.Create(t.Context(), pool); err != nil {
 		t.Fatal(err)
@@ -106,7 +108,7 @@ func testMode(t *testing.T, c *cluster, mode testnet.ProxyMode, nodeOut **testne
 		Kubeconfig:   c.proxyKubeconfig,
 		Client:       c.admin,
 		Backends:     5,
-		SinkPrefixes: []netip.Prefix{serviceRange, poolRange},
+		SinkPrefixes: []netip.Prefix{serviceRange, poolRange, serviceRange6, poolRange6},
 	})
 	*nodeOut = node
 	t.Cleanup(func() {
@@ -158,6 +160,10 @@ func testMode(t *testing.T, c *cluster, mode testnet.ProxyMode, nodeOut **testne
 	step(t, "zone hints keep traffic in the node's zone until its backend dies", func(t *testing.T) {
 		w.t = t
 		*notes = append(*notes, string(mode)+": "+w.zoneHints(b[0], b[1]))
+	})
+	step(t, "dual-stack: both families reach every backend, and a dead IPv6 listener leaves IPv4 serving", func(t *testing.T) {
+		w.t = t
+		w.dualStack(b[3], b[4])
 	})
 	t.Logf("%s walk took %s", mode, time.Since(began).Round(time.Millisecond))
 }
@@ -812,10 +818,12 @@ func rootUntouched(t *testing.T) {
 	} else if strings.Contains(string(out), "kube-proxy") {
 		t.Errorf("kube-proxy's nftables table is in the root namespace:\n%s", out)
 	}
-	if out, err := exec.Command("iptables-save").CombinedOutput(); err != nil {
-		t.Errorf("iptables-save: %v: %s", err, out)
-	} else if strings.Contains(string(out), "KUBE-") {
-		t.Errorf("kube-proxy's iptables chains are in the root namespace:\n%s", out)
+	for _, save := range []string{"iptables-save", "ip6tables-save"} {
+		if out, err := exec.Command(save).CombinedOutput(); err != nil {
+			t.Errorf("%s: %v: %s", save, err, out)
+		} else if strings.Contains(string(out), "KUBE-") {
+			t.Errorf("kube-proxy's %s chains are in the root namespace:\n%s", save, out)
+		}
 	}
 }
 
@@ -849,4 +857,142 @@ func addrs(hosts ...*testnet.Host) []string {
 		out = append(out, h.IP.String())
 	}
 	return out
+}
+
+const dualIntent = "dual"
+
+// dualStack makes a RequireDualStack LoadBalancer intent over both
+// addresses of keep and of half: each of its cluster IPs and load-balancer
+// addresses, one per family, reaches both backends by that family. Then
+// only half's IPv6 listener dies: its IPv6 endpoint leaves traffic, IPv6
+// requests reach keep alone, and IPv4 requests still reach both.
+func (w *walk) dualStack(keep, half *testnet.Host) {
+	t := w.t
+	ctx := t.Context()
+	for _, h := range []*testnet.Host{keep, half} {
+		// Whatever an earlier step left them as: serving on both
+		// families, healthy.
+		if err := h.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := &v1alpha1.NetworkIntent{
+		ObjectMeta: metav1.ObjectMeta{Name: dualIntent, Namespace: w.ns},
+		Spec: v1alpha1.NetworkIntentSpec{
+			Exposure:       v1alpha1.ExposureLoadBalancer,
+			IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack),
+			Ports:          []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
+			LoadBalancer:   &v1alpha1.LoadBalancerSpec{Class: v1alpha1.AddressPoolClass, Pool: poolName},
+			HealthCheck:    healthCheck(),
+		},
+	}
+	for _, h := range []*testnet.Host{keep, half} {
+		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: h.IP.String()}, v1alpha1.Backend{Address: h.IP6.String()})
+	}
+	if err := w.c.admin.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	var svc corev1.Service
+	eventually(t, 30*time.Second, "the Service has a cluster IP and a LoadBalancer address of each family", func() error {
+		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: dualIntent}, &svc); err != nil {
+			return err
+		}
+		if len(svc.Spec.ClusterIPs) != 2 || len(svc.Status.LoadBalancer.Ingress) != 2 {
+			return fmt.Errorf("cluster IPs %v, ingress %+v", svc.Spec.ClusterIPs, svc.Status.LoadBalancer.Ingress)
+		}
+		return nil
+	})
+	v4 := []string{keep.IP.String(), half.IP.String()}
+	v6 := []string{keep.IP6.String(), half.IP6.String()}
+	all := append(append([]string(nil), v4...), v6...)
+	w.waitAddressesReady(dualIntent, all, nil)
+	byFamily := map[bool][]string{} // is IPv6 -> host:port of the Service
+	for _, ip := range append(append([]string(nil), svc.Spec.ClusterIPs...), svc.Status.LoadBalancer.Ingress[0].IP, svc.Status.LoadBalancer.Ingress[1].IP) {
+		a := netip.MustParseAddr(ip)
+		byFamily[a.Is6()] = append(byFamily[a.Is6()], net.JoinHostPort(ip, "80"))
+	}
+	if len(byFamily[false]) != 2 || len(byFamily[true]) != 2 {
+		t.Fatalf("Service addresses by family: %v", byFamily)
+	}
+	for _, addr := range byFamily[false] {
+		w.waitAnswers(addr)
+		reachAll(t, w.hc, addr, v4...)
+	}
+	for _, addr := range byFamily[true] {
+		w.waitAnswers(addr)
+		reachAll(t, w.hc, addr, v6...)
+	}
+
+	// Only half's IPv6 listener dies.
+	closeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	died := time.Now()
+	if err := half.CloseListeners(closeCtx, half.IP6); err != nil {
+		t.Fatal(err)
+	}
+	w.waitAddressesReady(dualIntent, []string{keep.IP.String(), half.IP.String(), keep.IP6.String()}, []string{half.IP6.String()})
+	t.Logf("IPv6 endpoint %s out of traffic %.2fs after its listener closed; %s (IPv4) stays", half.IP6, time.Since(died).Seconds(), half.IP)
+	for _, addr := range byFamily[true] {
+		eventually(t, 10*time.Second, addr+" reaches only "+keep.IP6.String(), func() error {
+			for i := range 20 {
+				from, err := whoami(w.hc, addr)
+				if err != nil {
+					return fmt.Errorf("request %d: %w", i+1, err)
+				}
+				if from != keep.IP6.String() {
+					return fmt.Errorf("request %d answered by %s", i+1, from)
+				}
+			}
+			return nil
+		})
+	}
+	for _, addr := range byFamily[false] {
+		reachAll(t, w.hc, addr, v4...)
+	}
+	var got v1alpha1.NetworkIntent
+	eventually(t, 10*time.Second, "status names the IPv6 address out", func() error {
+		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: dualIntent}, &got); err != nil {
+			return err
+		}
+		e := got.Status.Endpoints
+		if e == nil || len(e.Unhealthy) != 1 || e.Unhealthy[0].Address != half.IP6.String() || e.Unhealthy[0].Family != v1alpha1.IPv6 {
+			return fmt.Errorf("endpoints status %+v", e)
+		}
+		return nil
+	})
+	t.Logf("status.endpoints.unhealthy: %+v", got.Status.Endpoints.Unhealthy)
+}
+
+// waitAddressesReady waits until the intent's slices publish exactly the
+// addresses of ready as ready and those of notReady as not.
+func (w *walk) waitAddressesReady(intent string, ready, notReady []string) {
+	t := w.t
+	eventually(t, 30*time.Second, intent+"'s endpoints", func() error {
+		var list discoveryv1.EndpointSliceList
+		if err := w.c.admin.List(t.Context(), &list, client.InNamespace(w.ns), client.MatchingLabels{discoveryv1.LabelServiceName: intent}); err != nil {
+			return err
+		}
+		got := map[string]bool{}
+		for _, s := range list.Items {
+			for _, e := range s.Endpoints {
+				for _, a := range e.Addresses {
+					got[a] = e.Conditions.Ready == nil || *e.Conditions.Ready
+				}
+			}
+		}
+		want := map[string]bool{}
+		for _, a := range ready {
+			want[a] = true
+		}
+		for _, a := range notReady {
+			want[a] = false
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return fmt.Errorf("endpoints ready %v, want %v", got, want)
+		}
+		return nil
+	})
 }

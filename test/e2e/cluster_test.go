@@ -73,6 +73,8 @@ type controlPlane struct {
 func startControlPlane(t *testing.T, p paths) *controlPlane {
 	t.Helper()
 	env := &envtest.Environment{BinaryAssetsDirectory: p.assets}
+	// Dual-stack, as make run's: the dual-stack sample needs both families.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10:96::/108")
 	start := time.Now()
 	if _, err := env.Start(); err != nil {
 		_ = env.Stop() // whatever did start
