@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -86,8 +87,24 @@ func (cp *controlPlane) stop() {
 
 // createAll creates objs with a few writers in parallel, as `kubectl apply`
 // of a large file or a CD tool would.
+//
+// A create the API server answers with a timeout (it happens on a loaded
+// machine, where etcd falls behind) is sent again, a few times; one that
+// then exists was made by the first attempt.
 func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) error {
-	return forAll(objs, "creating", func(o client.Object) error { return cp.client.Create(ctx, o) })
+	return forAll(objs, "creating", func(o client.Object) error {
+		for attempt := 1; ; attempt++ {
+			err := cp.client.Create(ctx, o)
+			switch {
+			case attempt > 1 && apierrors.IsAlreadyExists(err):
+				return nil
+			case (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err)) && attempt < 5:
+				o.SetResourceVersion("")
+				continue
+			}
+			return err
+		}
+	})
 }
 
 // forAll calls write for each of objs with a few writers in parallel, and
