@@ -126,8 +126,9 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		if err := cp.createAll(ctx, intents(ns, n, o.pods)); err != nil {
 			return "", err
 		}
-		// 20,000 intents take several minutes on 2 cores.
-		err = poll(max(5*time.Minute, time.Duration(n)*40*time.Millisecond), fmt.Sprintf("%d intents Ready", n), func() error {
+		// 20,000 intents take several minutes on 2 cores, more when the
+		// machine is shared.
+		err = poll(max(10*time.Minute, time.Duration(n)*80*time.Millisecond), fmt.Sprintf("%d intents Ready", n), func() error {
 			if err := p.alive(); err != nil {
 				return err
 			}
@@ -355,7 +356,7 @@ func counters(p *process) (operatorCounters, error) {
 func settle(p *process, intents int) error {
 	var last operatorCounters
 	stable := time.Now()
-	return poll(5*time.Minute, "the operator settles", func() error {
+	return poll(10*time.Minute, "the operator settles", func() error {
 		if err := p.alive(); err != nil {
 			return err
 		}
