@@ -38,10 +38,13 @@ type convergence struct {
 type memory struct {
 	what      string
 	rss, heap int64
+	// rssAnon is the RSS less the binary's mapped pages.
+	rssAnon int64
 	// intents is how many intents the operator holds then, and coreDNS
-	// CoreDNS's RSS on the same cluster (0: not measured).
-	intents int
-	coreDNS int64
+	// CoreDNS's RSS (and its anonymous part) on the same cluster (0: not
+	// measured).
+	intents              int
+	coreDNS, coreDNSAnon int64
 }
 
 // benchOperator runs the operator binary (all CPUs) and applies N intents at
@@ -159,7 +162,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		}
 		m.intents = total
 		last := fmt.Sprintf("app-%d.%s.svc.cluster.local.", n-1, ns)
-		if m.coreDNS, err = coreDNSMemory(o, cp, work, last); err != nil {
+		if m.coreDNS, m.coreDNSAnon, err = coreDNSMemory(o, cp, work, last); err != nil {
 			return "", err
 		}
 		mems = append(mems, m)
@@ -209,7 +212,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			return "", err
 		}
 		mems = append(mems, m)
-		if coreDNSRSS, err = coreDNSMemory(o, cp, work, last); err != nil {
+		if coreDNSRSS, _, err = coreDNSMemory(o, cp, work, last); err != nil {
 			return "", err
 		}
 	}
@@ -390,6 +393,9 @@ func readMemory(p *process, what, profiles, name string) (memory, error) {
 	if m.rss, err = p.rss(); err != nil {
 		return m, err
 	}
+	if m.rssAnon, err = p.rssAnon(); err != nil {
+		return m, err
+	}
 	if profiles != "" {
 		if err := os.MkdirAll(profiles, 0o755); err != nil {
 			return m, err
@@ -402,15 +408,16 @@ func readMemory(p *process, what, profiles, name string) (memory, error) {
 }
 
 // coreDNSMemory starts CoreDNS on the cluster as it is, waits until it
-// answers last (a name of the newest Service), and returns its RSS.
-func coreDNSMemory(o options, cp *controlPlane, work, last string) (int64, error) {
+// answers last (a name of the newest Service), and returns its RSS and the
+// RSS's anonymous part.
+func coreDNSMemory(o options, cp *controlPlane, work, last string) (rss, anon int64, err error) {
 	port, err := freePort()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cd, err := startCoreDNS(o, cp, work, "", port, "127.0.0.1:1")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cd.stop()
 	err = poll(2*time.Minute, "CoreDNS knows the last Service", func() error {
@@ -420,9 +427,13 @@ func coreDNSMemory(o options, cp *controlPlane, work, last string) (int64, error
 		return answers(fmt.Sprintf("127.0.0.1:%d", port), last)
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return cd.rss()
+	if rss, err = cd.rss(); err != nil {
+		return 0, 0, err
+	}
+	anon, err = cd.rssAnon()
+	return rss, anon, err
 }
 
 func operatorTable(o options, runs []convergence, resyncWrites int64, mems []memory, coreDNSRSS int64, total int) string {
@@ -443,16 +454,16 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 	}
 	fmt.Fprintf(&b, "\nA no-op resync (the operator restarted over %d Ready intents) wrote %d times.\n\n", total, resyncWrites)
 	fmt.Fprintf(&b, "## Memory\n\nHeap per intent is the heap after GC above the empty operator's, over the intents (each with its Service and EndpointSlice); CoreDNS is started on the same cluster after each convergence and read once it answers the newest Service.\n\n")
-	fmt.Fprintf(&b, "| operator with | RSS | heap after GC | heap per intent above empty | CoreDNS RSS | operator/CoreDNS RSS |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| operator with | RSS (anonymous) | heap after GC | heap per intent above empty | CoreDNS RSS (anonymous) | operator/CoreDNS RSS |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, m := range mems {
 		perIntent, cd, ratio := "", "", ""
 		if m.intents > 0 && len(mems) > 0 {
 			perIntent = fmt.Sprintf("%.2f KB", float64(m.heap-mems[0].heap)/float64(m.intents)/1000)
 		}
 		if m.coreDNS > 0 {
-			cd, ratio = mib(m.coreDNS), fmt.Sprintf("%.2fx", float64(m.rss)/float64(m.coreDNS))
+			cd, ratio = fmt.Sprintf("%s (%s)", mib(m.coreDNS), mib(m.coreDNSAnon)), fmt.Sprintf("%.2fx", float64(m.rss)/float64(m.coreDNS))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", m.what, mib(m.rss), mib(m.heap), perIntent, cd, ratio)
+		fmt.Fprintf(&b, "| %s | %s (%s) | %s | %s | %s | %s |\n", m.what, mib(m.rss), mib(m.rssAnon), mib(m.heap), perIntent, cd, ratio)
 	}
 	if coreDNSRSS > 0 {
 		fmt.Fprintf(&b, "\nCoreDNS reading the same cluster (%d intents' Services and %d plain Services): RSS %s.\n", total, o.services, mib(coreDNSRSS))
