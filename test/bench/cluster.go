@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -88,9 +89,9 @@ func (cp *controlPlane) stop() {
 // createAll creates objs with a few writers in parallel, as `kubectl apply`
 // of a large file or a CD tool would.
 //
-// A create the API server answers with a timeout (it happens on a loaded
-// machine, where etcd falls behind) is sent again, a few times; one that
-// then exists was made by the first attempt.
+// A create the API server answers with a timeout, or that fails on its way
+// (both happen on a loaded machine, where etcd falls behind), is sent
+// again, a few times; one that then exists was made by an earlier attempt.
 func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) error {
 	return forAll(objs, "creating", func(o client.Object) error {
 		for attempt := 1; ; attempt++ {
@@ -98,7 +99,7 @@ func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) err
 			switch {
 			case attempt > 1 && apierrors.IsAlreadyExists(err):
 				return nil
-			case (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err)) && attempt < 5:
+			case err != nil && attempt < 5 && (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || !isStatus(err)):
 				o.SetResourceVersion("")
 				continue
 			}
@@ -218,4 +219,11 @@ func queryMix() string {
 		b = fmt.Appendf(b, "missing-%d.%s A\n", i, zone)
 	}
 	return string(b)
+}
+
+// isStatus reports whether err is an answer of the API server, not a
+// failure to get one.
+func isStatus(err error) bool {
+	var status apierrors.APIStatus
+	return errors.As(err, &status)
 }
