@@ -89,8 +89,8 @@ func (cp *controlPlane) stop() {
 // createAll creates objs with a few writers in parallel, as `kubectl apply`
 // of a large file or a CD tool would.
 //
-// A create the API server answers with a timeout, or that fails on its way
-// (both happen on a loaded machine, where etcd falls behind), is sent
+// A create the API server answers with a timeout or an internal error, or
+// that fails on its way (all happen on a loaded machine), is sent
 // again, a few times; one that then exists was made by an earlier attempt.
 func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) error {
 	return forAll(objs, "creating", func(o client.Object) error {
@@ -99,7 +99,7 @@ func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) err
 			switch {
 			case attempt > 1 && apierrors.IsAlreadyExists(err):
 				return nil
-			case err != nil && attempt < 5 && (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || !isStatus(err)):
+			case err != nil && attempt < 5 && (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsInternalError(err) || !isStatus(err)):
 				o.SetResourceVersion("")
 				continue
 			}
