@@ -2,22 +2,15 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
-	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/endpoints"
@@ -139,132 +132,5 @@ func TestCacheTrimsPods(t *testing.T) {
 	}
 	if trimmed.Annotations != nil || trimmed.Spec.Volumes != nil || trimmed.Status.ContainerStatuses != nil || trimmed.Spec.Containers[0].Env != nil || trimmed.Spec.Containers[0].Image != "" {
 		t.Errorf("the trimmed pod keeps what endpoints never read: %+v", trimmed)
-	}
-}
-
-// TestCacheInternsAndIndexes converges an intent and reads what the
-// manager's cache holds of it (the stored objects themselves, not copies):
-// the strings every intent, Service and EndpointSlice repeats are one
-// shared copy, the Service's managedFields are kept for the operator's
-// comparison, the slice's are not, and the operator's slice index names the
-// intent's slice.
-func TestCacheInternsAndIndexes(t *testing.T) {
-	ctx := context.Background()
-	ns := newNamespace(t)
-	in := webIntent(ns, "web", v1alpha1.ExposureClusterIP)
-	in.Spec.Selector = nil
-	in.Spec.Backends = []v1alpha1.Backend{{Address: "192.0.2.10"}}
-	if err := k8sClient.Create(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	converged(t, ns, "web")
-	shared := func(what, got, want string) {
-		t.Helper()
-		if got != want {
-			t.Errorf("%s = %q, want %q", what, got, want)
-		} else if unsafe.StringData(got) != unsafe.StringData(intern(want)) {
-			t.Errorf("%s %q is a copy of its own, not the shared one", what, got)
-		}
-	}
-	key := client.ObjectKey{Namespace: ns, Name: "web"}
-	var cached v1alpha1.NetworkIntent
-	if err := suiteCache.Get(ctx, key, &cached, client.UnsafeDisableDeepCopy); err != nil {
-		t.Fatal(err)
-	}
-	shared("intent exposure", string(cached.Spec.Exposure), string(v1alpha1.ExposureClusterIP))
-	shared("intent finalizer", cached.Finalizers[0], v1alpha1.IntentFinalizer)
-	for _, c := range cached.Status.Conditions {
-		shared("condition type", c.Type, c.Type)
-		shared("condition status", string(c.Status), string(c.Status))
-		shared("condition reason", c.Reason, c.Reason)
-	}
-
-	var svc corev1.Service
-	if err := suiteCache.Get(ctx, key, &svc, client.UnsafeDisableDeepCopy); err != nil {
-		t.Fatal(err)
-	}
-	shared("Service type", string(svc.Spec.Type), string(corev1.ServiceTypeClusterIP))
-	shared("Service port protocol", string(svc.Spec.Ports[0].Protocol), string(corev1.ProtocolTCP))
-	shared("Service owner kind", svc.OwnerReferences[0].Kind, "NetworkIntent")
-	shared("Service owner API version", svc.OwnerReferences[0].APIVersion, v1alpha1.GroupVersion.String())
-	for k := range svc.Labels {
-		shared("Service label key", k, k)
-	}
-	if len(svc.ManagedFields) == 0 {
-		t.Error("the intent's Service lost its managedFields, which the operator compares")
-	}
-	for _, f := range svc.ManagedFields {
-		shared("managedFields manager", f.Manager, f.Manager)
-	}
-
-	var slices discoveryv1.EndpointSliceList
-	if err := suiteCache.List(ctx, &slices, client.InNamespace(ns), client.UnsafeDisableDeepCopy); err != nil {
-		t.Fatal(err)
-	}
-	if len(slices.Items) != 1 {
-		t.Fatalf("%d slices, want 1", len(slices.Items))
-	}
-	slice := &slices.Items[0]
-	if len(slice.ManagedFields) != 0 {
-		t.Errorf("the slice keeps its managedFields: %v", slice.ManagedFields)
-	}
-	shared("slice address type", string(slice.AddressType), string(discoveryv1.AddressTypeIPv4))
-	shared("slice managed-by", slice.Labels[discoveryv1.LabelManagedBy], v1alpha1.EndpointSliceManagedBy)
-	shared("slice port protocol", string(*slice.Ports[0].Protocol), string(corev1.ProtocolTCP))
-	for k := range slice.Labels {
-		shared("slice label key", k, k)
-	}
-	// A slice index of its own on the same informer is handed every
-	// slice that exists.
-	x := newSliceIndex()
-	if err := x.watch(ctx, suiteCache); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 10*time.Second, func() error {
-		if names := x.names(key); len(names) != 1 || names[0] != slice.Name {
-			return fmt.Errorf("the slice index names %v for the intent's Service, want [%s]", names, slice.Name)
-		}
-		return nil
-	})
-}
-
-// TestSliceIndex follows slices through adds, a move to another Service,
-// a slice that stops being netintent's, and deletes, tombstones included.
-func TestSliceIndex(t *testing.T) {
-	x := newSliceIndex()
-	slice := func(name, svc, managedBy string) *discoveryv1.EndpointSlice {
-		return &discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name,
-			Labels: map[string]string{discoveryv1.LabelServiceName: svc, discoveryv1.LabelManagedBy: managedBy}}}
-	}
-	web := types.NamespacedName{Namespace: "ns", Name: "web"}
-	api := types.NamespacedName{Namespace: "ns", Name: "api"}
-	want := func(svc types.NamespacedName, names ...string) {
-		t.Helper()
-		got := x.names(svc)
-		sort.Strings(got)
-		if !reflect.DeepEqual(got, names) && !(len(got) == 0 && len(names) == 0) {
-			t.Fatalf("%s: %v, want %v", svc, got, names)
-		}
-	}
-	ours := v1alpha1.EndpointSliceManagedBy
-	x.add(slice("web-1", "web", ours))
-	x.add(slice("web-2", "web", ours))
-	x.add(slice("web-2", "web", ours)) // a resync
-	x.add(slice("other", "web", "endpointslice-controller.k8s.io"))
-	want(web, "web-1", "web-2")
-	// An update that moves web-2 to api.
-	old, moved := slice("web-2", "web", ours), slice("web-2", "api", ours)
-	if serviceOfSlice(old) != serviceOfSlice(moved) {
-		x.remove(old)
-	}
-	x.add(moved)
-	want(web, "web-1")
-	want(api, "web-2")
-	x.remove(toolscache.DeletedFinalStateUnknown{Key: "ns/web-2", Obj: moved})
-	want(api)
-	x.remove(toolscache.DeletedFinalStateUnknown{Key: "ns/web-1"})
-	want(web)
-	if len(x.byService) != 0 {
-		t.Errorf("entries left: %v", x.byService)
 	}
 }

@@ -73,10 +73,6 @@ type IntentReconciler struct {
 	// slicesWritten holds the slice writes the cache has not shown yet.
 	slicesWritten sliceWrites
 
-	// slices names the slices of each intent's Service (nil: the
-	// reconciler lists the namespace's slices instead).
-	slices *sliceIndex
-
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
 	// after a failed status write is not announced twice.
@@ -566,11 +562,7 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 // deleteOwnedSlices deletes the EndpointSlices the intent owns, as the
 // cache knows them.
 func (r *IntentReconciler) deleteOwnedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) error {
-	owned, err := r.ownedSlices(ctx, in)
-	if err != nil {
-		return err
-	}
-	return r.deleteEach(ctx, owned)
+	return r.deleteSlices(ctx, in, r.Client)
 }
 
 // deleteSlices deletes the EndpointSlices the intent owns, as reader lists
@@ -580,10 +572,6 @@ func (r *IntentReconciler) deleteSlices(ctx context.Context, in *v1alpha1.Networ
 	if err != nil {
 		return err
 	}
-	return r.deleteEach(ctx, owned)
-}
-
-func (r *IntentReconciler) deleteEach(ctx context.Context, owned []discoveryv1.EndpointSlice) error {
 	for i := range owned {
 		if err := r.Client.Delete(ctx, &owned[i]); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("deleting endpoint slice %s: %w", owned[i].Name, err)
@@ -645,9 +633,7 @@ func (l cappedLimiter) When(item reconcile.Request) time.Duration {
 // selector matches it.
 func (r *IntentReconciler) intentsSelecting(ctx context.Context, obj client.Object) []reconcile.Request {
 	intents := &v1alpha1.NetworkIntentList{}
-	// Every pod event lists its namespace's intents: read, never changed,
-	// so not copied.
-	if err := r.Client.List(ctx, intents, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Client.List(ctx, intents, client.InNamespace(obj.GetNamespace())); err != nil {
 		logf.FromContext(ctx).Error(err, "Listing intents for a pod", "pod", klog.KObj(obj))
 		return nil
 	}

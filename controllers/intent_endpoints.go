@@ -259,12 +259,7 @@ func (r *IntentReconciler) countEjections(in *v1alpha1.NetworkIntent, judged, pu
 	if v, ok := r.checkedOut.Load(key); ok {
 		before = v.(ejections)
 	}
-	if len(now.checked) == 0 {
-		// Most intents: nothing to remember.
-		r.checkedOut.Delete(key)
-	} else {
-		r.checkedOut.Store(key, now)
-	}
+	r.checkedOut.Store(key, now)
 	var detected, rejoined []string
 	for a := range now.checked {
 		if !before.checked[a] {
@@ -391,34 +386,34 @@ func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.Heal
 	return r.Prober.Status(key)
 }
 
-// ownedSlices is listOwnedSlices from the cache, with this replica's own
-// writes the cache has not seen yet in place of what they replaced: with
-// the slice index, the slices it names for the intent's Service, each read
-// from the cache by name; without it (a reconciler made without
-// SetupWithManager), a list of the namespace's slices.
+// sliceControllerField indexes the EndpointSlices that an intent controls by
+// the intent's UID, so that a reconcile reads its own slices, not every
+// slice of the namespace.
+const sliceControllerField = "netintent.controller.uid"
+
+// indexSlicesByIntent registers sliceControllerField.
+func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceControllerField, func(obj client.Object) []string {
+		if uid := controllingIntent(obj); uid != "" {
+			return []string{string(uid)}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing endpoint slices by intent: %w", err)
+	}
+	return nil
+}
+
+// ownedSlices is listOwnedSlices from the cache, through its index, with
+// this replica's own writes the cache has not seen yet in place of what
+// they replaced.
 func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
-	if r.slices == nil {
-		cached, err := listOwnedSlices(ctx, r.Client, in)
-		if err != nil {
-			return nil, err
-		}
-		return r.slicesWritten.overlay(in.UID, cached), nil
+	cached, err := listOwnedSlices(ctx, r.Client, in, client.MatchingFields{sliceControllerField: string(in.UID)})
+	if err != nil {
+		return nil, err
 	}
-	names := r.slices.names(client.ObjectKeyFromObject(in))
-	owned := make([]discoveryv1.EndpointSlice, 0, len(names))
-	for _, name := range names {
-		var s discoveryv1.EndpointSlice
-		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: in.Namespace, Name: name}, &s); err != nil {
-			if apierrors.IsNotFound(err) {
-				continue // deleted since the index listed it
-			}
-			return nil, fmt.Errorf("getting endpoint slice %s: %w", name, err)
-		}
-		if s.Labels[discoveryv1.LabelServiceName] == in.Name && s.Labels[discoveryv1.LabelManagedBy] == v1alpha1.EndpointSliceManagedBy && metav1.IsControlledBy(&s, in) {
-			owned = append(owned, s)
-		}
-	}
-	return r.slicesWritten.overlay(in.UID, owned), nil
+	return r.slicesWritten.overlay(in.UID, cached), nil
 }
 
 // listOwnedSlices lists the EndpointSlices the intent controls: its

@@ -48,7 +48,7 @@ func nodeZoneChanged() predicate.Predicate {
 // endpoints name the node's zone.
 func (r *IntentReconciler) intentsOnNode(ctx context.Context, node client.Object) []reconcile.Request {
 	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.MatchingFields{podNodeField: node.GetName()}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Client.List(ctx, pods, client.MatchingFields{podNodeField: node.GetName()}); err != nil {
 		logf.FromContext(ctx).Error(err, "Listing pods of a node", "node", klog.KObj(node))
 		return nil
 	}

@@ -364,7 +364,7 @@ func serviceOfIntent(_ context.Context, obj client.Object) []reconcile.Request {
 // servicesInNamespace maps a namespace to its Services of the class.
 func (r *LoadBalancerReconciler) servicesInNamespace(ctx context.Context, obj client.Object) []reconcile.Request {
 	services := &corev1.ServiceList{}
-	if err := r.Client.List(ctx, services, client.InNamespace(obj.GetName()), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Client.List(ctx, services, client.InNamespace(obj.GetName())); err != nil {
 		logf.FromContext(ctx).Error(err, "Listing services of a namespace", "namespace", obj.GetName())
 		return nil
 	}

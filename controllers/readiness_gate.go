@@ -172,8 +172,7 @@ func (r *ReadinessGateReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, nil
 	}
 	intents := &v1alpha1.NetworkIntentList{}
-	// Read only: not copied.
-	if err := r.Client.List(ctx, intents, client.InNamespace(pod.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Client.List(ctx, intents, client.InNamespace(pod.Namespace)); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing intents: %w", err)
 	}
 	for i := range intents.Items {
@@ -231,7 +230,7 @@ func (r *ReadinessGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // is not True.
 func (r *ReadinessGateReconciler) gatedPods(ctx context.Context, obj client.Object) []reconcile.Request {
 	pods := &corev1.PodList{}
-	if err := r.Client.List(ctx, pods, client.InNamespace(obj.GetNamespace()), client.UnsafeDisableDeepCopy); err != nil {
+	if err := r.Client.List(ctx, pods, client.InNamespace(obj.GetNamespace())); err != nil {
 		logf.FromContext(ctx).Error(err, "Listing pods for an intent", "intent", klog.KObj(obj))
 		return nil
 	}

@@ -53,8 +53,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := indexPodsByNode(context.Background(), mgr); err != nil {
 		return err
 	}
-	slices := newSliceIndex()
-	if err := slices.watch(context.Background(), mgr.GetCache()); err != nil {
+	if err := indexSlicesByIntent(context.Background(), mgr); err != nil {
 		return err
 	}
 	if err := (&IntentReconciler{
@@ -64,7 +63,6 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Prober:      opts.Prober,
 		Workers:     opts.IntentWorkers,
 		SliceWriter: opts.SliceWriter,
-		slices:      slices,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}
@@ -151,8 +149,7 @@ func trimPod(obj any) (any, error) {
 	return trim(pod)
 }
 
-// trim drops an object's managedFields and last-applied annotation, and
-// interns the strings it shares with every object of its kind.
+// trim drops an object's managedFields and last-applied annotation.
 func trim(obj any) (any, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -167,17 +164,14 @@ func trim(obj any) (any, error) {
 			m.SetAnnotations(a)
 		}
 	}
-	internObject(obj)
 	return obj, nil
 }
 
-// trimService is the Services' cache transform: an intent's Service keeps
-// its managedFields, since the operator compares what it owns of them with
-// what it applies (its strings are interned all the same); any other is
-// trimmed.
+// trimService is the Services' cache transform: an intent's Service is
+// kept as it is, since the operator compares and writes it; any other is
+// only read by the DNS server and trimmed.
 func trimService(obj any) (any, error) {
 	if svc, ok := obj.(*corev1.Service); ok && controllingIntent(svc) != "" {
-		internObject(svc)
 		return svc, nil
 	}
 	return trim(obj)

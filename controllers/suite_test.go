@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -34,8 +33,6 @@ var (
 	k8sClient  client.Client
 	testScheme = runtime.NewScheme()
 	suiteCtx   context.Context
-	// suiteCache is the suite manager's cache, for tests of what it holds.
-	suiteCache cache.Cache
 )
 
 func TestMain(m *testing.M) {
@@ -91,7 +88,6 @@ func runSuite(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	suiteCtx = ctx
-	suiteCache = mgr.GetCache()
 	if err := setupReconcilers(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setup: %v\n", err)
 		return 1

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -88,24 +86,8 @@ func (cp *controlPlane) stop() {
 
 // createAll creates objs with a few writers in parallel, as `kubectl apply`
 // of a large file or a CD tool would.
-//
-// A create the API server answers with a timeout or an internal error, or
-// that fails on its way (all happen on a loaded machine), is sent
-// again, a few times; one that then exists was made by an earlier attempt.
 func (cp *controlPlane) createAll(ctx context.Context, objs []client.Object) error {
-	return forAll(objs, "creating", func(o client.Object) error {
-		for attempt := 1; ; attempt++ {
-			err := cp.client.Create(ctx, o)
-			switch {
-			case attempt > 1 && apierrors.IsAlreadyExists(err):
-				return nil
-			case err != nil && attempt < 5 && (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsInternalError(err) || !isStatus(err)):
-				o.SetResourceVersion("")
-				continue
-			}
-			return err
-		}
-	})
+	return forAll(objs, "creating", func(o client.Object) error { return cp.client.Create(ctx, o) })
 }
 
 // forAll calls write for each of objs with a few writers in parallel, and
@@ -219,11 +201,4 @@ func queryMix() string {
 		b = fmt.Appendf(b, "missing-%d.%s A\n", i, zone)
 	}
 	return string(b)
-}
-
-// isStatus reports whether err is an answer of the API server, not a
-// failure to get one.
-func isStatus(err error) bool {
-	var status apierrors.APIStatus
-	return errors.As(err, &status)
 }

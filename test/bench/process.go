@@ -116,23 +116,12 @@ func (p *process) cpuTime() (time.Duration, error) {
 
 // rss is the process's resident set size in bytes.
 func (p *process) rss() (int64, error) {
-	return p.status("VmRSS")
-}
-
-// rssAnon is the part of the RSS that is not mapped from files (the
-// binary's pages): the heap, stacks and the runtime's own.
-func (p *process) rssAnon() (int64, error) {
-	return p.status("RssAnon")
-}
-
-// status reads a size in kB from /proc/<pid>/status, in bytes.
-func (p *process) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			if err != nil {
 				return 0, err
@@ -140,7 +129,7 @@ func (p *process) status(field string) (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no %s for %s", field, p.name)
+	return 0, fmt.Errorf("no VmRSS for %s", p.name)
 }
 
 // freePort returns a loopback port free for both TCP and UDP at the time of
