@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/endpoints"
 	"github.com/netintent/netintent/internal/health"
 	"github.com/netintent/netintent/internal/testnet"
 )
@@ -60,11 +61,7 @@ func familiesPublished(ctx context.Context, ns, svc string) (map[discoveryv1.Add
 func familiesOf(ips []string) []corev1.IPFamily {
 	var out []corev1.IPFamily
 	for _, ip := range ips {
-		if netip.MustParseAddr(ip).Is4() {
-			out = append(out, corev1.IPv4Protocol)
-		} else {
-			out = append(out, corev1.IPv6Protocol)
-		}
+		out = append(out, endpoints.FamilyOf(netip.MustParseAddr(ip)))
 	}
 	return out
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -865,7 +866,7 @@ func (sw *sliceWatch) apply(name string, s *discoveryv1.EndpointSlice, now time.
 	next := map[netip.Addr]bool{}
 	var trig time.Time
 	if s != nil {
-		trig, _ = time.Parse(time.RFC3339Nano, s.Annotations["endpoints.kubernetes.io/last-change-trigger-time"])
+		trig, _ = time.Parse(time.RFC3339Nano, s.Annotations[corev1.EndpointsLastChangeTriggerTime])
 		for _, ep := range s.Endpoints {
 			for _, a := range ep.Addresses {
 				if addr, err := netip.ParseAddr(a); err == nil {

@@ -132,8 +132,8 @@ lines:
 	return sum, sc.Err()
 }
 
-// histogramMean is the mean of the observations a histogram took between
-// two readings of its _sum and _count (see histogramReading).
+// histogramReading is one reading of a histogram's _sum and _count; two
+// give the mean of the observations between them (meanSince).
 type histogramReading struct{ sum, count float64 }
 
 func readHistogram(p *process, name string, labels ...string) (histogramReading, error) {
