@@ -129,6 +129,6 @@ func (r *AddressPoolReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("addresspool").
 		For(&v1alpha1.AddressPool{}).
-		WatchesRawSource(r.pools.poolQueue).
+		WatchesRawSource(r.pools.poolQueue.source()).
 		Complete(r)
 }

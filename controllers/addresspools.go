@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
@@ -38,7 +37,7 @@ import (
 type addressPools struct {
 	cache  client.Reader // the manager's cache: cheap, may lag
 	reader client.Reader // the API server: fresh
-	alloc  *ipam.Allocator
+	alloc  *assign.Allocator
 
 	// mu is held for writing while the pools are replaced and the
 	// assignments re-claimed, and for reading while an allocation decision
@@ -50,14 +49,13 @@ type addressPools struct {
 	// fingerprint is the identity of the pools (names, UIDs and
 	// generations) in the cache at the last sync.
 	fingerprint string
-	// pools is every AddressPool at the last sync, by name.
-	pools map[string]*assign.Pool
 
 	pendingMu sync.Mutex
 	// pending holds the Services that wait for an address.
 	pending map[types.NamespacedName]bool
 
-	// services and poolQueue feed the reconcilers' work queues.
+	// services and poolQueue feed the reconcilers' work queues: the
+	// Services to re-evaluate and the pools to report.
 	services  *queueSource
 	poolQueue *queueSource
 }
@@ -66,11 +64,10 @@ func newAddressPools(cache, reader client.Reader) *addressPools {
 	return &addressPools{
 		cache:     cache,
 		reader:    reader,
-		alloc:     ipam.NewAllocator(),
-		pools:     map[string]*assign.Pool{},
+		alloc:     assign.NewAllocator(),
 		pending:   map[types.NamespacedName]bool{},
-		services:  &queueSource{name: "address pools: services to re-evaluate"},
-		poolQueue: &queueSource{name: "address pools: pools to report"},
+		services:  &queueSource{},
+		poolQueue: &queueSource{},
 	}
 }
 
@@ -110,16 +107,13 @@ func (p *addressPools) Sync(ctx context.Context) error {
 		return fmt.Errorf("listing services: %w", err)
 	}
 
-	views, usable := assign.Pools(fresh.Items)
-	orphans, err := p.alloc.SetPools(usable)
+	inUse, orphaned, err := p.alloc.SetPools(fresh.Items)
 	if err != nil {
-		// Select gives pools SetPools accepts; anything else is a bug.
-		return fmt.Errorf("using address pools: %w", err)
+		return err
 	}
-	p.pools = views
 	claimed := p.reclaim(ctx, services.Items)
 	logf.FromContext(ctx).Info("Synced address pools",
-		"pools", len(fresh.Items), "inUse", len(usable), "reclaimed", claimed, "orphaned", len(orphans))
+		"pools", len(fresh.Items), "inUse", inUse, "reclaimed", claimed, "orphaned", orphaned)
 	first := !p.synced
 	p.synced = true
 	p.fingerprint = fp
@@ -137,39 +131,19 @@ func (p *addressPools) Sync(ctx context.Context) error {
 	return nil
 }
 
-// reclaim gives every served Service the addresses its status shows, unless
-// the Service already holds one of that family or another holds it. Older
-// Services go first, so if two show the same address, the older keeps it.
-// Eligibility is not checked here (any pool in use will do): the Service's
-// own reconcile moves it if its namespace may no longer use the pool.
+// reclaim gives every served Service the addresses its status shows (see
+// assign.Allocator.Reclaim) and returns how many it gave.
 func (p *addressPools) reclaim(ctx context.Context, services []corev1.Service) int {
 	log := logf.FromContext(ctx)
-	served := make([]*corev1.Service, 0, len(services))
+	shown := make([]assign.Shown, 0, len(services))
 	for i := range services {
-		if servedService(&services[i]) {
-			served = append(served, &services[i])
+		if svc := &services[i]; servedService(svc) {
+			shown = append(shown, assign.Shown{Key: client.ObjectKeyFromObject(svc), Created: svc.CreationTimestamp.Time, Addrs: ingressAddrs(svc)})
 		}
 	}
-	slices.SortFunc(served, func(a, b *corev1.Service) int {
-		if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
-			return c
-		}
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	inUse := p.alloc.Pools()
-	claimed := 0
-	for _, svc := range served {
-		key := client.ObjectKeyFromObject(svc)
-		for _, addr := range ingressAddrs(svc) {
-			if _, held := p.alloc.Owner(addr); held || holdsFamily(p.alloc, key, ipam.FamilyOf(addr)) {
-				continue
-			}
-			if err := p.alloc.Claim(key, addr, inUse); err != nil {
-				log.V(1).Info("Not re-claiming a Service's address", "service", klog.KObj(svc), "address", addr, "reason", err.Error())
-				continue
-			}
-			claimed++
-		}
+	claimed, refused := p.alloc.Reclaim(shown)
+	for _, r := range refused {
+		log.V(1).Info("Not re-claiming a Service's address", "service", klog.KRef(r.Key.Namespace, r.Key.Name), "address", r.Addr, "reason", r.Err.Error())
 	}
 	return claimed
 }
@@ -234,32 +208,23 @@ func ingressAddrs(svc *corev1.Service) []netip.Addr {
 	return addrs
 }
 
-func holdsFamily(alloc *ipam.Allocator, key types.NamespacedName, family ipam.Family) bool {
-	for _, addr := range alloc.Assigned(key) {
-		if ipam.FamilyOf(addr) == family {
-			return true
-		}
-	}
-	return false
-}
-
-// queueSource is a controller source that lets the address pools add
-// requests to a reconciler's work queue. Before the controller starts,
-// requests are dropped: its initial list brings every object anyway.
+// queueSource lets the address pools add requests to a reconciler's work
+// queue, which the controller hands over when it starts its sources. Before
+// that, requests are dropped: the controller's initial list brings every
+// object anyway.
 type queueSource struct {
-	name  string
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
 }
 
-var _ source.Source = &queueSource{}
-
-// Start implements source.Source.
-func (s *queueSource) Start(_ context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.queue = queue
-	return nil
+// source is the controller source that hands the work queue over.
+func (s *queueSource) source() source.Source {
+	return source.Func(func(_ context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.queue = queue
+		return nil
+	})
 }
 
 func (s *queueSource) add(key types.NamespacedName) {
@@ -270,31 +235,21 @@ func (s *queueSource) add(key types.NamespacedName) {
 	}
 }
 
-func (s *queueSource) String() string { return s.name }
-
-// Assign gives the Service of req an address, or says why it cannot, and
-// updates the allocator: a Service that is refused holds no address, and one
-// that is given an address holds that one only. A refused Service is woken
-// when an address comes free; the pools whose counts moved are reported
-// again, and Services waiting for an address are woken if one came free.
-//
-// A requested address is claimed if it is free (or already the Service's)
-// and in a pool the Service may use; otherwise the Service keeps the address
-// it holds or its status shows, if its namespace may still use that
-// address's pool (autoAssign does not matter for keeping); otherwise it gets
-// the lowest free address of the named pool, or of the first pool with
-// autoAssign that has one.
-func (p *addressPools) Assign(req assign.Request) assign.Outcome {
+// Assign gives the Service of req an address, or says why it cannot, as
+// assign.Allocator.Assign decides. A refused Service is woken when an
+// address comes free; the pools whose counts moved are reported again, and
+// Services waiting for an address are woken if one came free.
+func (p *addressPools) Assign(req assign.Request) (assign.Outcome, error) {
 	p.mu.RLock()
-	before := p.holdings(req.Key)
-	out := p.assign(req)
-	after := p.holdings(req.Key)
+	before := p.alloc.Holdings(req.Key)
+	out, err := p.alloc.Assign(req)
+	after := p.alloc.Holdings(req.Key)
 	// Marked waiting before the lock goes, so an address freed from now
 	// on wakes it; so is a dual-stack Service given one family only.
-	p.setPending(req.Key, !out.Assigned() || out.Missing != "")
+	p.setPending(req.Key, err != nil || out.Missing != "")
 	p.mu.RUnlock()
 	p.wake(before, after)
-	return out
+	return out, err
 }
 
 // Release frees the Service's addresses, reports their pools again and
@@ -303,34 +258,18 @@ func (p *addressPools) Assign(req assign.Request) assign.Outcome {
 func (p *addressPools) Release(key types.NamespacedName) []netip.Addr {
 	p.setPending(key, false)
 	p.mu.RLock()
-	before := p.holdings(key)
+	before := p.alloc.Holdings(key)
 	released := p.alloc.Release(key)
 	p.mu.RUnlock()
 	p.wake(before, nil)
 	return released
 }
 
-// Report returns what a pool's status shows: the view of it at the last
-// sync (nil if it was not there) and the allocator's counts of it (nil if
-// it is not in use).
+// Report returns what a pool's status shows (see assign.Allocator.Report).
 func (p *addressPools) Report(name string) (*assign.Pool, *ipam.PoolCounts) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	var counts *ipam.PoolCounts
-	if c, ok := p.alloc.Counts(name); ok {
-		counts = &c
-	}
-	return p.pools[name], counts
-}
-
-// holdings maps the addresses the owner holds to their pools. The caller
-// holds p.mu.
-func (p *addressPools) holdings(key types.NamespacedName) map[netip.Addr]string {
-	held := map[netip.Addr]string{}
-	for _, addr := range p.alloc.Assigned(key) {
-		held[addr], _ = p.alloc.PoolOf(addr)
-	}
-	return held
+	return p.alloc.Report(name)
 }
 
 // wake asks, after a Service's holdings went from before to after, for the
@@ -352,244 +291,4 @@ func (p *addressPools) wake(before, after map[netip.Addr]string) {
 	if freed {
 		p.freed()
 	}
-}
-
-// assign is Assign's decision and its effect on the allocator. The caller
-// holds p.mu for reading.
-func (p *addressPools) assign(req assign.Request) assign.Outcome {
-	out := p.decide(req)
-	if !out.Assigned() {
-		p.alloc.Release(req.Key)
-		return out
-	}
-	// The Service holds the addresses given, and no other.
-	for _, fam := range []ipam.Family{ipam.IPv4, ipam.IPv6} {
-		given := false
-		for _, a := range out.Addrs() {
-			given = given || ipam.FamilyOf(a) == fam
-		}
-		if !given {
-			p.alloc.ReleaseFamily(req.Key, fam)
-		}
-	}
-	pool, _ := p.alloc.PoolOf(out.Addr)
-	switch {
-	case out.More.IsValid():
-		if more, _ := p.alloc.PoolOf(out.More); more != pool {
-			pool += "," + more
-		}
-		return assign.GivenBoth(out.Addr, out.More, pool)
-	case out.Missing != "":
-		return assign.GivenOne(out.Addr, pool, out.Missing)
-	}
-	return assign.Given(out.Addr, pool)
-}
-
-// decide claims or allocates the Service's address: the requested one, else
-// the one it holds or its status shows in a pool it may keep, else a new
-// one. A dual-stack Service is decided by decideDual.
-func (p *addressPools) decide(req assign.Request) assign.Outcome {
-	keep, give, refusal, ok := assign.Eligible(req, p.pools, p.alloc.Pools())
-	if !ok {
-		return refusal
-	}
-	if req.Second != 0 {
-		return p.decideDual(req, keep, give)
-	}
-	if req.Address != "" {
-		addr, refusal, ok := p.claimRequested(req, keep)
-		if !ok {
-			return refusal
-		}
-		return assign.Outcome{Addr: addr}
-	}
-	return p.decideFamily(req, req.Family, keep, give)
-}
-
-// claimRequested claims the requested address in a pool of keep.
-func (p *addressPools) claimRequested(req assign.Request, keep []string) (netip.Addr, assign.Outcome, bool) {
-	addr, refusal, ok := assign.Requested(req)
-	if !ok {
-		return netip.Addr{}, refusal, false
-	}
-	if err := p.alloc.Claim(req.Key, addr, keep); err != nil {
-		pool, _ := p.alloc.PoolOf(addr)
-		return netip.Addr{}, assign.ClaimRefused(req, addr, pool, err), false
-	}
-	return addr, assign.Outcome{}, true
-}
-
-// decideFamily keeps the Service's address of the family that it holds or
-// its status shows in a pool of keep, else allocates one from give.
-func (p *addressPools) decideFamily(req assign.Request, family ipam.Family, keep, give []string) assign.Outcome {
-	if held, ok := p.kept(req, family, keep); ok {
-		return assign.Outcome{Addr: held}
-	}
-	if len(give) == 0 {
-		return assign.NoPoolToGive(req)
-	}
-	addr, err := p.alloc.Allocate(req.Key, family, give)
-	if err != nil {
-		return assign.AllocateRefused(req, family, give, err)
-	}
-	return assign.Outcome{Addr: addr}
-}
-
-// kept is the Service's address of the family that it may keep: the one
-// it holds in a pool of keep, else the one its status shows if it can be
-// claimed there.
-func (p *addressPools) kept(req assign.Request, family ipam.Family, keep []string) (netip.Addr, bool) {
-	for _, held := range p.alloc.Assigned(req.Key) {
-		if pool, _ := p.alloc.PoolOf(held); ipam.FamilyOf(held) == family && slices.Contains(keep, pool) {
-			return held, true
-		}
-	}
-	if !holdsFamily(p.alloc, req.Key, family) {
-		for _, cur := range req.Current {
-			if ipam.FamilyOf(cur) == family && p.alloc.Claim(req.Key, cur, keep) == nil {
-				return cur, true
-			}
-		}
-	}
-	return netip.Addr{}, false
-}
-
-// decideDual gives a dual-stack Service an address of each family, as
-// MetalLB does: both from one pool that holds both families, the pool of
-// an address the Service keeps (or requested) first. A Service that keeps
-// an address moves it only for RequireDualStack, when its pool has not the
-// other family. Without such a pool, RequireDualStack is refused, and
-// PreferDualStack keeps or gets an address of each family it can, from
-// any pool, the first family first: it is single-stack until the second
-// can be given.
-func (p *addressPools) decideDual(req assign.Request, keep, give []string) assign.Outcome {
-	families := [2]ipam.Family{req.Family, req.Second}
-	var held [2]netip.Addr
-	requested := -1
-	if req.Address != "" {
-		addr, refusal, ok := p.claimRequested(req, keep)
-		if !ok {
-			return refusal
-		}
-		for i, f := range families {
-			if ipam.FamilyOf(addr) == f {
-				held[i], requested = addr, i
-			}
-		}
-		if requested < 0 {
-			return refusal // an address of neither family: Eligible's checks keep this from happening
-		}
-	}
-	for i, f := range families {
-		if !held[i].IsValid() {
-			held[i], _ = p.kept(req, f, keep)
-		}
-	}
-
-	// The pools that could give both, the kept addresses' first.
-	var order []string
-	for _, a := range held {
-		if pool, ok := p.alloc.PoolOf(a); ok && p.hasBoth(pool) && !slices.Contains(order, pool) {
-			order = append(order, pool)
-		}
-	}
-	for _, pool := range give {
-		if p.hasBoth(pool) && !slices.Contains(order, pool) && requested < 0 {
-			order = append(order, pool)
-		}
-	}
-	for _, pool := range order {
-		moves := false
-		for _, a := range held {
-			if a.IsValid() {
-				if in, _ := p.alloc.PoolOf(a); in != pool {
-					moves = true
-				}
-			}
-		}
-		if moves && !req.RequireBoth {
-			continue // kept addresses stay; the fallback adds the other family
-		}
-		if !p.canGive(pool, families, held, requested >= 0 || slices.Contains(give, pool)) {
-			continue
-		}
-		var got [2]netip.Addr
-		ok := true
-		for i, f := range families {
-			if in, _ := p.alloc.PoolOf(held[i]); held[i].IsValid() && in == pool {
-				got[i] = held[i]
-				continue
-			}
-			a, err := p.alloc.Allocate(req.Key, f, []string{pool})
-			if err != nil {
-				ok = false // taken meanwhile by another Service
-				break
-			}
-			got[i] = a
-		}
-		if ok {
-			return assign.Outcome{Addr: got[0], More: got[1]}
-		}
-	}
-	if req.RequireBoth {
-		return assign.NoDualStackPool(req, give)
-	}
-
-	// PreferDualStack: one family at a time.
-	var outs [2]assign.Outcome
-	for i, f := range families {
-		if held[i].IsValid() {
-			outs[i] = assign.Outcome{Addr: held[i]}
-			continue
-		}
-		from := give
-		if requested >= 0 {
-			// The other family of a requested address comes from its pool.
-			pool, _ := p.alloc.PoolOf(held[requested])
-			from = []string{pool}
-		}
-		outs[i] = p.decideFamily(req, f, keep, from)
-	}
-	switch {
-	case outs[0].Assigned() && outs[1].Assigned():
-		return assign.Outcome{Addr: outs[0].Addr, More: outs[1].Addr}
-	case outs[0].Assigned():
-		return assign.Outcome{Addr: outs[0].Addr, Missing: fmt.Sprintf("no %s address: %s", families[1], outs[1].Message)}
-	case outs[1].Assigned():
-		return assign.Outcome{Addr: outs[1].Addr, Missing: fmt.Sprintf("no %s address: %s", families[0], outs[0].Message)}
-	}
-	return outs[0]
-}
-
-// hasBoth reports whether the pool in use has addresses of both families.
-func (p *addressPools) hasBoth(pool string) bool {
-	c, ok := p.alloc.Counts(pool)
-	return ok && c.IPv4.Total.Sign() > 0 && c.IPv6.Total.Sign() > 0
-}
-
-// canGive reports whether the pool, which the Service may use, has a free
-// address of each family the Service does not already hold there; mayGive
-// says whether new addresses may come from it at all (autoAssign, or a
-// pool named or requested).
-func (p *addressPools) canGive(pool string, families [2]ipam.Family, held [2]netip.Addr, mayGive bool) bool {
-	c, ok := p.alloc.Counts(pool)
-	if !ok {
-		return false
-	}
-	for i, f := range families {
-		if in, _ := p.alloc.PoolOf(held[i]); held[i].IsValid() && in == pool {
-			continue
-		}
-		if !mayGive {
-			return false
-		}
-		free := c.IPv4.Free
-		if f == ipam.IPv6 {
-			free = c.IPv6.Free
-		}
-		if free.Sign() <= 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -394,8 +394,8 @@ const sliceControllerField = "netintent.controller.uid"
 // indexSlicesByIntent registers sliceControllerField.
 func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) error {
 	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceControllerField, func(obj client.Object) []string {
-		if uid := controllingIntent(obj); uid != "" {
-			return []string{string(uid)}
+		if ref := controllingIntent(obj); ref != nil {
+			return []string{string(ref.UID)}
 		}
 		return nil
 	})

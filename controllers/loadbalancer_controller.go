@@ -88,8 +88,8 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	out := r.pools.Assign(request)
-	return r.writeStatus(ctx, svc, out)
+	out, refused := r.pools.Assign(request)
+	return r.writeStatus(ctx, svc, out, refused)
 }
 
 // forget removes what the reconciler wrote on a Service it no longer
@@ -192,8 +192,8 @@ func (r *LoadBalancerReconciler) request(ctx context.Context, svc *corev1.Servic
 // owningIntent returns the NetworkIntent that controls the Service, or nil
 // if none does (or it is gone).
 func (r *LoadBalancerReconciler) owningIntent(ctx context.Context, svc *corev1.Service) (*v1alpha1.NetworkIntent, error) {
-	ref := metav1.GetControllerOf(svc)
-	if ref == nil || ref.Kind != "NetworkIntent" || ref.APIVersion != v1alpha1.GroupVersion.String() || ref.Name != svc.Name {
+	ref := controllingIntent(svc)
+	if ref == nil || ref.Name != svc.Name {
 		return nil, nil
 	}
 	in := &v1alpha1.NetworkIntent{}
@@ -216,13 +216,15 @@ func (r *LoadBalancerReconciler) owningIntent(ctx context.Context, svc *corev1.S
 }
 
 // writeStatus writes the assignment in the Service's status and its pool
-// annotation when it changes them, with an event for a person to see. The
-// annotation names the new pool before the address shows, and goes once no
-// address does.
-func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Service, out assign.Outcome) (ctrl.Result, error) {
+// annotation when it changes them, with an event for a person to see:
+// out is the assignment, or refused says why there is none. The annotation
+// names the new pool before the address shows, and goes once no address
+// does.
+func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Service, out assign.Outcome, refused error) (ctrl.Result, error) {
 	log := logf.FromContext(ctx)
 	prev := meta.FindStatusCondition(svc.Status.Conditions, v1alpha1.ServiceConditionAddressAssigned)
 	shown := ingressAddrs(svc)
+	cond := assign.Condition(out, refused, svc.Generation)
 	// The optimistic locks keep a stale cache from repeating a write and
 	// its event.
 	if out.Assigned() {
@@ -230,11 +232,11 @@ func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Se
 			return r.writeFailed(svc, err)
 		}
 	}
-	status := serviceAddressStatus(svc, out)
+	status := serviceAddressStatus(svc, out, cond)
 	if !equality.Semantic.DeepEqual(&svc.Status, status) {
 		updated := svc.DeepCopy()
 		updated.Status = *status
-		log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", out.Reason)
+		log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", cond.Reason)
 		if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
 			return r.writeFailed(svc, fmt.Errorf("updating load-balancer status: %w", err))
 		}
@@ -242,8 +244,8 @@ func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Se
 		switch {
 		case out.Assigned() && newAddress(shown, out.Addrs()):
 			r.Recorder.Eventf(svc, nil, corev1.EventTypeNormal, v1alpha1.AddressReasonAssigned, "Allocate", "Assigned %s", out.Message)
-		case !out.Assigned() && (prev == nil || prev.Reason != out.Reason):
-			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, out.Reason, "Allocate", "%s", out.Message)
+		case !out.Assigned() && (prev == nil || prev.Reason != cond.Reason):
+			r.Recorder.Eventf(svc, nil, corev1.EventTypeWarning, cond.Reason, "Allocate", "%s", cond.Message)
 		}
 	}
 	if !out.Assigned() {
@@ -270,19 +272,11 @@ func (r *LoadBalancerReconciler) writeFailed(svc *corev1.Service, err error) (ct
 
 // serviceAddressStatus is the Service's status with the assignment written
 // in: the addresses given (one per family, the Service's first family
-// first) as the only ingress, and the AddressAssigned condition.
-func serviceAddressStatus(svc *corev1.Service, out assign.Outcome) *corev1.ServiceStatus {
+// first) as the only ingress, and the AddressAssigned condition cond.
+func serviceAddressStatus(svc *corev1.Service, out assign.Outcome, cond metav1.Condition) *corev1.ServiceStatus {
 	status := svc.Status.DeepCopy()
-	cond := metav1.Condition{
-		Type:               v1alpha1.ServiceConditionAddressAssigned,
-		Status:             metav1.ConditionFalse,
-		Reason:             out.Reason,
-		Message:            out.Message,
-		ObservedGeneration: svc.Generation,
-	}
 	status.LoadBalancer.Ingress = nil
 	if out.Assigned() {
-		cond.Status = metav1.ConditionTrue
 		for _, addr := range out.Addrs() {
 			status.LoadBalancer.Ingress = append(status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{
 				IP: addr.String(),
@@ -318,7 +312,7 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.servicesInNamespace),
 			builder.WithPredicates(labelsChanged())).
-		WatchesRawSource(r.pools.services).
+		WatchesRawSource(r.pools.services.source()).
 		Complete(r)
 }
 

@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -171,18 +170,20 @@ func trim(obj any) (any, error) {
 // kept as it is, since the operator compares and writes it; any other is
 // only read by the DNS server and trimmed.
 func trimService(obj any) (any, error) {
-	if svc, ok := obj.(*corev1.Service); ok && controllingIntent(svc) != "" {
+	if svc, ok := obj.(*corev1.Service); ok && controllingIntent(svc) != nil {
 		return svc, nil
 	}
 	return trim(obj)
 }
 
-// controllingIntent is the UID of the NetworkIntent that controls obj, or
-// empty when none does.
-func controllingIntent(obj metav1.Object) types.UID {
+// controllingIntent is the reference to the NetworkIntent that controls
+// obj, or nil when none does. It is the one check of "controlled by an
+// intent" for objects read without their intent; the reference is obj's
+// own, not a copy.
+func controllingIntent(obj metav1.Object) *metav1.OwnerReference {
 	ref := metav1.GetControllerOfNoCopy(obj)
 	if ref == nil || ref.Kind != "NetworkIntent" || !strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/") {
-		return ""
+		return nil
 	}
-	return ref.UID
+	return ref
 }

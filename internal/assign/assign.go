@@ -100,8 +100,9 @@ type Request struct {
 	AddressField, PoolField string
 }
 
-// Outcome is the answer to a Request: an address and its pool, or a reason
-// (one of the AddressReason constants) and a message that says what to do.
+// Outcome is the answer to a Request that gives the Service an address:
+// the addresses, their pool and a message that says so. A Request that is
+// refused is answered with a *Refusal instead.
 type Outcome struct {
 	// Addr is the Service's (first) address.
 	Addr netip.Addr
@@ -112,8 +113,38 @@ type Outcome struct {
 	// Missing, for a dual-stack Service given one family only
 	// (PreferDualStack), says why it has no address of the other.
 	Missing string
-	Reason  string
 	Message string
+}
+
+// Refusal is the error that says why a Service is given no address: Reason
+// is the reason of its AddressAssigned condition (one of the AddressReason
+// constants), Message says what to do.
+type Refusal struct {
+	Reason, Message string
+}
+
+// Error implements error.
+func (r *Refusal) Error() string { return r.Message }
+
+// Condition is the Service's AddressAssigned condition for an answer to its
+// Request: True with out's message when err is nil, else False with the
+// refusal's reason and message.
+func Condition(out Outcome, err error, generation int64) metav1.Condition {
+	cond := metav1.Condition{
+		Type:               v1alpha1.ServiceConditionAddressAssigned,
+		Status:             metav1.ConditionTrue,
+		Reason:             v1alpha1.AddressReasonAssigned,
+		Message:            out.Message,
+		ObservedGeneration: generation,
+	}
+	if err != nil {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1alpha1.AddressReasonPending, err.Error()
+		var r *Refusal
+		if errors.As(err, &r) {
+			cond.Reason, cond.Message = r.Reason, r.Message
+		}
+	}
+	return cond
 }
 
 // Assigned reports whether the Service is given an address.
@@ -132,26 +163,26 @@ func (o Outcome) Addrs() []netip.Addr {
 
 // Given is the outcome of an address given from a pool.
 func Given(addr netip.Addr, pool string) Outcome {
-	return Outcome{Addr: addr, Pool: pool, Reason: v1alpha1.AddressReasonAssigned, Message: fmt.Sprintf("address %s from pool %s", addr, pool)}
+	return Outcome{Addr: addr, Pool: pool, Message: fmt.Sprintf("address %s from pool %s", addr, pool)}
 }
 
 // GivenBoth is the outcome of a dual-stack Service's two addresses, from
 // pool (or from the pools named in pool, when the second was added to an
 // address that stayed in a pool of one family).
 func GivenBoth(addr, more netip.Addr, pool string) Outcome {
-	return Outcome{Addr: addr, More: more, Pool: pool, Reason: v1alpha1.AddressReasonAssigned, Message: fmt.Sprintf("addresses %s and %s from pool %s", addr, more, pool)}
+	return Outcome{Addr: addr, More: more, Pool: pool, Message: fmt.Sprintf("addresses %s and %s from pool %s", addr, more, pool)}
 }
 
 // GivenOne is the outcome of a PreferDualStack Service given an address
 // of one family only; missing says why there is none of the other.
 func GivenOne(addr netip.Addr, pool, missing string) Outcome {
-	return Outcome{Addr: addr, Pool: pool, Missing: missing, Reason: v1alpha1.AddressReasonAssigned,
+	return Outcome{Addr: addr, Pool: pool, Missing: missing,
 		Message: fmt.Sprintf("address %s from pool %s; single-stack for now (ipFamilyPolicy PreferDualStack): %s; the Service gets its second address as soon as a pool can give one", addr, pool, missing)}
 }
 
 // NoDualStackPool is the refusal of a RequireDualStack Service when no
 // pool it may use can give it an address of each family.
-func NoDualStackPool(req Request, give []string) Outcome {
+func NoDualStackPool(req Request, give []string) *Refusal {
 	where := "no AddressPool with autoAssign that namespace " + req.Namespace + " may use"
 	if len(give) > 0 {
 		where = "none of the AddressPools " + strings.Join(give, ", ") + " that namespace " + req.Namespace + " may use"
@@ -160,29 +191,29 @@ func NoDualStackPool(req Request, give []string) Outcome {
 		req.Family, req.Second, where, req.Family, req.Second, req.PoolField)
 }
 
-func refused(reason, msg string, args ...any) Outcome {
-	return Outcome{Reason: reason, Message: fmt.Sprintf(msg, args...)}
+func refused(reason, msg string, args ...any) *Refusal {
+	return &Refusal{Reason: reason, Message: fmt.Sprintf(msg, args...)}
 }
 
 // Eligible decides which pools the Service may keep an address of (keep)
 // and be given a new one from (give). A named pool is the only one of
 // either, if it exists, is in use and selects the namespace; else the
-// refusal says why, and ok is false. Without a named pool, keep holds every
+// error, a *Refusal, says why. Without a named pool, keep holds every
 // pool of inUse (the allocator's pools, in its order) that selects the
 // namespace, and give those of them with autoAssign.
-func Eligible(req Request, pools map[string]*Pool, inUse []string) (keep, give []string, refusal Outcome, ok bool) {
+func Eligible(req Request, pools map[string]*Pool, inUse []string) (keep, give []string, err error) {
 	if req.Pool != "" {
 		v := pools[req.Pool]
 		switch {
 		case v == nil:
-			return nil, nil, refused(v1alpha1.AddressReasonNoPool, "AddressPool %s, named by %s, does not exist; create it, or name another pool", req.Pool, req.PoolField), false
+			return nil, nil, refused(v1alpha1.AddressReasonNoPool, "AddressPool %s, named by %s, does not exist; create it, or name another pool", req.Pool, req.PoolField)
 		case !v.InUse:
-			return nil, nil, refused(v1alpha1.AddressReasonNoPool, "AddressPool %s, named by %s, is not in use (%s): %s", req.Pool, req.PoolField, v.Reason, v.Message), false
+			return nil, nil, refused(v1alpha1.AddressReasonNoPool, "AddressPool %s, named by %s, is not in use (%s): %s", req.Pool, req.PoolField, v.Reason, v.Message)
 		case !v.Selector.Matches(req.NamespaceLabels):
 			return nil, nil, refused(v1alpha1.AddressReasonPoolNotAllowed, "AddressPool %s, named by %s, does not select namespace %s in its namespaceSelector; label the namespace to match, or name another pool",
-				req.Pool, req.PoolField, req.Namespace), false
+				req.Pool, req.PoolField, req.Namespace)
 		}
-		return []string{req.Pool}, []string{req.Pool}, Outcome{}, true
+		return []string{req.Pool}, []string{req.Pool}, nil
 	}
 	for _, name := range inUse {
 		v := pools[name]
@@ -194,24 +225,23 @@ func Eligible(req Request, pools map[string]*Pool, inUse []string) (keep, give [
 			give = append(give, name)
 		}
 	}
-	return keep, give, Outcome{}, true
+	return keep, give, nil
 }
 
 // Requested parses the requested address (an IPv4-mapped IPv6 address is
-// the IPv4 one). ok is false, with the refusal, when it is not an IP
-// address.
-func Requested(req Request) (addr netip.Addr, refusal Outcome, ok bool) {
+// the IPv4 one). The error, a *Refusal, says when it is not an IP address.
+func Requested(req Request) (netip.Addr, error) {
 	addr, err := netip.ParseAddr(req.Address)
 	if err != nil || addr.Zone() != "" {
-		return netip.Addr{}, refused(v1alpha1.AddressReasonAddressNotInPool, "requested address %q (%s) is not an IP address; fix %s", req.Address, req.AddressField, req.AddressField), false
+		return netip.Addr{}, refused(v1alpha1.AddressReasonAddressNotInPool, "requested address %q (%s) is not an IP address; fix %s", req.Address, req.AddressField, req.AddressField)
 	}
-	return addr.Unmap(), Outcome{}, true
+	return addr.Unmap(), nil
 }
 
 // ClaimRefused explains why the requested address addr could not be
 // claimed: err is the allocator's answer, pool the pool addr is in ("" for
 // none in use).
-func ClaimRefused(req Request, addr netip.Addr, pool string, err error) Outcome {
+func ClaimRefused(req Request, addr netip.Addr, pool string, err error) *Refusal {
 	var taken *ipam.TakenError
 	switch {
 	case errors.As(err, &taken):
@@ -234,13 +264,13 @@ func ClaimRefused(req Request, addr netip.Addr, pool string, err error) Outcome 
 
 // NoPoolToGive is the refusal when no pool may give the Service a new
 // address.
-func NoPoolToGive(req Request) Outcome {
+func NoPoolToGive(req Request) *Refusal {
 	return refused(v1alpha1.AddressReasonNoPool, "no AddressPool in use with autoAssign selects namespace %s; create one whose namespaceSelector selects it, or name a pool with %s", req.Namespace, req.PoolField)
 }
 
 // AllocateRefused explains why no address of the family could be allocated
 // from the pools give: err is the allocator's answer.
-func AllocateRefused(req Request, family ipam.Family, give []string, err error) Outcome {
+func AllocateRefused(req Request, family ipam.Family, give []string, err error) *Refusal {
 	if errors.Is(err, ipam.ErrPoolExhausted) {
 		return refused(v1alpha1.AddressReasonPoolExhausted, "every %s address of AddressPool %s is assigned; add addresses to a pool, delete a LoadBalancer Service that holds one, or name another pool with %s; the Service gets an address as soon as one is free",
 			family, strings.Join(give, ", "), req.PoolField)

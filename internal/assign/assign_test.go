@@ -127,13 +127,14 @@ func TestEligible(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			keep, give, refusal, ok := Eligible(tt.req, views, inUse)
-			if ok != (tt.reason == "") {
-				t.Fatalf("ok = %v, refusal %+v", ok, refusal)
+			keep, give, err := Eligible(tt.req, views, inUse)
+			if (err == nil) != (tt.reason == "") {
+				t.Fatalf("err = %v", err)
 			}
-			if !ok {
-				if refusal.Reason != tt.reason || !strings.Contains(refusal.Message, tt.message) || refusal.Assigned() {
-					t.Errorf("refusal = %+v, want %s containing %q", refusal, tt.reason, tt.message)
+			if err != nil {
+				refusal := Condition(Outcome{}, err, 0)
+				if refusal.Reason != tt.reason || !strings.Contains(refusal.Message, tt.message) || refusal.Status != metav1.ConditionFalse || keep != nil || give != nil {
+					t.Errorf("refusal = %+v, keep %v give %v; want %s containing %q", refusal, keep, give, tt.reason, tt.message)
 				}
 				return
 			}
@@ -158,17 +159,18 @@ func TestRequested(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.address, func(t *testing.T) {
-			addr, refusal, ok := Requested(Request{Address: tt.address, AddressField: "the address field"})
+			addr, err := Requested(Request{Address: tt.address, AddressField: "the address field"})
+			refusal := Condition(Outcome{}, err, 0)
 			switch {
-			case tt.want == "" && ok:
+			case tt.want == "" && err == nil:
 				t.Fatalf("accepted as %s", addr)
 			case tt.want == "":
 				want := fmt.Sprintf("requested address %q (the address field) is not an IP address; fix the address field", tt.address)
 				if refusal.Reason != v1alpha1.AddressReasonAddressNotInPool || refusal.Message != want {
 					t.Errorf("refusal = %+v, want %q", refusal, want)
 				}
-			case !ok || addr != netip.MustParseAddr(tt.want):
-				t.Errorf("Requested = %s, %v, refusal %+v; want %s", addr, ok, refusal, tt.want)
+			case err != nil || addr != netip.MustParseAddr(tt.want):
+				t.Errorf("Requested = %s, %v; want %s", addr, err, tt.want)
 			}
 		})
 	}
@@ -202,7 +204,7 @@ func TestClaimRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := ClaimRefused(tt.req, addr, tt.pool, tt.err)
-			if got.Assigned() || got.Reason != tt.reason || got.Message != tt.message {
+			if got.Reason != tt.reason || got.Message != tt.message {
 				t.Errorf("ClaimRefused = %+v\nwant %s %q", got, tt.reason, tt.message)
 			}
 		})
@@ -214,24 +216,26 @@ func TestOutcomes(t *testing.T) {
 	tests := []struct {
 		name    string
 		got     Outcome
+		err     error
 		reason  string
 		message string
 	}{
-		{"given", Given(netip.MustParseAddr("2001:db8::1"), "v6"), v1alpha1.AddressReasonAssigned, "address 2001:db8::1 from pool v6"},
-		{"no pool to give", NoPoolToGive(req), v1alpha1.AddressReasonNoPool,
+		{"given", Given(netip.MustParseAddr("2001:db8::1"), "v6"), nil, v1alpha1.AddressReasonAssigned, "address 2001:db8::1 from pool v6"},
+		{"no pool to give", Outcome{}, NoPoolToGive(req), v1alpha1.AddressReasonNoPool,
 			"no AddressPool in use with autoAssign selects namespace shop; create one whose namespaceSelector selects it, or name a pool with the pool field"},
-		{"exhausted", AllocateRefused(req, ipam.IPv4, []string{"a", "b"}, fmt.Errorf("allocating: %w", ipam.ErrPoolExhausted)), v1alpha1.AddressReasonPoolExhausted,
+		{"exhausted", Outcome{}, AllocateRefused(req, ipam.IPv4, []string{"a", "b"}, fmt.Errorf("allocating: %w", ipam.ErrPoolExhausted)), v1alpha1.AddressReasonPoolExhausted,
 			"every IPv4 address of AddressPool a, b is assigned; add addresses to a pool, delete a LoadBalancer Service that holds one, or name another pool with the pool field; the Service gets an address as soon as one is free"},
-		{"no address of the family", AllocateRefused(req, ipam.IPv6, []string{"a"}, ipam.ErrNoEligiblePool), v1alpha1.AddressReasonNoPool,
+		{"no address of the family", Outcome{}, AllocateRefused(req, ipam.IPv6, []string{"a"}, ipam.ErrNoEligiblePool), v1alpha1.AddressReasonNoPool,
 			"no IPv6 addresses in AddressPool a that namespace shop may use; add IPv6 addresses to a pool, or change the Service's ipFamilies"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.got.Reason != tt.reason || tt.got.Message != tt.message {
-				t.Errorf("got %s %q\nwant %s %q", tt.got.Reason, tt.got.Message, tt.reason, tt.message)
+			cond := Condition(tt.got, tt.err, 3)
+			if cond.Reason != tt.reason || cond.Message != tt.message || cond.Type != v1alpha1.ServiceConditionAddressAssigned || cond.ObservedGeneration != 3 {
+				t.Errorf("got %+v\nwant %s %q", cond, tt.reason, tt.message)
 			}
-			if tt.got.Assigned() != (tt.reason == v1alpha1.AddressReasonAssigned) {
-				t.Errorf("Assigned() = %v", tt.got.Assigned())
+			if tt.got.Assigned() != (tt.reason == v1alpha1.AddressReasonAssigned) || (cond.Status == metav1.ConditionTrue) != tt.got.Assigned() {
+				t.Errorf("Assigned() = %v, condition %s", tt.got.Assigned(), cond.Status)
 			}
 		})
 	}
