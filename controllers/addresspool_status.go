@@ -6,7 +6,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
@@ -61,14 +60,8 @@ func (r *AddressPoolReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	updated := pool.DeepCopy()
 	updated.Status = *status
 	logf.FromContext(ctx).V(1).Info("Updating address pool status", "addressPool", klog.KObj(pool))
-	// The optimistic lock keeps a stale cache from repeating a write and
-	// its event.
-	err := r.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(pool, client.MergeFromWithOptimisticLock{}))
-	switch {
-	case apierrors.IsConflict(err):
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
-	case err != nil:
-		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("updating address pool status: %w", err))
+	if err := patchStatus(ctx, r.Client, updated, pool); err != nil {
+		return retryConflict(client.IgnoreNotFound(fmt.Errorf("updating address pool status: %w", err)))
 	}
 	r.recordTransitions(pool, updated)
 	return ctrl.Result{}, nil

@@ -82,7 +82,7 @@ type IntentReconciler struct {
 var _ reconcile.Reconciler = &IntentReconciler{}
 
 // +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/status,verbs=update
+// +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/status,verbs=patch
 // +kubebuilder:rbac:groups=networking.netintent.io,resources=networkintents/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -162,17 +162,18 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			return mergeResults(result, ctrl.Result{RequeueAfter: wait}), nil
 		}
 		log.V(1).Info("Updating intent status", "intent", klog.KObj(in))
-		uerr := r.Client.Status().Update(ctx, in)
+		written := in.DeepCopy()
+		written.Status = *before
+		uerr := patchStatus(ctx, r.Client, in, written)
 		if uerr == nil {
 			r.statusWritten.Store(req.NamespacedName, time.Now())
 		}
-		switch {
-		case apierrors.IsConflict(uerr) && err == nil:
-			// The cache had not yet seen our last write; try again on
-			// the fresh object.
-			result = mergeResults(result, ctrl.Result{RequeueAfter: 200 * time.Millisecond})
-		case uerr != nil && err == nil:
-			err = fmt.Errorf("updating status: %w", uerr)
+		if uerr != nil && err == nil {
+			// A conflict: the cache had not yet seen our last write; try
+			// again on the fresh object.
+			var retry ctrl.Result
+			retry, err = retryConflict(fmt.Errorf("updating status: %w", uerr))
+			result = mergeResults(result, retry)
 		}
 	}
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -29,10 +28,6 @@ import (
 	"github.com/netintent/netintent/internal/assign"
 	"github.com/netintent/netintent/internal/ipam"
 )
-
-// conflictRetry is how soon a status write that met a newer object than the
-// cache's is tried again.
-const conflictRetry = 200 * time.Millisecond
 
 // LoadBalancerReconciler gives LoadBalancer Services of class
 // networking.netintent.io/address-pool an address from an AddressPool, from
@@ -81,7 +76,10 @@ func (r *LoadBalancerReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, nil
 	}
 	if !servedService(svc) {
-		return ctrl.Result{}, r.forget(ctx, svc, r.pools.Release(req.NamespacedName))
+		if err := r.forget(ctx, svc, r.pools.Release(req.NamespacedName)); err != nil {
+			return r.writeFailed(svc, err)
+		}
+		return ctrl.Result{}, nil
 	}
 
 	request, err := r.request(ctx, svc)
@@ -108,9 +106,8 @@ func (r *LoadBalancerReconciler) forget(ctx context.Context, svc *corev1.Service
 			ingress = append(ingress, ing)
 		}
 		updated.Status.LoadBalancer.Ingress = ingress
-		if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
-			// On a conflict, the change that caused it brings the Service back.
-			return client.IgnoreNotFound(fmt.Errorf("clearing load-balancer status: %w", err))
+		if err := patchStatus(ctx, r.Client, updated, svc); err != nil {
+			return fmt.Errorf("clearing load-balancer status: %w", err)
 		}
 		svc = updated
 		if len(released) > 0 {
@@ -118,10 +115,7 @@ func (r *LoadBalancerReconciler) forget(ctx context.Context, svc *corev1.Service
 				"Released address %s: the Service is no longer a LoadBalancer of class %s", released[0], v1alpha1.AddressPoolClass)
 		}
 	}
-	if err := r.annotatePool(ctx, svc, ""); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	return nil
+	return r.annotatePool(ctx, svc, "")
 }
 
 // annotatePool records in the Service's annotation the pool its address
@@ -237,7 +231,7 @@ func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Se
 		updated := svc.DeepCopy()
 		updated.Status = *status
 		log.V(1).Info("Updating load-balancer status", "service", klog.KObj(svc), "reason", cond.Reason)
-		if err := r.Client.Status().Patch(ctx, updated, client.StrategicMergeFrom(svc, client.MergeFromWithOptimisticLock{})); err != nil {
+		if err := patchStatus(ctx, r.Client, updated, svc); err != nil {
 			return r.writeFailed(svc, fmt.Errorf("updating load-balancer status: %w", err))
 		}
 		*svc = *updated
@@ -257,17 +251,14 @@ func (r *LoadBalancerReconciler) writeStatus(ctx context.Context, svc *corev1.Se
 }
 
 // writeFailed turns a failed write to the Service into the reconcile's
-// result: a Service gone frees its address, a conflict is tried again soon
-// (the write met a newer Service than the cache's).
+// result: a Service gone frees its address, a conflict is tried again
+// (retryConflict).
 func (r *LoadBalancerReconciler) writeFailed(svc *corev1.Service, err error) (ctrl.Result, error) {
-	switch {
-	case apierrors.IsNotFound(err):
+	if apierrors.IsNotFound(err) {
 		r.pools.Release(client.ObjectKeyFromObject(svc))
 		return ctrl.Result{}, nil
-	case apierrors.IsConflict(err):
-		return ctrl.Result{RequeueAfter: conflictRetry}, nil
 	}
-	return ctrl.Result{}, err
+	return retryConflict(err)
 }
 
 // serviceAddressStatus is the Service's status with the assignment written
