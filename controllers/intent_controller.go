@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -120,18 +121,13 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 
 	before := in.Status.DeepCopy()
 	scope := &intentScope{in: in}
-	// The targets come first: the Service publishes the one chosen. A
-	// failure there (the failback-now annotation not removed) leaves the
-	// status as it was, so the move is decided and recorded again.
-	if err := r.reconcileTargets(ctx, scope); err != nil {
-		return ctrl.Result{}, err
-	}
-	// The other phases run in order over the scope, each only if the one
-	// before succeeded; their results are merged, so no phase's requeue is
-	// lost.
+	// The phases run in order over the scope, each only if the one before
+	// succeeded; their results are merged, so no phase's requeue is lost.
+	// The targets come first: the Service publishes the one chosen.
 	var result ctrl.Result
 	var err error
 	for _, phase := range []func(context.Context, *intentScope) (ctrl.Result, error){
+		r.reconcileTargets,
 		r.reconcileService,
 		r.reconcileEndpoints,
 	} {
@@ -141,6 +137,9 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		if err != nil {
 			break
 		}
+	}
+	if kept := (errStatusKept{}); errors.As(err, &kept) {
+		return ctrl.Result{}, kept.error
 	}
 	if err == nil && result.RequeueAfter == 0 {
 		// Only a generation that every phase has carried out, none of
@@ -284,22 +283,6 @@ type intentScope struct {
 	foreign bool
 }
 
-// reconcileTargets judges an ExternalName intent's targets and chooses the
-// one to publish.
-func (r *IntentReconciler) reconcileTargets(ctx context.Context, s *intentScope) error {
-	if s.in.Spec.Exposure != v1alpha1.ExposureExternalName {
-		if s.in.Status.ExternalName != nil {
-			// It was an ExternalName intent until now.
-			s.in.Status.ExternalName = nil
-			forgetTargetMetrics(s.in)
-		}
-		return nil
-	}
-	var err error
-	s.externalName, s.recheck, err = r.judgeTargets(ctx, client.ObjectKeyFromObject(s.in), s.in)
-	return err
-}
-
 // mergeResults folds two phases' results into one: the sooner of two
 // requeues wins, and a requeue is never dropped for none.
 func mergeResults(a, b ctrl.Result) ctrl.Result {
@@ -313,104 +296,132 @@ func mergeResults(a, b ctrl.Result) ctrl.Result {
 }
 
 // reconcileService applies the intent's Service, or explains in the
-// ServiceReady condition why it cannot.
+// ServiceReady condition why it cannot. It observes the Service there is,
+// then creates the intent's or applies it over the one there is.
 func (r *IntentReconciler) reconcileService(ctx context.Context, s *intentScope) (ctrl.Result, error) {
+	existing, err := r.observeService(ctx, s)
+	switch {
+	case err != nil:
+		return ctrl.Result{}, err
+	case s.foreign:
+		return ctrl.Result{}, nil
+	case existing != nil && !existing.DeletionTimestamp.IsZero():
+		intent.SetCondition(s.in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonRecreating, "waiting for the old Service %s to be deleted", existing.Name)
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	desired := intent.DesiredService(s.in, s.externalName)
+	if existing == nil {
+		return r.createIntentService(ctx, s, desired)
+	}
+	return r.applyService(ctx, s, existing, desired)
+}
+
+// observeService reads the Service of the intent's name. One that belongs
+// to someone else is a conflict (s.foreign); one of the intent's that must
+// be recreated to match it (intent.RecreateReason) is deleted, and nil is
+// returned as if none were there.
+func (r *IntentReconciler) observeService(ctx context.Context, s *intentScope) (*corev1.Service, error) {
 	in := s.in
 	existing := &corev1.Service{}
 	err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), existing)
 	switch {
 	case apierrors.IsNotFound(err):
-		existing = nil
+		return nil, nil
 	case err != nil:
-		return ctrl.Result{}, fmt.Errorf("getting service: %w", err)
-	}
-
-	if existing != nil && !metav1.IsControlledBy(existing, in) {
+		return nil, fmt.Errorf("getting service: %w", err)
+	case !metav1.IsControlledBy(existing, in):
 		r.conflict(s, existing)
-		return ctrl.Result{}, nil
+		return nil, nil
 	}
 	s.service = existing
-	if existing != nil && !existing.DeletionTimestamp.IsZero() {
-		intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonRecreating, "waiting for the old Service %s to be deleted", existing.Name)
+	if !existing.DeletionTimestamp.IsZero() {
+		return existing, nil
+	}
+	why := intent.RecreateReason(existing, in)
+	if why == "" {
+		return existing, nil
+	}
+	uid := existing.UID
+	if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+		return nil, fmt.Errorf("deleting service to recreate it: %w", err)
+	}
+	r.Recorder.Eventf(in, existing, corev1.EventTypeNormal, v1alpha1.IntentReasonRecreating, "Recreate",
+		"Recreating Service %s: %s", existing.Name, why)
+	s.service = nil
+	return nil, nil
+}
+
+// createIntentService creates the intent's Service: a create, never an
+// apply, since an apply would take over a Service that the cache has not
+// seen yet.
+func (r *IntentReconciler) createIntentService(ctx context.Context, s *intentScope, desired *corev1ac.ServiceApplyConfiguration) (ctrl.Result, error) {
+	in := s.in
+	created, taken, err := r.createService(ctx, in, desired)
+	switch {
+	case err != nil:
+		intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "creating Service %s failed: %v", in.Name, err)
+		return ctrl.Result{}, err
+	case taken != nil && metav1.IsControlledBy(taken, in):
+		// Ours, created by an earlier reconcile: the cache brings it
+		// back.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
+	case taken != nil:
+		r.conflict(s, taken)
+		return ctrl.Result{}, nil
 	}
-	if existing != nil {
-		if why := intent.RecreateReason(existing, in); why != "" {
-			uid := existing.UID
-			if err := r.Client.Delete(ctx, existing, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
-				return ctrl.Result{}, fmt.Errorf("deleting service to recreate it: %w", err)
-			}
-			r.Recorder.Eventf(in, existing, corev1.EventTypeNormal, v1alpha1.IntentReasonRecreating, "Recreate",
-				"Recreating Service %s: %s", existing.Name, why)
-			existing, s.service = nil, nil
-		}
-	}
-
-	desired := intent.DesiredService(in, s.externalName)
-	if existing != nil {
-		current, err := ownedFields(existing)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-		if intent.Unchanged(current, desired) {
-			intent.ObserveService(in, existing)
-			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", existing.Name)
-			return ctrl.Result{}, nil
-		}
-		// The create (or a port clean-up) left the operator's fields
-		// under an update; an apply owns them only once they are moved.
-		if err := r.adoptUpdatedFields(ctx, existing); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.dropForeignPorts(ctx, existing, desired); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-
-	var applied *corev1.Service
-	if existing == nil {
-		// A create, never an apply: an apply would take over a Service
-		// that the cache has not seen yet.
-		created, taken, err := r.createService(ctx, in, desired)
-		if err != nil {
-			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "creating Service %s failed: %v", in.Name, err)
-			return ctrl.Result{}, err
-		}
-		if taken != nil {
-			if metav1.IsControlledBy(taken, in) {
-				// Ours, created by an earlier reconcile: the cache
-				// brings it back.
-				return ctrl.Result{RequeueAfter: time.Second}, nil
-			}
-			r.conflict(s, taken)
-			return ctrl.Result{}, nil
-		}
-		// The created Service, as the API server returned it: the
-		// endpoints need not wait for the cache to see it.
-		applied = created
-	} else {
-		if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
-			if apierrors.IsConflict(err) {
-				// The Service changed since the cache's copy, on which
-				// the ownership check was made: an apply now could take
-				// back a Service someone else has just taken over. The
-				// change's event brings us back.
-				return ctrl.Result{RequeueAfter: time.Second}, nil
-			}
-			intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
-			return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
-		}
-		applied = &corev1.Service{}
-		if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), applied); err != nil {
-			// The cache may not have seen the write yet; the Service
-			// event brings us back.
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
-	}
-	s.service = applied
-	intent.ObserveService(in, applied)
-	intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", applied.Name)
+	// The created Service, as the API server returned it: the endpoints
+	// need not wait for the cache to see it.
+	r.serviceApplied(s, created)
 	return ctrl.Result{}, nil
+}
+
+// applyService applies the intent's Service over the intent's Service
+// there is, unless it already matches.
+func (r *IntentReconciler) applyService(ctx context.Context, s *intentScope, existing *corev1.Service, desired *corev1ac.ServiceApplyConfiguration) (ctrl.Result, error) {
+	in := s.in
+	current, err := ownedFields(existing)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if intent.Unchanged(current, desired) {
+		r.serviceApplied(s, existing)
+		return ctrl.Result{}, nil
+	}
+	// The create (or a port clean-up) left the operator's fields under an
+	// update; an apply owns them only once they are moved.
+	if err := r.adoptUpdatedFields(ctx, existing); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.dropForeignPorts(ctx, existing, desired); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Client.Apply(ctx, desired.WithResourceVersion(existing.ResourceVersion), client.FieldOwner(v1alpha1.FieldOwner), client.ForceOwnership); err != nil {
+		if apierrors.IsConflict(err) {
+			// The Service changed since the cache's copy, on which the
+			// ownership check was made: an apply now could take back a
+			// Service someone else has just taken over. The change's
+			// event brings us back.
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonApplyFailed, "applying Service %s failed: %v", in.Name, err)
+		return ctrl.Result{}, fmt.Errorf("applying service: %w", err)
+	}
+	applied := &corev1.Service{}
+	if err := r.Client.Get(ctx, client.ObjectKeyFromObject(in), applied); err != nil {
+		// The cache may not have seen the write yet; the Service event
+		// brings us back.
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	r.serviceApplied(s, applied)
+	return ctrl.Result{}, nil
+}
+
+// serviceApplied records that svc, the intent's Service, matches the
+// intent.
+func (r *IntentReconciler) serviceApplied(s *intentScope, svc *corev1.Service) {
+	s.service = svc
+	intent.ObserveService(s.in, svc)
+	intent.SetCondition(s.in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", svc.Name)
 }
 
 // conflict reports that the Service of the intent's name belongs to

@@ -23,7 +23,6 @@ import (
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/endpoints"
 	"github.com/netintent/netintent/internal/health"
-	"github.com/netintent/netintent/internal/intent"
 )
 
 // Prober is the active health checker behind the endpoints: targets are set
@@ -120,7 +119,7 @@ func (r *IntentReconciler) reconcileEndpoints(ctx context.Context, s *intentScop
 		return ctrl.Result{}, r.deleteOwnedSlices(ctx, in)
 	}
 	if in.Spec.Exposure == v1alpha1.ExposureExternalName {
-		// Targets are health-checked by judgeTargets; there are no
+		// Targets are health-checked by reconcileTargets; there are no
 		// endpoints to publish.
 		in.Status.Endpoints = nil
 		forgetEndpointMetrics(in)
@@ -573,20 +572,20 @@ func (r *IntentReconciler) setEndpointsStatus(in *v1alpha1.NetworkIntent, v endp
 	if hc := in.Spec.HealthCheck; hc != nil {
 		floor = ptr.Deref(hc.MinHealthyPercent, 0)
 	}
-	rep := endpoints.Summarize(v, excluded, floor)
+	rep := endpoints.Summarize(v, excluded, floor, in.Generation)
 	if len(observed) > 0 {
 		rep.Status.ObservedCount = int32(len(observed))
 		rep.Status.Observed = observed[:min(len(observed), endpoints.MaxUnhealthyListed)]
-		rep.Message += fmt.Sprintf("; healthCheck.mode Observe: %d would be out of traffic in mode Enforce (see status.endpoints.observed)", len(observed))
+		rep.Condition.Message += fmt.Sprintf("; healthCheck.mode Observe: %d would be out of traffic in mode Enforce (see status.endpoints.observed)", len(observed))
 	}
 	if hintsWithheld != "" {
-		rep.Message += "; trafficDistribution: zone hints withheld, every client spreads over all endpoints, because " + hintsWithheld
+		rep.Condition.Message += "; trafficDistribution: zone hints withheld, every client spreads over all endpoints, because " + hintsWithheld
 	}
 	in.Status.Endpoints = rep.Status
 	endpointsGauge.set(client.ObjectKeyFromObject(in), v.Total, v.Healthy, rep.Ready)
-	if rep.Reason == v1alpha1.IntentReasonBelowHealthyFloor && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonBelowHealthyFloor) {
+	if rep.Condition.Reason == v1alpha1.IntentReasonBelowHealthyFloor && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonBelowHealthyFloor) {
 		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonBelowHealthyFloor, "Publish",
 			"Only %d of %d endpoints are healthy, below the %d%% floor: publishing every pod-ready endpoint", v.Healthy, v.Total, floor)
 	}
-	intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, rep.Healthy, rep.Reason, "%s", rep.Message)
+	meta.SetStatusCondition(&in.Status.Conditions, rep.Condition)
 }

@@ -7,14 +7,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/failover"
 	"github.com/netintent/netintent/internal/health"
-	"github.com/netintent/netintent/internal/intent"
 )
 
 // Events of an ExternalName alias moving.
@@ -58,79 +59,83 @@ func targetMessage(st health.TargetState) string {
 	return st.Failure
 }
 
-// judgeTargets health-checks an ExternalName intent's targets and returns
-// the one to publish, as failover.Choose decides from their health, the
-// target published before (status.externalName.activeTarget, so it
-// survives restarts) and the failback policy; and, when an automatic
-// failback is pending, how long until it falls due. It records each
-// target's health in status, sets EndpointsHealthy, sends an event and
-// counts each move, and removes the failback-now annotation once acted on.
-func (r *IntentReconciler) judgeTargets(ctx context.Context, key types.NamespacedName, in *v1alpha1.NetworkIntent) (string, time.Duration, error) {
-	spec := in.Spec.ExternalName
-	targets := spec.Targets
-	previous := ""
-	var before []v1alpha1.TargetStatus
-	if st := in.Status.ExternalName; st != nil {
-		previous, before = st.ActiveTarget, st.Targets
+// reconcileTargets is the phase of an ExternalName intent's targets: it
+// feeds them to the prober, judges them with failover.Judge, and records
+// the judgement (each target's health, the target to publish, which the
+// Service phase then publishes, and EndpointsHealthy). It sends an event
+// and counts each move, and removes the failback-now annotation once acted
+// on; a failure there leaves the status as it was (errStatusKept), so that
+// the move is decided and recorded again.
+func (r *IntentReconciler) reconcileTargets(ctx context.Context, s *intentScope) (ctrl.Result, error) {
+	in := s.in
+	key := client.ObjectKeyFromObject(in)
+	if in.Spec.Exposure != v1alpha1.ExposureExternalName {
+		if in.Status.ExternalName != nil {
+			// It was an ExternalName intent until now.
+			in.Status.ExternalName = nil
+			forgetTargetMetrics(in)
+		}
+		return ctrl.Result{}, nil
 	}
+	j := failover.Judge(time.Now(), in, r.probeTargets(key, in))
+	in.Status.ExternalName = &j.Status
+	s.externalName, s.recheck = j.Decision.Active, j.Decision.RecheckAfter
+	r.announceMove(in, j)
+	if j.Decision.AllDown && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonNoHealthyTarget) {
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonNoHealthyTarget, "Publish",
+			"No ExternalName target passes its probes; %s stays published", j.Decision.Active)
+	}
+	meta.SetStatusCondition(&in.Status.Conditions, j.Condition)
+	if j.FailbackAsked {
+		if err := r.removeFailbackNow(ctx, in); err != nil {
+			return ctrl.Result{}, errStatusKept{err}
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+// probeTargets hands the intent's probed targets to the prober and returns
+// what their probes say, by host.
+func (r *IntentReconciler) probeTargets(key types.NamespacedName, in *v1alpha1.NetworkIntent) map[string]failover.Probe {
 	probed := externalTargets(in)
-	var states map[string]health.TargetState
 	if len(probed) == 0 {
 		r.Prober.Remove(key)
-	} else {
-		r.Prober.Set(key, probed)
-		states = r.Prober.Status(key)
+		return nil
 	}
-
-	hosts := make([]string, 0, len(targets))
-	for _, t := range targets {
-		hosts = append(hosts, t.Host)
-	}
+	r.Prober.Set(key, probed)
+	states := r.Prober.Status(key)
 	probes := make(map[string]failover.Probe, len(states))
 	for host, st := range states {
 		probes[host] = failover.Probe{Healthy: st.Healthy, Message: targetMessage(st), Addresses: st.Addresses, Passed: st.Passed}
 	}
-	statuses, choices := failover.Observe(hosts, probes, before, time.Now())
-
-	policy := failover.Policy{Manual: spec.Failback == v1alpha1.FailbackManual, After: v1alpha1.DefaultFailbackAfter}
-	if spec.FailbackAfter != nil {
-		policy.After = spec.FailbackAfter.Duration
-	}
-	_, asked := in.Annotations[v1alpha1.AnnotationFailbackNow]
-	// An edit of a Manual intent's spec is a request to judge afresh.
-	edited := policy.Manual && in.Generation != in.Status.ObservedGeneration
-	d := failover.Choose(choices, previous, policy, time.Now(), asked || edited)
-	in.Status.ExternalName = &v1alpha1.ExternalNameStatus{ActiveTarget: d.Active, Targets: statuses}
-
-	// A status write that conflicts brings the intent back with the old
-	// status, and the same move decided again: announce each move once.
-	if announced, _ := r.published.Swap(key, d.Active); announced != d.Active {
-		switch d.Change {
-		case failover.Failover:
-			failoversTotal.WithLabelValues(in.Namespace, in.Name).Inc()
-			r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, eventTargetFailover, "Publish",
-				"ExternalName target changed from %s to %s: %s fails its probes or is no longer listed", previous, d.Active, previous)
-		case failover.Failback:
-			failbacksTotal.WithLabelValues(in.Namespace, in.Name).Inc()
-			r.Recorder.Eventf(in, nil, corev1.EventTypeNormal, eventTargetFailback, "Publish",
-				"ExternalName target returned from %s to %s, a higher-priority target that passes its probes", previous, d.Active)
-		}
-	}
-
-	healthy, reason, msg := failover.Condition(d, statuses)
-	if d.AllDown && !conditionIs(in, v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonNoHealthyTarget) {
-		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, v1alpha1.IntentReasonNoHealthyTarget, "Publish",
-			"No ExternalName target passes its probes; %s stays published", d.Active)
-	}
-	intent.SetCondition(in, v1alpha1.IntentConditionEndpointsHealthy, healthy, reason, "%s", msg)
-
-	if asked {
-		if err := r.removeFailbackNow(ctx, in); err != nil {
-			return d.Active, d.RecheckAfter, err
-		}
-	}
-	return d.Active, d.RecheckAfter, nil
+	return probes
 }
+
+// announceMove sends the event and counts the move of a failover or a
+// failback. A status write that conflicts brings the intent back with the
+// old status, and the same move decided again: each move is announced once.
+func (r *IntentReconciler) announceMove(in *v1alpha1.NetworkIntent, j failover.Judgement) {
+	d, previous := j.Decision, j.Previous
+	if announced, _ := r.published.Swap(client.ObjectKeyFromObject(in), d.Active); announced == d.Active {
+		return
+	}
+	switch d.Change {
+	case failover.Failover:
+		failoversTotal.WithLabelValues(in.Namespace, in.Name).Inc()
+		r.Recorder.Eventf(in, nil, corev1.EventTypeWarning, eventTargetFailover, "Publish",
+			"ExternalName target changed from %s to %s: %s fails its probes or is no longer listed", previous, d.Active, previous)
+	case failover.Failback:
+		failbacksTotal.WithLabelValues(in.Namespace, in.Name).Inc()
+		r.Recorder.Eventf(in, nil, corev1.EventTypeNormal, eventTargetFailback, "Publish",
+			"ExternalName target returned from %s to %s, a higher-priority target that passes its probes", previous, d.Active)
+	}
+}
+
+// errStatusKept is the error of a phase whose failure must leave the
+// intent's status as it was: the status is not written.
+type errStatusKept struct{ error }
+
+func (e errStatusKept) Unwrap() error { return e.error }
 
 // externalTargets are the probed targets of an ExternalName intent. A
 // target new to the prober (after a restart, or on a replica that has just

@@ -62,7 +62,7 @@ func TestFloorPerFamily(t *testing.T) {
 			t.Errorf("%s ready = %v, want %v", a, ready[a], w)
 		}
 	}
-	rep := Summarize(v, nil, 50)
+	rep := Summarize(v, nil, 50, 0).Condition
 	if rep.Reason != v1alpha1.IntentReasonBelowHealthyFloor || rep.Message == "" || !strings.Contains(rep.Message, "only 0 of 2 IPv6 endpoints are healthy") {
 		t.Errorf("report %s: %s", rep.Reason, rep.Message)
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/netintent/netintent/api/v1alpha1"
 )
 
@@ -16,17 +18,17 @@ const MaxUnhealthyListed = 10
 // the EndpointsHealthy condition.
 type Report struct {
 	Status *v1alpha1.EndpointsStatus
-	// Healthy, Reason and Message are the EndpointsHealthy condition.
-	Healthy         bool
-	Reason, Message string
+	// Condition is the EndpointsHealthy condition.
+	Condition metav1.Condition
 	// Ready counts the endpoints published ready.
 	Ready int
 }
 
 // Summarize reports a verdict. excluded are the backends left out before
 // judging (no such port, another family, ...), listed after the judged
-// unhealthy ones; floor is the intent's minHealthyPercent.
-func Summarize(v Verdict, excluded []v1alpha1.UnhealthyEndpoint, floor int32) Report {
+// unhealthy ones; floor is the intent's minHealthyPercent, and generation
+// the intent's, which the condition observes.
+func Summarize(v Verdict, excluded []v1alpha1.UnhealthyEndpoint, floor int32, generation int64) Report {
 	unhealthy := append(append([]v1alpha1.UnhealthyEndpoint(nil), v.Unhealthy...), excluded...)
 	if len(unhealthy) > MaxUnhealthyListed {
 		unhealthy = unhealthy[:MaxUnhealthyListed]
@@ -37,6 +39,8 @@ func Summarize(v Verdict, excluded []v1alpha1.UnhealthyEndpoint, floor int32) Re
 		Summary:   strconv.Itoa(v.Healthy) + "/" + strconv.Itoa(v.Total),
 		Unhealthy: unhealthy,
 	}}
+	c := &r.Condition
+	c.Type, c.Status, c.ObservedGeneration = v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, generation
 	for _, ep := range v.Endpoints {
 		if ep.Ready {
 			r.Ready++
@@ -44,29 +48,29 @@ func Summarize(v Verdict, excluded []v1alpha1.UnhealthyEndpoint, floor int32) Re
 	}
 	switch {
 	case v.Total == 0 && len(excluded) > 0:
-		r.Reason, r.Message = v1alpha1.IntentReasonNoBackends, "no usable backends: "+excluded[0].Message
+		c.Reason, c.Message = v1alpha1.IntentReasonNoBackends, "no usable backends: "+excluded[0].Message
 	case v.Total == 0:
-		r.Reason, r.Message = v1alpha1.IntentReasonNoBackends, "no backends: no running pod with an IP matches the selector, and no static backends are listed"
+		c.Reason, c.Message = v1alpha1.IntentReasonNoBackends, "no backends: no running pod with an IP matches the selector, and no static backends are listed"
 	case v.BelowFloor && len(v.Families) > 1:
 		// Dual-stack: the floor holds for each family apart.
-		r.Reason = v1alpha1.IntentReasonBelowHealthyFloor
+		c.Reason = v1alpha1.IntentReasonBelowHealthyFloor
 		var parts []string
 		for _, fam := range v.BelowFloorFamilies {
 			fc := v.Families[fam]
 			parts = append(parts, fmt.Sprintf("only %d of %d %s endpoints are healthy", fc.Healthy, fc.Total, fam))
 		}
-		r.Message = fmt.Sprintf("%s, below minHealthyPercent %d%%: every pod-ready endpoint of that family stays in traffic; see status.endpoints.unhealthy",
+		c.Message = fmt.Sprintf("%s, below minHealthyPercent %d%%: every pod-ready endpoint of that family stays in traffic; see status.endpoints.unhealthy",
 			strings.Join(parts, ", and "), floor)
 	case v.BelowFloor:
-		r.Reason = v1alpha1.IntentReasonBelowHealthyFloor
-		r.Message = fmt.Sprintf("only %d of %d endpoints are healthy, below minHealthyPercent %d%%: every pod-ready endpoint stays in traffic; see status.endpoints.unhealthy",
+		c.Reason = v1alpha1.IntentReasonBelowHealthyFloor
+		c.Message = fmt.Sprintf("only %d of %d endpoints are healthy, below minHealthyPercent %d%%: every pod-ready endpoint stays in traffic; see status.endpoints.unhealthy",
 			v.Healthy, v.Total, floor)
 	case v.Healthy < v.Total:
-		r.Reason = v1alpha1.IntentReasonDegraded
-		r.Message = fmt.Sprintf("%d of %d endpoints are healthy; the others are out of traffic (see status.endpoints.unhealthy)", v.Healthy, v.Total)
+		c.Reason = v1alpha1.IntentReasonDegraded
+		c.Message = fmt.Sprintf("%d of %d endpoints are healthy; the others are out of traffic (see status.endpoints.unhealthy)", v.Healthy, v.Total)
 	default:
-		r.Healthy, r.Reason = true, v1alpha1.IntentReasonAllHealthy
-		r.Message = fmt.Sprintf("all %d endpoints are healthy", v.Total)
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy
+		c.Message = fmt.Sprintf("all %d endpoints are healthy", v.Total)
 	}
 	return r
 }

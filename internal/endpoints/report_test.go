@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/netintent/netintent/api/v1alpha1"
 )
 
@@ -67,9 +69,13 @@ func TestSummarize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := Summarize(tt.v, tt.excluded, 50)
-			if r.Healthy != tt.healthy || r.Reason != tt.reason || r.Message != tt.message {
-				t.Errorf("condition = %v %s %q\nwant %v %s %q", r.Healthy, r.Reason, r.Message, tt.healthy, tt.reason, tt.message)
+			r := Summarize(tt.v, tt.excluded, 50, 4)
+			c := r.Condition
+			if healthy := c.Status == metav1.ConditionTrue; healthy != tt.healthy || c.Reason != tt.reason || c.Message != tt.message {
+				t.Errorf("condition = %+v\nwant %v %s %q", c, tt.healthy, tt.reason, tt.message)
+			}
+			if c.Type != v1alpha1.IntentConditionEndpointsHealthy || c.ObservedGeneration != 4 {
+				t.Errorf("condition = %+v, want type %s of generation 4", c, v1alpha1.IntentConditionEndpointsHealthy)
 			}
 			st := r.Status
 			if st == nil || st.Summary != tt.summary || int(st.Total) != tt.v.Total || int(st.Healthy) != tt.v.Healthy || len(st.Unhealthy) != tt.unhealthy {

@@ -52,23 +52,27 @@ func Observe(hosts []string, probes map[string]Probe, prior []v1alpha1.TargetSta
 	return statuses, targets
 }
 
-// Condition is an ExternalName intent's EndpointsHealthy condition for the
-// decision d over the targets' statuses: True only when every target is
-// healthy.
-func Condition(d Decision, statuses []v1alpha1.TargetStatus) (healthy bool, reason, message string) {
+// Condition is an ExternalName intent's EndpointsHealthy condition, of the
+// intent's generation, for the decision d over the targets' statuses: True
+// only when every target is healthy.
+func Condition(d Decision, statuses []v1alpha1.TargetStatus, generation int64) metav1.Condition {
 	n := 0
 	for _, t := range statuses {
 		if t.Healthy {
 			n++
 		}
 	}
+	cond := metav1.Condition{Type: v1alpha1.IntentConditionEndpointsHealthy, Status: metav1.ConditionFalse, ObservedGeneration: generation}
 	switch {
 	case d.AllDown:
-		return false, v1alpha1.IntentReasonNoHealthyTarget,
-			fmt.Sprintf("no target passes its probe; %s, published last, stays published; see status.externalName.targets for why each fails", d.Active)
+		cond.Reason = v1alpha1.IntentReasonNoHealthyTarget
+		cond.Message = fmt.Sprintf("no target passes its probe; %s, published last, stays published; see status.externalName.targets for why each fails", d.Active)
 	case n == len(statuses):
-		return true, v1alpha1.IntentReasonAllHealthy, fmt.Sprintf("all %d targets are healthy; publishing %s", n, d.Active)
+		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy
+		cond.Message = fmt.Sprintf("all %d targets are healthy; publishing %s", n, d.Active)
+	default:
+		cond.Reason = v1alpha1.IntentReasonDegraded
+		cond.Message = fmt.Sprintf("%d of %d targets are healthy; publishing %s; see status.externalName.targets", n, len(statuses), d.Active)
 	}
-	return false, v1alpha1.IntentReasonDegraded,
-		fmt.Sprintf("%d of %d targets are healthy; publishing %s; see status.externalName.targets", n, len(statuses), d.Active)
+	return cond
 }

@@ -91,9 +91,13 @@ func TestCondition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			healthy, reason, message := Condition(tt.d, tt.statuses)
+			cond := Condition(tt.d, tt.statuses, 7)
+			healthy, reason, message := cond.Status == metav1.ConditionTrue, cond.Reason, cond.Message
 			if healthy != tt.healthy || reason != tt.reason || message != tt.message {
 				t.Errorf("Condition = %v %s %q\nwant %v %s %q", healthy, reason, message, tt.healthy, tt.reason, tt.message)
+			}
+			if cond.Type != v1alpha1.IntentConditionEndpointsHealthy || cond.ObservedGeneration != 7 {
+				t.Errorf("Condition = %+v, want type %s of generation 7", cond, v1alpha1.IntentConditionEndpointsHealthy)
 			}
 		})
 	}
