@@ -687,7 +687,7 @@ func (n *Node) Remains() []string {
 }
 
 func (n *Node) backendNamespaces() []string {
-	var out []string
+	out := make([]string, 0, len(n.Backends))
 	for _, h := range n.Backends {
 		out = append(out, h.Namespace)
 	}
