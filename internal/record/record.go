@@ -272,7 +272,7 @@ func (r *Recorder) write(ctx context.Context, w write) {
 			r.mu.Unlock()
 		}
 	} else {
-		patch, _ := json.Marshal(map[string]eventsv1.EventSeries{"series": eventsv1.EventSeries{Count: w.count, LastObservedTime: metav1.NewMicroTime(w.last)}})
+		patch, _ := json.Marshal(map[string]any{"series": eventsv1.EventSeries{Count: w.count, LastObservedTime: metav1.NewMicroTime(w.last)}})
 		ev := &eventsv1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: w.series.namespace, Name: w.series.name}}
 		err = r.cfg.Client.Patch(ctx, ev, client.RawPatch(types.MergePatchType, patch))
 		if err == nil {
