@@ -246,12 +246,29 @@ func (a *Allocator) holdsFamily(key types.NamespacedName, family ipam.Family) bo
 // can be given.
 func (a *Allocator) decideDual(req Request, keep, give []string) (Outcome, error) {
 	families := [2]ipam.Family{req.Family, req.Second}
+	held, requested, err := a.heldDual(req, families, keep)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if out, ok := a.fromOnePool(req, families, held, requested, give); ok {
+		return out, nil
+	}
+	if req.RequireBoth {
+		return Outcome{}, NoDualStackPool(req, give)
+	}
+	return a.eachFamily(req, families, held, requested, keep, give)
+}
+
+// heldDual is the address of each family a dual-stack Service keeps: the
+// requested one (requested is its index, -1 for none), and those it holds
+// or its status shows in a pool of keep.
+func (a *Allocator) heldDual(req Request, families [2]ipam.Family, keep []string) ([2]netip.Addr, int, error) {
 	var held [2]netip.Addr
 	requested := -1
 	if req.Address != "" {
 		addr, err := a.claimRequested(req, keep)
 		if err != nil {
-			return Outcome{}, err
+			return held, -1, err
 		}
 		for i, f := range families {
 			if ipam.FamilyOf(addr) == f {
@@ -261,7 +278,7 @@ func (a *Allocator) decideDual(req Request, keep, give []string) (Outcome, error
 		if requested < 0 {
 			// An address of neither family: Eligible's checks keep this
 			// from happening.
-			return Outcome{}, ClaimRefused(req, addr, "", ipam.ErrNotInAnyPool)
+			return held, -1, ClaimRefused(req, addr, "", ipam.ErrNotInAnyPool)
 		}
 	}
 	for i, f := range families {
@@ -269,8 +286,13 @@ func (a *Allocator) decideDual(req Request, keep, give []string) (Outcome, error
 			held[i], _ = a.kept(req, f, keep)
 		}
 	}
+	return held, requested, nil
+}
 
-	// The pools that could give both, the kept addresses' first.
+// fromOnePool gives both addresses from one pool that holds both
+// families, the pools of the kept addresses first; ok is false when no
+// pool can.
+func (a *Allocator) fromOnePool(req Request, families [2]ipam.Family, held [2]netip.Addr, requested int, give []string) (Outcome, bool) {
 	var order []string
 	for _, addr := range held {
 		if pool, ok := a.alloc.PoolOf(addr); ok && a.hasBoth(pool) && !slices.Contains(order, pool) {
@@ -283,15 +305,7 @@ func (a *Allocator) decideDual(req Request, keep, give []string) (Outcome, error
 		}
 	}
 	for _, pool := range order {
-		moves := false
-		for _, addr := range held {
-			if addr.IsValid() {
-				if in, _ := a.alloc.PoolOf(addr); in != pool {
-					moves = true
-				}
-			}
-		}
-		if moves && !req.RequireBoth {
+		if a.movesFrom(held, pool) && !req.RequireBoth {
 			continue // kept addresses stay; the fallback adds the other family
 		}
 		if !a.canGive(pool, families, held, requested >= 0 || slices.Contains(give, pool)) {
@@ -312,14 +326,28 @@ func (a *Allocator) decideDual(req Request, keep, give []string) (Outcome, error
 			got[i] = addr
 		}
 		if ok {
-			return Outcome{Addr: got[0], More: got[1]}, nil
+			return Outcome{Addr: got[0], More: got[1]}, true
 		}
 	}
-	if req.RequireBoth {
-		return Outcome{}, NoDualStackPool(req, give)
-	}
+	return Outcome{}, false
+}
 
-	// PreferDualStack: one family at a time.
+// movesFrom reports whether a kept address is in another pool than pool.
+func (a *Allocator) movesFrom(held [2]netip.Addr, pool string) bool {
+	for _, addr := range held {
+		if addr.IsValid() {
+			if in, _ := a.alloc.PoolOf(addr); in != pool {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// eachFamily is PreferDualStack without a pool that gives both: it keeps
+// or gets an address of each family it can, one family at a time, the
+// first family first.
+func (a *Allocator) eachFamily(req Request, families [2]ipam.Family, held [2]netip.Addr, requested int, keep, give []string) (Outcome, error) {
 	var outs [2]Outcome
 	var errs [2]error
 	for i, f := range families {
