@@ -18,6 +18,11 @@ import (
 // make the prober's spec, defaults filled in.
 func TestProbeSpec(t *testing.T) {
 	port := func(p int32) *int32 { return &p }
+	// byDefault is s with the default period, timeout and thresholds.
+	byDefault := func(s health.ProbeSpec) health.ProbeSpec {
+		s.Period, s.Timeout, s.HealthyThreshold, s.UnhealthyThreshold = 10*time.Second, 2*time.Second, 1, 3
+		return s
+	}
 	tests := []struct {
 		name    string
 		handler v1alpha1.ProbeHandler
@@ -64,25 +69,22 @@ func TestProbeSpec(t *testing.T) {
 			name:    "grpc on the default port, plaintext",
 			handler: v1alpha1.ProbeHandler{GRPC: &v1alpha1.GRPCProbe{}},
 			port:    9000,
-			want: health.ProbeSpec{Kind: health.ProbeGRPC, Port: 9000,
-				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 3},
-			wantOK: true,
+			want:    byDefault(health.ProbeSpec{Kind: health.ProbeGRPC, Port: 9000}),
+			wantOK:  true,
 		},
 		{
 			name:    "grpc with a port, a service and TLS",
 			handler: v1alpha1.ProbeHandler{GRPC: &v1alpha1.GRPCProbe{Port: port(50051), Service: "shop.Payments", TLS: v1alpha1.GRPCProbeTLSInsecureSkipVerify}},
 			port:    9000,
-			want: health.ProbeSpec{Kind: health.ProbeGRPC, Port: 50051, Service: "shop.Payments", TLS: true,
-				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 3},
-			wantOK: true,
+			want:    byDefault(health.ProbeSpec{Kind: health.ProbeGRPC, Port: 50051, Service: "shop.Payments", TLS: true}),
+			wantOK:  true,
 		},
 		{
 			name:    "grpc with tls Disabled is plaintext",
 			handler: v1alpha1.ProbeHandler{GRPC: &v1alpha1.GRPCProbe{TLS: v1alpha1.GRPCProbeTLSDisabled}},
 			port:    9000,
-			want: health.ProbeSpec{Kind: health.ProbeGRPC, Port: 9000,
-				Period: 10 * time.Second, Timeout: 2 * time.Second, HealthyThreshold: 1, UnhealthyThreshold: 3},
-			wantOK: true,
+			want:    byDefault(health.ProbeSpec{Kind: health.ProbeGRPC, Port: 9000}),
+			wantOK:  true,
 		},
 		{
 			name:    "a period below the default timeout bounds the timeout",
