@@ -113,16 +113,16 @@ func (r *ProbeTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
-// probeSpec turns an intent's probe into the prober's ProbeSpec: handler
+// probeSpec turns an intent's probe into the prober's ProbeSpec: probe
 // says what to probe (http, tcp or grpc), timing gives period, timeout and
 // thresholds (nil: the defaults, as for an ExternalName target), and port is
-// the port to probe when the handler names none (the endpoint's first
+// the port to probe when the probe names none (the endpoint's first
 // target port; 80 for an ExternalName HTTP target). ok is false when
-// handler holds no probe.
-func probeSpec(handler v1alpha1.ProbeHandler, timing *v1alpha1.HealthCheck, port int32) (spec health.ProbeSpec, ok bool) {
+// probe holds none.
+func probeSpec(probe v1alpha1.ProbeHandler, timing *v1alpha1.HealthCheck, port int32) (spec health.ProbeSpec, ok bool) {
 	switch {
-	case handler.HTTP != nil:
-		h := handler.HTTP
+	case probe.HTTP != nil:
+		h := probe.HTTP
 		spec = health.ProbeSpec{Kind: health.ProbeHTTP, Port: int(port), Path: h.Path, Host: h.Host}
 		if h.Port != nil {
 			spec.Port = int(*h.Port)
@@ -130,13 +130,13 @@ func probeSpec(handler v1alpha1.ProbeHandler, timing *v1alpha1.HealthCheck, port
 		for _, r := range h.ExpectedStatuses {
 			spec.Statuses = append(spec.Statuses, health.StatusRange{Min: int(r.Min), Max: int(r.Max)})
 		}
-	case handler.TCP != nil:
+	case probe.TCP != nil:
 		spec = health.ProbeSpec{Kind: health.ProbeTCP, Port: int(port)}
-		if handler.TCP.Port != nil {
-			spec.Port = int(*handler.TCP.Port)
+		if probe.TCP.Port != nil {
+			spec.Port = int(*probe.TCP.Port)
 		}
-	case handler.GRPC != nil:
-		g := handler.GRPC
+	case probe.GRPC != nil:
+		g := probe.GRPC
 		spec = health.ProbeSpec{Kind: health.ProbeGRPC, Port: int(port), Service: g.Service, TLS: g.TLS == v1alpha1.GRPCProbeTLSInsecureSkipVerify}
 		if g.Port != nil {
 			spec.Port = int(*g.Port)
