@@ -15,6 +15,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -35,7 +36,7 @@ var notReadyDeadline = probePeriod*unhealthyThreshold + probeTimeout + time.Seco
 func TestProbingOnTestHosts(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 4)
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := &v1alpha1.NetworkIntent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probed"},
 		Spec: v1alpha1.NetworkIntentSpec{
@@ -89,7 +90,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "probed")
 		if err != nil {
 			return err
@@ -97,7 +98,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if got.Status.Endpoints == nil || len(got.Status.Endpoints.Unhealthy) != 1 || got.Status.Endpoints.Unhealthy[0].Reason != "ProbeFailed" || got.Status.Endpoints.Unhealthy[0].Message != health.FailureConnectionRefused {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
 	})
 	// It starts again: it returns.
 	if err := h0.Start(ctx); err != nil {
@@ -111,7 +112,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 3*notReadyDeadline, func() error {
+	testenv.Eventually(t, 3*notReadyDeadline, func() error {
 		got, err := getIntent(ctx, ns, "probed")
 		if err != nil {
 			return err
@@ -119,7 +120,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if e := got.Status.Endpoints; e == nil || e.Healthy != 0 {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonBelowHealthyFloor)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonBelowHealthyFloor)
 	})
 	waitPublished(t, time.Second, ns, "probed", allReady)
 	for _, h := range tn.Hosts {
@@ -127,12 +128,12 @@ func TestProbingOnTestHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 3*notReadyDeadline, func() error {
+	testenv.Eventually(t, 3*notReadyDeadline, func() error {
 		got, err := getIntent(ctx, ns, "probed")
 		if err != nil {
 			return err
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy)
 	})
 
 	t.Run("latency", func(t *testing.T) { measureFailureToNotReady(t, ns, tn) })

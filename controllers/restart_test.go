@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,10 +19,10 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -99,42 +98,19 @@ func (w *versionWatch) close() {
 // one operator at a time (the package's manager serves the suite's).
 func restartEnv(t *testing.T) (*rest.Config, client.Client, kubernetes.Interface) {
 	t.Helper()
-	_, cfg, c := ownControlPlane(t, envtest.ControlPlane{})
-	cs, err := kubernetes.NewForConfig(cfg)
+	cp := testenv.StartT(t, testenv.Options{})
+	cs, err := kubernetes.NewForConfig(cp.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg, c, cs
-}
-
-// ownControlPlane starts a control plane apart from the suite's, made from
-// cp, with the CRDs installed, and stops it when the test ends.
-func ownControlPlane(t *testing.T, cp envtest.ControlPlane) (*envtest.Environment, *rest.Config, client.Client) {
-	t.Helper()
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                testScheme,
-		ControlPlane:          cp,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		_ = env.Stop() // whatever did start
-		t.Fatalf("starting a control plane of its own: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: testScheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env, cfg, c
+	return cp.Config, cp.Client, cs
 }
 
 // freshOperator starts an operator with a prober that knows nothing yet, as
 // after a restart or on becoming leader.
 func freshOperator(t *testing.T, cfg *rest.Config) func() {
 	t.Helper()
-	return startOperatorWith(t, cfg, Options{Prober: health.NewProber(health.Options{Checker: &health.Checker{HostResolver: health.NetResolver(testHosts.resolver())}})})
+	return startOperatorWith(t, cfg, Options{Prober: health.NewProber(health.Options{Checker: &health.Checker{HostResolver: health.NetResolver(testHosts.Resolver())}})})
 }
 
 // TestHealthSurvivesRestart restarts the operator while a backend fails its
@@ -172,7 +148,7 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 		pod.Status.Phase = corev1.PodRunning
 		pod.Status.PodIPs = []corev1.PodIP{{IP: h.IP.String()}}
 		pod.Status.PodIP = h.IP.String()
-		setPodReady(pod, ready)
+		testenv.SetPodReady(pod, ready)
 		if err := c.Status().Update(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
@@ -220,7 +196,7 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 	waitReady := func(timeout time.Duration, want map[*testnet.Host]bool) string {
 		t.Helper()
 		var rv string
-		eventually(t, timeout, func() error {
+		testenv.Eventually(t, timeout, func() error {
 			ready, listRV, err := slices()
 			if err != nil {
 				return err
@@ -273,18 +249,18 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 			// The new operator met sleepy published not ready with its
 			// pod not ready; now its pod turns ready, but its probe has
 			// not passed.
-			eventually(t, 10*time.Second, func() error {
+			testenv.Eventually(t, 10*time.Second, func() error {
 				pod := &corev1.Pod{}
 				if err := c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "sleepy"}, pod); err != nil {
 					return err
 				}
-				setPodReady(pod, true)
+				testenv.SetPodReady(pod, true)
 				return c.Status().Update(ctx, pod)
 			})
 		}
 		// Long enough for a forgetful prober to have failed the backend
 		// again: the watch would have seen it published ready meanwhile.
-		consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, func() error {
+		testenv.Consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, func() error {
 			ready, _, err := slices()
 			if err != nil {
 				return err
@@ -297,7 +273,7 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 			return nil
 		})
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got := &v1alpha1.NetworkIntent{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(in), got); err != nil {
 			return err
@@ -343,8 +319,8 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	}
 	primaryHost := hosts[0]
 	primary, standby := "api.restart.test", "api-dr.restart.test"
-	testHosts.set(primary, primaryHost.IP)
-	testHosts.set(standby, hosts[1].IP)
+	testHosts.Set(primary, primaryHost.IP)
+	testHosts.Set(standby, hosts[1].IP)
 	in := &v1alpha1.NetworkIntent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "payments"},
 		Spec: v1alpha1.NetworkIntentSpec{
@@ -389,11 +365,11 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	}
 
 	stop := freshOperator(t, cfg)
-	eventually(t, 20*time.Second, active(primary, 2))
+	testenv.Eventually(t, 20*time.Second, active(primary, 2))
 	if err := primaryHost.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*notReadyDeadline, active(standby, 2))
+	testenv.Eventually(t, 3*notReadyDeadline, active(standby, 2))
 	svc := &corev1.Service{}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
 		t.Fatal(err)
@@ -422,8 +398,8 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	if err := c.Patch(ctx, in, patch); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, active(standby, 3))
-	consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, active(standby, 3))
+	testenv.Eventually(t, 20*time.Second, active(standby, 3))
+	testenv.Consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, active(standby, 3))
 
 	mu.Lock()
 	isDead = false
@@ -431,7 +407,7 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	if err := primaryHost.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline*restartHealthyThreshold, active(primary, 3))
+	testenv.Eventually(t, notReadyDeadline*restartHealthyThreshold, active(primary, 3))
 	stop()
 	versions, bad := w.counts()
 	t.Logf("restart with a failed ExternalName target: %d Service versions watched, %d pointed at the failed target", versions, len(bad))

@@ -15,10 +15,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -30,7 +30,7 @@ import (
 func TestStandbyProbes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	const leaseName = "standby-test"
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: leaseName},
@@ -44,17 +44,12 @@ func TestStandbyProbes(t *testing.T) {
 	if err := k8sClient.Create(ctx, lease); err != nil {
 		t.Fatal(err)
 	}
-	standby, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
-		Scheme:                  testScheme,
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
-		Cache:                   CacheOptions(),
-		LeaderElection:          true,
-		LeaderElectionID:        leaseName,
-		LeaderElectionNamespace: ns,
-		// The suite's manager has controllers of the same names.
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true), EnableWarmup: ptr.To(true)},
-	})
+	mo := testenv.ManagerOptions(testScheme)
+	mo.Cache = CacheOptions()
+	mo.LeaderElection, mo.LeaderElectionID, mo.LeaderElectionNamespace = true, leaseName, ns
+	// The suite's manager has controllers of the same names.
+	mo.Controller = ctrlconfig.Controller{SkipNameValidation: ptr.To(true), EnableWarmup: ptr.To(true)}
+	standby, err := ctrl.NewManager(testEnv.Config, mo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +60,7 @@ func TestStandbyProbes(t *testing.T) {
 	if err := SetupWithManager(standby, Options{Prober: prober}); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- standby.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("standby manager: %v", err)
-		}
-	}()
+	testenv.RunManager(t, standby)
 
 	tn := testnet.New(t, 2)
 	for i, h := range tn.Hosts {
@@ -116,16 +104,16 @@ func TestStandbyProbes(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 20*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: true, tn.Hosts[1]: true}))
+	testenv.Eventually(t, 20*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: true, tn.Hosts[1]: true}))
 	if err := tn.Hosts[0].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: false, tn.Hosts[1]: true}))
+	testenv.Eventually(t, 5*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: false, tn.Hosts[1]: true}))
 	// A pod that goes takes its target with it, on the standby too.
 	if err := k8sClient.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(ns), client.MatchingLabels{"app": "standby"}, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if st := prober.Status(key); len(st) != 0 {
 			return fmt.Errorf("the standby still probes %v", st)
 		}
@@ -138,7 +126,7 @@ func TestStandbyProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	extKey := client.ObjectKeyFromObject(ext)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		st := prober.Status(extKey)
 		for _, host := range []string{"primary.standby.test", "secondary.standby.test"} {
 			if _, ok := st[host]; !ok {
@@ -150,7 +138,7 @@ func TestStandbyProbes(t *testing.T) {
 	if err := k8sClient.Delete(ctx, ext); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if st := prober.Status(extKey); len(st) != 0 {
 			return fmt.Errorf("the standby still probes %v", st)
 		}

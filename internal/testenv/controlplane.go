@@ -37,7 +37,7 @@ type Options struct {
 	// flags.
 	ControlPlane envtest.ControlPlane
 	// QPS and Burst raise the client's rate limits when set.
-	QPS float32
+	QPS   float32
 	Burst int
 }
 
@@ -131,7 +131,7 @@ func StartT(t testing.TB, opts Options) *ControlPlane {
 
 // Main starts a control plane for a package's TestMain, runs the tests
 // with it and stops it, and returns the exit code.
-func Main(m *testing.M, opts Options, run func(cp *ControlPlane) int) int {
+func Main(m *testing.M, opts Options, run func(m *testing.M, cp *ControlPlane) int) int {
 	cp, err := Start(opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%v (make test builds bin/k8s)\n", err)
@@ -145,7 +145,7 @@ func Main(m *testing.M, opts Options, run func(cp *ControlPlane) int) int {
 	if run == nil {
 		return m.Run()
 	}
-	return run(cp)
+	return run(m, cp)
 }
 
 // Stop stops the API server and etcd.

@@ -49,7 +49,7 @@ func ServeDNS(handler dns.Handler) (addr string, stop func(), err error) {
 }
 
 // ServeDNST is ServeDNS until the test ends.
-func ServeDNST(t testing.TB, handler dns.Handler) string {
+func ServeDNST(t testing.TB, handler dns.HandlerFunc) string {
 	t.Helper()
 	addr, stop, err := ServeDNS(handler)
 	if err != nil {
