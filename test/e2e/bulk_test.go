@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -96,7 +97,7 @@ func TestBulkFailures(t *testing.T) {
 	t.Cleanup(func() { deleteBulkIntents(t, c) })
 
 	created := time.Now()
-	eventually(t, 60*time.Second, "every intent Ready with all its backends healthy", func() error {
+	testenv.Await(t, "every intent Ready with all its backends healthy", 60*time.Second, func() error {
 		var list v1alpha1.NetworkIntentList
 		if err := c.List(ctx, &list, client.InNamespace(bulkNamespace)); err != nil {
 			return err
@@ -118,7 +119,7 @@ func TestBulkFailures(t *testing.T) {
 	// Every slice version from here on, from the version listed.
 	rec := newSliceRecorder(farm.Addrs)
 	var rv string
-	eventually(t, 30*time.Second, "every backend published ready in the slices", func() error {
+	testenv.Await(t, "every backend published ready in the slices", 30*time.Second, func() error {
 		var list discoveryv1.EndpointSliceList
 		if err := c.List(ctx, &list, client.InNamespace(bulkNamespace)); err != nil {
 			return err

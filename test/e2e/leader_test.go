@@ -30,6 +30,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -149,13 +150,13 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 	key := client.ObjectKeyFromObject(in)
 	names := splitMembers(t, key, s.dead, s.live)
 	ops := []*operatorProcess{
-		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr, "--probe-share-member-name="+names[0]),
-		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr, "--probe-share-member-name="+names[1]),
+		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.Addr, "--probe-share-member-name="+names[0]),
+		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.Addr, "--probe-share-member-name="+names[1]),
 	}
 	var leaderName string
-	eventually(t, 60*time.Second, "one replica leads", func() error {
+	testenv.Await(t, "one replica leads", 60*time.Second, func() error {
 		for i, op := range ops {
-			if op.leads() {
+			if leads(op) {
 				s.leader, s.follower, leaderName = op, ops[1-i], names[i]
 				return nil
 			}
@@ -178,8 +179,8 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 }
 
 // leads reports whether the replica has logged that it became leader.
-func (op *operatorProcess) leads() bool {
-	return strings.Contains(strings.ToLower(op.log.String()), acquiredLease)
+func leads(op *operatorProcess) bool {
+	return strings.Contains(strings.ToLower(op.Log()), acquiredLease)
 }
 
 // makePod creates a Running, Ready pod of the intent on host h.
@@ -222,7 +223,7 @@ func (s *leaderScenario) published() (map[string]bool, string, error) {
 func (s *leaderScenario) waitPublished(timeout time.Duration, want map[*testnet.Host]bool) string {
 	s.t.Helper()
 	var rv string
-	eventually(s.t, timeout, "published endpoints", func() error {
+	testenv.Await(s.t, "published endpoints", timeout, func() error {
 		ready, listRV, err := s.published()
 		if err != nil {
 			return err
@@ -345,7 +346,7 @@ func (s *leaderScenario) queryDNSThroughout(op *operatorProcess) *dnsLoop {
 			case <-tick.C:
 			}
 			l.queries.Add(1)
-			r, err := query("udp", op.dnsAddr, name, dns.TypeA)
+			r, err := query("udp", op.DNSAddr, name, dns.TypeA)
 			why := ""
 			switch {
 			case err != nil:
@@ -388,8 +389,8 @@ func (l *dnsLoop) check(t *testing.T, what string) {
 // how long after since that was.
 func (s *leaderScenario) waitTakeover(since time.Time) time.Duration {
 	s.t.Helper()
-	eventually(s.t, 60*time.Second, "the surviving replica takes over", func() error {
-		if !s.follower.leads() {
+	testenv.Await(s.t, "the surviving replica takes over", 60*time.Second, func() error {
+		if !leads(s.follower) {
 			return fmt.Errorf("it has not logged %q", acquiredLease)
 		}
 		return nil
@@ -413,10 +414,10 @@ func TestLeaderChange(t *testing.T) {
 	dnsQueries := s.queryDNSThroughout(s.follower)
 
 	killed := time.Now()
-	if err := s.leader.cmd.Process.Kill(); err != nil {
+	if err := s.leader.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s.leader.done
+	<-s.leader.Done()
 	t.Logf("the surviving replica became leader %s after the SIGKILL", s.waitTakeover(killed).Round(time.Millisecond))
 
 	// A new backend makes the new leader write the slices.
@@ -526,18 +527,18 @@ func testLeaderLeavesAsBackendDies(t *testing.T, sig syscall.Signal, sigName str
 	if err := s.dead.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.leader.cmd.Process.Signal(sig); err != nil {
+	if err := s.leader.Cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-s.leader.done:
+	case <-s.leader.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the leader has not exited 30 s after %s", sig)
 	}
 	exited := time.Since(died)
 	s.waitTakeover(died)
 	acquired := s.leaseAcquired()
-	eventually(t, 30*time.Second, "a slice version publishes the dead backend not ready", func() error {
+	testenv.Await(t, "a slice version publishes the dead backend not ready", 30*time.Second, func() error {
 		if w.outOfTraffic().IsZero() {
 			return fmt.Errorf("%s is still published ready", s.dead.IP)
 		}
