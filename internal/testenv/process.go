@@ -7,10 +7,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
-	"github.com/netintent/netintent/internal/testnet"
 )
 
 // ErrKilled is what Stop returns when the process outlived its SIGTERM and
@@ -21,7 +21,7 @@ var ErrKilled = errors.New("still running after SIGTERM; killed")
 type Process struct {
 	Name string
 	Cmd  *exec.Cmd
-	log  *testnet.SyncBuffer
+	log  *logBuffer
 	done chan struct{} // closed when the process has exited
 	err  error         // what Wait returned; read after done is closed
 }
@@ -31,7 +31,7 @@ type Process struct {
 // has a process group of its own, so that a terminal's Ctrl-C reaches only
 // this one.
 func StartProcess(name string, cmd *exec.Cmd, also io.Writer) (*Process, error) {
-	p := &Process{Name: name, Cmd: cmd, log: &testnet.SyncBuffer{}, done: make(chan struct{})}
+	p := &Process{Name: name, Cmd: cmd, log: &logBuffer{}, done: make(chan struct{})}
 	var out io.Writer = p.log
 	if also != nil {
 		out = io.MultiWriter(p.log, also)
@@ -156,4 +156,31 @@ func Signalled(err error, sig syscall.Signal) bool {
 	}
 	ws, ok := exit.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+// logMax is how much of a process's log is kept: the last 64 MiB, so that
+// a long `make run` does not grow without bound.
+const logMax = 64 << 20
+
+// logBuffer keeps the end of a process's output, safe for the writing
+// process and a reader.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if len(b.buf) > logMax {
+		b.buf = append([]byte(nil), b.buf[len(b.buf)-logMax/2:]...)
+	}
+	return len(p), nil
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
 }

@@ -33,6 +33,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -262,7 +263,7 @@ func BenchmarkProbe(b *testing.B) {
 	// The watch of every slice version speaks protobuf, as the operator
 	// does: what it costs the API server is the benchmark's, not the
 	// operator's.
-	watchCfg := rest.CopyConfig(cp.env.Config)
+	watchCfg := rest.CopyConfig(cp.Config)
 	watchCfg.ContentType = runtime.ContentTypeProtobuf
 	watchCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	cs, err := kubernetes.NewForConfig(watchCfg)
@@ -303,8 +304,8 @@ func BenchmarkProbe(b *testing.B) {
 		if r.notReady > 0 {
 			progress("operator, %d backends: %d not in traffic after %s; going on", n, r.notReady, probeReadyTimeout)
 		}
-		if err := pollEvery(200*time.Millisecond, probeBackTimeout, "every backend probed", func() error {
-			if err := p.alive(); err != nil {
+		if err := testenv.Poll(context.Background(), 200*time.Millisecond, probeBackTimeout, "every backend probed", func() error {
+			if err := p.Alive(); err != nil {
 				return err
 			}
 			reqs, unprobed := farm.Requests(), 0
@@ -318,7 +319,7 @@ func BenchmarkProbe(b *testing.B) {
 			}
 			return nil
 		}); err != nil {
-			if p.alive() != nil {
+			if p.Alive() != nil {
 				b.Fatal(err)
 			}
 			progress("operator, %d backends: %v; going on", n, err)
@@ -472,7 +473,7 @@ func window(farm *testnet.Farm, p *process, n int) (measured, error) {
 	if err != nil {
 		return m, err
 	}
-	if err := p.alive(); err != nil {
+	if err := p.Alive(); err != nil {
 		return m, err
 	}
 	for i := range n {
@@ -614,7 +615,7 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 	if others := n - len(victims); others > 0 && steadyPerBackend > 0 {
 		res.healthyRate = float64(healthy) / elapsed / float64(others) / steadyPerBackend
 	}
-	return res, p.alive()
+	return res, p.Alive()
 }
 
 // cpuTimes are the machine's CPU time counters (/proc/stat's first line),
@@ -973,7 +974,7 @@ func (sw *sliceWatch) waitReady(p *process, addrs []netip.Addr, timeout time.Dur
 		if notReady == 0 {
 			return 0, nil
 		}
-		if err := p.alive(); err != nil {
+		if err := p.Alive(); err != nil {
 			return notReady, err
 		}
 		select {

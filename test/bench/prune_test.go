@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -117,7 +118,7 @@ func BenchmarkPrune(b *testing.B) {
 				b.Fatal(err)
 			}
 			var gone time.Duration
-			err := pollEvery(5*time.Millisecond, 30*time.Second, "the dead backend out of traffic", func() error {
+			err := testenv.Poll(context.Background(), 5*time.Millisecond, 30*time.Second, "the dead backend out of traffic", func() error {
 				ready, err := readiness(ctx, cp.client, ns)
 				if err != nil {
 					return err
