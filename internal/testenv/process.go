@@ -10,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
 )
 
 // ErrKilled is what Stop returns when the process outlived its SIGTERM and
