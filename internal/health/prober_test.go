@@ -13,32 +13,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 var errProbe = errors.New("probe failed")
-
-// eventually polls cond until it holds, failing the test if the deadline
-// passes first.
-func eventually(t *testing.T, deadline time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !poll(deadline, cond) {
-		t.Fatalf("after %v: %s", deadline, what)
-	}
-}
-
-// poll polls cond until it holds (true) or the deadline passes (false).
-func poll(deadline time.Duration, cond func() bool) bool {
-	end := time.Now().Add(deadline)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(end) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
-}
 
 // startProber runs p until the test ends and waits for Start to return.
 func startProber(t *testing.T, p *Prober) {
@@ -192,11 +171,11 @@ func TestProberBoundsInFlightAndGoroutines(t *testing.T) {
 	p.Set(nsName("ns/many"), ts)
 	startProber(t, p)
 
-	eventually(t, 10*time.Second, "all workers busy", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("all workers busy", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return running == workers
-	})
+	}))
 	// Every worker is stuck in a probe; the API must not wait for them.
 	answered := make(chan struct{})
 	go func() {
@@ -217,11 +196,11 @@ func TestProberBoundsInFlightAndGoroutines(t *testing.T) {
 	for range targets {
 		release <- struct{}{}
 	}
-	eventually(t, 10*time.Second, "every target probed", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("every target probed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(probed) == targets
-	})
+	}))
 	mu.Lock()
 	defer mu.Unlock()
 	if most != workers {
@@ -262,14 +241,14 @@ func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
 		bs = append(bs, Target{ID: addr, Address: addr, Spec: fast})
 	}
 	p.Set(nsName("ns/b"), bs)
-	eventually(t, 10*time.Second, "all of ns/b unhealthy", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("all of ns/b unhealthy", func() bool {
 		for _, st := range p.Status(nsName("ns/b")) {
 			if st.Healthy {
 				return false
 			}
 		}
 		return true
-	})
+	}))
 	// Read until the flips cover every target of ns/b ("" covers all).
 	var got []Flip
 	covered := map[string]bool{}
@@ -319,11 +298,11 @@ func TestProberRunnable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Start(ctx) }()
-	eventually(t, 5*time.Second, "started", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("started", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.started
-	})
+	}))
 	if err := p.Start(ctx); err == nil {
 		t.Error("a second Start succeeded")
 	}
@@ -356,7 +335,7 @@ func TestSourceEnqueuesTheFlippedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	startProber(t, p)
-	eventually(t, 10*time.Second, "a request queued", func() bool { return queue.Len() > 0 })
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("a request queued", func() bool { return queue.Len() > 0 }))
 	req, _ := queue.Get()
 	if want := (reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "web"}}); req != want {
 		t.Errorf("queued %v, want %v", req, want)
