@@ -13,7 +13,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -436,22 +435,8 @@ func TestHealthPerFamily(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 3)
 	ns := testEnv.Namespace(t)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dual"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure:       v1alpha1.ExposureClusterIP,
-			IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack),
-			Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "dual"}},
-			Ports:          []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-				HealthyThreshold:   ptr.To[int32](1),
-			},
-		},
-	}
+	in := testenv.Intent(ns, "dual").IPFamilyPolicy(v1alpha1.IPFamilyPolicyRequireDualStack).SelectApp("dual").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).HealthyThreshold(1).Build()
 	for i, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatalf("starting test host %d: %v", i, err)

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
@@ -37,22 +35,8 @@ func TestProbingOnTestHosts(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 4)
 	ns := testEnv.Namespace(t)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probed"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "probed"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-				HealthyThreshold:   ptr.To[int32](1),
-				MinHealthyPercent:  ptr.To[int32](50),
-			},
-		},
-	}
+	in := testenv.Intent(ns, "probed").SelectApp("probed").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).HealthyThreshold(1).MinHealthyPercent(50).Build()
 	for i, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatalf("starting test host %d: %v", i, err)

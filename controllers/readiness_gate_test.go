@@ -8,8 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
@@ -120,22 +118,8 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 		}
 	}
 	intentOf := func(name string, gate bool) *v1alpha1.NetworkIntent {
-		return &v1alpha1.NetworkIntent{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: v1alpha1.NetworkIntentSpec{
-				Exposure: v1alpha1.ExposureClusterIP,
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-				HealthCheck: &v1alpha1.HealthCheck{
-					ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-					Period:             &metav1.Duration{Duration: probePeriod},
-					Timeout:            &metav1.Duration{Duration: probeTimeout},
-					UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-					MinHealthyPercent:  ptr.To[int32](50),
-					ReadinessGate:      gate,
-				},
-			},
-		}
+		return testenv.Intent(ns, name).SelectApp(name).HTTPPort(testnet.HTTPPort).
+			HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).MinHealthyPercent(50).ReadinessGate(gate).Build()
 	}
 	h0, h1, h2 := tn.Hosts[0], tn.Hosts[1], tn.Hosts[2]
 	makeGatedPod(t, ns, "gated", "gated-0", h0.IP.String(), true)

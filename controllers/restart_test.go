@@ -11,7 +11,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -162,21 +161,8 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 	makeBackendPod("dead", dead, true)
 	makeBackendPod("live", live, true)
 	makeBackendPod("sleepy", sleepy, false)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-				HealthyThreshold:   ptr.To[int32](restartHealthyThreshold),
-			},
-		},
-	}
+	in := testenv.Intent(ns.Name, "web").SelectApp("web").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).HealthyThreshold(restartHealthyThreshold).Build()
 	if err := c.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -69,20 +68,8 @@ func TestStandbyProbes(t *testing.T) {
 		}
 		makePod(t, ns, "standby", fmt.Sprintf("backend-%d", i), h.IP.String(), 0, true)
 	}
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "standby"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "standby"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: 250 * time.Millisecond},
-				Timeout:            &metav1.Duration{Duration: 200 * time.Millisecond},
-				UnhealthyThreshold: ptr.To[int32](2),
-			},
-		},
-	}
+	in := testenv.Intent(ns, "standby").SelectApp("standby").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(250*time.Millisecond, 200*time.Millisecond, 2).Build()
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,19 @@ func (b *IntentBuilder) MinHealthyPercent(n int32) *IntentBuilder {
 	return b
 }
 
+// ReadinessGate sets whether the probes gate the pods' readiness (after
+// HTTPProbe).
+func (b *IntentBuilder) ReadinessGate(gate bool) *IntentBuilder {
+	b.in.Spec.HealthCheck.ReadinessGate = gate
+	return b
+}
+
+// IPFamilyPolicy sets which families the Service has.
+func (b *IntentBuilder) IPFamilyPolicy(p v1alpha1.IPFamilyPolicy) *IntentBuilder {
+	b.in.Spec.IPFamilyPolicy = &p
+	return b
+}
+
 // With lets a test set what the builder has no method for.
 func (b *IntentBuilder) With(edit func(*v1alpha1.NetworkIntent)) *IntentBuilder {
 	edit(b.in)

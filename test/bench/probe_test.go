@@ -24,11 +24,9 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -391,23 +389,8 @@ func BenchmarkProbe(b *testing.B) {
 
 // probeIntent is intent i over backends, probed as the part says.
 func probeIntent(i int, backends []netip.Addr) *v1alpha1.NetworkIntent {
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: probeNamespace, Name: fmt.Sprintf("farm-%03d", i)},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](probeThreshold),
-			},
-		},
-	}
-	for _, a := range backends {
-		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
-	}
-	return in
+	return testenv.Intent(probeNamespace, fmt.Sprintf("farm-%03d", i)).HTTPPort(testnet.FarmPort).Backends(backends...).
+		HTTPProbe(probePeriod, probeTimeout, probeThreshold).ProbePort(testnet.FarmPort).Build()
 }
 
 // victims are the indexes of probeVictims backends of every intent among

@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
@@ -541,21 +540,6 @@ func summarise(lines []string) string {
 // farmIntent is a ClusterIP intent over static backends on a farm, probed
 // over HTTP at the farm's /healthz every period.
 func farmIntent(namespace, name string, backends []netip.Addr, period, timeout time.Duration, unhealthyThreshold int32) *v1alpha1.NetworkIntent {
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
-				Period:             &metav1.Duration{Duration: period},
-				Timeout:            &metav1.Duration{Duration: timeout},
-				UnhealthyThreshold: ptr.To(unhealthyThreshold),
-			},
-		},
-	}
-	for _, a := range backends {
-		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
-	}
-	return in
+	return testenv.Intent(namespace, name).HTTPPort(testnet.FarmPort).Backends(backends...).
+		HTTPProbe(period, timeout, unhealthyThreshold).ProbePort(testnet.FarmPort).Build()
 }

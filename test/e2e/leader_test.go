@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -127,21 +126,8 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 	}
 	s.makePod("dead", s.dead)
 	s.makePod("live", s.live)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: leaderNamespace, Name: "web"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probe.period},
-				Timeout:            &metav1.Duration{Duration: probe.timeout},
-				UnhealthyThreshold: ptr.To(probe.unhealthyThreshold),
-				HealthyThreshold:   ptr.To(probe.healthyThreshold),
-			},
-		},
-	}
+	in := testenv.Intent(leaderNamespace, "web").SelectApp("web").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probe.period, probe.timeout, probe.unhealthyThreshold).HealthyThreshold(probe.healthyThreshold).Build()
 	if err := c.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
