@@ -166,36 +166,10 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 	if err := c.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	slices := func() (map[string]bool, string, error) {
-		list := &discoveryv1.EndpointSliceList{}
-		if err := c.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelServiceName: "web"}); err != nil {
-			return nil, "", err
-		}
-		ready := map[string]bool{}
-		for _, s := range list.Items {
-			for _, ep := range s.Endpoints {
-				ready[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
-			}
-		}
-		return ready, list.ResourceVersion, nil
-	}
+	slices := func() (map[string]bool, string, error) { return testenv.PublishedReady(ctx, c, ns.Name, "web") }
 	waitReady := func(timeout time.Duration, want map[*testnet.Host]bool) string {
 		t.Helper()
-		var rv string
-		testenv.Eventually(t, timeout, func() error {
-			ready, listRV, err := slices()
-			if err != nil {
-				return err
-			}
-			for h, w := range want {
-				if r, ok := ready[h.IP.String()]; !ok || r != w {
-					return fmt.Errorf("%s published ready=%v (listed %v), want ready=%v", h.IP, r, ok, w)
-				}
-			}
-			rv = listRV
-			return nil
-		})
-		return rv
+		return testenv.WaitPublished(t, c, ns.Name, "web", timeout, testnet.ByIP(want))
 	}
 
 	stop := freshOperator(t, cfg)

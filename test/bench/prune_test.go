@@ -24,8 +24,7 @@ import (
 
 func TestMain(m *testing.M) {
 	// Host.Start runs this binary as each test host's server.
-	testnet.MaybeServe()
-	os.Exit(m.Run())
+	testnet.Main(m)
 }
 
 // pruneBackends and pruneKills: backends behind the intent, and how many of

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -29,8 +28,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testnet.MaybeServe()
-	os.Exit(m.Run())
+	testnet.Main(m)
 }
 
 // The probe settings of every intent here: a dead backend is out after two

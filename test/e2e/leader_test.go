@@ -191,38 +191,14 @@ func (s *leaderScenario) makePod(name string, h *testnet.Host) {
 // published is the ready state of each address in the intent's slices, and
 // the resource version of the list.
 func (s *leaderScenario) published() (map[string]bool, string, error) {
-	list := &discoveryv1.EndpointSliceList{}
-	if err := s.c.List(s.ctx, list, client.InNamespace(leaderNamespace), client.MatchingLabels{discoveryv1.LabelServiceName: "web"}); err != nil {
-		return nil, "", err
-	}
-	ready := map[string]bool{}
-	for _, sl := range list.Items {
-		for _, ep := range sl.Endpoints {
-			ready[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
-		}
-	}
-	return ready, list.ResourceVersion, nil
+	return testenv.PublishedReady(s.ctx, s.c, leaderNamespace, "web")
 }
 
 // waitPublished polls until the slices publish each host as want says, and
 // returns the resource version of the list that did.
 func (s *leaderScenario) waitPublished(timeout time.Duration, want map[*testnet.Host]bool) string {
 	s.t.Helper()
-	var rv string
-	testenv.Await(s.t, "published endpoints", timeout, func() error {
-		ready, listRV, err := s.published()
-		if err != nil {
-			return err
-		}
-		for h, w := range want {
-			if r, ok := ready[h.IP.String()]; !ok || r != w {
-				return fmt.Errorf("%s published ready=%v (listed %v), want ready=%v", h.IP, r, ok, w)
-			}
-		}
-		rv = listRV
-		return nil
-	})
-	return rv
+	return testenv.WaitPublished(s.t, s.c, leaderNamespace, "web", timeout, testnet.ByIP(want))
 }
 
 // sliceWatch sees every version of the intent's slices from a resource
