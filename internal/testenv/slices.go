@@ -3,10 +3,16 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -47,4 +53,45 @@ func WaitPublished(t testing.TB, c client.Reader, ns, service string, timeout ti
 		return nil
 	})
 	return rv
+}
+
+// WatchSlices calls each with every event of the EndpointSlices in ns
+// (those of Service service, or all when it is empty) from resource version
+// rv on, and the time it arrived, until stop is called; stop waits until
+// each has returned for the last time.
+func WatchSlices(ctx context.Context, cs kubernetes.Interface, ns, service, rv string, each func(ev watch.Event, arrived time.Time)) (stop func(), err error) {
+	watchCtx, cancel := context.WithCancel(ctx)
+	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		if service != "" {
+			o.LabelSelector = discoveryv1.LabelServiceName + "=" + service
+		}
+		return cs.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
+	}})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer rw.Stop()
+		for {
+			select {
+			case <-watchCtx.Done():
+				return
+			case ev, ok := <-rw.ResultChan():
+				if !ok {
+					return
+				}
+				each(ev, time.Now())
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}, nil
 }

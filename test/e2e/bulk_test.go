@@ -13,10 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -134,47 +131,21 @@ func TestBulkFailures(t *testing.T) {
 		rv = list.ResourceVersion
 		return nil
 	})
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		return cs.DiscoveryV1().EndpointSlices(bulkNamespace).Watch(ctx, o)
-	}})
+	stop, err := testenv.WatchSlices(ctx, cs, bulkNamespace, "", rv, func(ev watch.Event, now time.Time) {
+		s, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
+		switch {
+		case !isSlice:
+			if ev.Type == watch.Error {
+				rec.fail(fmt.Sprintf("watch error: %v", apierrors.FromObject(ev.Object)))
+			}
+		case ev.Type == watch.Deleted:
+			rec.forget(s, now)
+		case ev.Type == watch.Added || ev.Type == watch.Modified:
+			rec.record(s, now)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		defer rw.Stop()
-		for {
-			select {
-			case <-watchCtx.Done():
-				return
-			case ev, ok := <-rw.ResultChan():
-				if !ok {
-					return
-				}
-				now := time.Now()
-				s, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
-				switch {
-				case !isSlice:
-					if ev.Type == watch.Error {
-						rec.fail(fmt.Sprintf("watch error: %v", apierrors.FromObject(ev.Object)))
-					}
-				case ev.Type == watch.Deleted:
-					rec.forget(s, now)
-				case ev.Type == watch.Added || ev.Type == watch.Modified:
-					rec.record(s, now)
-				}
-			}
-		}
-	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			stopWatch()
-			<-watchDone
-		}
 	}
 	defer stop()
 

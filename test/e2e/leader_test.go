@@ -21,8 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -224,53 +222,31 @@ func (s *leaderScenario) watchSlices(rv string, isDead bool) *sliceWatch {
 		w.out = time.Now()
 	}
 	dead := s.dead.IP.String()
-	watchCtx, stopWatch := context.WithCancel(s.ctx)
-	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		o.LabelSelector = discoveryv1.LabelServiceName + "=web"
-		return s.cs.DiscoveryV1().EndpointSlices(leaderNamespace).Watch(ctx, o)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer rw.Stop()
-		for {
-			select {
-			case <-watchCtx.Done():
-				return
-			case ev, ok := <-rw.ResultChan():
-				if !ok {
-					return
-				}
-				arrived := time.Now()
-				sl, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
-				if !isSlice || (ev.Type != watch.Added && ev.Type != watch.Modified) {
-					continue
-				}
-				w.versions.Add(1)
-				for _, ep := range sl.Endpoints {
-					if ep.Addresses[0] != dead || !w.isDead.Load() {
-						continue
-					}
-					w.mu.Lock()
-					ready, wasOut := ptr.Deref(ep.Conditions.Ready, false), !w.out.IsZero()
-					if !ready && !wasOut {
-						w.out = arrived
-					}
-					w.mu.Unlock()
-					if ready && wasOut {
-						w.bad.Add(1)
-						t.Errorf("slice %s version %s publishes the failed backend %s ready", sl.Name, sl.ResourceVersion, dead)
-					}
-				}
+	var err error
+	w.stop, err = testenv.WatchSlices(s.ctx, s.cs, leaderNamespace, "web", rv, func(ev watch.Event, arrived time.Time) {
+		sl, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
+		if !isSlice || (ev.Type != watch.Added && ev.Type != watch.Modified) {
+			return
+		}
+		w.versions.Add(1)
+		for _, ep := range sl.Endpoints {
+			if ep.Addresses[0] != dead || !w.isDead.Load() {
+				continue
+			}
+			w.mu.Lock()
+			ready, wasOut := ptr.Deref(ep.Conditions.Ready, false), !w.out.IsZero()
+			if !ready && !wasOut {
+				w.out = arrived
+			}
+			w.mu.Unlock()
+			if ready && wasOut {
+				w.bad.Add(1)
+				t.Errorf("slice %s version %s publishes the failed backend %s ready", sl.Name, sl.ResourceVersion, dead)
 			}
 		}
-	}()
-	w.stop = func() {
-		stopWatch()
-		<-done
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return w
 }
