@@ -139,7 +139,7 @@ func churnTable(o options, st churn.Stats, samples []churnSample, settled time.D
 	// The first sample is before the churn and the last after it.
 	during := heaps[1 : len(heaps)-1]
 	first, last := churn.Thirds(during)
-	fmt.Fprintf(&b, "\nHeap after GC, median of the first third of the churn %s, of the last third %s (%+.1f%%). After the churn, every intent's Service and slices were right and nothing was left over, %s after the last operation.\n\n",
+	fmt.Fprintf(&b, "\nHeap after GC, lower quartile of the first third of the churn %s, of the last third %s (%+.1f%%). After the churn, every intent's Service and slices were right and nothing was left over, %s after the last operation.\n\n",
 		mib(first), mib(last), 100*float64(last-first)/float64(first), settled.Round(100*time.Millisecond))
 	return b.String()
 }

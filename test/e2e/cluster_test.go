@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -122,6 +123,26 @@ func (k kubectl) must(t *testing.T, stdin string, args ...string) result {
 		t.Fatalf("kubectl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), r.err, r.stdout, r.stderr)
 	}
 	return r
+}
+
+// waitEstablished waits until the API server serves each CRD. kubectl wait
+// --for=condition=Established fails at once, rather than waiting, when it
+// reads a CRD whose status has no conditions yet, as a CRD just applied can
+// be; so the condition is polled here.
+func (k kubectl) waitEstablished(t *testing.T, crds ...string) {
+	t.Helper()
+	for _, crd := range crds {
+		eventually(t, 30*time.Second, "CRD "+crd+" established", func() error {
+			r := k.run("", "get", "crd", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			if r.err != nil {
+				return fmt.Errorf("%v: %s", r.err, r.stderr)
+			}
+			if strings.TrimSpace(r.stdout) != "True" {
+				return fmt.Errorf("Established is %q", r.stdout)
+			}
+			return nil
+		})
+	}
 }
 
 // getJSON runs `kubectl get ... -o json` and decodes the output into v.

@@ -143,8 +143,7 @@ func installDefault(t *testing.T, p paths, k kubectl) {
 			t.Logf("kubectl: %s", w)
 		}
 	}
-	k.must(t, "", "wait", "--for=condition=Established", "--timeout=30s",
-		"crd/networkintents.networking.netintent.io", "crd/addresspools.networking.netintent.io")
+	k.waitEstablished(t, "networkintents.networking.netintent.io", "addresspools.networking.netintent.io")
 
 	var ns corev1.Namespace
 	k.getJSON(t, &ns, "namespace", operatorNamespace)

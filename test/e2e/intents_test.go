@@ -28,7 +28,7 @@ func startIntentCluster(t *testing.T, p paths, user, namespace string) intentClu
 	cp := startControlPlane(t, p)
 	k := cp.adminKubectl
 	k.must(t, "", "apply", "--server-side", "-k", filepath.Join(p.configDir, "crd"))
-	k.must(t, "", "wait", "--for=condition=Established", "--timeout=30s", "crd/networkintents.networking.netintent.io", "crd/addresspools.networking.netintent.io")
+	k.waitEstablished(t, "networkintents.networking.netintent.io", "addresspools.networking.netintent.io")
 	k.must(t, "", "create", "namespace", operatorNamespace)
 	k.must(t, "", "create", "namespace", namespace)
 	u, err := cp.env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)

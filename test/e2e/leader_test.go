@@ -96,7 +96,7 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 	ctx := t.Context()
 
 	k.must(t, "", "apply", "--server-side", "-k", filepath.Join(p.configDir, "crd"))
-	k.must(t, "", "wait", "--for=condition=Established", "--timeout=30s", "crd/networkintents.networking.netintent.io")
+	k.waitEstablished(t, "networkintents.networking.netintent.io")
 	k.must(t, "", "create", "namespace", operatorNamespace)
 	k.must(t, "", "create", "namespace", leaderNamespace)
 	watcher, err := cp.env.AddUser(envtest.User{Name: "e2e-watcher", Groups: []string{"system:masters"}}, nil)
