@@ -132,7 +132,7 @@ func (k kubectl) must(t *testing.T, stdin string, args ...string) result {
 func (k kubectl) waitEstablished(t *testing.T, crds ...string) {
 	t.Helper()
 	for _, crd := range crds {
-		eventually(t, 30*time.Second, "CRD "+crd+" established", func() error {
+		testenv.Await(t, "CRD "+crd+" established", 30*time.Second, func() error {
 			r := k.run("", "get", "crd", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
 			if r.err != nil {
 				return fmt.Errorf("%v: %s", r.err, r.stderr)
