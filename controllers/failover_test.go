@@ -307,13 +307,7 @@ func TestExternalNameManualFailbackAndAllDown(t *testing.T) {
 	if err := hosts[1].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, failoverDeadline, func() error {
-		in, err := getIntent(ctx, ns, "payments")
-		if err != nil {
-			return err
-		}
-		return testenv.IntentCondition(in, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget)
-	})
+	testenv.WaitForCondition(t, k8sClient, client.ObjectKey{Namespace: ns, Name: "payments"}, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget, failoverDeadline)
 	testenv.Consistently(t, 2*time.Second, aliasIs(ns, secondary))
 	testenv.Eventually(t, 5*time.Second, eventSeen(ns, v1alpha1.IntentReasonNoHealthyTarget))
 }

@@ -399,13 +399,7 @@ func TestConflictClearsWhenForeignServiceGoes(t *testing.T) {
 	if err := k8sClient.Create(ctx, webIntent(ns, "web", v1alpha1.ExposureClusterIP)); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
-		cur, err := getIntent(ctx, ns, "web")
-		if err != nil {
-			return err
-		}
-		return testenv.IntentCondition(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict)
-	})
+	testenv.WaitForCondition(t, k8sClient, client.ObjectKey{Namespace: ns, Name: "web"}, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict, 20*time.Second)
 	if err := k8sClient.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}

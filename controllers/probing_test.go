@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
@@ -112,13 +113,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 3*notReadyDeadline, func() error {
-		got, err := getIntent(ctx, ns, "probed")
-		if err != nil {
-			return err
-		}
-		return testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy)
-	})
+	testenv.WaitForCondition(t, k8sClient, client.ObjectKey{Namespace: ns, Name: "probed"}, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy, 3*notReadyDeadline)
 
 	t.Run("latency", func(t *testing.T) { measureFailureToNotReady(t, ns, tn) })
 }
