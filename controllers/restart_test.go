@@ -14,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,47 +32,31 @@ const restartHealthyThreshold = 2
 // (a watch that resumes where it broke off, not a poll) and counts the
 // versions a check calls bad.
 type versionWatch struct {
-	mu        sync.Mutex
-	versions  int
-	bad       []string
-	checkFunc func(runtime.Object) string // "" when the version is fine
-	stop      context.CancelFunc
-	done      chan struct{}
+	mu       sync.Mutex
+	versions int
+	bad      []string
+	close    func()
 }
 
 func watchVersions(t *testing.T, rv string, watchFunc func(context.Context, metav1.ListOptions) (watch.Interface, error), check func(runtime.Object) string) *versionWatch {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	rw, err := watchtools.NewRetryWatcherWithContext(ctx, rv, &cache.ListWatch{WatchFuncWithContext: watchFunc})
+	w := &versionWatch{}
+	var err error
+	w.close, err = testenv.Watch(context.Background(), rv, watchFunc, func(ev watch.Event, _ time.Time) {
+		if ev.Type != watch.Added && ev.Type != watch.Modified {
+			return
+		}
+		why := check(ev.Object)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.versions++
+		if why != "" {
+			w.bad = append(w.bad, why)
+		}
+	})
 	if err != nil {
-		cancel()
 		t.Fatalf("watch: %v", err)
 	}
-	w := &versionWatch{checkFunc: check, stop: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		defer rw.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-rw.ResultChan():
-				if !ok {
-					return
-				}
-				if ev.Type != watch.Added && ev.Type != watch.Modified {
-					continue
-				}
-				why := check(ev.Object)
-				w.mu.Lock()
-				w.versions++
-				if why != "" {
-					w.bad = append(w.bad, why)
-				}
-				w.mu.Unlock()
-			}
-		}
-	}()
 	t.Cleanup(w.close)
 	return w
 }
@@ -86,11 +68,6 @@ func (w *versionWatch) counts() (int, []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.versions, w.bad
-}
-
-func (w *versionWatch) close() {
-	w.stop()
-	<-w.done
 }
 
 // restartEnv is a control plane of its own on which the restart tests run

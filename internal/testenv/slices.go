@@ -57,16 +57,23 @@ func WaitPublished(t testing.TB, c client.Reader, ns, service string, timeout ti
 
 // WatchSlices calls each with every event of the EndpointSlices in ns
 // (those of Service service, or all when it is empty) from resource version
-// rv on, and the time it arrived, until stop is called; stop waits until
-// each has returned for the last time.
+// rv on, as Watch does.
 func WatchSlices(ctx context.Context, cs kubernetes.Interface, ns, service, rv string, each func(ev watch.Event, arrived time.Time)) (stop func(), err error) {
-	watchCtx, cancel := context.WithCancel(ctx)
-	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	return Watch(ctx, rv, func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 		if service != "" {
 			o.LabelSelector = discoveryv1.LabelServiceName + "=" + service
 		}
 		return cs.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
-	}})
+	}, each)
+}
+
+// Watch calls each with every event of the watch that watchFunc starts,
+// from resource version rv on (a watch that resumes where it broke off,
+// not a poll), and the time it arrived, until stop is called; stop waits
+// until each has returned for the last time.
+func Watch(ctx context.Context, rv string, watchFunc func(context.Context, metav1.ListOptions) (watch.Interface, error), each func(ev watch.Event, arrived time.Time)) (stop func(), err error) {
+	watchCtx, cancel := context.WithCancel(ctx)
+	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: watchFunc})
 	if err != nil {
 		cancel()
 		return nil, err
