@@ -81,24 +81,33 @@ func Start(opts Options) (*ControlPlane, error) {
 		}
 	}
 	cp := &ControlPlane{Scheme: NewScheme(), Root: root}
-	cp.Env = &envtest.Environment{
-		BinaryAssetsDirectory: assets,
-		Scheme:                cp.Scheme,
-		ControlPlane:          opts.ControlPlane,
-	}
-	if !opts.NoCRDs {
-		cp.Env.CRDDirectoryPaths = []string{CRDs(root)}
-		cp.Env.ErrorIfCRDPathMissing = true
-	}
 	ranges := opts.ServiceRanges
 	if len(ranges) == 0 {
 		ranges = DualStack
 	}
-	cp.Env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", strings.Join(ranges, ","))
-	cfg, err := cp.Env.Start()
-	if err != nil {
+	var cfg *rest.Config
+	var err error
+	// envtest gives the API server a fixed 5 s to make the default
+	// namespace once it answers, which a busy machine can miss: a second
+	// start is tried then (on fresh etcd unless opts.ControlPlane has one).
+	for attempt := 1; ; attempt++ {
+		cp.Env = &envtest.Environment{
+			BinaryAssetsDirectory: assets,
+			Scheme:                cp.Scheme,
+			ControlPlane:          opts.ControlPlane,
+		}
+		if !opts.NoCRDs {
+			cp.Env.CRDDirectoryPaths = []string{CRDs(root)}
+			cp.Env.ErrorIfCRDPathMissing = true
+		}
+		cp.Env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", strings.Join(ranges, ","))
+		if cfg, err = cp.Env.Start(); err == nil {
+			break
+		}
 		_ = cp.Env.Stop() // whatever did start
-		return nil, fmt.Errorf("starting the control plane from %s: %w", assets, err)
+		if attempt == 2 || !strings.Contains(err.Error(), "default namespace didn't register") {
+			return nil, fmt.Errorf("starting the control plane from %s: %w", assets, err)
+		}
 	}
 	if opts.QPS > 0 {
 		cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
