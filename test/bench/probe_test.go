@@ -779,12 +779,13 @@ func watchSlices(ctx context.Context, cs kubernetes.Interface, ns string) (*slic
 	}
 	go func() {
 		for ctx.Err() == nil {
-			err := sw.follow(ctx, cs, ns, rv)
+			_ = sw.follow(ctx, cs, ns, rv) // that it ended is what counts, not why
 			if ctx.Err() != nil {
 				return
 			}
 			// The watch ended (it expires, or its version is too old):
 			// list again and go on from there.
+			var err error
 			if rv, err = sw.relist(ctx, cs, ns); err != nil {
 				sw.mu.Lock()
 				sw.err = err

@@ -65,6 +65,7 @@ const (
 // iptables mode, to backends whose health the operator judges, and logs for
 // each mode how many requests failed when a backend died and for how long.
 func TestDataplane(t *testing.T) {
+	testnet.SkipUnlessRoot(t) // its node and backends are network namespaces
 	began := time.Now()
 	c := startCluster(t)
 	pool := &v1alpha1.AddressPool{
