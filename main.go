@@ -25,6 +25,7 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -34,6 +35,10 @@ import (
 	"github.com/netintent/netintent/internal/health"
 	"github.com/netintent/netintent/internal/members"
 )
+
+func init() {
+	ctrlmetrics.Registry.MustRegister(health.Collectors()...)
+}
 
 func main() {
 	if err := run(); err != nil {
@@ -288,7 +293,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	prober := health.NewProber(health.Options{MaxInFlight: cfg.probeMaxInFlight, Checker: &health.Checker{Guard: guard, HostResolver: targetResolver(dns, cfg)}})
+	prober := health.NewProber(health.Options{
+		MaxInFlight: cfg.probeMaxInFlight,
+		Logger:      ctrl.Log.WithName("health"),
+		Checker:     &health.Checker{Guard: guard, HostResolver: targetResolver(dns, cfg)},
+	})
 	if err := mgr.Add(prober); err != nil {
 		return err
 	}

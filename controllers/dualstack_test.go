@@ -25,7 +25,7 @@ import (
 
 // dualIntent is a ClusterIP intent over the pods app=<name> and a static
 // backend of each family, with the given policy (nil: none) and families.
-func dualIntent(ns, name string, policy *v1alpha1.IPFamilyPolicy, families ...v1alpha1.IPFamily) *v1alpha1.NetworkIntent {
+func dualIntent(ns, name string, policy *corev1.IPFamilyPolicy, families ...corev1.IPFamily) *v1alpha1.NetworkIntent {
 	in := apiIntent(ns, name)
 	in.Spec.Ports[0].TargetPort = nil
 	in.Spec.Ports[0].Port = 8080
@@ -74,16 +74,16 @@ func TestIPFamilyPolicies(t *testing.T) {
 	ns := testEnv.Namespace(t)
 	cases := []struct {
 		name     string
-		policy   *v1alpha1.IPFamilyPolicy
-		families []v1alpha1.IPFamily
+		policy   *corev1.IPFamilyPolicy
+		families []corev1.IPFamily
 		want     []corev1.IPFamily
 		// excluded is the static backend left out with FamilyNotServed.
 		excluded string
 	}{
-		{"single", ptr.To(v1alpha1.IPFamilyPolicySingleStack), nil, []corev1.IPFamily{corev1.IPv4Protocol}, "2001:db8::30"},
-		{"single-v6", ptr.To(v1alpha1.IPFamilyPolicySingleStack), []v1alpha1.IPFamily{v1alpha1.IPv6}, []corev1.IPFamily{corev1.IPv6Protocol}, "192.0.2.30"},
-		{"prefer", ptr.To(v1alpha1.IPFamilyPolicyPreferDualStack), nil, []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}, ""},
-		{"require-v6-first", ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack), []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4}, []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}, ""},
+		{"single", ptr.To(corev1.IPFamilyPolicySingleStack), nil, []corev1.IPFamily{corev1.IPv4Protocol}, "2001:db8::30"},
+		{"single-v6", ptr.To(corev1.IPFamilyPolicySingleStack), []corev1.IPFamily{corev1.IPv6Protocol}, []corev1.IPFamily{corev1.IPv6Protocol}, "192.0.2.30"},
+		{"prefer", ptr.To(corev1.IPFamilyPolicyPreferDualStack), nil, []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}, ""},
+		{"require-v6-first", ptr.To(corev1.IPFamilyPolicyRequireDualStack), []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}, []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}, ""},
 	}
 	for _, tc := range cases {
 		podOn(t, ns, tc.name, tc.name+"-pod", "node-a", "10.30.0.1", "fd00:30::1")
@@ -151,7 +151,7 @@ func TestIPFamilyPolicies(t *testing.T) {
 func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 	ctx := context.Background()
 	ns := testEnv.Namespace(t)
-	in := dualIntent(ns, "api", ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack))
+	in := dualIntent(ns, "api", ptr.To(corev1.IPFamilyPolicyRequireDualStack))
 	in.Spec.Backends = in.Spec.Backends[:1] // IPv4 only
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
@@ -188,8 +188,8 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		cur.Spec.IPFamilyPolicy = ptr.To(v1alpha1.IPFamilyPolicySingleStack)
-		cur.Spec.IPFamilies = []v1alpha1.IPFamily{v1alpha1.IPv4}
+		cur.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
+		cur.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
 		return k8sClient.Update(ctx, cur)
 	})
 	testenv.Eventually(t, 20*time.Second, func() error {
@@ -226,7 +226,7 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		cur.Spec.IPFamilyPolicy = ptr.To(v1alpha1.IPFamilyPolicyPreferDualStack)
+		cur.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack)
 		return k8sClient.Update(ctx, cur)
 	})
 	testenv.Eventually(t, 20*time.Second, func() error {
@@ -247,7 +247,7 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 func TestPrimaryFamilyChangeRecreatesService(t *testing.T) {
 	ctx := context.Background()
 	ns := testEnv.Namespace(t)
-	in := dualIntent(ns, "api", ptr.To(v1alpha1.IPFamilyPolicySingleStack), v1alpha1.IPv4)
+	in := dualIntent(ns, "api", ptr.To(corev1.IPFamilyPolicySingleStack), corev1.IPv4Protocol)
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestPrimaryFamilyChangeRecreatesService(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		cur.Spec.IPFamilies = []v1alpha1.IPFamily{v1alpha1.IPv6}
+		cur.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
 		return k8sClient.Update(ctx, cur)
 	})
 	testenv.Eventually(t, 20*time.Second, func() error {
@@ -316,9 +316,9 @@ func TestDualStackLoadBalancer(t *testing.T) {
 	testenv.CreateT(t, k8sClient, testenv.Pool("dual-v4only-"+ns, selectNamespace(ns), "198.51.100.200/30"))
 
 	require := poolIntent(ns, "require", "", "")
-	require.Spec.IPFamilyPolicy = ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack)
+	require.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
 	prefer := poolIntent(ns, "prefer", "", "")
-	prefer.Spec.IPFamilyPolicy = ptr.To(v1alpha1.IPFamilyPolicyPreferDualStack)
+	prefer.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack)
 	createIntents(t, require, prefer)
 
 	var preferV4 string
@@ -398,21 +398,21 @@ func TestDualStackFamilyValidation(t *testing.T) {
 		message string
 	}{
 		{"single-two", func(in *v1alpha1.NetworkIntent) {
-			in.Spec.IPFamilyPolicy = ptr.To(v1alpha1.IPFamilyPolicySingleStack)
-			in.Spec.IPFamilies = []v1alpha1.IPFamily{v1alpha1.IPv4, v1alpha1.IPv6}
+			in.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicySingleStack)
+			in.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
 		}, "two ipFamilies need ipFamilyPolicy PreferDualStack or RequireDualStack"},
 		{"two-no-policy", func(in *v1alpha1.NetworkIntent) {
-			in.Spec.IPFamilies = []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4}
+			in.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol}
 		}, "two ipFamilies need ipFamilyPolicy PreferDualStack or RequireDualStack"},
 		{"twice", func(in *v1alpha1.NetworkIntent) {
-			in.Spec.IPFamilies = []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv6}
+			in.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv6Protocol}
 		}, "ipFamilies must not list a family twice"},
 		{"externalname", func(in *v1alpha1.NetworkIntent) {
 			setExposure(in, v1alpha1.ExposureExternalName)
-			in.Spec.IPFamilyPolicy = ptr.To(v1alpha1.IPFamilyPolicyPreferDualStack)
+			in.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack)
 		}, "ipFamilyPolicy and ipFamilies are not valid with exposure ExternalName"},
 		{"unknown", func(in *v1alpha1.NetworkIntent) {
-			in.Spec.IPFamilies = []v1alpha1.IPFamily{"IPv5"}
+			in.Spec.IPFamilies = []corev1.IPFamily{"IPv5"}
 		}, "Unsupported value"},
 	}
 	for _, tc := range cases {
@@ -435,7 +435,7 @@ func TestHealthPerFamily(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 3)
 	ns := testEnv.Namespace(t)
-	in := testenv.Intent(ns, "dual").IPFamilyPolicy(v1alpha1.IPFamilyPolicyRequireDualStack).SelectApp("dual").HTTPPort(testnet.HTTPPort).
+	in := testenv.Intent(ns, "dual").IPFamilyPolicy(corev1.IPFamilyPolicyRequireDualStack).SelectApp("dual").HTTPPort(testnet.HTTPPort).
 		HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).HealthyThreshold(1).Build()
 	for i, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
@@ -488,7 +488,7 @@ func TestHealthPerFamily(t *testing.T) {
 			return fmt.Errorf("endpoints status %+v", e)
 		}
 		for _, u := range e.Unhealthy {
-			if !out[u.Address] || u.Family != v1alpha1.IPv6 || u.Reason != v1alpha1.EndpointReasonProbeFailed || u.Message != health.FailureConnectionRefused {
+			if !out[u.Address] || u.Family != corev1.IPv6Protocol || u.Reason != v1alpha1.EndpointReasonProbeFailed || u.Message != health.FailureConnectionRefused {
 				return fmt.Errorf("unhealthy %+v", u)
 			}
 		}
@@ -528,12 +528,12 @@ func TestDualStackAddressesSurviveRestart(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	dual := func(name string, policy v1alpha1.IPFamilyPolicy) *v1alpha1.NetworkIntent {
+	dual := func(name string, policy corev1.IPFamilyPolicy) *v1alpha1.NetworkIntent {
 		in := poolIntent(ns, name, "", "")
 		in.Spec.IPFamilyPolicy = ptr.To(policy)
 		return in
 	}
-	for _, in := range []*v1alpha1.NetworkIntent{dual("web-require", v1alpha1.IPFamilyPolicyRequireDualStack), dual("web-prefer", v1alpha1.IPFamilyPolicyPreferDualStack)} {
+	for _, in := range []*v1alpha1.NetworkIntent{dual("web-require", corev1.IPFamilyPolicyRequireDualStack), dual("web-prefer", corev1.IPFamilyPolicyPreferDualStack)} {
 		if err := c.Create(ctx, in); err != nil {
 			t.Fatal(err)
 		}
@@ -567,7 +567,7 @@ func TestDualStackAddressesSurviveRestart(t *testing.T) {
 	stop()
 
 	// While the operator is down: a dual-stack Service that sorts first.
-	early := dual("a-early", v1alpha1.IPFamilyPolicyPreferDualStack)
+	early := dual("a-early", corev1.IPFamilyPolicyPreferDualStack)
 	if err := c.Create(ctx, early); err != nil {
 		t.Fatal(err)
 	}

@@ -605,7 +605,7 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), &v1alpha1.NetworkIntent{}, handler.OnlyControllerOwner())).
 		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.intentsSelecting)).
 		WatchesMetadata(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.intentsOnNode), builder.WithPredicates(nodeZoneChanged())).
-		WatchesRawSource(r.Prober.Source()).
+		WatchesRawSource(flipSource(r.Prober.Flips())).
 		Complete(r)
 }
 

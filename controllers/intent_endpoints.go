@@ -26,14 +26,6 @@ import (
 	"github.com/netintent/netintent/internal/intent"
 )
 
-// Prober is the active health checker behind the endpoints: targets are set
-// per intent, and only a flip of a target's health asks for a reconcile.
-type Prober interface {
-	Set(key types.NamespacedName, targets []health.Target)
-	Remove(key types.NamespacedName)
-	Status(key types.NamespacedName) map[string]health.TargetState
-}
-
 // endpointsGauge holds each intent's endpoint counts and reports them at
 // scrape time: three numbers an intent, where a labelled gauge per intent
 // and state would keep a few hundred bytes of label pairs for each.
@@ -371,7 +363,7 @@ func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.Heal
 		if len(c.Ports) > 0 {
 			port = c.Ports[0].Number
 		}
-		spec, _ := health.SpecFor(hc.ProbeHandler, hc, port)
+		spec, _ := probeSpec(hc.ProbeHandler, hc, port)
 		tg := health.Target{ID: c.Address.String(), Address: c.Address.String(), Spec: spec}
 		if outOfTraffic[tg.ID] {
 			tg.StartUnhealthy = c.PodReady || hc.IgnorePodReadiness

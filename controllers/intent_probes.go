@@ -3,11 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -16,8 +18,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/health"
 )
 
 // ProbeTargetReconciler keeps the prober's targets in line with the
@@ -107,4 +111,79 @@ func (r *ProbeTargetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("setting up the probe targets: %w", err)
 	}
 	return nil
+}
+
+// probeSpec turns an intent's probe into the prober's ProbeSpec: probe
+// says what to probe (http, tcp or grpc), timing gives period, timeout and
+// thresholds (nil: the defaults, as for an ExternalName target), and port is
+// the port to probe when the probe names none (the endpoint's first
+// target port; 80 for an ExternalName HTTP target). ok is false when
+// probe holds none.
+func probeSpec(probe v1alpha1.ProbeHandler, timing *v1alpha1.HealthCheck, port int32) (spec health.ProbeSpec, ok bool) {
+	switch {
+	case probe.HTTP != nil:
+		h := probe.HTTP
+		spec = health.ProbeSpec{Kind: health.ProbeHTTP, Port: int(port), Path: h.Path, Host: h.Host}
+		if h.Port != nil {
+			spec.Port = int(*h.Port)
+		}
+		for _, r := range h.ExpectedStatuses {
+			spec.Statuses = append(spec.Statuses, health.StatusRange{Min: int(r.Min), Max: int(r.Max)})
+		}
+	case probe.TCP != nil:
+		spec = health.ProbeSpec{Kind: health.ProbeTCP, Port: int(port)}
+		if probe.TCP.Port != nil {
+			spec.Port = int(*probe.TCP.Port)
+		}
+	case probe.GRPC != nil:
+		g := probe.GRPC
+		spec = health.ProbeSpec{Kind: health.ProbeGRPC, Port: int(port), Service: g.Service, TLS: g.TLS == v1alpha1.GRPCProbeTLSInsecureSkipVerify}
+		if g.Port != nil {
+			spec.Port = int(*g.Port)
+		}
+	default:
+		return health.ProbeSpec{}, false
+	}
+	if timing != nil {
+		if timing.Period != nil {
+			spec.Period = timing.Period.Duration
+		}
+		if timing.Timeout != nil {
+			spec.Timeout = timing.Timeout.Duration
+		}
+		if timing.HealthyThreshold != nil {
+			spec.HealthyThreshold = int(*timing.HealthyThreshold)
+		}
+		if timing.UnhealthyThreshold != nil {
+			spec.UnhealthyThreshold = int(*timing.UnhealthyThreshold)
+		}
+	}
+	return spec.WithDefaults(), true
+}
+
+// flipBatchWindow is how long a flip's reconcile request waits in the
+// queue, so that the flips of one intent that land this close together (the
+// backends of one dead node, seen one after another) are reconciled, and
+// their slices written, once.
+const flipBatchWindow = 20 * time.Millisecond
+
+// flipSource enqueues the intent of every flip on flips (the prober's
+// Flips), flipBatchWindow after it, until flips closes or ctx is done.
+func flipSource(flips <-chan health.Flip) source.Source {
+	return source.Func(func(ctx context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case f, ok := <-flips:
+					if !ok {
+						return
+					}
+					queue.AddAfter(reconcile.Request{NamespacedName: f.Key}, flipBatchWindow)
+				}
+			}
+		}()
+		return nil
+	})
 }

@@ -145,7 +145,7 @@ func externalTargets(in *v1alpha1.NetworkIntent) []health.Target {
 	}
 	var probed []health.Target
 	for _, t := range in.Spec.ExternalName.Targets {
-		if spec, ok := health.SpecFor(t.ProbeHandler, in.Spec.HealthCheck, defaultHTTPTargetPort); ok {
+		if spec, ok := probeSpec(t.ProbeHandler, in.Spec.HealthCheck, defaultHTTPTargetPort); ok {
 			probed = append(probed, health.Target{ID: t.Host, Address: t.Host, Spec: spec, StartUnhealthy: failed[t.Host]})
 		}
 	}

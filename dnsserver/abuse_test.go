@@ -258,7 +258,7 @@ func TestUpstreamFailureCachedBriefly(t *testing.T) {
 	})
 	clock := newFakeClock()
 	srv := startServer(t, Config{Upstreams: []string{refusing.addr}}, externalIndex(), func(s *Server) {
-		s.handler.forwarder.now = clock.Now
+		s.resolver.forwarder.now = clock.Now
 	})
 	ask := func() {
 		t.Helper()
@@ -278,7 +278,7 @@ func TestUpstreamFailureCachedBriefly(t *testing.T) {
 	if n := refusing.queries.Load(); n != 2 {
 		t.Errorf("upstream queries after %v = %d, want 2", failureTTL, n)
 	}
-	if _, err := srv.handler.forwarder.resolve(context.Background(), "api.payments.example.com.", dns.TypeA); !errors.Is(err, errRecentFailure) {
+	if _, err := srv.resolver.forwarder.resolve(context.Background(), "api.payments.example.com.", dns.TypeA); !errors.Is(err, errRecentFailure) {
 		t.Errorf("resolve right after a failure: %v, want errRecentFailure", err)
 	}
 }

@@ -251,12 +251,12 @@ func parityIntents(hosts []*testnet.Host) []*v1alpha1.NetworkIntent {
 		// Dual-stack: a cluster IP of each family, and a headless
 		// Service whose backends have an address of each.
 		intent("dual", v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP, IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack),
+			Exposure: v1alpha1.ExposureClusterIP, IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyRequireDualStack),
 			Backends: dualBackends, Ports: []v1alpha1.IntentPort{http}, HealthCheck: check(),
 		}),
 		intent("dualhead", v1alpha1.NetworkIntentSpec{
 			Exposure: v1alpha1.ExposureClusterIP, Headless: true,
-			IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack), IPFamilies: []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4},
+			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyRequireDualStack), IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol},
 			Backends: dualBackends, Ports: []v1alpha1.IntentPort{http}, HealthCheck: check(),
 		}),
 		intent("payments", v1alpha1.NetworkIntentSpec{

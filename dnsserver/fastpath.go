@@ -233,7 +233,7 @@ func (f *fastReader) answer(conn *net.UDPConn, req []byte, session *dns.SessionU
 	if f.key, ok = wireKey(f.key[:0], req); !ok {
 		return false
 	}
-	r, ok := f.handler.packed.get(f.key, f.handler.index.snapshot(), f.handler.upstreamNow)
+	r, ok := f.handler.packed.get(f.key, f.handler.resolver.index.snapshot(), f.handler.resolver.now)
 	if !ok {
 		return false
 	}
@@ -253,12 +253,4 @@ func (f *fastReader) answer(conn *net.UDPConn, req []byte, session *dns.SessionU
 	packedRepliesTotal.Inc()
 	requestDuration.Observe(time.Since(start).Seconds())
 	return true
-}
-
-// upstreamNow is the upstream cache's clock, which times held replies.
-func (h *handler) upstreamNow() time.Time {
-	if h.forwarder != nil {
-		return h.forwarder.now()
-	}
-	return time.Now()
 }

@@ -230,7 +230,7 @@ func TestCachedAnswersAgeAndExpire(t *testing.T) {
 	up := startUpstream(t, zoneAnswer(upstreamZone()))
 	clock := newFakeClock()
 	srv := startServer(t, Config{Upstreams: []string{up.addr}}, externalIndex(), func(s *Server) {
-		s.handler.forwarder.now = clock.Now
+		s.resolver.forwarder.now = clock.Now
 	})
 	ask := func(name string, qtype uint16) *dns.Msg {
 		return exchange(t, "udp", srv.Addr(), name, qtype)
@@ -268,7 +268,7 @@ func TestStaleAnswerWhenUpstreamsFail(t *testing.T) {
 	up := startUpstream(t, zoneAnswer(upstreamZone()))
 	clock := newFakeClock()
 	srv := startServer(t, Config{Upstreams: []string{up.addr}}, externalIndex(), func(s *Server) {
-		s.handler.forwarder.now = clock.Now
+		s.resolver.forwarder.now = clock.Now
 	})
 	const name = "brief.shop.svc.cluster.local."
 	r := exchange(t, "udp", srv.Addr(), name, dns.TypeA)

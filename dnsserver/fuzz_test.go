@@ -29,7 +29,7 @@ func offlineHandler(log logr.Logger) *handler {
 	idx.MarkSynced()
 	fwd := newForwarder([]string{"192.0.2.53:53"}, DefaultUpstreamTimeout, DefaultCacheSize, DefaultCacheMaxBytes, DefaultMaxConcurrent)
 	fwd.exchange = memoryUpstream()
-	return newHandler(newZone(DefaultClusterDomain, DefaultTTL), idx, fwd, log)
+	return newHandler(newResolver(newZone(DefaultClusterDomain, DefaultTTL), idx, fwd, log), log)
 }
 
 // errorCounter is a logr sink that counts errors: the handler logs one for

@@ -2,12 +2,9 @@ package dnsserver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"runtime/debug"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,18 +16,12 @@ import (
 // offers: the DNS flag day 2020 value, which avoids IP fragmentation.
 const maxUDPSize = 1232
 
-// lookupFunc is the lookup a handler uses; tests replace it to inject faults.
-type lookupFunc func(s *snapshot, qname string, qtype uint16, c *chain) Result
-
 // handler is the miekg handler. It does no DNS logic of its own: it checks the
-// message, asks the lookup (and the forwarder for out-of-zone CNAME targets),
-// and writes the Result as a reply that fits the transport.
+// message, asks the resolver about its question, and writes the Result as a
+// reply that fits the transport.
 type handler struct {
-	zone      *zone
-	index     *Index
-	forwarder *forwarder // nil when no upstream is configured
-	lookup    lookupFunc
-	log       logr.Logger
+	resolver *resolver
+	log      logr.Logger
 	// packed keeps UDP replies in wire form for the read loop to answer
 	// again (fastpath.go); stopping tells the read loop the server is
 	// shutting down.
@@ -40,8 +31,8 @@ type handler struct {
 
 var _ dns.Handler = &handler{}
 
-func newHandler(z *zone, idx *Index, fwd *forwarder, log logr.Logger) *handler {
-	return &handler{zone: z, index: idx, forwarder: fwd, lookup: z.lookup, log: log, packed: newPackedReplies()}
+func newHandler(r *resolver, log logr.Logger) *handler {
+	return &handler{resolver: r, log: log, packed: newPackedReplies()}
 }
 
 // ServeDNS answers one request. A panic while answering, or while packing the
@@ -84,7 +75,7 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	if udp && from != nil {
 		if key, ok := msgKey(nil, req); ok {
-			h.packed.put(key, from, hold, h.upstreamNow, packed, req.Question[0].Qtype, rcode)
+			h.packed.put(key, from, hold, h.resolver.now, packed, req.Question[0].Qtype, rcode)
 		}
 	}
 }
@@ -125,27 +116,7 @@ func (h *handler) answer(req *dns.Msg) (m *dns.Msg, from *snapshot, hold time.Du
 // from when it may be given again, and for how long when an upstream took
 // part (0: as long as the snapshot stands).
 func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) (*snapshot, time.Duration) {
-	// Not an open resolver: only names in the zone are answered, and only
-	// they can cause an upstream query.
-	if q.Qclass != dns.ClassINET || !h.zone.contains(q.Name) {
-		m.Rcode = dns.RcodeRefused
-		return nil, 0
-	}
-	if q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
-		m.Rcode = dns.RcodeRefused
-		return nil, 0
-	}
-	if !dataType(q.Qtype) {
-		m.Rcode = dns.RcodeNotImplemented
-		return nil, 0
-	}
-	s := h.index.snapshot()
-	if s == nil {
-		// Until the index has seen everything, a missing name may exist.
-		m.Rcode = dns.RcodeServerFailure
-		return nil, 0
-	}
-	r, forwarded := h.resolveForwarded(context.Background(), s, q.Name, q.Qtype)
+	r, s := h.resolver.question(context.Background(), q)
 	switch r.Kind {
 	case Success, NoData:
 		m.Rcode = dns.RcodeSuccess
@@ -153,6 +124,9 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) (*snapshot, time.Du
 		m.Rcode = dns.RcodeNameError
 	case Refused:
 		m.Rcode = dns.RcodeRefused
+		return nil, 0
+	case NotImplemented:
+		m.Rcode = dns.RcodeNotImplemented
 		return nil, 0
 	default:
 		m.Rcode = dns.RcodeServerFailure
@@ -162,7 +136,7 @@ func (h *handler) answerQuestion(m *dns.Msg, q dns.Question) (*snapshot, time.Du
 	// 4.1.1: the bit speaks of the last name of a CNAME chain).
 	m.Authoritative = !r.upstream
 	m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, r.Extra
-	if forwarded {
+	if r.forwarded {
 		if hold := upstreamHold(m.Answer); hold > 0 {
 			return s, hold
 		}
@@ -188,166 +162,6 @@ func upstreamHold(answer []dns.RR) time.Duration {
 		hold = min(hold, time.Duration(rr.Header().Ttl)*time.Second)
 	}
 	return hold
-}
-
-// typeA6 is the obsolete A6 type, which the dns package does not name.
-const typeA6 = 38
-
-// dataType reports whether qtype asks for data that may exist, rather than
-// being a meta type (RFC 6895 section 3.1: OPT, TSIG, TKEY and the range
-// 128-255 other than the zone transfers and ANY, handled elsewhere) or an
-// obsolete one (MD, MF, MB, MG, MR, MAILA, MAILB: RFC 1035 and RFC 2505;
-// NXT: RFC 3755; A6: RFC 6563). Those are answered NOTIMP and never forwarded.
-func dataType(qtype uint16) bool {
-	switch qtype {
-	case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
-		return true
-	case dns.TypeNone, dns.TypeMD, dns.TypeMF, dns.TypeMB, dns.TypeMG, dns.TypeMR,
-		dns.TypeNXT, typeA6, dns.TypeOPT, dns.TypeMAILA, dns.TypeMAILB:
-		return false
-	}
-	return qtype < 128 || qtype > 255
-}
-
-// resolve looks a question up in the snapshot and, while the answer leads out
-// of the zone, continues it upstream, across as many hops as the chain allows.
-// Zone data only ever comes from the snapshot: the first name of an upstream
-// chain inside the zone ends the upstream part, and the rest is answered
-// from the index, whatever the upstream said about it.
-func (h *handler) resolve(ctx context.Context, s *snapshot, qname string, qtype uint16) Result {
-	r, _ := h.resolveForwarded(ctx, s, qname, qtype)
-	return r
-}
-
-// resolveForwarded is resolve, and reports whether an upstream was asked.
-func (h *handler) resolveForwarded(ctx context.Context, s *snapshot, qname string, qtype uint16) (r Result, forwarded bool) {
-	c := newChain(qname)
-	r = Result{Kind: Delegation, Target: strings.ToLower(dns.Fqdn(qname))}
-	if h.zone.contains(qname) {
-		r = h.lookup(s, qname, qtype, c)
-	}
-	for r.Kind == Delegation {
-		if h.forwarder == nil {
-			return Result{Kind: ServerFailure}, false
-		}
-		forwarded = true
-		up, err := h.forwarder.resolve(ctx, r.Target, qtype)
-		if err != nil {
-			h.log.V(1).Info("Upstream resolution failed", "target", r.Target, "error", err.Error())
-			return Result{Kind: ServerFailure}, true
-		}
-		records, end, err := h.followUpstream(up, r.Target, qtype, c)
-		if err != nil {
-			return Result{Kind: ServerFailure}, true
-		}
-		answer := append(r.Answer[:len(r.Answer):len(r.Answer)], records...)
-		switch {
-		case h.zone.contains(end):
-			r = h.lookup(s, end, qtype, c)
-			r.Answer = append(answer, r.Answer...)
-		case len(records) > 0 && records[len(records)-1].Header().Rrtype != dns.TypeCNAME,
-			end == r.Target, up.rcode == dns.RcodeNameError:
-			return upstreamResult(up, answer), true
-		default:
-			// The upstream stopped at a CNAME it did not follow (it does
-			// not recurse): ask for the target in turn.
-			r = Result{Kind: Delegation, Answer: answer, Target: end}
-		}
-	}
-	return r, forwarded
-}
-
-// resolveHost resolves the addresses of host, an absolute name, the way
-// questions for it would be answered: from the index inside the zone, through
-// the forwarder outside it.
-func (h *handler) resolveHost(ctx context.Context, host string) ([]netip.Addr, error) {
-	name := strings.ToLower(dns.Fqdn(host))
-	if _, ok := dns.IsDomainName(name); !ok {
-		return nil, fmt.Errorf("resolving %q: not a domain name", host)
-	}
-	// Even outside the zone: a chain may lead back into it.
-	s := h.index.snapshot()
-	if s == nil {
-		return nil, fmt.Errorf("resolving %s: %w", name, ErrNotSynced)
-	}
-	var addrs []netip.Addr
-	var errs []error
-	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		r := h.resolve(ctx, s, name, qtype)
-		if r.Kind == ServerFailure {
-			errs = append(errs, fmt.Errorf("resolving %s %s: no answer", name, dns.TypeToString[qtype]))
-			continue
-		}
-		for _, rr := range r.Answer {
-			switch rr := rr.(type) {
-			case *dns.A:
-				if a, ok := netip.AddrFromSlice(rr.A); ok {
-					addrs = append(addrs, a.Unmap())
-				}
-			case *dns.AAAA:
-				if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
-					addrs = append(addrs, a)
-				}
-			}
-		}
-	}
-	switch {
-	case len(addrs) > 0:
-		return addrs, nil
-	case len(errs) > 0:
-		return nil, errors.Join(errs...)
-	}
-	return nil, fmt.Errorf("resolving %s: %w", name, ErrNoAddresses)
-}
-
-// followUpstream takes from an upstream answer for start what may be passed
-// on: the CNAMEs that lead on from start through names outside the zone, and
-// the records of the asked type at the end of them. Each hop is recorded in
-// the chain. end is the last name reached; when it is inside the zone,
-// nothing the upstream says about it is taken. Any other record (other
-// owners, NS, SOA, glue) is dropped.
-func (h *handler) followUpstream(up *upstreamAnswer, start string, qtype uint16, c *chain) (records []dns.RR, end string, err error) {
-	end = start
-	for qtype != dns.TypeCNAME {
-		var next *dns.CNAME
-		for _, rr := range up.answer {
-			if cname, ok := rr.(*dns.CNAME); ok && strings.EqualFold(cname.Hdr.Name, end) {
-				next = cname
-				break
-			}
-		}
-		if next == nil {
-			break
-		}
-		if err := c.follow(next.Target); err != nil {
-			return nil, "", err
-		}
-		records = append(records, next)
-		end = strings.ToLower(next.Target)
-		if h.zone.contains(end) {
-			return records, end, nil
-		}
-	}
-	for _, rr := range up.answer {
-		if strings.EqualFold(rr.Header().Name, end) && rr.Header().Rrtype == qtype {
-			records = append(records, rr)
-		}
-	}
-	return records, end, nil
-}
-
-// upstreamResult is the Result of a question whose chain ended outside the
-// zone. Its rcode is the upstream's for the last name of the chain (RFC 6604
-// section 3); the upstream's authority records are not passed on, as the
-// server speaks for no zone but its own.
-func upstreamResult(up *upstreamAnswer, answer []dns.RR) Result {
-	if up.rcode == dns.RcodeNameError {
-		return Result{Kind: NameError, Answer: answer, upstream: true}
-	}
-	if len(answer) == 0 || answer[len(answer)-1].Header().Rrtype == dns.TypeCNAME {
-		return Result{Kind: NoData, Answer: answer, upstream: true}
-	}
-	return Result{Kind: Success, Answer: answer, upstream: true}
 }
 
 // fit makes the reply fit the transport: the client's EDNS buffer size (at

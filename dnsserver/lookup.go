@@ -30,11 +30,14 @@ const (
 	// CNAMEs so far; the last one points at Target, which only an upstream
 	// resolver can answer.
 	Delegation
-	// Refused: the name is not in the zone.
+	// Refused: the name is not in the zone, or the question is one the
+	// server does not take (a zone transfer, a class other than IN).
 	Refused
+	// NotImplemented: the question asks for a meta or obsolete type (NOTIMP).
+	NotImplemented
 )
 
-var resultKindNames = [...]string{"Success", "NameError", "NoData", "ServerFailure", "Delegation", "Refused"}
+var resultKindNames = [...]string{"Success", "NameError", "NoData", "ServerFailure", "Delegation", "Refused", "NotImplemented"}
 
 func (k ResultKind) String() string {
 	if int(k) < len(resultKindNames) {
@@ -54,6 +57,10 @@ type Result struct {
 	// upstream is set when the answer's final data (or its denial) came from
 	// an upstream resolver: the reply is then not authoritative.
 	upstream bool
+	// forwarded is set when an upstream was asked on the way, even if the
+	// chain came back into the zone: the reply then ages with the upstream
+	// cache.
+	forwarded bool
 }
 
 var (

@@ -113,9 +113,10 @@ func (c Config) withDefaults() Config {
 // Server serves the zone over UDP and TCP. It is a manager.Runnable that runs
 // on every replica, leader or not.
 type Server struct {
-	cfg     Config
-	index   *Index
-	handler *handler
+	cfg      Config
+	index    *Index
+	resolver *resolver
+	handler  *handler
 
 	started   atomic.Bool
 	listening chan struct{}
@@ -164,11 +165,13 @@ func New(cfg Config, idx *Index) (*Server, error) {
 		fwd = newForwarder(upstreams, cfg.UpstreamTimeout, cfg.CacheSize, cfg.CacheMaxBytes, cfg.MaxConcurrent)
 	}
 	registerMetrics()
-	z := newZone(cfg.ClusterDomain, cfg.TTL)
+	log := logf.Log.WithName("dns")
+	r := newResolver(newZone(cfg.ClusterDomain, cfg.TTL), idx, fwd, log)
 	return &Server{
 		cfg:       cfg,
 		index:     idx,
-		handler:   newHandler(z, idx, fwd, logf.Log.WithName("dns")),
+		resolver:  r,
+		handler:   newHandler(r, log),
 		listening: make(chan struct{}),
 	}, nil
 }
@@ -183,7 +186,7 @@ func New(cfg Config, idx *Index) (*Server, error) {
 // error when it cannot tell (no upstream answered, or the index has not
 // synced).
 func (s *Server) Resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	return s.handler.resolveHost(ctx, host)
+	return s.resolver.addresses(ctx, host)
 }
 
 // NeedLeaderElection is false: every replica answers DNS.
@@ -219,7 +222,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return errors.New("dns server: already started")
 	}
 	log := logf.FromContext(ctx).WithName("dns")
-	s.handler.log = log
+	s.handler.log, s.resolver.log = log, log
 
 	tcpLn, udpConn, err := listen(s.cfg.ListenAddress)
 	if err != nil {
@@ -256,7 +259,7 @@ func (s *Server) Start(ctx context.Context) error {
 	s.addr = tcpLn.Addr().String()
 	s.mu.Unlock()
 	close(s.listening)
-	log.Info("DNS server listening", "address", s.addr, "zone", s.handler.zone.origin, "upstreams", s.cfg.Upstreams)
+	log.Info("DNS server listening", "address", s.addr, "zone", s.resolver.zone.origin, "upstreams", s.cfg.Upstreams)
 
 	var serveErr error
 	remaining := len(servers)

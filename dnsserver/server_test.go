@@ -199,8 +199,8 @@ func TestPanicRecovered(t *testing.T) {
 		badRecord = "broken.shop.svc.cluster.local." // the reply cannot be packed, without a panic
 	)
 	srv := startServer(t, Config{}, fixtureIndex(), func(s *Server) {
-		lookup := s.handler.lookup
-		s.handler.lookup = func(snap *snapshot, qname string, qtype uint16, c *chain) Result {
+		lookup := s.resolver.lookup
+		s.resolver.lookup = func(snap *snapshot, qname string, qtype uint16, c *chain) Result {
 			switch qname {
 			case boom:
 				panic("injected fault")

@@ -60,10 +60,13 @@ type AddressPoolStatus struct {
 // strings because an IPv6 pool can hold more than 2^63 addresses.
 type PoolCounts struct {
 	// total is the number of usable addresses.
+	// +required
 	Total string `json:"total"`
 	// assigned is the number given to Services.
+	// +required
 	Assigned int64 `json:"assigned"`
 	// free is total minus assigned.
+	// +required
 	Free string `json:"free"`
 }
 

@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
@@ -69,7 +70,7 @@ type NetworkIntentSpec struct {
 	// answers. Not valid with exposure ExternalName.
 	// +optional
 	// +kubebuilder:validation:Enum=SingleStack;PreferDualStack;RequireDualStack
-	IPFamilyPolicy *IPFamilyPolicy `json:"ipFamilyPolicy,omitempty"`
+	IPFamilyPolicy *corev1.IPFamilyPolicy `json:"ipFamilyPolicy,omitempty"`
 
 	// ipFamilies are the IP families of the Service, primary first: IPv4,
 	// IPv6, or both in either order (two need ipFamilyPolicy
@@ -81,9 +82,10 @@ type NetworkIntentSpec struct {
 	// gets new cluster IPs). Not valid with exposure ExternalName.
 	// +optional
 	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:Enum=IPv4;IPv6
 	// +kubebuilder:validation:XValidation:rule="self.all(f, self.exists_one(g, g == f))",message="ipFamilies must not list a family twice"
 	// +listType=atomic
-	IPFamilies []IPFamily `json:"ipFamilies,omitempty"`
+	IPFamilies []corev1.IPFamily `json:"ipFamilies,omitempty"`
 
 	// backends are static addresses outside the cluster that back the
 	// application, beside or instead of selected pods. An address of a
@@ -137,7 +139,7 @@ type NetworkIntentSpec struct {
 	// from one client go to the same backend.
 	// +optional
 	// +kubebuilder:validation:Enum=None;ClientIP
-	SessionAffinity string `json:"sessionAffinity,omitempty"`
+	SessionAffinity corev1.ServiceAffinity `json:"sessionAffinity,omitempty"`
 
 	// healthCheck configures how backends are judged healthy. Unhealthy
 	// backends are taken out of traffic.
@@ -148,26 +150,6 @@ type NetworkIntentSpec struct {
 	// +optional
 	DNS *DNSSpec `json:"dns,omitempty"`
 }
-
-// IPFamilyPolicy is a Service's IP family policy.
-type IPFamilyPolicy string
-
-// The IP family policies, as a Service's.
-const (
-	IPFamilyPolicySingleStack      IPFamilyPolicy = "SingleStack"
-	IPFamilyPolicyPreferDualStack  IPFamilyPolicy = "PreferDualStack"
-	IPFamilyPolicyRequireDualStack IPFamilyPolicy = "RequireDualStack"
-)
-
-// IPFamily is an IP family: IPv4 or IPv6.
-// +kubebuilder:validation:Enum=IPv4;IPv6
-type IPFamily string
-
-// The IP families.
-const (
-	IPv4 IPFamily = "IPv4"
-	IPv6 IPFamily = "IPv6"
-)
 
 // Backend is a static backend address outside the cluster.
 type Backend struct {
@@ -215,7 +197,7 @@ type IntentPort struct {
 	// +optional
 	// +kubebuilder:default=TCP
 	// +kubebuilder:validation:Enum=TCP;UDP;SCTP
-	Protocol string `json:"protocol,omitempty"`
+	Protocol corev1.Protocol `json:"protocol,omitempty"`
 
 	// nodePort requests a node port (30000-32767) for NodePort and
 	// LoadBalancer intents. Left empty, one is allocated.
@@ -483,7 +465,7 @@ type LoadBalancerSpec struct {
 	// backends, which are on no node.
 	// +optional
 	// +kubebuilder:validation:Enum=Cluster;Local
-	ExternalTrafficPolicy string `json:"externalTrafficPolicy,omitempty"`
+	ExternalTrafficPolicy corev1.ServiceExternalTrafficPolicy `json:"externalTrafficPolicy,omitempty"`
 }
 
 // HealthCheckMode says whether the active checks' verdicts take backends out
@@ -637,7 +619,8 @@ type NetworkIntentStatus struct {
 	// +optional
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=2
-	IPFamilies []IPFamily `json:"ipFamilies,omitempty"`
+	// +kubebuilder:validation:items:Enum=IPv4;IPv6
+	IPFamilies []corev1.IPFamily `json:"ipFamilies,omitempty"`
 
 	// clusterIPs are the Service's cluster IPs, one per IP family, primary
 	// first.
@@ -668,8 +651,10 @@ type NetworkIntentStatus struct {
 // NodePortStatus is the node port allocated for one port.
 type NodePortStatus struct {
 	// name is the port's name.
+	// +required
 	Name string `json:"name"`
 	// nodePort is the allocated node port.
+	// +required
 	NodePort int32 `json:"nodePort"`
 }
 
@@ -688,8 +673,10 @@ type LoadBalancerStatus struct {
 // EndpointsStatus counts an intent's backends.
 type EndpointsStatus struct {
 	// total is the number of backends.
+	// +required
 	Total int32 `json:"total"`
 	// healthy is the number of backends in traffic by their own health.
+	// +required
 	Healthy int32 `json:"healthy"`
 	// summary is healthy/total, for display.
 	// +optional
@@ -715,6 +702,7 @@ type EndpointsStatus struct {
 // UnhealthyEndpoint names a backend out of traffic.
 type UnhealthyEndpoint struct {
 	// address is the backend's address.
+	// +required
 	Address string `json:"address"`
 	// pod is the backing pod's name, when there is one.
 	// +optional
@@ -723,13 +711,15 @@ type UnhealthyEndpoint struct {
 	// pod or backend is judged on its own: its IPv6 address may be out of
 	// traffic while its IPv4 one is in.
 	// +optional
-	Family IPFamily `json:"family,omitempty"`
+	// +kubebuilder:validation:Enum=IPv4;IPv6
+	Family corev1.IPFamily `json:"family,omitempty"`
 	// reason says why it is out of traffic: NotReady, ProbeFailed,
 	// ForbiddenTarget (an address the prober never dials: loopback,
 	// link-local, multicast, cloud metadata, an IPv6 form embedding one
 	// of those, or outside the operator's --probe-allowed-cidrs),
 	// NoSuchPort or FamilyNotServed (a static backend of an IP family the
 	// Service does not have).
+	// +required
 	Reason EndpointReason `json:"reason"`
 	// message is the class of the last probe failure (ConnectionRefused,
 	// ConnectionReset, Timeout, NoRoute, NameNotFound, "HTTPStatus 503",
@@ -752,8 +742,10 @@ type ExternalNameStatus struct {
 // TargetStatus is the health of one ExternalName target.
 type TargetStatus struct {
 	// host is the target's host.
+	// +required
 	Host string `json:"host"`
 	// healthy says whether the target passes its probe (true without one).
+	// +required
 	Healthy bool `json:"healthy"`
 	// message is the class of the last probe failure (ConnectionRefused,
 	// Timeout, NoAddress, "HTTPStatus 503", GRPCNotServing,

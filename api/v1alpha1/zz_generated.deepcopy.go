@@ -11,6 +11,7 @@ Licensed under the Apache License, Version 2.0.
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -487,12 +488,12 @@ func (in *NetworkIntentSpec) DeepCopyInto(out *NetworkIntentSpec) {
 	}
 	if in.IPFamilyPolicy != nil {
 		in, out := &in.IPFamilyPolicy, &out.IPFamilyPolicy
-		*out = new(IPFamilyPolicy)
+		*out = new(corev1.IPFamilyPolicy)
 		**out = **in
 	}
 	if in.IPFamilies != nil {
 		in, out := &in.IPFamilies, &out.IPFamilies
-		*out = make([]IPFamily, len(*in))
+		*out = make([]corev1.IPFamily, len(*in))
 		copy(*out, *in)
 	}
 	if in.Backends != nil {
@@ -558,7 +559,7 @@ func (in *NetworkIntentStatus) DeepCopyInto(out *NetworkIntentStatus) {
 	}
 	if in.IPFamilies != nil {
 		in, out := &in.IPFamilies, &out.IPFamilies
-		*out = make([]IPFamily, len(*in))
+		*out = make([]corev1.IPFamily, len(*in))
 		copy(*out, *in)
 	}
 	if in.ClusterIPs != nil {

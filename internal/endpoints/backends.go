@@ -279,7 +279,7 @@ func Judge(cands []Candidate, probe func(Candidate) *ProbeResult, ignoreReadines
 			continue
 		}
 		v.Families[fam] = fc
-		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Family: v1alpha1.IPFamily(fam), Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"}
+		u := v1alpha1.UnhealthyEndpoint{Address: c.Address.String(), Pod: c.Pod, Family: fam, Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"}
 		switch {
 		case ready && pr.Forbidden != "":
 			u.Reason, u.Message = v1alpha1.EndpointReasonForbiddenTarget, "the prober never dials this address: it is "+pr.Forbidden

@@ -77,9 +77,9 @@ func TestJudgeNamesFailureClassAndForbiddenTargets(t *testing.T) {
 	}
 	v := Judge(cands, func(c Candidate) *ProbeResult { return results[c.Address.String()] }, false, 0)
 	want := []v1alpha1.UnhealthyEndpoint{
-		{Address: "10.0.0.1", Pod: "p-10.0.0.1", Family: v1alpha1.IPv4, Reason: v1alpha1.EndpointReasonProbeFailed, Message: "HTTPStatus 503"},
-		{Address: "10.0.0.2", Pod: "p-10.0.0.2", Family: v1alpha1.IPv4, Reason: v1alpha1.EndpointReasonForbiddenTarget, Message: "the prober never dials this address: it is outside the allowed ranges"},
-		{Address: "10.0.0.3", Pod: "p-10.0.0.3", Family: v1alpha1.IPv4, Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"},
+		{Address: "10.0.0.1", Pod: "p-10.0.0.1", Family: corev1.IPv4Protocol, Reason: v1alpha1.EndpointReasonProbeFailed, Message: "HTTPStatus 503"},
+		{Address: "10.0.0.2", Pod: "p-10.0.0.2", Family: corev1.IPv4Protocol, Reason: v1alpha1.EndpointReasonForbiddenTarget, Message: "the prober never dials this address: it is outside the allowed ranges"},
+		{Address: "10.0.0.3", Pod: "p-10.0.0.3", Family: corev1.IPv4Protocol, Reason: v1alpha1.EndpointReasonNotReady, Message: "pod is not Ready"},
 	}
 	if len(v.Unhealthy) != len(want) {
 		t.Fatalf("unhealthy %+v", v.Unhealthy)

@@ -32,7 +32,7 @@ func TestJudgeEachFamilyOnItsOwn(t *testing.T) {
 			t.Errorf("%s ready = %v, want %v", a, ready[a], w)
 		}
 	}
-	if len(v.Unhealthy) != 1 || v.Unhealthy[0] != (v1alpha1.UnhealthyEndpoint{Address: "fd00::1", Pod: "p-10.0.0.1", Family: v1alpha1.IPv6, Reason: v1alpha1.EndpointReasonProbeFailed, Message: "ConnectionRefused"}) {
+	if len(v.Unhealthy) != 1 || v.Unhealthy[0] != (v1alpha1.UnhealthyEndpoint{Address: "fd00::1", Pod: "p-10.0.0.1", Family: corev1.IPv6Protocol, Reason: v1alpha1.EndpointReasonProbeFailed, Message: "ConnectionRefused"}) {
 		t.Errorf("unhealthy = %+v", v.Unhealthy)
 	}
 	if got := v.Families[corev1.IPv6Protocol]; got != (FamilyCount{Total: 2, Healthy: 1}) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // Results of a probe, as the result label of netintent_probe_total says.
@@ -33,10 +32,15 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(probeTotal, probeDuration, inFlightGauge)
 	for _, r := range []string{resultSuccess, resultFailure, resultRefused} {
 		probeTotal.WithLabelValues(r)
 	}
+}
+
+// Collectors are the prober's metrics, for the caller to register where it
+// serves its metrics (the operator: controller-runtime's registry).
+func Collectors() []prometheus.Collector {
+	return []prometheus.Collector{probeTotal, probeDuration, inFlightGauge}
 }
 
 func resultOf(err error) string {

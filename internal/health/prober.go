@@ -11,11 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/workqueue"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
+	"k8s.io/utils/clock"
 )
 
 // Target is one backend to probe under an owner key.
@@ -74,11 +70,14 @@ type Options struct {
 	// a goroutine of its own. Default: DefaultMaxInFlight(). Each owner
 	// key is guaranteed a fair share of them (see fair.go).
 	MaxInFlight int
-	// Logger receives a line for every flip. Default: controller-runtime's
-	// logger named "health".
+	// Logger receives a line for every flip. Default: the logger of the
+	// context Start is given, named "health", if it holds one.
 	Logger logr.Logger
 	// Checker runs the probes. Default: a zero Checker.
 	Checker *Checker
+	// Clock times the probes: when each falls due, when it ran, when a
+	// target's health changed. Default: the real clock.
+	Clock clock.WithDelayedExecution
 }
 
 // Prober probes targets once a period, at phases spread over the period,
@@ -91,13 +90,14 @@ type Options struct {
 //
 // Set, Remove and Status are safe for concurrent use and never wait for a
 // probe. Targets may be set before Start; they are probed once it runs.
-// Prober is a controller-runtime manager.Runnable that runs on every
-// replica, leader or not, so that a replica that becomes leader has its
-// verdicts already. Flips wait, merged by key, until Source's consumer
-// starts.
+// Prober fits a controller-runtime manager as a Runnable that runs on every
+// replica, leader or not (NeedLeaderElection), so that a replica that
+// becomes leader has its verdicts already. Flips wait, merged by key, until
+// their consumer reads them.
 type Prober struct {
 	maxInFlight int
 	log         logr.Logger
+	clock       clock.WithDelayedExecution
 	probe       func(ctx context.Context, address string, spec ProbeSpec) Result
 	// refuse judges a target's address before any probe: an IP literal
 	// the guard refuses is unhealthy from the start.
@@ -142,16 +142,12 @@ var activeSlots = 32 * runtime.GOMAXPROCS(0)
 
 const activeHold = 10 * time.Millisecond
 
-var (
-	_ manager.Runnable               = &Prober{}
-	_ manager.LeaderElectionRunnable = &Prober{}
-)
-
 // NewProber returns a Prober; call Start (or add it to a manager) to run it.
 func NewProber(opts Options) *Prober {
 	p := &Prober{
 		maxInFlight: opts.MaxInFlight,
 		log:         opts.Logger,
+		clock:       opts.Clock,
 		rand:        rand.Float64,
 		owners:      make(map[types.NamespacedName]map[string]*target),
 		wake:        make(chan struct{}, 1),
@@ -163,8 +159,8 @@ func NewProber(opts Options) *Prober {
 	if p.maxInFlight <= 0 {
 		p.maxInFlight = DefaultMaxInFlight()
 	}
-	if p.log.GetSink() == nil {
-		p.log = logf.Log.WithName("health")
+	if p.clock == nil {
+		p.clock = clock.RealClock{}
 	}
 	checker := opts.Checker
 	if checker == nil {
@@ -214,7 +210,7 @@ func (p *Prober) Set(key types.NamespacedName, targets []Target) {
 	defer p.mu.Unlock()
 	old := p.owners[key]
 	next := make(map[string]*target, len(targets))
-	now := time.Now()
+	now := p.clock.Now()
 	changed := false // in the owned targets
 	for _, tg := range targets {
 		if _, dup := next[tg.ID]; dup {
@@ -355,7 +351,8 @@ func (p *Prober) Flips() <-chan Flip {
 	return p.flips
 }
 
-// NeedLeaderElection implements manager.LeaderElectionRunnable: every
+// NeedLeaderElection is false, as controller-runtime's
+// manager.LeaderElectionRunnable asks: every
 // replica probes, so that a new leader acts at once on what it has
 // observed, not on what was published before it.
 func (p *Prober) NeedLeaderElection() bool {
@@ -363,7 +360,8 @@ func (p *Prober) NeedLeaderElection() bool {
 }
 
 // Start runs the scheduler, the workers and the flip delivery until ctx is
-// done. It implements manager.Runnable, and may be called once.
+// done, as controller-runtime's manager.Runnable asks. It may be called
+// once.
 func (p *Prober) Start(ctx context.Context) error {
 	p.mu.Lock()
 	if p.started {
@@ -371,8 +369,11 @@ func (p *Prober) Start(ctx context.Context) error {
 		return errors.New("health prober already started")
 	}
 	p.started = true
+	if p.log.GetSink() == nil {
+		p.log = logr.FromContextOrDiscard(ctx).WithName("health")
+	}
 	// Targets set long before Start would otherwise all fall due at once.
-	now := time.Now()
+	now := p.clock.Now()
 	for _, t := range p.due {
 		if t.dueAt.Before(now) {
 			t.dueAt = now.Add(firstDelay(t.spec.Period, p.rand()))
@@ -397,12 +398,12 @@ func (p *Prober) Start(ctx context.Context) error {
 // share (see dispatch). A target is out of the due queue while it is parked
 // or probed, so it never runs twice at once.
 func (p *Prober) schedule(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
+	timer := p.clock.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		wait := time.Duration(-1)
 		p.mu.Lock()
-		now := time.Now()
+		now := p.clock.Now()
 		for p.due.Len() > 0 && !p.due[0].dueAt.After(now) {
 			p.dispatch(heap.Pop(&p.due).(*target))
 		}
@@ -414,7 +415,7 @@ func (p *Prober) schedule(ctx context.Context) {
 		var fire <-chan time.Time
 		if wait >= 0 {
 			timer.Reset(wait)
-			fire = timer.C
+			fire = timer.C()
 		}
 		select {
 		case <-ctx.Done():
@@ -444,8 +445,8 @@ func (p *Prober) run(t *target) {
 	// A probe not done within activeHold is waiting on the network (a
 	// connect to a dead host, a backend slow to answer): it gives its
 	// slot back and waits holding only its socket.
-	hold := time.AfterFunc(activeHold, done)
-	start := time.Now()
+	hold := p.clock.AfterFunc(activeHold, done)
+	start := p.clock.Now()
 	res := p.probe(ctx, t.address, t.spec)
 	hold.Stop()
 	done()
@@ -453,7 +454,7 @@ func (p *Prober) run(t *target) {
 		// Shutting down: the error says nothing about the target.
 		return
 	}
-	probeDuration.Observe(time.Since(start).Seconds())
+	probeDuration.Observe(p.clock.Since(start).Seconds())
 	probeTotal.WithLabelValues(resultOf(res.Err)).Inc()
 	if f, flipped := p.finish(t, start, res); flipped {
 		p.log.Info("Target health changed", "key", f.Key, "target", f.TargetID, "healthy", f.Healthy, "error", f.Err)
@@ -487,7 +488,7 @@ func (p *Prober) finish(t *target, start time.Time, res Result) (f Flip, flipped
 		// new owner's now.
 		return Flip{}, false
 	}
-	now := time.Now()
+	now := p.clock.Now()
 	failure, first := t.failure, t.lastProbe.IsZero()
 	t.lastProbe = now
 	// A target given by name tells how many of its addresses it probed
@@ -545,46 +546,6 @@ func (p *Prober) deliver(ctx context.Context) {
 			return
 		}
 	}
-}
-
-// FlipBatchWindow is how long a flip's reconcile request waits in the
-// queue, so that the flips of one owner that land this close together (the
-// backends of one dead node, seen one after another) are reconciled, and
-// their slices written, once.
-const FlipBatchWindow = 20 * time.Millisecond
-
-// Source returns a controller-runtime source that enqueues a reconcile
-// request for the key of every flip, FlipBatchWindow after it. It consumes
-// Flips: use one or the other.
-func (p *Prober) Source() source.Source {
-	return flipSource{flips: p.flips}
-}
-
-type flipSource struct {
-	flips <-chan Flip
-}
-
-// Start implements source.Source; it returns at once and feeds queue until
-// ctx is done or the prober stops.
-func (s flipSource) Start(ctx context.Context, queue workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case f, ok := <-s.flips:
-				if !ok {
-					return
-				}
-				queue.AddAfter(reconcile.Request{NamespacedName: f.Key}, FlipBatchWindow)
-			}
-		}
-	}()
-	return nil
-}
-
-func (s flipSource) String() string {
-	return "health prober flips"
 }
 
 func signal(c chan struct{}) {

@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/workqueue"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/netintent/netintent/internal/testenv"
 )
@@ -320,32 +319,56 @@ func TestProberRunnable(t *testing.T) {
 	}
 }
 
-func TestSourceEnqueuesTheFlippedKey(t *testing.T) {
-	var fake fakeChecks
-	fake.set("10.0.0.1", true)
-	p := NewProber(Options{})
-	p.probe = errorOnly(fake.check)
-	p.rand = func() float64 { return 0 }
-	p.Set(nsName("shop/web"), []Target{{ID: "10.0.0.1:80", Address: "10.0.0.1",
-		Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: 20 * time.Millisecond, UnhealthyThreshold: 1}}})
-
-	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
-	defer queue.ShutDown()
-	if err := p.Source().Start(t.Context(), queue); err != nil {
-		t.Fatal(err)
-	}
-	startProber(t, p)
-	testenv.Eventually(t, 10*time.Second, testenv.Holds("a request queued", func() bool { return queue.Len() > 0 }))
-	req, _ := queue.Get()
-	if want := (reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "shop", Name: "web"}}); req != want {
-		t.Errorf("queued %v, want %v", req, want)
-	}
-}
-
 // errorOnly makes a check that reports only an error into the prober's
 // probe function.
 func errorOnly(check func(ctx context.Context, address string, spec ProbeSpec) error) func(context.Context, string, ProbeSpec) Result {
 	return func(ctx context.Context, address string, spec ProbeSpec) Result {
 		return Result{Err: check(ctx, address, spec)}
+	}
+}
+
+// TestProberProbesAPeriodApartOnItsClock: a target falls due a period after
+// its last probe was due, as the prober's clock tells, so an hour's period
+// passes in the test without waiting for it.
+func TestProberProbesAPeriodApartOnItsClock(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(t0)
+	var probes atomic.Int32
+	p := NewProber(Options{Clock: clk})
+	p.probe = errorOnly(func(context.Context, string, ProbeSpec) error {
+		probes.Add(1)
+		return nil
+	})
+	p.rand = func() float64 { return 0 } // the first probe due at once
+	key := nsName("ns/hourly")
+	p.Set(key, []Target{{ID: "a", Address: "10.0.0.1", Spec: ProbeSpec{Kind: ProbeTCP, Port: 80, Period: time.Hour}}})
+	startProber(t, p)
+
+	// waitScheduled waits for the probe to be recorded and the scheduler
+	// to wait on the clock for the next one.
+	waitScheduled := func(n int32, what string) {
+		t.Helper()
+		testenv.Eventually(t, 10*time.Second, testenv.Holds(what, func() bool {
+			p.mu.Lock()
+			queued := p.due.Len() == 1
+			p.mu.Unlock()
+			return probes.Load() == n && queued && clk.HasWaiters()
+		}))
+	}
+	waitScheduled(1, "the first probe, at Start")
+	if st := p.Status(key)["a"]; !st.LastProbe.Equal(t0) {
+		t.Errorf("first probe at %v, want %v", st.LastProbe, t0)
+	}
+	p.mu.Lock()
+	due := p.due[0].dueAt
+	p.mu.Unlock()
+	if want := t0.Add(time.Hour); !due.Equal(want) {
+		t.Errorf("next probe due at %v, want %v", due, want)
+	}
+
+	clk.Step(time.Hour)
+	waitScheduled(2, "the second probe, an hour on")
+	if st := p.Status(key)["a"]; !st.LastProbe.Equal(t0.Add(time.Hour)) || !st.Healthy || st.ConsecutiveSuccesses != 2 {
+		t.Errorf("after the second probe: %+v", st)
 	}
 }

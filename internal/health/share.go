@@ -95,7 +95,7 @@ func (p *Prober) SetMembers(self string, members []string) {
 			delete(p.reports, m)
 		}
 	}
-	now := time.Now()
+	now := p.clock.Now()
 	for _, ts := range p.owners {
 		for _, t := range ts {
 			owned := p.owns(t)
@@ -176,7 +176,7 @@ func (p *Prober) adopt(t *target) {
 		t.lastProbe = time.Time{}
 	case t.lastProbe.IsZero():
 		// When this replica learned of a probe, for want of its time.
-		t.lastProbe = time.Now()
+		t.lastProbe = p.clock.Now()
 	}
 	if flipped || counted {
 		f := Flip{Key: t.key, TargetID: t.id, Healthy: v.Healthy}

@@ -18,7 +18,7 @@ func TestRecreateReasonForFamilies(t *testing.T) {
 	svc := func(families ...corev1.IPFamily) *corev1.Service {
 		return &corev1.Service{Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, IPFamilies: families}}
 	}
-	in := func(families ...v1alpha1.IPFamily) *v1alpha1.NetworkIntent {
+	in := func(families ...corev1.IPFamily) *v1alpha1.NetworkIntent {
 		return &v1alpha1.NetworkIntent{Spec: v1alpha1.NetworkIntentSpec{Exposure: v1alpha1.ExposureClusterIP, IPFamilies: families}}
 	}
 	v4, v6 := corev1.IPv4Protocol, corev1.IPv6Protocol
@@ -28,12 +28,12 @@ func TestRecreateReasonForFamilies(t *testing.T) {
 		want     *v1alpha1.NetworkIntent
 		recreate bool
 	}{
-		{"same", svc(v4), in(v1alpha1.IPv4), false},
-		{"second added", svc(v4), in(v1alpha1.IPv4, v1alpha1.IPv6), false},
-		{"second dropped", svc(v4, v6), in(v1alpha1.IPv4), false},
+		{"same", svc(v4), in(corev1.IPv4Protocol), false},
+		{"second added", svc(v4), in(corev1.IPv4Protocol, corev1.IPv6Protocol), false},
+		{"second dropped", svc(v4, v6), in(corev1.IPv4Protocol), false},
 		{"none named", svc(v6, v4), in(), false},
-		{"primary changed", svc(v4), in(v1alpha1.IPv6), true},
-		{"primary swapped", svc(v4, v6), in(v1alpha1.IPv6, v1alpha1.IPv4), true},
+		{"primary changed", svc(v4), in(corev1.IPv6Protocol), true},
+		{"primary swapped", svc(v4, v6), in(corev1.IPv6Protocol, corev1.IPv4Protocol), true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,8 +80,8 @@ func TestUnchangedIgnoresTheDefaultedSecondFamily(t *testing.T) {
 func TestDesiredServiceFamilies(t *testing.T) {
 	in := &v1alpha1.NetworkIntent{Spec: v1alpha1.NetworkIntentSpec{
 		Exposure:       v1alpha1.ExposureLoadBalancer,
-		IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack),
-		IPFamilies:     []v1alpha1.IPFamily{v1alpha1.IPv6, v1alpha1.IPv4},
+		IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyRequireDualStack),
+		IPFamilies:     []corev1.IPFamily{corev1.IPv6Protocol, corev1.IPv4Protocol},
 	}}
 	in.Name, in.Namespace = "web", "shop"
 	spec := DesiredService(in, "").Spec

@@ -77,22 +77,20 @@ func DesiredService(in *v1alpha1.NetworkIntent, externalName string) *corev1ac.S
 	}
 	if typ == corev1.ServiceTypeNodePort || typ == corev1.ServiceTypeLoadBalancer {
 		if lb := in.Spec.LoadBalancer; lb != nil && lb.ExternalTrafficPolicy != "" {
-			spec.WithExternalTrafficPolicy(corev1.ServiceExternalTrafficPolicy(lb.ExternalTrafficPolicy))
+			spec.WithExternalTrafficPolicy(lb.ExternalTrafficPolicy)
 		}
 	}
 	if typ != corev1.ServiceTypeExternalName {
 		if in.Spec.IPFamilyPolicy != nil {
-			spec.WithIPFamilyPolicy(corev1.IPFamilyPolicy(*in.Spec.IPFamilyPolicy))
+			spec.WithIPFamilyPolicy(*in.Spec.IPFamilyPolicy)
 		}
-		for _, f := range in.Spec.IPFamilies {
-			spec.WithIPFamilies(corev1.IPFamily(f))
-		}
+		spec.WithIPFamilies(in.Spec.IPFamilies...)
 	}
 	if typ != corev1.ServiceTypeExternalName && in.Spec.TrafficDistribution != "" {
 		spec.WithTrafficDistribution(string(in.Spec.TrafficDistribution))
 	}
 	if typ != corev1.ServiceTypeExternalName && in.Spec.SessionAffinity != "" {
-		spec.WithSessionAffinity(corev1.ServiceAffinity(in.Spec.SessionAffinity))
+		spec.WithSessionAffinity(in.Spec.SessionAffinity)
 	}
 	return svc.WithSpec(spec)
 }
@@ -119,7 +117,7 @@ func Protocol(p v1alpha1.IntentPort) corev1.Protocol {
 	if p.Protocol == "" {
 		return corev1.ProtocolTCP
 	}
-	return corev1.Protocol(p.Protocol)
+	return p.Protocol
 }
 
 // RecreateReason says why the existing Service cannot be changed into the
@@ -143,7 +141,7 @@ func RecreateReason(existing *corev1.Service, in *v1alpha1.NetworkIntent) string
 		return "loadBalancerClass cannot change in place"
 	case want != corev1.ServiceTypeExternalName && have != corev1.ServiceTypeExternalName &&
 		len(in.Spec.IPFamilies) > 0 && len(existing.Spec.IPFamilies) > 0 &&
-		corev1.IPFamily(in.Spec.IPFamilies[0]) != existing.Spec.IPFamilies[0]:
+		in.Spec.IPFamilies[0] != existing.Spec.IPFamilies[0]:
 		return "the primary IP family cannot change from " + string(existing.Spec.IPFamilies[0]) + " to " + string(in.Spec.IPFamilies[0]) + " in place"
 	}
 	return ""

@@ -46,10 +46,7 @@ func ObserveService(in *v1alpha1.NetworkIntent, svc *corev1.Service) {
 			st.NodePorts = append(st.NodePorts, v1alpha1.NodePortStatus{Name: p.Name, NodePort: p.NodePort})
 		}
 	}
-	st.IPFamilies = nil
-	for _, f := range svc.Spec.IPFamilies {
-		st.IPFamilies = append(st.IPFamilies, v1alpha1.IPFamily(f))
-	}
+	st.IPFamilies = append([]corev1.IPFamily(nil), svc.Spec.IPFamilies...)
 	st.LoadBalancer = nil
 	st.Address = ""
 	st.Addresses = nil

@@ -98,7 +98,7 @@ func (b *IntentBuilder) ReadinessGate(gate bool) *IntentBuilder {
 }
 
 // IPFamilyPolicy sets which families the Service has.
-func (b *IntentBuilder) IPFamilyPolicy(p v1alpha1.IPFamilyPolicy) *IntentBuilder {
+func (b *IntentBuilder) IPFamilyPolicy(p corev1.IPFamilyPolicy) *IntentBuilder {
 	b.in.Spec.IPFamilyPolicy = &p
 	return b
 }

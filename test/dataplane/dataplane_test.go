@@ -883,7 +883,7 @@ func (w *walk) dualStack(keep, half *testnet.Host) {
 		ObjectMeta: metav1.ObjectMeta{Name: dualIntent, Namespace: w.ns},
 		Spec: v1alpha1.NetworkIntentSpec{
 			Exposure:       v1alpha1.ExposureLoadBalancer,
-			IPFamilyPolicy: ptr.To(v1alpha1.IPFamilyPolicyRequireDualStack),
+			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyRequireDualStack),
 			Ports:          []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
 			LoadBalancer:   &v1alpha1.LoadBalancerSpec{Class: v1alpha1.AddressPoolClass, Pool: poolName},
 			HealthCheck:    healthCheck(),
@@ -958,7 +958,7 @@ func (w *walk) dualStack(keep, half *testnet.Host) {
 			return err
 		}
 		e := got.Status.Endpoints
-		if e == nil || len(e.Unhealthy) != 1 || e.Unhealthy[0].Address != half.IP6.String() || e.Unhealthy[0].Family != v1alpha1.IPv6 {
+		if e == nil || len(e.Unhealthy) != 1 || e.Unhealthy[0].Address != half.IP6.String() || e.Unhealthy[0].Family != corev1.IPv6Protocol {
 			return fmt.Errorf("endpoints status %+v", e)
 		}
 		return nil
