@@ -125,8 +125,7 @@ func ProbedIntent(ns, name string, target int32, backends []netip.Addr, period, 
 
 // PodBuilder builds a pod and the status a kubelet would write for it.
 type PodBuilder struct {
-	pod   *corev1.Pod
-	ready bool
+	pod *corev1.Pod
 }
 
 // Pod starts a pod ns/name with one container, "app".
