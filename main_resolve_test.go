@@ -9,17 +9,14 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestTargetResolverWithoutDNSServer: with the DNS server disabled, probes
 // resolve target names through --dns-upstreams, as absolute names.
 func TestTargetResolverWithoutDNSServer(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	asked := make(chan string, 16)
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	upstream := testenv.ServeDNST(t, func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		q := req.Question[0]
@@ -34,11 +31,9 @@ func TestTargetResolverWithoutDNSServer(t *testing.T) {
 			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.IPv4(192, 0, 2, 7)})
 		}
 		_ = w.WriteMsg(m)
-	})}
-	go func() { _ = srv.ActivateAndServe() }()
-	t.Cleanup(func() { _ = srv.Shutdown() })
+	})
 
-	r := targetResolver(nil, config{dnsUpstreams: " " + pc.LocalAddr().String() + " "})
+	r := targetResolver(nil, config{dnsUpstreams: " " + upstream + " "})
 	if r == nil {
 		t.Fatal("no resolver for --dns-upstreams")
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/manifests"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestAdmissionPolicySetsFinalizer installs config/admission's policy, its
@@ -24,7 +25,7 @@ import (
 // to make.
 func TestAdmissionPolicySetsFinalizer(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	objs, err := manifests.Read(filepath.Join("..", manifests.AdmissionPolicy))
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +98,7 @@ func TestAdmissionPolicySetsFinalizer(t *testing.T) {
 			if !hasFinalizer(got) {
 				t.Errorf("version %s has finalizers %v", got.ResourceVersion, got.Finalizers)
 			}
-			if ready := conditionStatus(got, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); ready == nil {
+			if ready := testenv.IntentCondition(got, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); ready == nil {
 				t.Logf("Ready after %d versions of the intent, each with the finalizer", versions)
 				return
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/endpoints"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestCacheTrims checks the cache transforms: managedFields and the
@@ -64,19 +65,19 @@ func TestCacheTrims(t *testing.T) {
 // the intent.
 func TestLastAppliedSurvives(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := webIntent(ns, "web", v1alpha1.ExposureClusterIP)
 	in.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"apiVersion":"networking.netintent.io/v1alpha1"}`}
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
 	converged(t, ns, "web")
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "web")
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(got, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
+		if err := testenv.IntentCondition(got, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
 			return err
 		}
 		if got.Annotations[corev1.LastAppliedConfigAnnotation] != in.Annotations[corev1.LastAppliedConfigAnnotation] || !hasFinalizer(got) {

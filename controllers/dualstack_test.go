@@ -13,14 +13,13 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/endpoints"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -72,7 +71,7 @@ func familiesOf(ips []string) []corev1.IPFamily {
 // static backends by family) and nothing of a family the Service has not.
 func TestIPFamilyPolicies(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	cases := []struct {
 		name     string
 		policy   *corev1.IPFamilyPolicy
@@ -94,7 +93,7 @@ func TestIPFamilyPolicies(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			eventually(t, 20*time.Second, func() error {
+			testenv.Eventually(t, 20*time.Second, func() error {
 				svc, err := getService(ctx, ns, tc.name)
 				if err != nil {
 					in, _ := getIntent(ctx, ns, tc.name)
@@ -151,14 +150,14 @@ func TestIPFamilyPolicies(t *testing.T) {
 // slices; adding it back restores them.
 func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := dualIntent(ns, "api", ptr.To(corev1.IPFamilyPolicyRequireDualStack))
 	in.Spec.Backends = in.Spec.Backends[:1] // IPv4 only
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
 	var uid string
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		got, err := familiesPublished(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -184,7 +183,7 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 	}
 
 	// Down to one family, in place.
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		cur, err := getIntent(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -193,7 +192,7 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 		cur.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
 		return k8sClient.Update(ctx, cur)
 	})
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		svc, err := getService(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -222,7 +221,7 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 	})
 
 	// Back to two: an IPv6 placeholder again.
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		cur, err := getIntent(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -230,7 +229,7 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 		cur.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyPreferDualStack)
 		return k8sClient.Update(ctx, cur)
 	})
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		got, err := familiesPublished(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -247,13 +246,13 @@ func TestDualStackPlaceholderAndDroppedFamily(t *testing.T) {
 // the new one.
 func TestPrimaryFamilyChangeRecreatesService(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := dualIntent(ns, "api", ptr.To(corev1.IPFamilyPolicySingleStack), corev1.IPv4Protocol)
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
 	var uid string
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		svc, err := getService(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -261,7 +260,7 @@ func TestPrimaryFamilyChangeRecreatesService(t *testing.T) {
 		uid = string(svc.UID)
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		cur, err := getIntent(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -269,7 +268,7 @@ func TestPrimaryFamilyChangeRecreatesService(t *testing.T) {
 		cur.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv6Protocol}
 		return k8sClient.Update(ctx, cur)
 	})
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		svc, err := getService(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -312,9 +311,9 @@ func lbAddresses(ctx context.Context, ns, name string) ([]string, *metav1.Condit
 // gains it, keeping the first.
 func TestDualStackLoadBalancer(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	// A pool of IPv4 only, and one of both families.
-	createPool(t, testPool("dual-v4only-"+ns, ns, "198.51.100.200/30"))
+	testenv.CreateT(t, k8sClient, testenv.Pool("dual-v4only-"+ns, selectNamespace(ns), "198.51.100.200/30"))
 
 	require := poolIntent(ns, "require", "", "")
 	require.Spec.IPFamilyPolicy = ptr.To(corev1.IPFamilyPolicyRequireDualStack)
@@ -323,7 +322,7 @@ func TestDualStackLoadBalancer(t *testing.T) {
 	createIntents(t, require, prefer)
 
 	var preferV4 string
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		ips, cond, err := lbAddresses(ctx, ns, "require")
 		if err != nil {
 			return err
@@ -336,7 +335,7 @@ func TestDualStackLoadBalancer(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(in, v1alpha1.IntentConditionAddressAssigned, metav1.ConditionFalse, v1alpha1.AddressReasonNoDualStackPool); err != nil {
+		if err := testenv.IntentCondition(in, v1alpha1.IntentConditionAddressAssigned, metav1.ConditionFalse, v1alpha1.AddressReasonNoDualStackPool); err != nil {
 			return err
 		}
 		ips, cond, err = lbAddresses(ctx, ns, "prefer")
@@ -351,8 +350,8 @@ func TestDualStackLoadBalancer(t *testing.T) {
 	})
 
 	// A pool of both families: require gets both from it.
-	createPool(t, testPool("dual-both-"+ns, ns, "198.51.100.210/31", "2001:db8:210::/126"))
-	eventually(t, 20*time.Second, func() error {
+	testenv.CreateT(t, k8sClient, testenv.Pool("dual-both-"+ns, selectNamespace(ns), "198.51.100.210/31", "2001:db8:210::/126"))
+	testenv.Eventually(t, 20*time.Second, func() error {
 		ips, cond, err := lbAddresses(ctx, ns, "require")
 		if err != nil {
 			return err
@@ -392,7 +391,7 @@ func TestDualStackLoadBalancer(t *testing.T) {
 // would refuse of the Service.
 func TestDualStackFamilyValidation(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	cases := []struct {
 		name    string
 		mutate  func(*v1alpha1.NetworkIntent)
@@ -435,23 +434,9 @@ func TestDualStackFamilyValidation(t *testing.T) {
 func TestHealthPerFamily(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 3)
-	ns := newNamespace(t)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dual"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure:       v1alpha1.ExposureClusterIP,
-			IPFamilyPolicy: ptr.To(corev1.IPFamilyPolicyRequireDualStack),
-			Selector:       &metav1.LabelSelector{MatchLabels: map[string]string{"app": "dual"}},
-			Ports:          []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-				HealthyThreshold:   ptr.To[int32](1),
-			},
-		},
-	}
+	ns := testEnv.Namespace(t)
+	in := testenv.Intent(ns, "dual").IPFamilyPolicy(corev1.IPFamilyPolicyRequireDualStack).SelectApp("dual").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).HealthyThreshold(1).Build()
 	for i, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatalf("starting test host %d: %v", i, err)
@@ -493,7 +478,7 @@ func TestHealthPerFamily(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "dual")
 		if err != nil {
 			return err
@@ -507,10 +492,10 @@ func TestHealthPerFamily(t *testing.T) {
 				return fmt.Errorf("unhealthy %+v", u)
 			}
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
 	})
 	// The IPv4 addresses stay in traffic while the IPv6 ones stay out.
-	consistently(t, 2*probePeriod, func() error {
+	testenv.Consistently(t, 2*probePeriod, func() error {
 		eps, _, err := published(ctx, ns, "dual")
 		if err != nil {
 			return err
@@ -529,9 +514,8 @@ func TestHealthPerFamily(t *testing.T) {
 // appears while the operator is down, named to be reconciled first, would
 // take them if the operator allocated before re-claiming.
 func TestDualStackAddressesSurviveRestart(t *testing.T) {
-	cp := envtest.ControlPlane{}
-	cp.GetAPIServer().Configure().Set("service-cluster-ip-range", testServiceRanges)
-	_, cfg, c := ownControlPlane(t, cp)
+	cp := testenv.StartT(t, testenv.Options{})
+	cfg, c := cp.Config, cp.Client
 	ctx := context.Background()
 	ns := "restart-dual"
 	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -567,7 +551,7 @@ func TestDualStackAddressesSurviveRestart(t *testing.T) {
 	}
 	stop := startOperator(t, cfg)
 	want := map[string][]string{}
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		for _, name := range []string{"web-require", "web-prefer"} {
 			ips, err := shown(name)
 			if err != nil {
@@ -589,7 +573,7 @@ func TestDualStackAddressesSurviveRestart(t *testing.T) {
 	}
 	stop = startOperator(t, cfg)
 	defer stop()
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		ips, err := shown("a-early")
 		if err != nil {
 			return err
@@ -601,7 +585,7 @@ func TestDualStackAddressesSurviveRestart(t *testing.T) {
 		}
 		return nil
 	})
-	consistently(t, 2*time.Second, func() error {
+	testenv.Consistently(t, 2*time.Second, func() error {
 		for name, ips := range want {
 			got, err := shown(name)
 			if err != nil {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -76,8 +77,8 @@ func failoverNames(t *testing.T, ns string) (primary, secondary string, hosts []
 		}
 	}
 	primary, secondary = "primary."+ns+".example.test", "secondary."+ns+".example.test"
-	testHosts.set(primary, tn.Hosts[0].IP)
-	testHosts.set(secondary, tn.Hosts[1].IP)
+	testHosts.Set(primary, tn.Hosts[0].IP)
+	testHosts.Set(secondary, tn.Hosts[1].IP)
 	return primary, secondary, tn.Hosts
 }
 
@@ -189,15 +190,15 @@ func eventSeen(ns, reason string) func() error {
 // after failbackAfter.
 func TestExternalNameFailoverAndAutomaticFailback(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	primary, secondary, hosts := failoverNames(t, ns)
 	failbackAfter := 4 * time.Second
 	if err := k8sClient.Create(ctx, failoverIntent(ns, primary, secondary, "", &failbackAfter)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, aliasIs(ns, primary))
-	eventually(t, 10*time.Second, targetHealth(ns, true, true))
-	eventually(t, 2*probePeriod+time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, aliasIs(ns, primary))
+	testenv.Eventually(t, 10*time.Second, targetHealth(ns, true, true))
+	testenv.Eventually(t, 2*probePeriod+time.Second, func() error {
 		in, err := getIntent(ctx, ns, "payments")
 		if err != nil {
 			return err
@@ -216,9 +217,9 @@ func TestExternalNameFailoverAndAutomaticFailback(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	eventually(t, failoverDeadline, aliasIs(ns, secondary))
+	testenv.Eventually(t, failoverDeadline, aliasIs(ns, secondary))
 	t.Logf("alias moved %v after the primary's server exited (deadline %v)", time.Since(stopped).Round(time.Millisecond), failoverDeadline)
-	eventually(t, 5*time.Second, targetHealth(ns, false, true))
+	testenv.Eventually(t, 5*time.Second, targetHealth(ns, false, true))
 	in, err := getIntent(ctx, ns, "payments")
 	if err != nil {
 		t.Fatal(err)
@@ -226,25 +227,25 @@ func TestExternalNameFailoverAndAutomaticFailback(t *testing.T) {
 	if msg := in.Status.ExternalName.Targets[0].Message; msg != health.FailureConnectionRefused {
 		t.Errorf("primary's failure %q, want %s", msg, health.FailureConnectionRefused)
 	}
-	if err := conditionStatus(in, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded); err != nil {
+	if err := testenv.IntentCondition(in, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded); err != nil {
 		t.Error(err)
 	}
 	if got := failovers(); got != before+1 {
 		t.Errorf("failover counter %v, want %v", got, before+1)
 	}
-	eventually(t, 5*time.Second, eventSeen(ns, eventTargetFailover))
+	testenv.Eventually(t, 5*time.Second, eventSeen(ns, eventTargetFailover))
 
 	// The primary comes back: the alias stays on the secondary until the
 	// primary has passed for failbackAfter, then returns.
 	if err := hosts[0].Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*probePeriod+time.Second, targetHealth(ns, true, true))
+	testenv.Eventually(t, 2*probePeriod+time.Second, targetHealth(ns, true, true))
 	healthyAt := time.Now()
-	consistently(t, failbackAfter-200*time.Millisecond, aliasIs(ns, secondary))
-	eventually(t, 3*time.Second, aliasIs(ns, primary))
+	testenv.Consistently(t, failbackAfter-200*time.Millisecond, aliasIs(ns, secondary))
+	testenv.Eventually(t, 3*time.Second, aliasIs(ns, primary))
 	t.Logf("alias returned %v after the primary was seen healthy (failbackAfter %v)", time.Since(healthyAt).Round(time.Millisecond), failbackAfter)
-	eventually(t, 5*time.Second, eventSeen(ns, eventTargetFailback))
+	testenv.Eventually(t, 5*time.Second, eventSeen(ns, eventTargetFailback))
 	if got := testutil.ToFloat64(failbacksTotal.WithLabelValues(ns, "payments")); got != 1 {
 		t.Errorf("failback counter %v, want 1", got)
 	}
@@ -259,21 +260,21 @@ func TestExternalNameFailoverAndAutomaticFailback(t *testing.T) {
 // stays, with NoHealthyTarget.
 func TestExternalNameManualFailbackAndAllDown(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	primary, secondary, hosts := failoverNames(t, ns)
 	if err := k8sClient.Create(ctx, failoverIntent(ns, primary, secondary, v1alpha1.FailbackManual, nil)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, aliasIs(ns, primary))
+	testenv.Eventually(t, 20*time.Second, aliasIs(ns, primary))
 	if err := hosts[0].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, failoverDeadline, aliasIs(ns, secondary))
+	testenv.Eventually(t, failoverDeadline, aliasIs(ns, secondary))
 	if err := hosts[0].Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 2*probePeriod+time.Second, targetHealth(ns, true, true))
-	consistently(t, 3*time.Second, aliasIs(ns, secondary))
+	testenv.Eventually(t, 2*probePeriod+time.Second, targetHealth(ns, true, true))
+	testenv.Consistently(t, 3*time.Second, aliasIs(ns, secondary))
 
 	// Asked, the operator fails back and removes the annotation.
 	in, err := getIntent(ctx, ns, "payments")
@@ -285,8 +286,8 @@ func TestExternalNameManualFailbackAndAllDown(t *testing.T) {
 	if err := k8sClient.Patch(ctx, in, patch); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, aliasIs(ns, primary))
-	eventually(t, 5*time.Second, func() error {
+	testenv.Eventually(t, 5*time.Second, aliasIs(ns, primary))
+	testenv.Eventually(t, 5*time.Second, func() error {
 		in, err := getIntent(ctx, ns, "payments")
 		if err != nil {
 			return err
@@ -296,25 +297,19 @@ func TestExternalNameManualFailbackAndAllDown(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 5*time.Second, eventSeen(ns, eventTargetFailback))
+	testenv.Eventually(t, 5*time.Second, eventSeen(ns, eventTargetFailback))
 
 	// Both fail: the secondary, published last, stays published.
 	if err := hosts[0].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, failoverDeadline, aliasIs(ns, secondary))
+	testenv.Eventually(t, failoverDeadline, aliasIs(ns, secondary))
 	if err := hosts[1].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, failoverDeadline, func() error {
-		in, err := getIntent(ctx, ns, "payments")
-		if err != nil {
-			return err
-		}
-		return conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget)
-	})
-	consistently(t, 2*time.Second, aliasIs(ns, secondary))
-	eventually(t, 5*time.Second, eventSeen(ns, v1alpha1.IntentReasonNoHealthyTarget))
+	testenv.WaitForCondition(t, k8sClient, client.ObjectKey{Namespace: ns, Name: "payments"}, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget, failoverDeadline)
+	testenv.Consistently(t, 2*time.Second, aliasIs(ns, secondary))
+	testenv.Eventually(t, 5*time.Second, eventSeen(ns, v1alpha1.IntentReasonNoHealthyTarget))
 }
 
 // TestExternalNameTargetsResolvingToRefusedAddresses: targets whose names
@@ -323,7 +318,7 @@ func TestExternalNameManualFailbackAndAllDown(t *testing.T) {
 // unhealthy with NoAddress.
 func TestExternalNameTargetsResolvingToRefusedAddresses(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -331,8 +326,8 @@ func TestExternalNameTargetsResolvingToRefusedAddresses(t *testing.T) {
 	defer ln.Close()
 	port := int32(ln.Addr().(*net.TCPAddr).Port)
 	loopback, metadata, missing := "loopback."+ns+".example.test", "metadata."+ns+".example.test", "missing."+ns+".example.test"
-	testHosts.set(loopback, netip.MustParseAddr("127.0.0.1"))
-	testHosts.set(metadata, netip.MustParseAddr("169.254.169.254"))
+	testHosts.Set(loopback, netip.MustParseAddr("127.0.0.1"))
+	testHosts.Set(metadata, netip.MustParseAddr("169.254.169.254"))
 	in := &v1alpha1.NetworkIntent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "payments"},
 		Spec: v1alpha1.NetworkIntentSpec{
@@ -348,7 +343,7 @@ func TestExternalNameTargetsResolvingToRefusedAddresses(t *testing.T) {
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "payments")
 		if err != nil {
 			return err
@@ -375,13 +370,13 @@ func TestExternalNameTargetsResolvingToRefusedAddresses(t *testing.T) {
 		if svc.Spec.ExternalName != st.ActiveTarget {
 			return fmt.Errorf("Service externalName %q, status says %q", svc.Spec.ExternalName, st.ActiveTarget)
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoHealthyTarget)
 	})
 	// Let every target be probed twice more, then prove no probe reached
 	// the listener.
 	mark := time.Now()
 	for range 2 {
-		eventually(t, 3*probePeriod, func() error {
+		testenv.Eventually(t, 3*probePeriod, func() error {
 			states := suiteProber.Status(types.NamespacedName{Namespace: ns, Name: "payments"})
 			if len(states) != 3 {
 				return fmt.Errorf("prober has %d targets, want 3", len(states))
@@ -405,7 +400,7 @@ func TestExternalNameTargetsResolvingToRefusedAddresses(t *testing.T) {
 // the median and the worst, with the settings used.
 func TestExternalNameFailoverTimes(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	primary, secondary, hosts := failoverNames(t, ns)
 	zero := time.Duration(0)
 	if err := k8sClient.Create(ctx, failoverIntent(ns, primary, secondary, v1alpha1.FailbackAutomatic, &zero)); err != nil {
@@ -413,7 +408,7 @@ func TestExternalNameFailoverTimes(t *testing.T) {
 	}
 	var times []time.Duration
 	for i := range 10 {
-		eventually(t, 20*time.Second, aliasIs(ns, primary))
+		testenv.Eventually(t, 20*time.Second, aliasIs(ns, primary))
 		if err := hosts[0].Stop(); err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -23,7 +24,7 @@ import (
 func TestGRPCProbingOnTestHosts(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 2)
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	for i, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatalf("starting test host %d: %v", i, err)
@@ -79,7 +80,7 @@ func TestGRPCProbingOnTestHosts(t *testing.T) {
 			}
 			return nil
 		})
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			got, err := getIntent(ctx, ns, "grpc")
 			if err != nil {
 				return err
@@ -105,7 +106,7 @@ func TestGRPCProbingOnTestHosts(t *testing.T) {
 // answers SERVING again.
 func TestGRPCProbedExternalNameFailsOver(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	primary, secondary, hosts := failoverNames(t, ns)
 	grpcProbe := v1alpha1.ProbeHandler{GRPC: &v1alpha1.GRPCProbe{Port: ptr.To[int32](testnet.GRPCPort)}}
 	in := failoverIntent(ns, primary, secondary, v1alpha1.FailbackAutomatic, ptr.To(time.Duration(0)))
@@ -115,13 +116,13 @@ func TestGRPCProbedExternalNameFailsOver(t *testing.T) {
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, aliasIs(ns, primary))
+	testenv.Eventually(t, 20*time.Second, aliasIs(ns, primary))
 
 	if err := hosts[0].SetHealthy(false); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, failoverDeadline, aliasIs(ns, secondary))
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, failoverDeadline, aliasIs(ns, secondary))
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "payments")
 		if err != nil {
 			return err
@@ -136,5 +137,5 @@ func TestGRPCProbedExternalNameFailsOver(t *testing.T) {
 	if err := hosts[0].SetHealthy(true); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, failoverDeadline, aliasIs(ns, primary))
+	testenv.Eventually(t, failoverDeadline, aliasIs(ns, primary))
 }

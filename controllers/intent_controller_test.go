@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -20,17 +19,18 @@ import (
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/dnsserver"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 func setupReconcilers(mgr ctrl.Manager) error {
-	_, stop, err := testHosts.start()
-	if err != nil {
+	if err := testHosts.Start(); err != nil {
 		return err
 	}
-	go func() { <-suiteCtx.Done(); stop() }()
+	go func() { <-suiteCtx.Done(); testHosts.Close() }()
 	// The suite's DNS server forwards to the test zone alone, and the
 	// prober resolves target names through it, as the operator does.
-	if suiteDNS, err = startSuiteDNS(mgr, testHosts.addr); err != nil {
+	var err error
+	if suiteDNS, err = startSuiteDNS(mgr, testHosts.Addr); err != nil {
 		return err
 	}
 	suiteProber = health.NewProber(health.Options{Checker: &health.Checker{
@@ -103,20 +103,6 @@ func getIntent(ctx context.Context, ns, name string) (*v1alpha1.NetworkIntent, e
 	return in, err
 }
 
-// conditionStatus checks one condition of the intent's current generation.
-func conditionStatus(in *v1alpha1.NetworkIntent, typ string, want metav1.ConditionStatus, reason string) error {
-	c := meta.FindStatusCondition(in.Status.Conditions, typ)
-	switch {
-	case c == nil:
-		return fmt.Errorf("condition %s missing (conditions %+v)", typ, in.Status.Conditions)
-	case c.ObservedGeneration != in.Generation:
-		return fmt.Errorf("condition %s is for generation %d, intent is at %d", typ, c.ObservedGeneration, in.Generation)
-	case c.Status != want || (reason != "" && c.Reason != reason):
-		return fmt.Errorf("condition %s is %s/%s (%s), want %s/%s", typ, c.Status, c.Reason, c.Message, want, reason)
-	}
-	return nil
-}
-
 // checkService compares the intent's Service with what the exposure declares.
 func checkService(svc *corev1.Service, in *v1alpha1.NetworkIntent) error {
 	wantType := map[v1alpha1.Exposure]corev1.ServiceType{
@@ -174,7 +160,7 @@ func checkStatus(in *v1alpha1.NetworkIntent, svc *corev1.Service) error {
 	if in.Status.ObservedGeneration != in.Generation {
 		return fmt.Errorf("observedGeneration %d, generation %d", in.Status.ObservedGeneration, in.Generation)
 	}
-	if err := conditionStatus(in, v1alpha1.IntentConditionServiceReady, metav1.ConditionTrue, v1alpha1.IntentReasonApplied); err != nil {
+	if err := testenv.IntentCondition(in, v1alpha1.IntentConditionServiceReady, metav1.ConditionTrue, v1alpha1.IntentReasonApplied); err != nil {
 		return err
 	}
 	if in.Status.ServiceName != svc.Name {
@@ -185,20 +171,20 @@ func checkStatus(in *v1alpha1.NetworkIntent, svc *corev1.Service) error {
 		if in.Status.Address != svc.Spec.ExternalName || len(in.Status.ClusterIPs) != 0 {
 			return fmt.Errorf("status address %q clusterIPs %v", in.Status.Address, in.Status.ClusterIPs)
 		}
-		return conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady)
+		return testenv.IntentCondition(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady)
 	case v1alpha1.ExposureLoadBalancer:
 		// Nobody serves class example.com/lb here: pending, and not Ready.
-		if err := conditionStatus(in, v1alpha1.IntentConditionAddressAssigned, metav1.ConditionFalse, v1alpha1.AddressReasonPending); err != nil {
+		if err := testenv.IntentCondition(in, v1alpha1.IntentConditionAddressAssigned, metav1.ConditionFalse, v1alpha1.AddressReasonPending); err != nil {
 			return err
 		}
-		if err := conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.AddressReasonPending); err != nil {
+		if err := testenv.IntentCondition(in, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.AddressReasonPending); err != nil {
 			return err
 		}
 	default:
 		if in.Status.Address != svc.Spec.ClusterIP || in.Status.Address == "" {
 			return fmt.Errorf("status address %q, cluster IP %q", in.Status.Address, svc.Spec.ClusterIP)
 		}
-		if err := conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
+		if err := testenv.IntentCondition(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
 			return err
 		}
 	}
@@ -223,7 +209,7 @@ func converged(t *testing.T, ns, name string) (*v1alpha1.NetworkIntent, *corev1.
 	ctx := context.Background()
 	var in *v1alpha1.NetworkIntent
 	var svc *corev1.Service
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		var err error
 		if in, err = getIntent(ctx, ns, name); err != nil {
 			return err
@@ -240,7 +226,7 @@ func converged(t *testing.T, ns, name string) (*v1alpha1.NetworkIntent, *corev1.
 }
 
 func TestExposureProducesService(t *testing.T) {
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	for _, exposure := range []v1alpha1.Exposure{v1alpha1.ExposureClusterIP, v1alpha1.ExposureNodePort, v1alpha1.ExposureLoadBalancer, v1alpha1.ExposureExternalName} {
 		t.Run(string(exposure), func(t *testing.T) {
 			in := webIntent(ns, "web-"+strings.ToLower(string(exposure)), exposure)
@@ -254,7 +240,7 @@ func TestExposureProducesService(t *testing.T) {
 
 func TestHeadlessAndRequestedNodePort(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	headless := webIntent(ns, "db", v1alpha1.ExposureClusterIP)
 	headless.Spec.Headless = true
 	np := webIntent(ns, "fixed", v1alpha1.ExposureNodePort)
@@ -264,7 +250,7 @@ func TestHeadlessAndRequestedNodePort(t *testing.T) {
 			t.Fatalf("create %s: %v", in.Name, err)
 		}
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		svc, err := getService(ctx, ns, "db")
 		if err != nil {
 			return err
@@ -276,9 +262,9 @@ func TestHeadlessAndRequestedNodePort(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady)
+		return testenv.IntentCondition(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady)
 	})
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		in, err := getIntent(ctx, ns, "fixed")
 		if err != nil {
 			return err
@@ -292,7 +278,7 @@ func TestHeadlessAndRequestedNodePort(t *testing.T) {
 
 func TestDriftIsRepairedAndForeignFieldsKept(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := webIntent(ns, "web", v1alpha1.ExposureClusterIP)
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
@@ -323,7 +309,7 @@ func TestDriftIsRepairedAndForeignFieldsKept(t *testing.T) {
 
 func TestTypeChangesConverge(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := webIntent(ns, "web", v1alpha1.ExposureClusterIP)
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
@@ -331,7 +317,7 @@ func TestTypeChangesConverge(t *testing.T) {
 	converged(t, ns, "web")
 	for _, exposure := range []v1alpha1.Exposure{v1alpha1.ExposureNodePort, v1alpha1.ExposureLoadBalancer, v1alpha1.ExposureExternalName, v1alpha1.ExposureClusterIP} {
 		t.Run(string(exposure), func(t *testing.T) {
-			eventually(t, 10*time.Second, func() error {
+			testenv.Eventually(t, 10*time.Second, func() error {
 				cur, err := getIntent(ctx, ns, "web")
 				if err != nil {
 					return err
@@ -349,7 +335,7 @@ func TestTypeChangesConverge(t *testing.T) {
 
 func TestForeignServiceIsNeverTouched(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	foreign := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "legacy", Labels: map[string]string{"owner": "someone"}},
 		Spec: corev1.ServiceSpec{
@@ -364,15 +350,15 @@ func TestForeignServiceIsNeverTouched(t *testing.T) {
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		cur, err := getIntent(ctx, ns, "legacy")
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
+		if err := testenv.IntentCondition(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
 			return err
 		}
-		return conditionStatus(cur, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict)
+		return testenv.IntentCondition(cur, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict)
 	})
 	svc, err := getService(ctx, ns, "legacy")
 	if err != nil {
@@ -385,7 +371,7 @@ func TestForeignServiceIsNeverTouched(t *testing.T) {
 	if err := k8sClient.Delete(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if _, err := getIntent(ctx, ns, "legacy"); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("intent still there: %v", err)
 		}
@@ -402,7 +388,7 @@ func TestForeignServiceIsNeverTouched(t *testing.T) {
 
 func TestConflictClearsWhenForeignServiceGoes(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	foreign := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
@@ -413,13 +399,7 @@ func TestConflictClearsWhenForeignServiceGoes(t *testing.T) {
 	if err := k8sClient.Create(ctx, webIntent(ns, "web", v1alpha1.ExposureClusterIP)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
-		cur, err := getIntent(ctx, ns, "web")
-		if err != nil {
-			return err
-		}
-		return conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict)
-	})
+	testenv.WaitForCondition(t, k8sClient, client.ObjectKey{Namespace: ns, Name: "web"}, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict, 20*time.Second)
 	if err := k8sClient.Delete(ctx, foreign); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +408,7 @@ func TestConflictClearsWhenForeignServiceGoes(t *testing.T) {
 
 func TestDeletingIntentRemovesService(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := webIntent(ns, "web", v1alpha1.ExposureNodePort)
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
@@ -437,7 +417,7 @@ func TestDeletingIntentRemovesService(t *testing.T) {
 	if err := k8sClient.Delete(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if _, err := getService(ctx, ns, "web"); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("service still there: %v", err)
 		}
@@ -450,7 +430,7 @@ func TestDeletingIntentRemovesService(t *testing.T) {
 
 func TestSteadyStateWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := webIntent(ns, "web", v1alpha1.ExposureLoadBalancer)
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
@@ -491,7 +471,7 @@ func TestServiceNotWrittenAfterCreate(t *testing.T) {
 	}
 	for _, exposure := range []v1alpha1.Exposure{v1alpha1.ExposureClusterIP, v1alpha1.ExposureNodePort, v1alpha1.ExposureLoadBalancer, v1alpha1.ExposureExternalName} {
 		t.Run(string(exposure), func(t *testing.T) {
-			ns := newNamespace(t)
+			ns := testEnv.Namespace(t)
 			w, err := wc.Watch(ctx, &corev1.ServiceList{}, client.InNamespace(ns))
 			if err != nil {
 				t.Fatal(err)
@@ -542,7 +522,7 @@ func TestServiceNotWrittenAfterCreate(t *testing.T) {
 			if err := k8sClient.Update(ctx, in); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, func() error {
+			testenv.Eventually(t, 10*time.Second, func() error {
 				svc, err := getService(ctx, ns, "web")
 				if err != nil {
 					return err
@@ -562,7 +542,7 @@ func resync(t *testing.T, ns, name, key, value string) string {
 	t.Helper()
 	before := reconcileCount(t)
 	rv := annotate(t, ns, name, key, value)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if reconcileCount(t) <= before {
 			return errors.New("no reconcile yet")
 		}

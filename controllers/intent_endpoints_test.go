@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // apiIntent selects pods labelled app=<name> and resolves the named port
@@ -32,50 +33,26 @@ func apiIntent(ns, name string) *v1alpha1.NetworkIntent {
 	}
 }
 
-// makePod creates a pod labelled app=<app> and sets its IP and readiness
-// through the status subresource, as a kubelet would.
+// makePod creates a pod labelled app=<app> on node-a, with the container
+// port "http" (none when port is 0), and sets its IP and readiness through
+// the status subresource, as a kubelet would.
 func makePod(t *testing.T, ns, app, name, ip string, port int32, ready bool) *corev1.Pod {
 	t.Helper()
-	ctx := context.Background()
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"app": app}},
-		Spec: corev1.PodSpec{
-			NodeName:   "node-a",
-			Containers: []corev1.Container{{Name: "app", Image: "app:1", Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: port}}}},
-		},
+	b := testenv.Pod(ns, name).App(app).Node("node-a").Running(ready, ip)
+	if port != 0 {
+		b.ContainerPort("http", port)
 	}
-	if port == 0 {
-		pod.Spec.Containers[0].Ports = nil
-	}
-	if err := k8sClient.Create(ctx, pod); err != nil {
-		t.Fatalf("creating pod %s: %v", name, err)
-	}
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.PodIP = ip
-	pod.Status.PodIPs = []corev1.PodIP{{IP: ip}}
-	setPodReady(pod, ready)
-	if err := k8sClient.Status().Update(ctx, pod); err != nil {
-		t.Fatalf("setting pod %s status: %v", name, err)
-	}
-	return pod
-}
-
-func setPodReady(pod *corev1.Pod, ready bool) {
-	status := corev1.ConditionFalse
-	if ready {
-		status = corev1.ConditionTrue
-	}
-	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: status, LastTransitionTime: metav1.Now()}}
+	return b.CreateT(t, k8sClient)
 }
 
 func flipPodReady(t *testing.T, ns, name string, ready bool) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		pod := &corev1.Pod{}
 		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
 			return err
 		}
-		setPodReady(pod, ready)
+		testenv.SetPodReady(pod, ready)
 		return k8sClient.Status().Update(context.Background(), pod)
 	})
 }
@@ -126,7 +103,7 @@ func published(ctx context.Context, ns, svc string) (map[string]endpointState, [
 func waitPublished(t *testing.T, timeout time.Duration, ns, svc string, check func(map[string]endpointState) error) map[string]endpointState {
 	t.Helper()
 	var got map[string]endpointState
-	eventually(t, timeout, func() error {
+	testenv.Eventually(t, timeout, func() error {
 		var err error
 		if got, _, err = published(context.Background(), ns, svc); err != nil {
 			return err
@@ -138,7 +115,7 @@ func waitPublished(t *testing.T, timeout time.Duration, ns, svc string, check fu
 
 func TestSlicesFollowPods(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	if err := k8sClient.Create(ctx, apiIntent(ns, "api")); err != nil {
 		t.Fatal(err)
 	}
@@ -161,12 +138,12 @@ func TestSlicesFollowPods(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		in, err := getIntent(ctx, ns, "api")
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(in, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded); err != nil {
+		if err := testenv.IntentCondition(in, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded); err != nil {
 			return err
 		}
 		e := in.Status.Endpoints
@@ -221,7 +198,7 @@ func TestSlicesFollowPods(t *testing.T) {
 	if err := k8sClient.Delete(ctx, apiIntent(ns, "api")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		_, items, err := published(ctx, ns, "api")
 		if err != nil {
 			return err
@@ -235,7 +212,7 @@ func TestSlicesFollowPods(t *testing.T) {
 
 func TestManyPodsSliceAndSteadyState(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	if err := k8sClient.Create(ctx, apiIntent(ns, "big")); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +221,7 @@ func TestManyPodsSliceAndSteadyState(t *testing.T) {
 		makePod(t, ns, "big", fmt.Sprintf("p%03d", i), fmt.Sprintf("10.30.%d.%d", i/200, i%200+1), 8080, true)
 	}
 	var items []discoveryv1.EndpointSlice
-	eventually(t, 60*time.Second, func() error {
+	testenv.Eventually(t, 60*time.Second, func() error {
 		eps, list, err := published(ctx, ns, "big")
 		if err != nil {
 			return err
@@ -287,7 +264,7 @@ func TestManyPodsSliceAndSteadyState(t *testing.T) {
 
 	// One flip rewrites one slice.
 	flipPodReady(t, ns, "p120", false)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		eps, list, err := published(ctx, ns, "big")
 		if err != nil {
 			return err
@@ -310,7 +287,7 @@ func TestManyPodsSliceAndSteadyState(t *testing.T) {
 
 func TestStaticBackendsAndNoBackends(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := apiIntent(ns, "ext")
 	in.Spec.Selector = nil
 	in.Spec.Ports[0].TargetPort = ptr.To(intstr.FromInt32(5432))
@@ -318,7 +295,7 @@ func TestStaticBackendsAndNoBackends(t *testing.T) {
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		eps, list, err := published(ctx, ns, "ext")
 		if err != nil {
 			return err
@@ -335,14 +312,14 @@ func TestStaticBackendsAndNoBackends(t *testing.T) {
 	if err := k8sClient.Create(ctx, empty); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "lonely")
 		if err != nil {
 			return err
 		}
-		if err := conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonNoBackends); err != nil {
+		if err := testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonNoBackends); err != nil {
 			return err
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoBackends)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionReady, metav1.ConditionFalse, v1alpha1.IntentReasonNoBackends)
 	})
 }

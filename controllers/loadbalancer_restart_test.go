@@ -14,10 +14,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestAddressesSurviveRestarts restarts the operator (stops its manager and
@@ -34,7 +33,8 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts the operator 5 times with a 10 s watch each")
 	}
-	_, cfg, c := ownControlPlane(t, envtest.ControlPlane{})
+	cp := testenv.StartT(t, testenv.Options{})
+	cfg, c := cp.Config, cp.Client
 	ctx := context.Background()
 
 	nsObj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "restart"}}
@@ -135,7 +135,7 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 
 	stop := startOperator(t, cfg)
 	var want map[string]string
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		var err error
 		want, err = allAssigned("svc-0", "svc-1", "svc-2", "svc-3", "web-0", "web-1")
 		if err != nil {
@@ -171,8 +171,8 @@ func TestAddressesSurviveRestarts(t *testing.T) {
 		}
 
 		stop = startOperator(t, cfg)
-		consistently(t, 10*time.Second, func() error { return unchanged(want) })
-		eventually(t, 10*time.Second, func() error {
+		testenv.Consistently(t, 10*time.Second, func() error { return unchanged(want) })
+		testenv.Eventually(t, 10*time.Second, func() error {
 			got, err := allAssigned(newcomer)
 			if err != nil {
 				return err
@@ -200,14 +200,11 @@ func startOperator(t *testing.T, cfg *rest.Config) func() {
 // startOperatorWith is startOperator with the given options.
 func startOperatorWith(t *testing.T, cfg *rest.Config, opts Options) func() {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 testScheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Cache:                  CacheOptions(),
-		// The suite's manager registered the same controller names.
-		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-	})
+	mo := testenv.ManagerOptions(testScheme)
+	mo.Cache = CacheOptions()
+	// The suite's manager registered the same controller names.
+	mo.Controller = config.Controller{SkipNameValidation: ptr.To(true)}
+	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,13 +216,5 @@ func startOperatorWith(t *testing.T, cfg *rest.Config, opts Options) func() {
 	if err := SetupWithManager(mgr, opts); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}
+	return testenv.RunManager(t, mgr)
 }

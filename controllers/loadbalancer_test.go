@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // Pools are cluster-scoped and outlive a test's namespace: each test makes
@@ -29,27 +30,6 @@ import (
 // selectNamespace is a namespaceSelector for one namespace.
 func selectNamespace(ns string) *metav1.LabelSelector {
 	return &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}}
-}
-
-// createPool creates an AddressPool for the test and deletes it after.
-func createPool(t *testing.T, pool *v1alpha1.AddressPool) {
-	t.Helper()
-	ctx := context.Background()
-	if err := k8sClient.Create(ctx, pool); err != nil {
-		t.Fatalf("creating pool %s: %v", pool.Name, err)
-	}
-	t.Cleanup(func() {
-		if err := k8sClient.Delete(ctx, pool); client.IgnoreNotFound(err) != nil {
-			t.Errorf("deleting pool %s: %v", pool.Name, err)
-		}
-	})
-}
-
-func testPool(name, ns string, addresses ...string) *v1alpha1.AddressPool {
-	return &v1alpha1.AddressPool{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       v1alpha1.AddressPoolSpec{Addresses: addresses, NamespaceSelector: selectNamespace(ns)},
-	}
 }
 
 // poolIntent is a LoadBalancer intent of the address-pool class.
@@ -155,7 +135,7 @@ func deleteIntent(t *testing.T, ns, name string) {
 	if err := k8sClient.Delete(ctx, in); err != nil {
 		t.Fatalf("deleting intent %s: %v", name, err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if _, err := getService(ctx, ns, name); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("service %s still there: %v", name, err)
 		}
@@ -195,16 +175,16 @@ func distinct(addrs map[string]string) error {
 
 func TestPoolExhaustedThenFreed(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	pool := "lb-exhaust-" + ns
-	createPool(t, testPool(pool, ns, "198.51.100.10-198.51.100.11"))
+	testenv.CreateT(t, k8sClient, testenv.Pool(pool, selectNamespace(ns), "198.51.100.10-198.51.100.11"))
 	names := []string{"a", "b", "c", "d"}
 	for _, name := range names {
 		createIntents(t, poolIntent(ns, name, "", ""))
 	}
 
 	var assigned map[string]string
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		var refused map[string][]string
 		var err error
 		if assigned, refused, err = byReason(ctx, ns, names...); err != nil {
@@ -220,10 +200,10 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 		}
 		return distinct(assigned)
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "2/2/0", "")
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		evs := &eventsv1.EventList{}
 		if err := k8sClient.List(ctx, evs, client.InNamespace(ns)); err != nil {
 			return err
@@ -243,7 +223,7 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 		break
 	}
 	deleteIntent(t, ns, gone)
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		rest := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == gone })
 		now, refused, err := byReason(ctx, ns, rest...)
 		if err != nil {
@@ -262,7 +242,7 @@ func TestPoolExhaustedThenFreed(t *testing.T) {
 		}
 		return distinct(now)
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "2/2/0", "")
 	})
 }
@@ -303,13 +283,13 @@ func mapValues(m map[string]string) func(func(string) bool) {
 
 func TestRequestedAddresses(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	pool := "lb-request-" + ns
 	other := "lb-request-other-" + ns
-	createPool(t, testPool(pool, ns, "203.0.113.0/29"))
-	forbidden := testPool(other, ns, "203.0.113.16/29")
+	testenv.CreateT(t, k8sClient, testenv.Pool(pool, selectNamespace(ns), "203.0.113.0/29"))
+	forbidden := testenv.Pool(other, selectNamespace(ns), "203.0.113.16/29")
 	forbidden.Spec.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"netintent-test": "nobody"}}
-	createPool(t, forbidden)
+	testenv.CreateT(t, k8sClient, forbidden)
 
 	createIntents(t,
 		poolIntent(ns, "first", "", "203.0.113.5"),
@@ -320,7 +300,7 @@ func TestRequestedAddresses(t *testing.T) {
 		poolIntent(ns, "no-such-pool", "lb-request-missing-"+ns, ""),
 	)
 	var winner, loser string
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		assigned, refused, err := byReason(ctx, ns, "first", "second", "outside", "not-allowed", "named-not-allowed", "no-such-pool")
 		if err != nil {
 			return err
@@ -358,7 +338,7 @@ func TestRequestedAddresses(t *testing.T) {
 
 	// When the winner goes, the address goes to the one that asked next.
 	deleteIntent(t, ns, winner)
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		addr, reason, err := intentAddress(ctx, ns, loser)
 		if err != nil {
 			return err
@@ -368,20 +348,20 @@ func TestRequestedAddresses(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		return poolStatus(ctx, pool, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "8/1/7", "")
 	})
 }
 
 func TestOverlappingPoolIsNotUsed(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	older := "lb-overlap-a-" + ns
 	newer := "lb-overlap-b-" + ns
-	createPool(t, testPool(older, ns, "192.0.2.128/29"))
+	testenv.CreateT(t, k8sClient, testenv.Pool(older, selectNamespace(ns), "192.0.2.128/29"))
 	// Created in the same second, pools are ordered by name: a before b.
-	createPool(t, testPool(newer, ns, "192.0.2.132-192.0.2.140"))
-	eventually(t, 10*time.Second, func() error {
+	testenv.CreateT(t, k8sClient, testenv.Pool(newer, selectNamespace(ns), "192.0.2.132-192.0.2.140"))
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := poolStatus(ctx, older, metav1.ConditionTrue, v1alpha1.AddressPoolReasonInUse, "8/0/8", ""); err != nil {
 			return err
 		}
@@ -389,7 +369,7 @@ func TestOverlappingPoolIsNotUsed(t *testing.T) {
 	})
 
 	createIntents(t, poolIntent(ns, "auto", "", ""), poolIntent(ns, "named", newer, ""))
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		assigned, refused, err := byReason(ctx, ns, "auto", "named")
 		if err != nil {
 			return err
@@ -405,7 +385,7 @@ func TestOverlappingPoolIsNotUsed(t *testing.T) {
 	if err := k8sClient.Delete(ctx, &v1alpha1.AddressPool{ObjectMeta: metav1.ObjectMeta{Name: older}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		assigned, refused, err := byReason(ctx, ns, "auto", "named")
 		if err != nil {
 			return err
@@ -428,9 +408,9 @@ func TestOverlappingPoolIsNotUsed(t *testing.T) {
 
 func TestPlainServiceGetsAddress(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	pool := "lb-plain-" + ns
-	createPool(t, testPool(pool, ns, "198.51.100.64/29", "2001:db8:64::/120"))
+	testenv.CreateT(t, k8sClient, testenv.Pool(pool, selectNamespace(ns), "198.51.100.64/29", "2001:db8:64::/120"))
 	plain := func(name string, annotations map[string]string) *corev1.Service {
 		return &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: annotations},
@@ -450,7 +430,7 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		want := map[string]string{"auto": "198.51.100.64", "asks": "198.51.100.70"}
 		for name, addr := range want {
 			got, cond, err := serviceAddress(ctx, ns, name)
@@ -486,7 +466,7 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 		if err := k8sClient.Update(ctx, svc); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			if controllerReconciles(t, "loadbalancer") <= before {
 				return errors.New("no reconcile yet")
 			}
@@ -511,7 +491,7 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 	if err := k8sClient.Update(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		cur, err := getService(ctx, ns, "auto")
 		if err != nil {
 			return err
@@ -538,7 +518,7 @@ func TestPlainServiceGetsAddress(t *testing.T) {
 	if err := k8sClient.Update(ctx, svc); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		cur, err := getService(ctx, ns, "auto")
 		if err != nil {
 			return err

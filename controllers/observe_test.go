@@ -23,6 +23,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -48,7 +49,7 @@ func TestObserveModeReportsAndLeavesTrafficAlone(t *testing.T) {
 		}
 	}
 	stopped := tn.Hosts[0]
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	backends := []v1alpha1.Backend{{Address: tn.Hosts[0].IP.String()}, {Address: tn.Hosts[1].IP.String()}}
 	ports := []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}}
 	observed := &v1alpha1.NetworkIntent{
@@ -114,7 +115,7 @@ func TestObserveModeReportsAndLeavesTrafficAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := func(name string) []string { return []string{ns, name} }
-	eventually(t, probePeriod*observeThreshold*2+5*time.Second, func() error {
+	testenv.Eventually(t, probePeriod*observeThreshold*2+5*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "observed")
 		if err != nil {
 			return err
@@ -139,7 +140,7 @@ func TestObserveModeReportsAndLeavesTrafficAlone(t *testing.T) {
 	if got := testutil.ToFloat64(ejectionsEnforced.WithLabelValues(key("observed")...)); got != 0 {
 		t.Errorf("ejections enforced %v in mode Observe, want 0", got)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var list eventsv1.EventList
 		if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return err
@@ -182,7 +183,7 @@ func TestObserveModeReportsAndLeavesTrafficAlone(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "observed")
 		if err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // apiOutage is how long the API server stays down.
@@ -32,7 +33,8 @@ func TestAPIOutage(t *testing.T) {
 	// the same certificates and port and the clients need not change. A
 	// short grace period: kube-apiserver drains its watches slowly, and is
 	// killed after it, as a crash would end it.
-	env, cfg, c := ownControlPlane(t, envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: t.TempDir(), StopTimeout: 3 * time.Second}})
+	cp := testenv.StartT(t, testenv.Options{ControlPlane: envtest.ControlPlane{APIServer: &envtest.APIServer{CertDir: t.TempDir(), StopTimeout: 3 * time.Second}}})
+	env, cfg, c := cp.Env, cp.Config, cp.Client
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "outage"}}
 	if err := c.Create(ctx, ns); err != nil {
@@ -50,7 +52,7 @@ func TestAPIOutage(t *testing.T) {
 	}
 	update := func(name string) {
 		t.Helper()
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			in := &v1alpha1.NetworkIntent{}
 			if err := c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: name}, in); err != nil {
 				return err
@@ -70,7 +72,7 @@ func TestAPIOutage(t *testing.T) {
 	for i := range 6 {
 		create(fmt.Sprintf("a%d", i), exposures[i%len(exposures)])
 	}
-	eventually(t, 30*time.Second, func() error { return outageConverged(ctx, c, ns.Name) })
+	testenv.Eventually(t, 30*time.Second, func() error { return outageConverged(ctx, c, ns.Name) })
 
 	// Work in flight when the API server goes.
 	for i := range 4 {
@@ -91,7 +93,7 @@ func TestAPIOutage(t *testing.T) {
 	}
 	t.Logf("API server down for %s", time.Since(down).Round(time.Millisecond))
 	// And work as soon as it is back.
-	eventually(t, 30*time.Second, func() error {
+	testenv.Eventually(t, 30*time.Second, func() error {
 		return c.Get(ctx, client.ObjectKey{Name: ns.Name}, &corev1.Namespace{})
 	})
 	create("c0", v1alpha1.ExposureClusterIP)
@@ -100,7 +102,7 @@ func TestAPIOutage(t *testing.T) {
 	remove("a3")
 
 	began := time.Now()
-	eventually(t, 2*time.Minute, func() error { return outageConverged(ctx, c, ns.Name) })
+	testenv.Eventually(t, 2*time.Minute, func() error { return outageConverged(ctx, c, ns.Name) })
 	t.Logf("converged %s after the API server came back", time.Since(began).Round(time.Millisecond))
 	// Nothing lost, nothing left over: exactly the intents not deleted.
 	intents := &v1alpha1.NetworkIntentList{}
@@ -116,7 +118,7 @@ func TestAPIOutage(t *testing.T) {
 		t.Errorf("intents after the outage %v, want %v", names, want)
 	}
 	// And stays so.
-	consistently(t, 2*time.Second, func() error { return outageConverged(ctx, c, ns.Name) })
+	testenv.Consistently(t, 2*time.Second, func() error { return outageConverged(ctx, c, ns.Name) })
 }
 
 // outageConverged checks that every intent in ns is converged (its Service
@@ -178,7 +180,7 @@ func outageConverged(ctx context.Context, c client.Client, ns string) error {
 		if in.Status.ObservedGeneration != in.Generation {
 			return fmt.Errorf("intent %s: observedGeneration %d, generation %d", name, in.Status.ObservedGeneration, in.Generation)
 		}
-		if err := conditionStatus(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
+		if err := testenv.IntentCondition(in, v1alpha1.IntentConditionReady, metav1.ConditionTrue, v1alpha1.IntentReasonReady); err != nil {
 			return fmt.Errorf("intent %s: %w", name, err)
 		}
 		if n := len(slicesOf[name]); n != 1 {

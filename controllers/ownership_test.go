@@ -24,6 +24,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -59,7 +60,7 @@ func TestMergeResults(t *testing.T) {
 // recreated with the new class each time, and the intent is not stuck.
 func TestLoadBalancerClassChangesRecreate(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	if err := k8sClient.Create(ctx, webIntent(ns, "web", v1alpha1.ExposureLoadBalancer)); err != nil {
 		t.Fatal(err)
 	}
@@ -80,14 +81,14 @@ func TestLoadBalancerClassChangesRecreate(t *testing.T) {
 			if in.Status.ObservedGeneration != in.Generation {
 				return fmt.Errorf("observedGeneration %d, generation %d", in.Status.ObservedGeneration, in.Generation)
 			}
-			if err := conditionStatus(in, v1alpha1.IntentConditionServiceReady, metav1.ConditionTrue, v1alpha1.IntentReasonApplied); err != nil {
+			if err := testenv.IntentCondition(in, v1alpha1.IntentConditionServiceReady, metav1.ConditionTrue, v1alpha1.IntentReasonApplied); err != nil {
 				return err
 			}
 			uid = string(svc.UID)
 			return nil
 		}
 	}
-	eventually(t, 20*time.Second, settled("example.com/lb"))
+	testenv.Eventually(t, 20*time.Second, settled("example.com/lb"))
 	for _, step := range []struct{ name, class string }{
 		{"set to another", "example.com/other"},
 		{"cleared", ""},
@@ -95,7 +96,7 @@ func TestLoadBalancerClassChangesRecreate(t *testing.T) {
 	} {
 		t.Run(step.name, func(t *testing.T) {
 			before := uid
-			eventually(t, 10*time.Second, func() error {
+			testenv.Eventually(t, 10*time.Second, func() error {
 				cur, err := getIntent(ctx, ns, "web")
 				if err != nil {
 					return err
@@ -103,7 +104,7 @@ func TestLoadBalancerClassChangesRecreate(t *testing.T) {
 				cur.Spec.LoadBalancer.Class = step.class
 				return k8sClient.Update(ctx, cur)
 			})
-			eventually(t, 20*time.Second, settled(step.class))
+			testenv.Eventually(t, 20*time.Second, settled(step.class))
 			if uid == before {
 				t.Fatalf("Service %s kept its UID; a class change needs a new Service", uid)
 			}
@@ -160,7 +161,7 @@ func TestTakeoverWithdrawsEndpoints(t *testing.T) {
 		}},
 	} {
 		t.Run(kind.name, func(t *testing.T) {
-			ns := newNamespace(t)
+			ns := testEnv.Namespace(t)
 			key := types.NamespacedName{Namespace: ns, Name: "web"}
 			in := &v1alpha1.NetworkIntent{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
@@ -200,14 +201,14 @@ func TestTakeoverWithdrawsEndpoints(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			eventually(t, 10*time.Second, func() error { return kind.takeOver(ns) })
+			testenv.Eventually(t, 10*time.Second, func() error { return kind.takeOver(ns) })
 
 			withdrawn := func() error {
 				cur, err := getIntent(ctx, ns, "web")
 				if err != nil {
 					return err
 				}
-				if err := conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
+				if err := testenv.IntentCondition(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
 					return err
 				}
 				if c := meta.FindStatusCondition(cur.Status.Conditions, v1alpha1.IntentConditionServiceReady); !strings.Contains(c.Message, "publishes no endpoints") {
@@ -232,8 +233,8 @@ func TestTakeoverWithdrawsEndpoints(t *testing.T) {
 				}
 				return nil
 			}
-			eventually(t, 20*time.Second, withdrawn)
-			consistently(t, 2*probePeriod, withdrawn)
+			testenv.Eventually(t, 20*time.Second, withdrawn)
+			testenv.Consistently(t, 2*probePeriod, withdrawn)
 			svc, err := getService(ctx, ns, "web")
 			if err != nil {
 				t.Fatal(err)
@@ -363,7 +364,7 @@ func TestLaggingCacheLeaksNothing(t *testing.T) {
 		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), cur); err != nil {
 			t.Fatal(err)
 		}
-		if err := conditionStatus(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
+		if err := testenv.IntentCondition(cur, v1alpha1.IntentConditionServiceReady, metav1.ConditionFalse, v1alpha1.IntentReasonServiceConflict); err != nil {
 			t.Fatal(err)
 		}
 		if n := ourSlices(); n != 0 {

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -35,23 +35,9 @@ var notReadyDeadline = probePeriod*unhealthyThreshold + probeTimeout + time.Seco
 func TestProbingOnTestHosts(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 4)
-	ns := newNamespace(t)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probed"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "probed"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-				HealthyThreshold:   ptr.To[int32](1),
-				MinHealthyPercent:  ptr.To[int32](50),
-			},
-		},
-	}
+	ns := testEnv.Namespace(t)
+	in := testenv.Intent(ns, "probed").SelectApp("probed").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).HealthyThreshold(1).MinHealthyPercent(50).Build()
 	for i, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatalf("starting test host %d: %v", i, err)
@@ -89,7 +75,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "probed")
 		if err != nil {
 			return err
@@ -97,7 +83,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if got.Status.Endpoints == nil || len(got.Status.Endpoints.Unhealthy) != 1 || got.Status.Endpoints.Unhealthy[0].Reason != "ProbeFailed" || got.Status.Endpoints.Unhealthy[0].Message != health.FailureConnectionRefused {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonDegraded)
 	})
 	// It starts again: it returns.
 	if err := h0.Start(ctx); err != nil {
@@ -111,7 +97,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 3*notReadyDeadline, func() error {
+	testenv.Eventually(t, 3*notReadyDeadline, func() error {
 		got, err := getIntent(ctx, ns, "probed")
 		if err != nil {
 			return err
@@ -119,7 +105,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 		if e := got.Status.Endpoints; e == nil || e.Healthy != 0 {
 			return fmt.Errorf("endpoints status %+v", got.Status.Endpoints)
 		}
-		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonBelowHealthyFloor)
+		return testenv.IntentCondition(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionFalse, v1alpha1.IntentReasonBelowHealthyFloor)
 	})
 	waitPublished(t, time.Second, ns, "probed", allReady)
 	for _, h := range tn.Hosts {
@@ -127,13 +113,7 @@ func TestProbingOnTestHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 3*notReadyDeadline, func() error {
-		got, err := getIntent(ctx, ns, "probed")
-		if err != nil {
-			return err
-		}
-		return conditionStatus(got, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy)
-	})
+	testenv.WaitForCondition(t, k8sClient, client.ObjectKey{Namespace: ns, Name: "probed"}, v1alpha1.IntentConditionEndpointsHealthy, metav1.ConditionTrue, v1alpha1.IntentReasonAllHealthy, 3*notReadyDeadline)
 
 	t.Run("latency", func(t *testing.T) { measureFailureToNotReady(t, ns, tn) })
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/manifests"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestAdmissionPolicyAddsReadinessGate installs config/admission's
@@ -26,9 +27,9 @@ import (
 // label, none.
 func TestAdmissionPolicyAddsReadinessGate(t *testing.T) {
 	ctx := context.Background()
-	operatorNS := newNamespace(t)
-	labelled := newNamespace(t)
-	plain := newNamespace(t)
+	operatorNS := testEnv.Namespace(t)
+	labelled := testEnv.Namespace(t)
+	plain := testEnv.Namespace(t)
 	ns := &corev1.Namespace{}
 	if err := k8sClient.Get(ctx, client.ObjectKey{Name: labelled}, ns); err != nil {
 		t.Fatal(err)
@@ -76,7 +77,7 @@ func TestAdmissionPolicyAddsReadinessGate(t *testing.T) {
 		return pod.Spec.ReadinessGates, nil
 	}
 	// The API server takes up a new policy a moment later.
-	eventually(t, time.Minute, func() error {
+	testenv.Eventually(t, time.Minute, func() error {
 		got, err := dryRun(labelled)
 		if err != nil {
 			return err
@@ -109,7 +110,7 @@ func TestAdmissionPolicyAddsReadinessGate(t *testing.T) {
 	// n readiness gates.
 	gatesBecome := func(n int, when string) {
 		t.Helper()
-		eventually(t, 30*time.Second, func() error {
+		testenv.Eventually(t, 30*time.Second, func() error {
 			got, err := dryRun(labelled)
 			if err != nil {
 				return err

@@ -8,12 +8,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -46,7 +45,7 @@ func makeGatedPod(t *testing.T, ns, app, name, ip string, gated bool) {
 	}
 	// The operator may write the pod's status first (a gated pod that no
 	// intent checks yet): keep what it wrote.
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
 			return err
 		}
@@ -112,29 +111,15 @@ func podGate(ns, name string, status corev1.ConditionStatus, reason string) func
 func TestReadinessGateFollowsChecks(t *testing.T) {
 	ctx := context.Background()
 	tn := testnet.New(t, 3)
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	for i, h := range tn.Hosts {
 		if err := h.Start(ctx); err != nil {
 			t.Fatalf("starting test host %d: %v", i, err)
 		}
 	}
 	intentOf := func(name string, gate bool) *v1alpha1.NetworkIntent {
-		return &v1alpha1.NetworkIntent{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-			Spec: v1alpha1.NetworkIntentSpec{
-				Exposure: v1alpha1.ExposureClusterIP,
-				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
-				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-				HealthCheck: &v1alpha1.HealthCheck{
-					ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-					Period:             &metav1.Duration{Duration: probePeriod},
-					Timeout:            &metav1.Duration{Duration: probeTimeout},
-					UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-					MinHealthyPercent:  ptr.To[int32](50),
-					ReadinessGate:      gate,
-				},
-			},
-		}
+		return testenv.Intent(ns, name).SelectApp(name).HTTPPort(testnet.HTTPPort).
+			HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).MinHealthyPercent(50).ReadinessGate(gate).Build()
 	}
 	h0, h1, h2 := tn.Hosts[0], tn.Hosts[1], tn.Hosts[2]
 	makeGatedPod(t, ns, "gated", "gated-0", h0.IP.String(), true)
@@ -148,8 +133,8 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 	}
 
 	// First probe: True, on pods not Ready only for the gate.
-	eventually(t, 10*time.Second, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
-	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
+	testenv.Eventually(t, 10*time.Second, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
+	testenv.Eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
 	waitPublished(t, 10*time.Second, ns, "gated", func(eps map[string]endpointState) error {
 		for _, h := range []*testnet.Host{h0, h1} {
 			if ep, ok := eps[h.IP.String()]; !ok || ep.ready {
@@ -173,7 +158,7 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 	if err := h0.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionFalse, health.FailureConnectionRefused))
+	testenv.Eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionFalse, health.FailureConnectionRefused))
 	if err := podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed)(); err != nil {
 		t.Error(err)
 	}
@@ -181,7 +166,7 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 	if err := h0.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
+	testenv.Eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
 	waitPublished(t, 10*time.Second, ns, "gated", bothReady)
 
 	// The intent without the opt-in probed its pod all along and wrote
@@ -196,26 +181,26 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 		t.Error(err)
 	}
 
-	eventually(t, 10*time.Second, podGate(ns, "loose-0", corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked))
+	testenv.Eventually(t, 10*time.Second, podGate(ns, "loose-0", corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked))
 	if err := h1.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline, podGate(ns, "gated-1", corev1.ConditionFalse, health.FailureConnectionRefused))
+	testenv.Eventually(t, notReadyDeadline, podGate(ns, "gated-1", corev1.ConditionFalse, health.FailureConnectionRefused))
 	// Both fail: below the 50% floor the gate holds no pod, as the slices
 	// then publish every pod-ready endpoint.
 	if err := h0.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor))
-	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor))
+	testenv.Eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor))
+	testenv.Eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.IntentReasonBelowHealthyFloor))
 	// One returns: above the floor, the other is held again.
 	if err := h0.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
-	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionFalse, health.FailureConnectionRefused))
+	testenv.Eventually(t, notReadyDeadline, podGate(ns, "gated-0", corev1.ConditionTrue, v1alpha1.BackendHealthyProbePassed))
+	testenv.Eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionFalse, health.FailureConnectionRefused))
 
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		in, err := getIntent(ctx, ns, "gated")
 		if err != nil {
 			return err
@@ -223,14 +208,14 @@ func TestReadinessGateFollowsChecks(t *testing.T) {
 		in.Spec.HealthCheck.ReadinessGate = false
 		return k8sClient.Update(ctx, in)
 	})
-	eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked))
+	testenv.Eventually(t, 10*time.Second, podGate(ns, "gated-1", corev1.ConditionTrue, v1alpha1.BackendHealthyNotChecked))
 }
 
 // kubeletReady turns the pod's Ready condition True, as the kubelet does
 // once every readiness gate is True, leaving its other conditions.
 func kubeletReady(t *testing.T, ns, name string) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		pod := &corev1.Pod{}
 		if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
 			return err

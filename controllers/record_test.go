@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/internal/record"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestEventsRepeatAsSeriesInBoundedMemory records events through the
@@ -24,7 +25,7 @@ import (
 // as dropped.
 func TestEventsRepeatAsSeriesInBoundedMemory(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "subject"}}
 	if err := k8sClient.Create(ctx, cm); err != nil {
 		t.Fatal(err)
@@ -47,7 +48,7 @@ func TestEventsRepeatAsSeriesInBoundedMemory(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() { _ = rec.Start(runCtx) }()
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		n, err := countEvents(ctx, ns, "Distinct")
 		if err == nil && n != size {
 			err = fmt.Errorf("%d Distinct events, want %d", n, size)
@@ -64,7 +65,7 @@ func TestEventsRepeatAsSeriesInBoundedMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		var list eventsv1.EventList
 		if err := k8sClient.List(ctx, &list, client.InNamespace(ns)); err != nil {
 			return err

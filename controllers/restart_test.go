@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,18 +11,15 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -36,47 +32,31 @@ const restartHealthyThreshold = 2
 // (a watch that resumes where it broke off, not a poll) and counts the
 // versions a check calls bad.
 type versionWatch struct {
-	mu        sync.Mutex
-	versions  int
-	bad       []string
-	checkFunc func(runtime.Object) string // "" when the version is fine
-	stop      context.CancelFunc
-	done      chan struct{}
+	mu       sync.Mutex
+	versions int
+	bad      []string
+	close    func()
 }
 
 func watchVersions(t *testing.T, rv string, watchFunc func(context.Context, metav1.ListOptions) (watch.Interface, error), check func(runtime.Object) string) *versionWatch {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	rw, err := watchtools.NewRetryWatcherWithContext(ctx, rv, &cache.ListWatch{WatchFuncWithContext: watchFunc})
+	w := &versionWatch{}
+	var err error
+	w.close, err = testenv.Watch(context.Background(), rv, watchFunc, func(ev watch.Event, _ time.Time) {
+		if ev.Type != watch.Added && ev.Type != watch.Modified {
+			return
+		}
+		why := check(ev.Object)
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.versions++
+		if why != "" {
+			w.bad = append(w.bad, why)
+		}
+	})
 	if err != nil {
-		cancel()
 		t.Fatalf("watch: %v", err)
 	}
-	w := &versionWatch{checkFunc: check, stop: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		defer rw.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev, ok := <-rw.ResultChan():
-				if !ok {
-					return
-				}
-				if ev.Type != watch.Added && ev.Type != watch.Modified {
-					continue
-				}
-				why := check(ev.Object)
-				w.mu.Lock()
-				w.versions++
-				if why != "" {
-					w.bad = append(w.bad, why)
-				}
-				w.mu.Unlock()
-			}
-		}
-	}()
 	t.Cleanup(w.close)
 	return w
 }
@@ -90,51 +70,23 @@ func (w *versionWatch) counts() (int, []string) {
 	return w.versions, w.bad
 }
 
-func (w *versionWatch) close() {
-	w.stop()
-	<-w.done
-}
-
 // restartEnv is a control plane of its own on which the restart tests run
 // one operator at a time (the package's manager serves the suite's).
 func restartEnv(t *testing.T) (*rest.Config, client.Client, kubernetes.Interface) {
 	t.Helper()
-	_, cfg, c := ownControlPlane(t, envtest.ControlPlane{})
-	cs, err := kubernetes.NewForConfig(cfg)
+	cp := testenv.StartT(t, testenv.Options{})
+	cs, err := kubernetes.NewForConfig(cp.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cfg, c, cs
-}
-
-// ownControlPlane starts a control plane apart from the suite's, made from
-// cp, with the CRDs installed, and stops it when the test ends.
-func ownControlPlane(t *testing.T, cp envtest.ControlPlane) (*envtest.Environment, *rest.Config, client.Client) {
-	t.Helper()
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                testScheme,
-		ControlPlane:          cp,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		_ = env.Stop() // whatever did start
-		t.Fatalf("starting a control plane of its own: %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	c, err := client.New(cfg, client.Options{Scheme: testScheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return env, cfg, c
+	return cp.Config, cp.Client, cs
 }
 
 // freshOperator starts an operator with a prober that knows nothing yet, as
 // after a restart or on becoming leader.
 func freshOperator(t *testing.T, cfg *rest.Config) func() {
 	t.Helper()
-	return startOperatorWith(t, cfg, Options{Prober: health.NewProber(health.Options{Checker: &health.Checker{HostResolver: health.NetResolver(testHosts.resolver())}})})
+	return startOperatorWith(t, cfg, Options{Prober: health.NewProber(health.Options{Checker: &health.Checker{HostResolver: health.NetResolver(testHosts.Resolver())}})})
 }
 
 // TestHealthSurvivesRestart restarts the operator while a backend fails its
@@ -173,7 +125,7 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 		pod.Status.Phase = corev1.PodRunning
 		pod.Status.PodIPs = []corev1.PodIP{{IP: h.IP.String()}}
 		pod.Status.PodIP = h.IP.String()
-		setPodReady(pod, ready)
+		testenv.SetPodReady(pod, ready)
 		if err := c.Status().Update(ctx, pod); err != nil {
 			t.Fatal(err)
 		}
@@ -187,54 +139,15 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 	makeBackendPod("dead", dead, true)
 	makeBackendPod("live", live, true)
 	makeBackendPod("sleepy", sleepy, false)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "web"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](unhealthyThreshold),
-				HealthyThreshold:   ptr.To[int32](restartHealthyThreshold),
-			},
-		},
-	}
+	in := testenv.Intent(ns.Name, "web").SelectApp("web").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probePeriod, probeTimeout, unhealthyThreshold).HealthyThreshold(restartHealthyThreshold).Build()
 	if err := c.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	slices := func() (map[string]bool, string, error) {
-		list := &discoveryv1.EndpointSliceList{}
-		if err := c.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelServiceName: "web"}); err != nil {
-			return nil, "", err
-		}
-		ready := map[string]bool{}
-		for _, s := range list.Items {
-			for _, ep := range s.Endpoints {
-				ready[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
-			}
-		}
-		return ready, list.ResourceVersion, nil
-	}
+	slices := func() (map[string]bool, string, error) { return testenv.PublishedReady(ctx, c, ns.Name, "web") }
 	waitReady := func(timeout time.Duration, want map[*testnet.Host]bool) string {
 		t.Helper()
-		var rv string
-		eventually(t, timeout, func() error {
-			ready, listRV, err := slices()
-			if err != nil {
-				return err
-			}
-			for h, w := range want {
-				if r, ok := ready[h.IP.String()]; !ok || r != w {
-					return fmt.Errorf("%s published ready=%v (listed %v), want ready=%v", h.IP, r, ok, w)
-				}
-			}
-			rv = listRV
-			return nil
-		})
-		return rv
+		return testenv.WaitPublished(t, c, ns.Name, "web", timeout, testnet.ByIP(want))
 	}
 
 	stop := freshOperator(t, cfg)
@@ -274,18 +187,18 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 			// The new operator met sleepy published not ready with its
 			// pod not ready; now its pod turns ready, but its probe has
 			// not passed.
-			eventually(t, 10*time.Second, func() error {
+			testenv.Eventually(t, 10*time.Second, func() error {
 				pod := &corev1.Pod{}
 				if err := c.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "sleepy"}, pod); err != nil {
 					return err
 				}
-				setPodReady(pod, true)
+				testenv.SetPodReady(pod, true)
 				return c.Status().Update(ctx, pod)
 			})
 		}
 		// Long enough for a forgetful prober to have failed the backend
 		// again: the watch would have seen it published ready meanwhile.
-		consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, func() error {
+		testenv.Consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, func() error {
 			ready, _, err := slices()
 			if err != nil {
 				return err
@@ -298,7 +211,7 @@ func testEndpointHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.
 			return nil
 		})
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got := &v1alpha1.NetworkIntent{}
 		if err := c.Get(ctx, client.ObjectKeyFromObject(in), got); err != nil {
 			return err
@@ -344,8 +257,8 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	}
 	primaryHost := hosts[0]
 	primary, standby := "api.restart.test", "api-dr.restart.test"
-	testHosts.set(primary, primaryHost.IP)
-	testHosts.set(standby, hosts[1].IP)
+	testHosts.Set(primary, primaryHost.IP)
+	testHosts.Set(standby, hosts[1].IP)
 	in := &v1alpha1.NetworkIntent{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "payments"},
 		Spec: v1alpha1.NetworkIntentSpec{
@@ -390,11 +303,11 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	}
 
 	stop := freshOperator(t, cfg)
-	eventually(t, 20*time.Second, active(primary, 2))
+	testenv.Eventually(t, 20*time.Second, active(primary, 2))
 	if err := primaryHost.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 3*notReadyDeadline, active(standby, 2))
+	testenv.Eventually(t, 3*notReadyDeadline, active(standby, 2))
 	svc := &corev1.Service{}
 	if err := c.Get(ctx, client.ObjectKeyFromObject(in), svc); err != nil {
 		t.Fatal(err)
@@ -423,8 +336,8 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	if err := c.Patch(ctx, in, patch); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, active(standby, 3))
-	consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, active(standby, 3))
+	testenv.Eventually(t, 20*time.Second, active(standby, 3))
+	testenv.Consistently(t, probePeriod*unhealthyThreshold*11/10+probeTimeout+time.Second, active(standby, 3))
 
 	mu.Lock()
 	isDead = false
@@ -432,7 +345,7 @@ func testTargetHealthSurvivesRestart(t *testing.T, cfg *rest.Config, c client.Cl
 	if err := primaryHost.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, notReadyDeadline*restartHealthyThreshold, active(primary, 3))
+	testenv.Eventually(t, notReadyDeadline*restartHealthyThreshold, active(primary, 3))
 	stop()
 	versions, bad := w.counts()
 	t.Logf("restart with a failed ExternalName target: %d Service versions watched, %d pointed at the failed target", versions, len(bad))

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // podOn creates a ready pod labelled app=<app> on node, with ips (one per
@@ -35,7 +36,7 @@ func podOn(t *testing.T, ns, app, name, node string, ips ...string) {
 	for _, ip := range ips {
 		pod.Status.PodIPs = append(pod.Status.PodIPs, corev1.PodIP{IP: ip})
 	}
-	setPodReady(pod, true)
+	testenv.SetPodReady(pod, true)
 	if err := k8sClient.Status().Update(ctx, pod); err != nil {
 		t.Fatalf("setting pod %s status: %v", name, err)
 	}
@@ -53,7 +54,7 @@ func slicesOf(ctx context.Context, ns, svc string) ([]discoveryv1.EndpointSlice,
 // them; when the intent stops being headless the label goes.
 func TestSlicesCarryTheHeadlessLabel(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := apiIntent(ns, "db")
 	in.Spec.Headless = true
 	if err := k8sClient.Create(ctx, in); err != nil {
@@ -83,9 +84,9 @@ func TestSlicesCarryTheHeadlessLabel(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 20*time.Second, headlessLabel(true))
+	testenv.Eventually(t, 20*time.Second, headlessLabel(true))
 
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "db")
 		if err != nil {
 			return err
@@ -93,7 +94,7 @@ func TestSlicesCarryTheHeadlessLabel(t *testing.T) {
 		got.Spec.Headless = false
 		return k8sClient.Update(ctx, got)
 	})
-	eventually(t, 20*time.Second, headlessLabel(false))
+	testenv.Eventually(t, 20*time.Second, headlessLabel(false))
 }
 
 // TestSlicesOnlyOfTheServiceFamilies: a dual-stack pod behind a
@@ -101,7 +102,7 @@ func TestSlicesCarryTheHeadlessLabel(t *testing.T) {
 // and a static backend of the other family is left out and named.
 func TestSlicesOnlyOfTheServiceFamilies(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	in := apiIntent(ns, "dual")
 	in.Spec.Backends = []v1alpha1.Backend{{Address: "192.0.2.21", Port: ptr.To[int32](8080)}, {Address: "2001:db8::21", Port: ptr.To[int32](8080)}}
 	if err := k8sClient.Create(ctx, in); err != nil {
@@ -110,7 +111,7 @@ func TestSlicesOnlyOfTheServiceFamilies(t *testing.T) {
 	podOn(t, ns, "dual", "web-0", "node-a", "10.21.0.1", "fd00:21::1")
 
 	var families []corev1.IPFamily
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		svc, err := getService(ctx, ns, "dual")
 		if err != nil {
 			return err
@@ -126,7 +127,7 @@ func TestSlicesOnlyOfTheServiceFamilies(t *testing.T) {
 		corev1.IPv6Protocol: {"fd00:21::1", "2001:db8::21"},
 	}[families[0]], map[corev1.IPFamily]string{corev1.IPv4Protocol: "2001:db8::21", corev1.IPv6Protocol: "192.0.2.21"}[families[0]]
 
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, func() error {
 		slices, err := slicesOf(ctx, ns, "dual")
 		if err != nil {
 			return err
@@ -145,7 +146,7 @@ func TestSlicesOnlyOfTheServiceFamilies(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "dual")
 		if err != nil {
 			return err
@@ -163,7 +164,7 @@ func TestSlicesOnlyOfTheServiceFamilies(t *testing.T) {
 // topology.kubernetes.io/zone label, and follows it when it changes.
 func TestSliceZoneFollowsTheNode(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ns + "-node", Labels: map[string]string{corev1.LabelTopologyZone: "zone-a"}}}
 	if err := k8sClient.Create(ctx, node); err != nil {
 		t.Fatal(err)
@@ -193,10 +194,10 @@ func TestSliceZoneFollowsTheNode(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 20*time.Second, zones("zone-a"))
+	testenv.Eventually(t, 20*time.Second, zones("zone-a"))
 
 	setZone := func(zone string) {
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			n := &corev1.Node{}
 			if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(node), n); err != nil {
 				return err
@@ -210,7 +211,7 @@ func TestSliceZoneFollowsTheNode(t *testing.T) {
 		})
 	}
 	setZone("zone-b")
-	eventually(t, 20*time.Second, zones("zone-b"))
+	testenv.Eventually(t, 20*time.Second, zones("zone-b"))
 	setZone("")
-	eventually(t, 20*time.Second, zones(""))
+	testenv.Eventually(t, 20*time.Second, zones(""))
 }

@@ -10,15 +10,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -30,7 +29,7 @@ import (
 func TestStandbyProbes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	const leaseName = "standby-test"
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: leaseName},
@@ -44,17 +43,12 @@ func TestStandbyProbes(t *testing.T) {
 	if err := k8sClient.Create(ctx, lease); err != nil {
 		t.Fatal(err)
 	}
-	standby, err := ctrl.NewManager(testEnv.Config, ctrl.Options{
-		Scheme:                  testScheme,
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:  "0",
-		Cache:                   CacheOptions(),
-		LeaderElection:          true,
-		LeaderElectionID:        leaseName,
-		LeaderElectionNamespace: ns,
-		// The suite's manager has controllers of the same names.
-		Controller: ctrlconfig.Controller{SkipNameValidation: ptr.To(true), EnableWarmup: ptr.To(true)},
-	})
+	mo := testenv.ManagerOptions(testScheme)
+	mo.Cache = CacheOptions()
+	mo.LeaderElection, mo.LeaderElectionID, mo.LeaderElectionNamespace = true, leaseName, ns
+	// The suite's manager has controllers of the same names.
+	mo.Controller = ctrlconfig.Controller{SkipNameValidation: ptr.To(true), EnableWarmup: ptr.To(true)}
+	standby, err := ctrl.NewManager(testEnv.Config, mo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +59,7 @@ func TestStandbyProbes(t *testing.T) {
 	if err := SetupWithManager(standby, Options{Prober: prober}); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- standby.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("standby manager: %v", err)
-		}
-	}()
+	testenv.RunManager(t, standby)
 
 	tn := testnet.New(t, 2)
 	for i, h := range tn.Hosts {
@@ -81,20 +68,8 @@ func TestStandbyProbes(t *testing.T) {
 		}
 		makePod(t, ns, "standby", fmt.Sprintf("backend-%d", i), h.IP.String(), 0, true)
 	}
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "standby"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "standby"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: 250 * time.Millisecond},
-				Timeout:            &metav1.Duration{Duration: 200 * time.Millisecond},
-				UnhealthyThreshold: ptr.To[int32](2),
-			},
-		},
-	}
+	in := testenv.Intent(ns, "standby").SelectApp("standby").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(250*time.Millisecond, 200*time.Millisecond, 2).Build()
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
@@ -116,16 +91,16 @@ func TestStandbyProbes(t *testing.T) {
 			return nil
 		}
 	}
-	eventually(t, 20*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: true, tn.Hosts[1]: true}))
+	testenv.Eventually(t, 20*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: true, tn.Hosts[1]: true}))
 	if err := tn.Hosts[0].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: false, tn.Hosts[1]: true}))
+	testenv.Eventually(t, 5*time.Second, judged(map[*testnet.Host]bool{tn.Hosts[0]: false, tn.Hosts[1]: true}))
 	// A pod that goes takes its target with it, on the standby too.
 	if err := k8sClient.DeleteAllOf(ctx, &corev1.Pod{}, client.InNamespace(ns), client.MatchingLabels{"app": "standby"}, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if st := prober.Status(key); len(st) != 0 {
 			return fmt.Errorf("the standby still probes %v", st)
 		}
@@ -138,7 +113,7 @@ func TestStandbyProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	extKey := client.ObjectKeyFromObject(ext)
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		st := prober.Status(extKey)
 		for _, host := range []string{"primary.standby.test", "secondary.standby.test"} {
 			if _, ok := st[host]; !ok {
@@ -150,7 +125,7 @@ func TestStandbyProbes(t *testing.T) {
 	if err := k8sClient.Delete(ctx, ext); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		if st := prober.Status(extKey); len(st) != 0 {
 			return fmt.Errorf("the standby still probes %v", st)
 		}

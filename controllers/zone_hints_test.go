@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // zoneNode creates a Node labelled with zone, removed after the test.
@@ -83,7 +84,7 @@ func serviceDistribution(ns, name, want string) func() error {
 // drops both.
 func TestZoneHintsFollowHealth(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	nodeA, nodeB := ns+"-a", ns+"-b"
 	zoneNode(t, nodeA, "zone-a")
 	zoneNode(t, nodeB, "zone-b")
@@ -96,19 +97,19 @@ func TestZoneHintsFollowHealth(t *testing.T) {
 	podOn(t, ns, "payments", "pay-b0", nodeB, "10.24.0.2")
 	podOn(t, ns, "payments", "pay-b1", nodeB, "10.24.0.3")
 
-	eventually(t, 20*time.Second, serviceDistribution(ns, "payments", "PreferSameZone"))
+	testenv.Eventually(t, 20*time.Second, serviceDistribution(ns, "payments", "PreferSameZone"))
 	hinted := map[string]string{"10.24.0.1": "zone-a", "10.24.0.2": "zone-b", "10.24.0.3": "zone-b"}
-	eventually(t, 20*time.Second, hintsAre(ns, "payments", hinted))
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "payments", hinted))
 
 	// One of zone-b's two goes: the other still serves zone-b.
 	flipPodReady(t, ns, "pay-b1", false)
-	eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "zone-a", "10.24.0.2": "zone-b", "10.24.0.3": ""}))
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "zone-a", "10.24.0.2": "zone-b", "10.24.0.3": ""}))
 
 	// zone-a's only one goes: no hints at all, so that no proxy keeps
 	// zone-a's clients waiting for a zone-a endpoint.
 	flipPodReady(t, ns, "pay-a", false)
-	eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "", "10.24.0.2": "", "10.24.0.3": ""}))
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "", "10.24.0.2": "", "10.24.0.3": ""}))
+	testenv.Eventually(t, 20*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "payments")
 		if err != nil {
 			return err
@@ -119,14 +120,14 @@ func TestZoneHintsFollowHealth(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 20*time.Second, eventSeen(ns, "ZoneHintsWithheld"))
+	testenv.Eventually(t, 20*time.Second, eventSeen(ns, "ZoneHintsWithheld"))
 
 	flipPodReady(t, ns, "pay-a", true)
 	flipPodReady(t, ns, "pay-b1", true)
-	eventually(t, 20*time.Second, hintsAre(ns, "payments", hinted))
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "payments", hinted))
 
 	setDistribution := func(dist v1alpha1.TrafficDistribution) {
-		eventually(t, 10*time.Second, func() error {
+		testenv.Eventually(t, 10*time.Second, func() error {
 			got, err := getIntent(ctx, ns, "payments")
 			if err != nil {
 				return err
@@ -136,19 +137,19 @@ func TestZoneHintsFollowHealth(t *testing.T) {
 		})
 	}
 	setDistribution(v1alpha1.TrafficDistributionPreferSameNode)
-	eventually(t, 20*time.Second, serviceDistribution(ns, "payments", "PreferSameNode"))
-	eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "zone-a/" + nodeA, "10.24.0.2": "zone-b/" + nodeB, "10.24.0.3": "zone-b/" + nodeB}))
+	testenv.Eventually(t, 20*time.Second, serviceDistribution(ns, "payments", "PreferSameNode"))
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "zone-a/" + nodeA, "10.24.0.2": "zone-b/" + nodeB, "10.24.0.3": "zone-b/" + nodeB}))
 
 	setDistribution("")
-	eventually(t, 20*time.Second, serviceDistribution(ns, "payments", ""))
-	eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "", "10.24.0.2": "", "10.24.0.3": ""}))
+	testenv.Eventually(t, 20*time.Second, serviceDistribution(ns, "payments", ""))
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "payments", map[string]string{"10.24.0.1": "", "10.24.0.2": "", "10.24.0.3": ""}))
 }
 
 // TestStaticBackendWithholdsZoneHints: a static backend is on no node, so
 // has no zone: while it is in traffic the intent's slices carry no hints.
 func TestStaticBackendWithholdsZoneHints(t *testing.T) {
 	ctx := context.Background()
-	ns := newNamespace(t)
+	ns := testEnv.Namespace(t)
 	nodeA := ns + "-a"
 	zoneNode(t, nodeA, "zone-a")
 	in := apiIntent(ns, "mixed")
@@ -159,8 +160,8 @@ func TestStaticBackendWithholdsZoneHints(t *testing.T) {
 		t.Fatal(err)
 	}
 	podOn(t, ns, "mixed", "web-0", nodeA, "10.24.1.1")
-	eventually(t, 20*time.Second, hintsAre(ns, "mixed", map[string]string{"10.24.1.1": "", "192.0.2.10": ""}))
-	eventually(t, 20*time.Second, func() error {
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "mixed", map[string]string{"10.24.1.1": "", "192.0.2.10": ""}))
+	testenv.Eventually(t, 20*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "mixed")
 		if err != nil {
 			return err
@@ -173,7 +174,7 @@ func TestStaticBackendWithholdsZoneHints(t *testing.T) {
 	})
 
 	// Without the backend, the pod is hinted.
-	eventually(t, 10*time.Second, func() error {
+	testenv.Eventually(t, 10*time.Second, func() error {
 		got, err := getIntent(ctx, ns, "mixed")
 		if err != nil {
 			return err
@@ -181,5 +182,5 @@ func TestStaticBackendWithholdsZoneHints(t *testing.T) {
 		got.Spec.Backends = nil
 		return k8sClient.Update(ctx, got)
 	})
-	eventually(t, 20*time.Second, hintsAre(ns, "mixed", map[string]string{"10.24.1.1": "zone-a"}))
+	testenv.Eventually(t, 20*time.Second, hintsAre(ns, "mixed", map[string]string{"10.24.1.1": "zone-a"}))
 }

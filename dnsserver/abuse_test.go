@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // bigTXT is one TXT record of about size bytes of text, owned by name.
@@ -202,7 +204,7 @@ func TestBlackholedUpstreamBoundsGoroutines(t *testing.T) {
 	start := time.Now()
 	for i := range questions {
 		if i%50 == 0 {
-			eventually(t, "replies to catch up", func() error {
+			testenv.Await(t, "replies to catch up", 30*time.Second, func() error {
 				if behind := int64(i) - answered.Load(); behind > maxConcurrent {
 					return fmt.Errorf("%d questions without a reply", behind)
 				}
@@ -239,7 +241,7 @@ func TestBlackholedUpstreamBoundsGoroutines(t *testing.T) {
 	if received.Load() >= questions {
 		t.Errorf("upstream received %d queries for %d questions: none was turned away", received.Load(), questions)
 	}
-	eventually(t, "goroutines back to the baseline", func() error {
+	testenv.Await(t, "goroutines back to the baseline", 30*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > baseline+5 {
 			return fmt.Errorf("%d goroutines, baseline %d", n, baseline)
 		}
@@ -301,7 +303,7 @@ func TestOverloadAnswersServFailAtOnce(t *testing.T) {
 			held <- r
 		}()
 	}
-	eventually(t, "two questions held at the upstream", func() error {
+	testenv.Await(t, "two questions held at the upstream", 30*time.Second, func() error {
 		if n := up.queries.Load(); n < 2 {
 			return fmt.Errorf("%d upstream queries", n)
 		}

@@ -1,7 +1,6 @@
 package dnsserver_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,10 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,20 +18,17 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/controllers"
 	"github.com/netintent/netintent/dnsserver"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -57,56 +51,10 @@ type cluster struct {
 // running what main.go runs, with upstream as the DNS server's upstream.
 func startCluster(t *testing.T, upstream string) *cluster {
 	t.Helper()
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: this test needs kube-apiserver and etcd. " +
-			"Run `make envtest` and `export KUBEBUILDER_ASSETS=$PWD/bin/k8s` (make test does both).")
-	}
 	logf.SetLogger(logr.Discard())
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	// Dual-stack, so that the parity covers both families.
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10:96::/108")
-	cfg, err := env.Start()
-	if err != nil {
-		_ = env.Stop() // whatever did start
-		t.Fatalf("starting the test control plane: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the test control plane: %v", err)
-		}
-	})
-	admin, err := env.AddUser(envtest.User{Name: "parity-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cluster{kubeconfig: filepath.Join(t.TempDir(), "kubeconfig")}
-	if err := os.WriteFile(c.kubeconfig, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if c.client, err = client.New(cfg, client.Options{Scheme: scheme}); err != nil {
-		t.Fatal(err)
-	}
-
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-	})
+	cp := testenv.StartT(t, testenv.Options{})
+	c := &cluster{kubeconfig: cp.AdminKubeconfigT(t, "parity-admin"), client: cp.Client}
+	mgr, err := ctrl.NewManager(cp.Config, testenv.ManagerOptions(cp.Scheme))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,31 +76,9 @@ func startCluster(t *testing.T, upstream string) *cluster {
 	if err := mgr.Add(srv); err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "the manager", mgr.Start, srv.Listening())
+	testenv.Run(t, "the manager", mgr.Start, srv.Listening())
 	c.dnsAddr = srv.Addr()
 	return c
-}
-
-// runUntilCleanup runs start until the test ends and waits for ready to
-// close, failing the test if start returns first.
-func runUntilCleanup(t *testing.T, what string, start func(context.Context) error, ready <-chan struct{}) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: %v", what, err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("%s stopped: %v", what, err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s: not ready after 30 s", what)
-	}
 }
 
 // corednsBinary is the pinned CoreDNS built by `make coredns`.
@@ -176,7 +102,7 @@ func corednsBinary(t *testing.T) string {
 // loopback port, until the test ends, and returns its address.
 func startCoreDNS(t *testing.T, corefile func(port string) string) string {
 	t.Helper()
-	addr := freeLoopbackAddr(t)
+	addr := testenv.FreeAddrT(t)
 	startCoreDNSAt(t, addr, corefile)
 	return addr
 }
@@ -191,51 +117,19 @@ func startCoreDNSAt(t *testing.T, addr string, corefile func(port string) string
 	if err := os.WriteFile(path, []byte(corefile(port)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
 	cmd := exec.Command(bin, "-conf", path)
 	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", bin, err)
+	p, err := testenv.StartProcess("CoreDNS", cmd, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
+		_ = p.Stop(10 * time.Second)
 		if t.Failed() {
-			t.Logf("CoreDNS output:\n%s", out.String())
+			t.Logf("CoreDNS output:\n%s", p.Log())
 		}
 	})
 	t.Logf("CoreDNS %s on %s with Corefile:\n%s", corednsVersion, addr, corefile(port))
-}
-
-// freeLoopbackAddr returns 127.0.0.1:<port> with a port free for both TCP
-// and UDP at the time of the call.
-func freeLoopbackAddr(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", port))
-		l.Close()
-		if err != nil {
-			continue
-		}
-		pc.Close()
-		return net.JoinHostPort("127.0.0.1", port)
-	}
-	t.Fatal("no loopback port free for both TCP and UDP")
-	return ""
 }
 
 // answer is a reply reduced to what the parity test compares: the rcode and
@@ -452,7 +346,7 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 		}
 	}
 	// The resolver both servers ask for the ExternalName's target.
-	upstream := serveDNS(t, func(w dns.ResponseWriter, r *dns.Msg) {
+	upstream := testenv.ServeDNST(t, func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg).SetReply(r)
 		m.RecursionAvailable = true
 		q := r.Question[0]
@@ -508,7 +402,7 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 	}}
 	slices.Sort(healthy6.records)
 	for _, server := range []string{c.dnsAddr, coredns} {
-		eventually(t, "the healthy backends in "+server+"'s answer", func() error {
+		testenv.Await(t, "the healthy backends in "+server+"'s answer", 60*time.Second, func() error {
 			got, err := ask(server, "cache.parity.svc.cluster.local.", dns.TypeA)
 			if err != nil {
 				return err
@@ -531,7 +425,7 @@ func TestSameAnswersAsCoreDNS(t *testing.T) {
 	questions := parityQuestions(tn.Hosts)
 	var report strings.Builder
 	var diffs []string
-	eventually(t, "the same answers from both", func() error {
+	testenv.Await(t, "the same answers from both", 60*time.Second, func() error {
 		report.Reset()
 		diffs = diffs[:0]
 		for _, q := range questions {
@@ -591,23 +485,6 @@ var byDesign = []struct {
 	{question{"empty.svc.cluster.local.", dns.TypeA}, "NXDOMAIN", "netintent knows namespaces through their Services only; CoreDNS watches namespaces"},
 }
 
-// eventually polls check until it returns nil, and fails the test with its
-// last error after 60 s.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after 60 s:\n%v", what, err)
-		}
-		time.Sleep(200 * time.Millisecond) // poll interval, not synchronisation
-	}
-}
-
 // readmeStanza is the Corefile server block the README gives for forwarding
 // the zone to netintent.
 func readmeStanza(t *testing.T) string {
@@ -641,7 +518,7 @@ func TestCoreDNSForwardsTheZone(t *testing.T) {
 
 	var upstreamAsked []string
 	var mu sync.Mutex
-	upstream := serveDNS(t, func(w dns.ResponseWriter, r *dns.Msg) {
+	upstream := testenv.ServeDNST(t, func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg).SetReply(r)
 		q := r.Question[0]
 		mu.Lock()
@@ -662,7 +539,7 @@ func TestCoreDNSForwardsTheZone(t *testing.T) {
 		_ = w.WriteMsg(m)
 	})
 
-	corednsAddr := freeLoopbackAddr(t)
+	corednsAddr := testenv.FreeAddrT(t)
 	idx := dnsserver.NewIndex()
 	idx.UpsertService(&corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Namespace: parityNamespace, Name: "web"},
@@ -680,7 +557,7 @@ func TestCoreDNSForwardsTheZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntilCleanup(t, "netintent's DNS server", srv.Start, srv.Listening())
+	testenv.Run(t, "netintent's DNS server", srv.Start, srv.Listening())
 
 	_, port, _ := net.SplitHostPort(corednsAddr)
 	startCoreDNSAt(t, corednsAddr, func(string) string {
@@ -710,7 +587,7 @@ func TestCoreDNSForwardsTheZone(t *testing.T) {
 			"web.parity.svc.cluster.local. 0 IN A 10.0.0.10",
 		}}},
 	}
-	eventually(t, "CoreDNS answers the zone", func() error {
+	testenv.Await(t, "CoreDNS answers the zone", 60*time.Second, func() error {
 		_, err := ask(corednsAddr, "web.parity.svc.cluster.local.", dns.TypeA)
 		return err
 	})
@@ -736,25 +613,4 @@ func TestCoreDNSForwardsTheZone(t *testing.T) {
 			t.Errorf("the catch-all upstream was asked %s: the zone went round", name)
 		}
 	}
-}
-
-// serveDNS runs handler on a free loopback port over UDP and TCP until the
-// test ends, and returns its address.
-func serveDNS(t *testing.T, handler dns.HandlerFunc) string {
-	t.Helper()
-	addr := freeLoopbackAddr(t)
-	for _, network := range []string{"udp", "tcp"} {
-		s := &dns.Server{Addr: addr, Net: network, Handler: handler}
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		errs := make(chan error, 1)
-		go func() { errs <- s.ListenAndServe() }()
-		select {
-		case <-started:
-		case err := <-errs:
-			t.Fatalf("serving DNS on %s %s: %v", network, addr, err)
-		}
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
-	return addr
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestKeysAgree checks that the key the read loop takes from a request's
@@ -146,7 +148,7 @@ func TestPackedRepliesFollowTheIndex(t *testing.T) {
 			t.Fatalf("answer %d: %v, first %v", i, r, first)
 		}
 	}
-	eventually(t, "5 answers counted, all packed replies", func() error {
+	testenv.Await(t, "5 answers counted, all packed replies", 30*time.Second, func() error {
 		if got := hits() - before; got != 5 {
 			return fmt.Errorf("the requests counter rose by %v for 5 answers", got)
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // externalIndex holds ExternalName Services pointing out of the zone, and the
@@ -207,7 +209,7 @@ func TestConcurrentQuestionsShareOneUpstreamQuery(t *testing.T) {
 	// Hold the one upstream query until all 50 questions have missed the
 	// cache, so that they are all waiting on it rather than answered later
 	// from the cache.
-	eventually(t, "all questions wait on one upstream query", func() error {
+	testenv.Await(t, "all questions wait on one upstream query", 30*time.Second, func() error {
 		if missed := counterValue(t, cacheMissesTotal) - missesBefore; missed < clients {
 			return fmt.Errorf("%v of %d questions missed the cache so far", missed, clients)
 		}

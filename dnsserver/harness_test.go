@@ -19,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // This file holds what the tests share: a server on 127.0.0.1:0, a client, a
@@ -85,22 +86,6 @@ func tryExchange(network, addr, name string, qtype uint16, edit ...func(*dns.Msg
 	return r, err
 }
 
-// eventually polls check until it returns nil or the deadline passes.
-func eventually(t testing.TB, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still failing after 30s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval, not synchronisation
-	}
-}
-
 // rrStrings renders records in presentation format, sorted, for comparison.
 func rrStrings(rrs []dns.RR) []string {
 	out := make([]string, 0, len(rrs))
@@ -138,35 +123,14 @@ type fakeUpstream struct {
 
 func startUpstream(t testing.TB, answer func(w dns.ResponseWriter, r *dns.Msg)) *fakeUpstream {
 	t.Helper()
-	ln, pc, err := listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	u := &fakeUpstream{addr: ln.Addr().String()}
-	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+	u := &fakeUpstream{}
+	var err error
+	u.addr, u.stop, err = testenv.ServeDNS(dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		u.queries.Add(1)
 		answer(w, r)
-	})
-	servers := []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}}
-	var wg sync.WaitGroup
-	for _, s := range servers {
-		started := make(chan struct{})
-		s.NotifyStartedFunc = func() { close(started) }
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = s.ActivateAndServe()
-		}()
-		<-started
-	}
-	var once sync.Once
-	u.stop = func() {
-		once.Do(func() {
-			for _, s := range servers {
-				_ = s.Shutdown()
-			}
-			wg.Wait()
-		})
+	}))
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(u.stop)
 	return u

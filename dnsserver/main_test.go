@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"os"
 	"testing"
 
 	"github.com/netintent/netintent/internal/testnet"
@@ -10,6 +9,5 @@ import (
 func TestMain(m *testing.M) {
 	// The CoreDNS parity test runs this binary as the server of each test
 	// host (backends at non-loopback addresses, for real health checks).
-	testnet.MaybeServe()
-	os.Exit(m.Run())
+	testnet.Main(m)
 }

@@ -3,9 +3,9 @@ package dnsserver
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
@@ -14,10 +14,9 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestSourceFromAPIServer feeds the index through the Source from a real
@@ -27,28 +26,12 @@ import (
 // needs it, and the fuzz target and benchmarks of this package must run
 // without it.
 func TestSourceFromAPIServer(t *testing.T) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: this test needs kube-apiserver and etcd. " +
-			"Run `make envtest` and `export KUBEBUILDER_ASSETS=$PWD/bin/k8s` (make test does both).")
-	}
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		_ = env.Stop() // whatever did start
-		t.Fatalf("starting envtest with KUBEBUILDER_ASSETS=%s: %v", os.Getenv("KUBEBUILDER_ASSETS"), err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping envtest: %v", err)
-		}
-	})
+	cp := testenv.StartT(t, testenv.Options{})
+	cfg := cp.Config
 	// Cleanups run last first: everything below stops before the API server.
 	ctx, cancel := context.WithCancel(context.Background())
 
-	k8s, err := client.New(cfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k8s := cp.Client
 	informers, err := cache.New(cfg, cache.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -93,11 +76,11 @@ func TestSourceFromAPIServer(t *testing.T) {
 	})
 	srv := startServer(t, Config{}, idx)
 
-	eventually(t, "index synced", func() error { return src.ReadyCheck(nil) })
+	testenv.Await(t, "index synced", 30*time.Second, func() error { return src.ReadyCheck(nil) })
 	expect := func(what, name string, qtype uint16, rcode int, want ...string) {
 		t.Helper()
 		want = parseRRs(t, want)
-		eventually(t, what, func() error {
+		testenv.Await(t, what, 30*time.Second, func() error {
 			r, err := tryExchange("udp", srv.Addr(), name, qtype)
 			if err != nil {
 				return err

@@ -17,19 +17,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
-	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/manifests"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -75,62 +69,44 @@ func run() (int, error) {
 
 	if kc := os.Getenv("KUBECONFIG"); kc != "" && kc != kubeconfig && !*withNode {
 		fmt.Fprintf(os.Stderr, "Running the operator against the cluster of KUBECONFIG=%s\n", kc)
-		return runOperator(ctx, operator, os.Environ(), operatorArgs)
+		// The operator's own listener defaults, on every address.
+		return runOperator(ctx, testenv.OperatorOptions{
+			Binary:      operator,
+			DNSAddr:     ":5353",
+			MetricsAddr: ":8443",
+			HealthAddr:  ":8081",
+			Args:        operatorArgs,
+		})
 	}
 
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: filepath.Join(rootDir, "bin", "k8s"),
-		CRDDirectoryPaths:     []string{filepath.Join(rootDir, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	// envtest's own default is a /24, which is full at 253 Services.
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceRange.String()+","+serviceRange6.String())
 	fmt.Fprintln(os.Stderr, "Starting a local control plane (kube-apiserver and etcd on 127.0.0.1)...")
-	if _, err := env.Start(); err != nil {
-		_ = env.Stop() // whatever did start
-		return 1, fmt.Errorf("starting the local control plane (run `make envtest` first): %w", err)
+	// envtest's own default Service range is a /24, which is full at 253
+	// Services.
+	cp, err := testenv.Start(testenv.Options{Root: rootDir, ServiceRanges: []string{serviceRange.String(), serviceRange6.String()}})
+	if err != nil {
+		return 1, fmt.Errorf("%w (run `make envtest` first)", err)
 	}
 	defer func() {
-		if err := env.Stop(); err != nil {
+		if err := cp.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping the local control plane:", err)
 		}
 		_ = os.Remove(kubeconfig)
 		fmt.Fprintln(os.Stderr, "Local control plane stopped.")
 	}()
-
-	s := runtime.NewScheme()
-	err = clientgoscheme.AddToScheme(s)
-	if err == nil {
-		err = v1alpha1.AddToScheme(s)
-	}
-	var c client.Client
-	if err == nil {
-		c, err = client.New(env.Config, client.Options{Scheme: s})
-	}
-	if err == nil {
-		err = manifests.InstallAdmissionPolicy(ctx, c, rootDir)
-	}
-	if err != nil {
+	if err := manifests.InstallAdmissionPolicy(ctx, cp.Client, rootDir); err != nil {
 		return 1, fmt.Errorf("installing the admission policy: %w", err)
 	}
-	admin, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return 1, fmt.Errorf("adding the local admin user: %w", err)
-	}
-	config, err := admin.KubeConfig()
+	config, err := cp.AdminKubeconfig("local-admin")
 	if err != nil {
 		return 1, fmt.Errorf("making a kubeconfig: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(kubeconfig), 0o700); err != nil {
-		return 1, err
-	}
-	if err := os.WriteFile(kubeconfig, config, 0o600); err != nil {
+	if _, err := testenv.WriteKubeconfig(filepath.Dir(kubeconfig), config); err != nil {
 		return 1, fmt.Errorf("writing the kubeconfig: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "\nLocal control plane is up. In another shell:\n\n  export KUBECONFIG=%s\n  kubectl get networkintents -A\n\nDNS answers on 127.0.0.1:5353 (dig @127.0.0.1 -p 5353 ...). Ctrl-C stops everything.\n\n", kubeconfig)
 
 	if *withNode {
-		node, err := startNode(ctx, env, rootDir)
+		node, err := startNode(ctx, cp, rootDir)
 		if node != nil {
 			defer func() {
 				if err := node.Close(); err != nil {
@@ -144,32 +120,26 @@ func run() (int, error) {
 		}
 	}
 
-	args := append([]string{
-		"--dns-listen-address=127.0.0.1:5353",
-		"--metrics-bind-address=127.0.0.1:8443",
-		"--health-probe-bind-address=127.0.0.1:8081",
-	}, operatorArgs...)
-	environ := append(os.Environ(), "KUBECONFIG="+kubeconfig)
-	return runOperator(ctx, operator, environ, args)
+	return runOperator(ctx, testenv.OperatorOptions{
+		Binary:      operator,
+		Kubeconfig:  kubeconfig,
+		DNSAddr:     "127.0.0.1:5353",
+		MetricsAddr: "127.0.0.1:8443",
+		HealthAddr:  "127.0.0.1:8081",
+		Args:        operatorArgs,
+	})
 }
 
 // startNode makes the node, starts its backends and writes a demo intent
 // over them, and prints how to send traffic through it.
-func startNode(ctx context.Context, env *envtest.Environment, rootDir string) (*testnet.Node, error) {
+func startNode(ctx context.Context, cp *testenv.ControlPlane, rootDir string) (*testnet.Node, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("-node makes network namespaces: run as root")
 	}
-	c, err := client.New(env.Config, client.Options{Scheme: clientgoscheme.Scheme})
-	if err != nil {
-		return nil, err
-	}
+	c := cp.Client
 	// The API server's bootstrap policy gives this user what kube-proxy
 	// needs.
-	proxyUser, err := env.AddUser(envtest.User{Name: "system:kube-proxy"}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("adding kube-proxy's user: %w", err)
-	}
-	proxyConfig, err := proxyUser.KubeConfig()
+	proxyConfig, err := cp.Kubeconfig("system:kube-proxy")
 	if err != nil {
 		return nil, err
 	}
@@ -247,53 +217,34 @@ spec:
 `, node.Backends[0].IP, node.Backends[1].IP, testnet.HTTPPort, testnet.HTTPPort)
 }
 
-// runOperator runs the operator until it exits or ctx ends, then stops it
-// with SIGTERM (SIGKILL after 15 s) and returns its exit code.
-func runOperator(ctx context.Context, operator string, environ, args []string) (int, error) {
-	cmd := exec.Command(operator, args...)
-	cmd.Env = environ
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	// The operator dies with this process even if this process is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return 1, fmt.Errorf("starting %s (run `make build`): %w", operator, err)
+// runOperator runs the operator, its log on this terminal, until it exits
+// or ctx ends, then stops it with SIGTERM (SIGKILL after 15 s) and returns
+// its exit code. The operator gets SIGTERM if this process dies first.
+func runOperator(ctx context.Context, o testenv.OperatorOptions) (int, error) {
+	o.Output, o.ParentDeathSignal, o.ReadyTimeout = os.Stderr, syscall.SIGTERM, -1
+	op, err := testenv.StartOperator(o)
+	if err != nil {
+		return 1, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	select {
-	case err := <-done:
-		return exitCode(err), err
+	case <-op.Done():
+		return exitCode(op.Err()), op.Err()
 	case <-ctx.Done():
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-done:
-		if exitCode(err) == 0 || isSignal(err, syscall.SIGTERM) {
-			return 0, nil
-		}
-		return exitCode(err), err
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		return 1, errors.New("the operator did not stop within 15s of SIGTERM; killed it")
+	err = op.Stop(15 * time.Second)
+	switch {
+	case errors.Is(err, testenv.ErrKilled):
+		return 1, fmt.Errorf("the operator did not stop within 15s of SIGTERM; killed it: %w", err)
+	case err == nil || testenv.Signalled(err, syscall.SIGTERM):
+		return 0, nil
 	}
+	return exitCode(err), err
 }
 
+// exitCode is the operator's exit status, 1 when a signal ended it.
 func exitCode(err error) int {
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		return exit.ExitCode()
+	if code := testenv.ExitCode(err); code >= 0 {
+		return code
 	}
-	if err != nil {
-		return 1
-	}
-	return 0
-}
-
-func isSignal(err error, sig syscall.Signal) bool {
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) {
-		return false
-	}
-	ws, ok := exit.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == sig
+	return 1
 }

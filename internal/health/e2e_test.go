@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -115,7 +116,7 @@ func TestProberOnTestHosts(t *testing.T) {
 	if f := flips.wait(t, nsName("shop/new-start"), deadline); !f.Healthy {
 		t.Errorf("a target started unhealthy flipped to %+v, want healthy", f)
 	}
-	eventually(t, deadline, "h0 and h1 probed healthy", func() bool {
+	testenv.Eventually(t, deadline, testenv.Holds("h0 and h1 probed healthy", func() bool {
 		for _, key := range []string{"shop/h0-http", "shop/h1-tcp", "shop/h1-http"} {
 			st := p.Status(nsName(key))[targets[key].ID]
 			if !st.Healthy || st.LastProbe.IsZero() || st.LastError != "" {
@@ -123,7 +124,7 @@ func TestProberOnTestHosts(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}))
 
 	// A stopped server refuses: unhealthy after two failures.
 	if err := h0.Stop(); err != nil {
@@ -215,10 +216,11 @@ func TestFailureToFlipLatency(t *testing.T) {
 			ctx := context.WithoutCancel(t.Context())
 			key := keyOf(i)
 			// Start from a probe that passed, not from the initial state.
-			if !poll(10*time.Second, func() bool {
+			passed := testenv.Holds("a passing probe", func() bool {
 				st := p.Status(key)[h.Addr(spec.Port)]
 				return !st.LastProbe.IsZero() && st.LastError == ""
-			}) {
+			})
+			if testenv.Poll(ctx, 5*time.Millisecond, 10*time.Second, "a passing probe", passed) != nil {
 				t.Errorf("%s: no passing probe", key)
 				return
 			}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // TestProberSharesInFlightFairly runs one intent whose 100 backends all hang
@@ -73,11 +75,11 @@ func TestProberSharesInFlightFairly(t *testing.T) {
 	startProber(t, p)
 
 	// Let the hanging intent fill its share before measuring.
-	eventually(t, 5*time.Second, "the hanging intent's probes running", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("the hanging intent's probes running", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return inFlight >= workers/2
-	})
+	}))
 	mu.Lock()
 	clear(starts)
 	mu.Unlock()
@@ -155,22 +157,22 @@ func TestProberShareFollowsTheKeys(t *testing.T) {
 		defer mu.Unlock()
 		return running["10.1."], running["10.2."]
 	}
-	eventually(t, 5*time.Second, "a at its share of 2, b probing", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("a at its share of 2, b probing", func() bool {
 		ra, rb := state()
 		return ra == 2 && rb == 1
-	})
+	}))
 	// b goes: a's share is the whole pool, less the worker b's probe
 	// still holds until it returns.
 	p.Remove(nsName("ns/b"))
-	eventually(t, 5*time.Second, "a on the three free workers", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("a on the three free workers", func() bool {
 		ra, _ := state()
 		return ra == 3
-	})
+	}))
 	release["10.2."] <- struct{}{} // b's probe returns
-	eventually(t, 5*time.Second, "a on every worker", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("a on every worker", func() bool {
 		ra, rb := state()
 		return ra == workers && rb == 0
-	})
+	}))
 	mu.Lock()
 	defer mu.Unlock()
 	if most["10.1."] > workers {

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"os"
 	"strings"
 	"testing"
 
@@ -18,6 +17,5 @@ func nsName(s string) types.NamespacedName {
 
 func TestMain(m *testing.M) {
 	// The end-to-end tests run this binary as the server of each test host.
-	testnet.MaybeServe()
-	os.Exit(m.Run())
+	testnet.Main(m)
 }

@@ -12,32 +12,11 @@ import (
 	"time"
 
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 var errProbe = errors.New("probe failed")
-
-// eventually polls cond until it holds, failing the test if the deadline
-// passes first.
-func eventually(t *testing.T, deadline time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !poll(deadline, cond) {
-		t.Fatalf("after %v: %s", deadline, what)
-	}
-}
-
-// poll polls cond until it holds (true) or the deadline passes (false).
-func poll(deadline time.Duration, cond func() bool) bool {
-	end := time.Now().Add(deadline)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(end) {
-			return false
-		}
-		<-tick.C
-	}
-	return true
-}
 
 // startProber runs p until the test ends and waits for Start to return.
 func startProber(t *testing.T, p *Prober) {
@@ -191,11 +170,11 @@ func TestProberBoundsInFlightAndGoroutines(t *testing.T) {
 	p.Set(nsName("ns/many"), ts)
 	startProber(t, p)
 
-	eventually(t, 10*time.Second, "all workers busy", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("all workers busy", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return running == workers
-	})
+	}))
 	// Every worker is stuck in a probe; the API must not wait for them.
 	answered := make(chan struct{})
 	go func() {
@@ -216,11 +195,11 @@ func TestProberBoundsInFlightAndGoroutines(t *testing.T) {
 	for range targets {
 		release <- struct{}{}
 	}
-	eventually(t, 10*time.Second, "every target probed", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("every target probed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(probed) == targets
-	})
+	}))
 	mu.Lock()
 	defer mu.Unlock()
 	if most != workers {
@@ -261,14 +240,14 @@ func TestProberDeliversFlipsAndMergesThemWhenTheConsumerIsSlow(t *testing.T) {
 		bs = append(bs, Target{ID: addr, Address: addr, Spec: fast})
 	}
 	p.Set(nsName("ns/b"), bs)
-	eventually(t, 10*time.Second, "all of ns/b unhealthy", func() bool {
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("all of ns/b unhealthy", func() bool {
 		for _, st := range p.Status(nsName("ns/b")) {
 			if st.Healthy {
 				return false
 			}
 		}
 		return true
-	})
+	}))
 	// Read until the flips cover every target of ns/b ("" covers all).
 	var got []Flip
 	covered := map[string]bool{}
@@ -318,11 +297,11 @@ func TestProberRunnable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Start(ctx) }()
-	eventually(t, 5*time.Second, "started", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("started", func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		return p.started
-	})
+	}))
 	if err := p.Start(ctx); err == nil {
 		t.Error("a second Start succeeded")
 	}
@@ -369,12 +348,12 @@ func TestProberProbesAPeriodApartOnItsClock(t *testing.T) {
 	// to wait on the clock for the next one.
 	waitScheduled := func(n int32, what string) {
 		t.Helper()
-		eventually(t, 10*time.Second, what, func() bool {
+		testenv.Eventually(t, 10*time.Second, testenv.Holds(what, func() bool {
 			p.mu.Lock()
 			queued := p.due.Len() == 1
 			p.mu.Unlock()
 			return probes.Load() == n && queued && clk.HasWaiters()
-		})
+		}))
 	}
 	waitScheduled(1, "the first probe, at Start")
 	if st := p.Status(key)["a"]; !st.LastProbe.Equal(t0) {

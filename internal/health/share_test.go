@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 func TestOwnerSplitsEvenlyAndMovesOnlyTheShareOfWhoCameOrWent(t *testing.T) {
@@ -126,14 +128,14 @@ func TestMembersProbeTheirShareAndTakeTheOthersVerdicts(t *testing.T) {
 	startProber(t, a)
 	startProber(t, b)
 
-	eventually(t, 5*time.Second, "each member probes its share", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("each member probes its share", func() bool {
 		return checksA.count(ofA[0]) >= 3 && checksB.count(ofB[0]) >= 3
-	})
+	}))
 	// What b has probed counts as probed on a too (a readiness gate waits
 	// for a probe).
-	eventually(t, 5*time.Second, "a sees b's targets probed", func() bool {
+	testenv.Eventually(t, 5*time.Second, testenv.Holds("a sees b's targets probed", func() bool {
 		return !a.Status(key)[ofB[0]].LastProbe.IsZero()
-	})
+	}))
 	for _, addr := range ofB {
 		if n := checksA.count(addr); n != 0 {
 			t.Errorf("a probed b's target %s %d times", addr, n)
@@ -169,8 +171,8 @@ func TestMembersProbeTheirShareAndTakeTheOthersVerdicts(t *testing.T) {
 	// b's last verdict (the dead target stays unhealthy, no flip back).
 	before := checksA.count(ofB[1])
 	a.SetMembers("a", []string{"a"})
-	eventually(t, time.Second, "a probes b's share", func() bool { return checksA.count(ofB[1]) > before })
-	eventually(t, time.Second, "a probes the dead target itself", func() bool { return checksA.count(dead) >= 2 })
+	testenv.Eventually(t, time.Second, testenv.Holds("a probes b's share", func() bool { return checksA.count(ofB[1]) > before }))
+	testenv.Eventually(t, time.Second, testenv.Holds("a probes the dead target itself", func() bool { return checksA.count(dead) >= 2 }))
 	if st := a.Status(key)[dead]; st.Healthy {
 		t.Errorf("a took over the dead target as healthy: %+v", st)
 	}

@@ -469,3 +469,20 @@ func (b *SyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// ByIP is a value for each host, by the host's address.
+func ByIP[V any](m map[*Host]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for h, v := range m {
+		out[h.IP.String()] = v
+	}
+	return out
+}
+
+// Main runs a package's tests, or, in a test host's network namespace, the
+// host's server (MaybeServe): the TestMain of a package whose tests start
+// hosts.
+func Main(m *testing.M) {
+	MaybeServe()
+	os.Exit(m.Run())
+}

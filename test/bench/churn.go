@@ -95,7 +95,7 @@ func benchChurn(o options, work string) (string, error) {
 	}
 	start := time.Now()
 	if err := poll(2*time.Minute, "the churned namespace matches its intents", func() error {
-		if err := p.alive(); err != nil {
+		if err := p.Alive(); err != nil {
 			return err
 		}
 		return churn.Check(ctx, cp.client, ns)

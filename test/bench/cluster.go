@@ -4,29 +4,26 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/manifests"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // serviceRange is the control plane's Service range, as make run's: room for
 // the thousands of Services the benchmark makes.
 const serviceRange = "10.96.0.0/12"
 
-// controlPlane is kube-apiserver and etcd with the CRDs installed.
+// controlPlane is kube-apiserver and etcd with the CRDs installed, and an
+// admin's kubeconfig for the servers the benchmark runs.
 type controlPlane struct {
-	env        *envtest.Environment
+	*testenv.ControlPlane
 	client     client.Client
 	kubeconfig string
 }
@@ -34,37 +31,15 @@ type controlPlane struct {
 // startControlPlane starts one with the CRDs and, when policy is set, the
 // admission policy of config/admission.
 func startControlPlane(root, work string, policy bool) (*controlPlane, error) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
-	}
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: filepath.Join(root, "bin", "k8s"),
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
-	}
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", serviceRange)
-	cfg, err := env.Start()
+	// The benchmark's own writes should not be what limits convergence.
+	tcp, err := testenv.Start(testenv.Options{Root: root, ServiceRanges: []string{serviceRange}, QPS: 5000, Burst: 5000})
 	if err != nil {
-		_ = env.Stop()
-		return nil, fmt.Errorf("starting the control plane (run `make envtest`): %w", err)
+		return nil, err
 	}
-	cp := &controlPlane{env: env, kubeconfig: filepath.Join(work, "kubeconfig")}
-	admin, err := env.AddUser(envtest.User{Name: "bench-admin", Groups: []string{"system:masters"}}, nil)
+	cp := &controlPlane{ControlPlane: tcp, client: tcp.Client}
+	kc, err := cp.AdminKubeconfig("bench-admin")
 	if err == nil {
-		var kc []byte
-		if kc, err = admin.KubeConfig(); err == nil {
-			err = os.WriteFile(cp.kubeconfig, kc, 0o600)
-		}
-	}
-	if err == nil {
-		// The benchmark's own writes should not be what limits convergence.
-		cfg.QPS, cfg.Burst = 5000, 5000
-		cp.client, err = client.New(cfg, client.Options{Scheme: scheme})
+		cp.kubeconfig, err = testenv.WriteKubeconfig(work, kc)
 	}
 	if err == nil && policy {
 		// As a cluster has the operator installed, with the policy that
@@ -79,7 +54,7 @@ func startControlPlane(root, work string, policy bool) (*controlPlane, error) {
 }
 
 func (cp *controlPlane) stop() {
-	if err := cp.env.Stop(); err != nil {
+	if err := cp.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // dnsRun is what one dnsperf run measured on one server.
@@ -102,8 +104,8 @@ func benchDNS(ctx context.Context, o options, cp *controlPlane, work string) (st
 // load.
 func measureDNS(o options, p *process, port int, mix string) (dnsResult, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	err := poll(2*time.Minute, p.name+" answers every kind of question", func() error {
-		if err := p.alive(); err != nil {
+	err := poll(2*time.Minute, p.Name+" answers every kind of question", func() error {
+		if err := p.Alive(); err != nil {
 			return err
 		}
 		return checkAnswers(addr)
@@ -215,7 +217,7 @@ func dnsperf(o options, p *process, port int, mix string, args ...string) (dnsRu
 	r.qps, _ = strconv.ParseFloat(firstMatch(qpsRE, out), 64)
 	r.rcodes = firstMatch(rcodesRE, out)
 	if r.completed == 0 {
-		return r, fmt.Errorf("dnsperf: no query answered by %s:\n%s", p.name, out)
+		return r, fmt.Errorf("dnsperf: no query answered by %s:\n%s", p.Name, out)
 	}
 	slices.Sort(r.latencies)
 	return r, nil
@@ -231,33 +233,14 @@ func firstMatch(re *regexp.Regexp, s string) string {
 
 // fakeUpstream answers A questions under example.org with one address and
 // a long TTL, so that both servers answer the ExternalName names from their
-// caches after the first question.
+// caches after the first question; it refuses other names.
 func fakeUpstream() (string, func(), error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
+	u := &testenv.Upstream{TTL: 3600, Outside: dns.RcodeRefused}
+	u.SetZone(upstreamZone, netip.MustParseAddr("192.0.2.7"))
+	if err := u.Start(); err != nil {
 		return "", nil, err
 	}
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
-		m := new(dns.Msg).SetReply(r)
-		q := r.Question[0]
-		if !dns.IsSubDomain(upstreamZone, dns.CanonicalName(q.Name)) {
-			m.Rcode = dns.RcodeRefused
-		} else if q.Qtype == dns.TypeA {
-			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 3600},
-				A: net.IPv4(192, 0, 2, 7)}}
-		}
-		_ = w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	errs := make(chan error, 1)
-	go func() { errs <- srv.ActivateAndServe() }()
-	select {
-	case <-started:
-	case err := <-errs:
-		return "", nil, err
-	}
-	return pc.LocalAddr().String(), func() { _ = srv.Shutdown() }, nil
+	return u.Addr, u.Close, nil
 }
 
 // startCoreDNS runs CoreDNS with the kubernetes, cache and forward plugins
@@ -277,28 +260,35 @@ func startCoreDNS(o options, cp *controlPlane, work, cpu string, port int, upstr
 }
 
 // startOperator runs the built operator binary against the control plane
-// with metrics (plain HTTP) and profiling on loopback ports.
+// with metrics (plain HTTP) and profiling on loopback ports, pinned to cpu
+// when not empty, and waits until it is ready.
 func startOperator(o options, cp *controlPlane, work, cpu string, env []string, args ...string) (*process, error) {
-	ports := make([]int, 2)
-	for i := range ports {
-		var err error
-		if ports[i], err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	argv := append([]string{
-		fmt.Sprintf("--metrics-bind-address=127.0.0.1:%d", ports[0]),
-		"--metrics-secure=false",
-		"--health-probe-bind-address=0",
-		fmt.Sprintf("--pprof-bind-address=127.0.0.1:%d", ports[1]),
-	}, args...)
-	p, err := startProcess(work, "netintent", cpu, append(env, "KUBECONFIG="+cp.kubeconfig), o.netintent, argv...)
+	pprof, err := testenv.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	p.metricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[0])
-	p.pprofAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
-	return p, nil
+	f, err := logFile(work, "netintent")
+	if err != nil {
+		return nil, err
+	}
+	op, err := testenv.StartOperator(testenv.OperatorOptions{
+		Kubeconfig: cp.kubeconfig,
+		PprofAddr:  pprof,
+		Args:       append([]string{"--metrics-secure=false"}, args...),
+		Env:        env,
+		Command: func(args []string) *exec.Cmd {
+			cmd := pinned(cpu, o.netintent, args...)
+			cmd.Dir = work
+			return cmd
+		},
+		Output: f,
+	})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	go func() { <-op.Done(); f.Close() }()
+	return &process{Process: op.Process, metricsAddr: op.MetricsAddr, pprofAddr: op.PprofAddr}, nil
 }
 
 func dnsTable(o options, ni, cd dnsResult) string {

@@ -67,7 +67,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 
 	// Readiness is read from a watch, not from lists of every intent a few
 	// times a second, which would load the API server the operator uses.
-	watched, err := cache.New(cp.env.Config, cache.Options{Scheme: cp.client.Scheme()})
+	watched, err := cache.New(cp.Config, cache.Options{Scheme: cp.client.Scheme()})
 	if err != nil {
 		return "", err
 	}
@@ -117,7 +117,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			return "", err
 		}
 		err = poll(5*time.Minute, fmt.Sprintf("%d intents Ready", n), func() error {
-			if err := p.alive(); err != nil {
+			if err := p.Alive(); err != nil {
 				return err
 			}
 			return allReady(ctx, watched, ns, n)
@@ -200,7 +200,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			return "", err
 		}
 		err = poll(2*time.Minute, "CoreDNS knows the last Service", func() error {
-			if err := cd.alive(); err != nil {
+			if err := cd.Alive(); err != nil {
 				return err
 			}
 			return answers(fmt.Sprintf("127.0.0.1:%d", port), last)
@@ -357,7 +357,7 @@ func settle(p *process, intents int) error {
 	var last operatorCounters
 	stable := time.Now()
 	return poll(5*time.Minute, "the operator settles", func() error {
-		if err := p.alive(); err != nil {
+		if err := p.Alive(); err != nil {
 			return err
 		}
 		c, err := counters(p)

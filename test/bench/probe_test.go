@@ -24,15 +24,14 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -262,7 +261,7 @@ func BenchmarkProbe(b *testing.B) {
 	// The watch of every slice version speaks protobuf, as the operator
 	// does: what it costs the API server is the benchmark's, not the
 	// operator's.
-	watchCfg := rest.CopyConfig(cp.env.Config)
+	watchCfg := rest.CopyConfig(cp.Config)
 	watchCfg.ContentType = runtime.ContentTypeProtobuf
 	watchCfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	cs, err := kubernetes.NewForConfig(watchCfg)
@@ -303,8 +302,8 @@ func BenchmarkProbe(b *testing.B) {
 		if r.notReady > 0 {
 			progress("operator, %d backends: %d not in traffic after %s; going on", n, r.notReady, probeReadyTimeout)
 		}
-		if err := pollEvery(200*time.Millisecond, probeBackTimeout, "every backend probed", func() error {
-			if err := p.alive(); err != nil {
+		if err := testenv.Poll(context.Background(), 200*time.Millisecond, probeBackTimeout, "every backend probed", func() error {
+			if err := p.Alive(); err != nil {
 				return err
 			}
 			reqs, unprobed := farm.Requests(), 0
@@ -318,7 +317,7 @@ func BenchmarkProbe(b *testing.B) {
 			}
 			return nil
 		}); err != nil {
-			if p.alive() != nil {
+			if p.Alive() != nil {
 				b.Fatal(err)
 			}
 			progress("operator, %d backends: %v; going on", n, err)
@@ -390,23 +389,8 @@ func BenchmarkProbe(b *testing.B) {
 
 // probeIntent is intent i over backends, probed as the part says.
 func probeIntent(i int, backends []netip.Addr) *v1alpha1.NetworkIntent {
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: probeNamespace, Name: fmt.Sprintf("farm-%03d", i)},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
-				Period:             &metav1.Duration{Duration: probePeriod},
-				Timeout:            &metav1.Duration{Duration: probeTimeout},
-				UnhealthyThreshold: ptr.To[int32](probeThreshold),
-			},
-		},
-	}
-	for _, a := range backends {
-		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
-	}
-	return in
+	return testenv.Intent(probeNamespace, fmt.Sprintf("farm-%03d", i)).HTTPPort(testnet.FarmPort).Backends(backends...).
+		HTTPProbe(probePeriod, probeTimeout, probeThreshold).ProbePort(testnet.FarmPort).Build()
 }
 
 // victims are the indexes of probeVictims backends of every intent among
@@ -472,7 +456,7 @@ func window(farm *testnet.Farm, p *process, n int) (measured, error) {
 	if err != nil {
 		return m, err
 	}
-	if err := p.alive(); err != nil {
+	if err := p.Alive(); err != nil {
 		return m, err
 	}
 	for i := range n {
@@ -614,7 +598,7 @@ func outage(farm *testnet.Farm, sw *sliceWatch, p *process, n int, victims []int
 	if others := n - len(victims); others > 0 && steadyPerBackend > 0 {
 		res.healthyRate = float64(healthy) / elapsed / float64(others) / steadyPerBackend
 	}
-	return res, p.alive()
+	return res, p.Alive()
 }
 
 // cpuTimes are the machine's CPU time counters (/proc/stat's first line),
@@ -974,7 +958,7 @@ func (sw *sliceWatch) waitReady(p *process, addrs []netip.Addr, timeout time.Dur
 		if notReady == 0 {
 			return 0, nil
 		}
-		if err := p.alive(); err != nil {
+		if err := p.Alive(); err != nil {
 			return notReady, err
 		}
 		select {

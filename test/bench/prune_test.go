@@ -18,13 +18,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
 func TestMain(m *testing.M) {
 	// Host.Start runs this binary as each test host's server.
-	testnet.MaybeServe()
-	os.Exit(m.Run())
+	testnet.Main(m)
 }
 
 // pruneBackends and pruneKills: backends behind the intent, and how many of
@@ -117,7 +117,7 @@ func BenchmarkPrune(b *testing.B) {
 				b.Fatal(err)
 			}
 			var gone time.Duration
-			err := pollEvery(5*time.Millisecond, 30*time.Second, "the dead backend out of traffic", func() error {
+			err := testenv.Poll(context.Background(), 5*time.Millisecond, 30*time.Second, "the dead backend out of traffic", func() error {
 				ready, err := readiness(ctx, cp.client, ns)
 				if err != nil {
 					return err

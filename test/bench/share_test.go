@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -39,9 +41,9 @@ func twoReplicas(o options, cp *controlPlane, work string, farm *testnet.Farm, s
 		defer p.stop()
 		ps[i] = p
 	}
-	err := pollEvery(200*time.Millisecond, probeBackTimeout, "both replicas share the probes", func() error {
+	err := testenv.Poll(context.Background(), 200*time.Millisecond, probeBackTimeout, "both replicas share the probes", func() error {
 		for _, p := range ps {
-			if err := p.alive(); err != nil {
+			if err := p.Alive(); err != nil {
 				return err
 			}
 			if m, err := metricSum(p, "netintent_probe_members"); err != nil || m != 2 {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -24,12 +23,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
 func TestMain(m *testing.M) {
-	testnet.MaybeServe()
-	os.Exit(m.Run())
+	testnet.Main(m)
 }
 
 // The probe settings of every intent here: a dead backend is out after two
@@ -224,7 +223,7 @@ func (w *walk) exposeStatic(backends ...*testnet.Host) {
 		t.Fatal(err)
 	}
 	var svc corev1.Service
-	eventually(t, 30*time.Second, "the Service has a ClusterIP, a NodePort and a LoadBalancer address", func() error {
+	testenv.Await(t, "the Service has a ClusterIP, a NodePort and a LoadBalancer address", 30*time.Second, func() error {
 		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: staticIntent}, &svc); err != nil {
 			return err
 		}
@@ -257,7 +256,7 @@ const unusedVirtual = "10.249.0.200:80"
 // waitAnswers waits until addr answers at all: kube-proxy syncs the
 // Service a moment after the operator writes it.
 func (w *walk) waitAnswers(addr string) {
-	eventually(w.t, 30*time.Second, addr+" answers through kube-proxy", func() error {
+	testenv.Await(w.t, addr+" answers through kube-proxy", 30*time.Second, func() error {
 		_, err := whoami(w.hc, addr)
 		return err
 	})
@@ -359,7 +358,7 @@ func (w *walk) podTurnsNotReady(keep, drop *testnet.Host) string {
 		t.Fatal(err)
 	}
 	var svc corev1.Service
-	eventually(t, 30*time.Second, "the pods' Service has a ClusterIP", func() error {
+	testenv.Await(t, "the pods' Service has a ClusterIP", 30*time.Second, func() error {
 		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: podIntent}, &svc); err != nil {
 			return err
 		}
@@ -438,7 +437,7 @@ func (w *walk) belowFloor(restart *testnet.Host, all ...*testnet.Host) {
 	w.waitReady(staticIntent, all, nil)
 	// kube-proxy may still hold the last change before the floor (a
 	// backend out) until its next sync.
-	eventually(t, 10*time.Second, "traffic reaches every backend below the floor", func() error {
+	testenv.Await(t, "traffic reaches every backend below the floor", 10*time.Second, func() error {
 		return tryReachAll(t, w.hc, w.clusterIP, addrs(all...)...)
 	})
 
@@ -478,7 +477,7 @@ func (w *walk) waitBalancedOver(intent string, want ...*testnet.Host) {
 // none of its total backends healthy.
 func (w *walk) waitBelowFloor(total int) {
 	t := w.t
-	eventually(t, 30*time.Second, "no backend healthy, below the floor", func() error {
+	testenv.Await(t, "no backend healthy, below the floor", 30*time.Second, func() error {
 		var in v1alpha1.NetworkIntent
 		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: staticIntent}, &in); err != nil {
 			return err
@@ -551,8 +550,8 @@ func sameSet(a, b []string) bool {
 func (w *walk) externalNameReach(primary, backup *testnet.Host) {
 	t := w.t
 	suffix := "." + w.ns + ".dataplane.example.com"
-	w.c.upstream.set("primary"+suffix, primary.IP.AsSlice())
-	w.c.upstream.set("backup"+suffix, backup.IP.AsSlice())
+	w.c.upstream.Set("primary"+suffix, primary.IP)
+	w.c.upstream.Set("backup"+suffix, backup.IP)
 	probe := v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.HTTPPort)}}
 	hc := healthCheck()
 	hc.ProbeHandler = v1alpha1.ProbeHandler{}
@@ -577,7 +576,7 @@ func (w *walk) externalNameReach(primary, backup *testnet.Host) {
 	direct := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	reaches := func(target string, want *testnet.Host) func() error {
 		return func() error {
-			cname, as, err := resolveA(w.c.operator.dnsAddr, name)
+			cname, as, err := resolveA(w.c.operator.DNSAddr, name)
 			if err != nil {
 				return err
 			}
@@ -594,14 +593,14 @@ func (w *walk) externalNameReach(primary, backup *testnet.Host) {
 			return nil
 		}
 	}
-	eventually(t, 30*time.Second, name+" reaches the primary's backend", reaches("primary", primary))
+	testenv.Await(t, name+" reaches the primary's backend", 30*time.Second, reaches("primary", primary))
 
 	// The primary fails its health check: the alias moves to the backup.
 	if err := primary.SetHealthy(false); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = primary.SetHealthy(true) })
-	eventually(t, 30*time.Second, name+" reaches the backup's backend", reaches("backup", backup))
+	testenv.Await(t, name+" reaches the backup's backend", 30*time.Second, reaches("backup", backup))
 }
 
 const zoneIntent = "zoned"
@@ -654,7 +653,7 @@ func (w *walk) zoneHints(near, far *testnet.Host) string {
 		t.Fatal(err)
 	}
 	var svc corev1.Service
-	eventually(t, 30*time.Second, "the zoned Service has a ClusterIP and trafficDistribution", func() error {
+	testenv.Await(t, "the zoned Service has a ClusterIP and trafficDistribution", 30*time.Second, func() error {
 		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: zoneIntent}, &svc); err != nil {
 			return err
 		}
@@ -716,7 +715,7 @@ func (w *walk) countAnswers(addr string, want *testnet.Host) string {
 // it for "".
 func (w *walk) setNodeZone(zone string) {
 	t := w.t
-	eventually(t, 10*time.Second, "the node's zone label is "+zone, func() error {
+	testenv.Await(t, "the node's zone label is "+zone, 10*time.Second, func() error {
 		var node corev1.Node
 		if err := w.c.admin.Get(context.Background(), client.ObjectKey{Name: w.node.Name}, &node); err != nil {
 			return err
@@ -737,7 +736,7 @@ func (w *walk) setNodeZone(zone string) {
 // the zone of want ("" for no hint).
 func (w *walk) waitHints(want map[string]string) {
 	t := w.t
-	eventually(t, 30*time.Second, "zone hints "+fmt.Sprint(want), func() error {
+	testenv.Await(t, "zone hints "+fmt.Sprint(want), 30*time.Second, func() error {
 		var slices discoveryv1.EndpointSliceList
 		if err := w.c.admin.List(t.Context(), &slices, client.InNamespace(w.ns), client.MatchingLabels{discoveryv1.LabelServiceName: zoneIntent}); err != nil {
 			return err
@@ -762,7 +761,7 @@ func (w *walk) waitHints(want map[string]string) {
 // and notReady as not ready (and not serving), and nothing else.
 func (w *walk) waitReady(intent string, ready, notReady []*testnet.Host) {
 	t := w.t
-	eventually(t, 30*time.Second, intent+"'s endpoints", func() error {
+	testenv.Await(t, intent+"'s endpoints", 30*time.Second, func() error {
 		var slices discoveryv1.EndpointSliceList
 		if err := w.c.admin.List(t.Context(), &slices, client.InNamespace(w.ns), client.MatchingLabels{discoveryv1.LabelServiceName: intent}); err != nil {
 			return err
@@ -797,7 +796,7 @@ func (w *walk) waitReady(intent string, ready, notReady []*testnet.Host) {
 // reason.
 func (w *walk) waitCondition(intent, reason string) {
 	t := w.t
-	eventually(t, 30*time.Second, intent+" EndpointsHealthy "+reason, func() error {
+	testenv.Await(t, intent+" EndpointsHealthy "+reason, 30*time.Second, func() error {
 		var in v1alpha1.NetworkIntent
 		if err := w.c.admin.Get(t.Context(), client.ObjectKey{Namespace: w.ns, Name: intent}, &in); err != nil {
 			return err
@@ -897,7 +896,7 @@ func (w *walk) dualStack(keep, half *testnet.Host) {
 		t.Fatal(err)
 	}
 	var svc corev1.Service
-	eventually(t, 30*time.Second, "the Service has a cluster IP and a LoadBalancer address of each family", func() error {
+	testenv.Await(t, "the Service has a cluster IP and a LoadBalancer address of each family", 30*time.Second, func() error {
 		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: dualIntent}, &svc); err != nil {
 			return err
 		}
@@ -937,7 +936,7 @@ func (w *walk) dualStack(keep, half *testnet.Host) {
 	w.waitAddressesReady(dualIntent, []string{keep.IP.String(), half.IP.String(), keep.IP6.String()}, []string{half.IP6.String()})
 	t.Logf("IPv6 endpoint %s out of traffic %.2fs after its listener closed; %s (IPv4) stays", half.IP6, time.Since(died).Seconds(), half.IP)
 	for _, addr := range byFamily[true] {
-		eventually(t, 10*time.Second, addr+" reaches only "+keep.IP6.String(), func() error {
+		testenv.Await(t, addr+" reaches only "+keep.IP6.String(), 10*time.Second, func() error {
 			for i := range 20 {
 				from, err := whoami(w.hc, addr)
 				if err != nil {
@@ -954,7 +953,7 @@ func (w *walk) dualStack(keep, half *testnet.Host) {
 		reachAll(t, w.hc, addr, v4...)
 	}
 	var got v1alpha1.NetworkIntent
-	eventually(t, 10*time.Second, "status names the IPv6 address out", func() error {
+	testenv.Await(t, "status names the IPv6 address out", 10*time.Second, func() error {
 		if err := w.c.admin.Get(ctx, client.ObjectKey{Namespace: w.ns, Name: dualIntent}, &got); err != nil {
 			return err
 		}
@@ -971,7 +970,7 @@ func (w *walk) dualStack(keep, half *testnet.Host) {
 // addresses of ready as ready and those of notReady as not.
 func (w *walk) waitAddressesReady(intent string, ready, notReady []string) {
 	t := w.t
-	eventually(t, 30*time.Second, intent+"'s endpoints", func() error {
+	testenv.Await(t, intent+"'s endpoints", 30*time.Second, func() error {
 		var list discoveryv1.EndpointSliceList
 		if err := w.c.admin.List(t.Context(), &list, client.InNamespace(w.ns), client.MatchingLabels{discoveryv1.LabelServiceName: intent}); err != nil {
 			return err

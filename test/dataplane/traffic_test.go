@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // whoami asks the backend behind addr which host it is.
@@ -129,7 +131,7 @@ func (s *stream) finish() []request {
 // waitTail waits until the last n requests of the stream all satisfy ok.
 func (s *stream) waitTail(t *testing.T, timeout time.Duration, n int, what string, ok func(request) bool) {
 	t.Helper()
-	eventually(t, timeout, what, func() error {
+	testenv.Await(t, what, timeout, func() error {
 		if got := s.tailWhere(ok); got < n {
 			return fmt.Errorf("%d of the last requests, want %d", got, n)
 		}

@@ -13,15 +13,12 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -96,7 +93,7 @@ func TestBulkFailures(t *testing.T) {
 	t.Cleanup(func() { deleteBulkIntents(t, c) })
 
 	created := time.Now()
-	eventually(t, 60*time.Second, "every intent Ready with all its backends healthy", func() error {
+	testenv.Await(t, "every intent Ready with all its backends healthy", 60*time.Second, func() error {
 		var list v1alpha1.NetworkIntentList
 		if err := c.List(ctx, &list, client.InNamespace(bulkNamespace)); err != nil {
 			return err
@@ -118,7 +115,7 @@ func TestBulkFailures(t *testing.T) {
 	// Every slice version from here on, from the version listed.
 	rec := newSliceRecorder(farm.Addrs)
 	var rv string
-	eventually(t, 30*time.Second, "every backend published ready in the slices", func() error {
+	testenv.Await(t, "every backend published ready in the slices", 30*time.Second, func() error {
 		var list discoveryv1.EndpointSliceList
 		if err := c.List(ctx, &list, client.InNamespace(bulkNamespace)); err != nil {
 			return err
@@ -134,47 +131,21 @@ func TestBulkFailures(t *testing.T) {
 		rv = list.ResourceVersion
 		return nil
 	})
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		return cs.DiscoveryV1().EndpointSlices(bulkNamespace).Watch(ctx, o)
-	}})
+	stop, err := testenv.WatchSlices(ctx, cs, bulkNamespace, "", rv, func(ev watch.Event, now time.Time) {
+		s, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
+		switch {
+		case !isSlice:
+			if ev.Type == watch.Error {
+				rec.fail(fmt.Sprintf("watch error: %v", apierrors.FromObject(ev.Object)))
+			}
+		case ev.Type == watch.Deleted:
+			rec.forget(s, now)
+		case ev.Type == watch.Added || ev.Type == watch.Modified:
+			rec.record(s, now)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		defer rw.Stop()
-		for {
-			select {
-			case <-watchCtx.Done():
-				return
-			case ev, ok := <-rw.ResultChan():
-				if !ok {
-					return
-				}
-				now := time.Now()
-				s, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
-				switch {
-				case !isSlice:
-					if ev.Type == watch.Error {
-						rec.fail(fmt.Sprintf("watch error: %v", apierrors.FromObject(ev.Object)))
-					}
-				case ev.Type == watch.Deleted:
-					rec.forget(s, now)
-				case ev.Type == watch.Added || ev.Type == watch.Modified:
-					rec.record(s, now)
-				}
-			}
-		}
-	}()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			stopWatch()
-			<-watchDone
-		}
 	}
 	defer stop()
 
@@ -540,21 +511,6 @@ func summarise(lines []string) string {
 // farmIntent is a ClusterIP intent over static backends on a farm, probed
 // over HTTP at the farm's /healthz every period.
 func farmIntent(namespace, name string, backends []netip.Addr, period, timeout time.Duration, unhealthyThreshold int32) *v1alpha1.NetworkIntent {
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.FarmPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz", Port: ptr.To[int32](testnet.FarmPort)}},
-				Period:             &metav1.Duration{Duration: period},
-				Timeout:            &metav1.Duration{Duration: timeout},
-				UnhealthyThreshold: ptr.To(unhealthyThreshold),
-			},
-		},
-	}
-	for _, a := range backends {
-		in.Spec.Backends = append(in.Spec.Backends, v1alpha1.Backend{Address: a.String()})
-	}
-	return in
+	return testenv.Intent(namespace, name).HTTPPort(testnet.FarmPort).Backends(backends...).
+		HTTPProbe(period, timeout, unhealthyThreshold).ProbePort(testnet.FarmPort).Build()
 }

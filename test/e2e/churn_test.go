@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/test/churn"
 )
 
@@ -38,7 +39,7 @@ func TestChurnHoldsMemoryFlat(t *testing.T) {
 	ic := startIntentCluster(t, p, "e2e-churn", churnNamespace)
 	c := ic.client
 	ctx := t.Context()
-	pprofAddr := freeLoopbackAddr(t)
+	pprofAddr := testenv.FreeAddrT(t)
 	op := startOperator(t, p, ic.adminKubectl.kubeconfig, "--pprof-bind-address="+pprofAddr, "--dns-upstreams=127.0.0.1:1")
 
 	pool := &v1alpha1.AddressPool{
@@ -92,9 +93,9 @@ func TestChurnHoldsMemoryFlat(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d over the churn", gFirst, gLast)
 	}
 
-	eventually(t, 2*time.Minute, "every churned intent's Service and slices right, nothing left over", func() error {
-		if op.exited() {
-			return fmt.Errorf("the operator exited: %v", op.err)
+	testenv.Await(t, "every churned intent's Service and slices right, nothing left over", 2*time.Minute, func() error {
+		if op.Exited() {
+			return fmt.Errorf("the operator exited: %v", op.Err())
 		}
 		return churn.Check(ctx, c, churnNamespace)
 	})

@@ -14,6 +14,8 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // paths locates what the suite needs in the project folder.
@@ -29,35 +31,18 @@ type paths struct {
 // to run, when one is missing.
 func findPaths(t *testing.T) paths {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets = filepath.Join(root, "bin", "k8s")
-	}
+	root := testenv.RootT(t)
+	assets := testenv.Assets(root)
 	p := paths{
 		root:      root,
 		assets:    assets,
 		kubectl:   filepath.Join(assets, "kubectl"),
-		operator:  filepath.Join(root, "bin", "netintent"),
+		operator:  testenv.OperatorBinary(root),
 		configDir: filepath.Join(root, "config"),
 	}
-	for _, b := range []string{"kube-apiserver", "etcd", "kubectl"} {
-		if !isExecutable(filepath.Join(assets, b)) {
-			t.Fatalf("%s not found in %s: run `make envtest` (or `make test-e2e`, which builds it)", b, assets)
-		}
-	}
-	if !isExecutable(p.operator) {
-		t.Fatalf("%s not found: run `make build` (or `make test-e2e`, which builds it)", p.operator)
-	}
+	testenv.NeedExecutables(t, "envtest` (or `make test-e2e`, which builds it", filepath.Join(assets, "kube-apiserver"), filepath.Join(assets, "etcd"), p.kubectl)
+	testenv.NeedExecutables(t, "build` (or `make test-e2e`, which builds it", p.operator)
 	return p
-}
-
-func isExecutable(path string) bool {
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // controlPlane is a local kube-apiserver and etcd with an admin identity.
@@ -68,37 +53,20 @@ type controlPlane struct {
 	adminKubectl kubectl
 }
 
-// startControlPlane starts kube-apiserver and etcd on loopback with no CRDs:
+// startControlPlane starts kube-apiserver and etcd on loopback, dual-stack
+// as make run's (the dual-stack sample needs both families), with no CRDs:
 // the kustomize install is what installs them. It stops them when the test
 // ends.
 func startControlPlane(t *testing.T, p paths) *controlPlane {
 	t.Helper()
-	env := &envtest.Environment{BinaryAssetsDirectory: p.assets}
-	// Dual-stack, as make run's: the dual-stack sample needs both families.
-	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/24,fd00:10:96::/108")
-	start := time.Now()
-	if _, err := env.Start(); err != nil {
-		_ = env.Stop() // whatever did start
-		t.Fatalf("starting the local control plane from %s: %v", p.assets, err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stopping the local control plane: %v", err)
-		}
-	})
-	t.Logf("control plane up in %s", time.Since(start).Round(time.Millisecond))
-
-	admin, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
+	cp := testenv.StartT(t, testenv.Options{Root: p.root, NoCRDs: true})
+	admin, err := cp.Env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatalf("adding the admin user: %v", err)
 	}
-	c, err := client.New(admin.Config(), client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return &controlPlane{
-		env:          env,
-		admin:        c,
+		env:          cp.Env,
+		admin:        cp.Client,
 		adminKubectl: newKubectl(t, p.kubectl, admin),
 	}
 }
@@ -164,7 +132,7 @@ func (k kubectl) must(t *testing.T, stdin string, args ...string) result {
 func (k kubectl) waitEstablished(t *testing.T, crds ...string) {
 	t.Helper()
 	for _, crd := range crds {
-		eventually(t, 30*time.Second, "CRD "+crd+" established", func() error {
+		testenv.Await(t, "CRD "+crd+" established", 30*time.Second, func() error {
 			r := k.run("", "get", "crd", crd, "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
 			if r.err != nil {
 				return fmt.Errorf("%v: %s", r.err, r.stderr)
@@ -195,25 +163,4 @@ func warnings(stderr string) []string {
 		}
 	}
 	return out
-}
-
-// eventually runs check until it returns nil, and fails the test with the
-// last error when timeout passes first.
-func eventually(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		case <-tick.C:
-		}
-	}
 }

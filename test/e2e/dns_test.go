@@ -3,89 +3,32 @@ package e2e
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // fakeUpstream is a resolver on loopback that stands in for the Internet:
 // the operator forwards the out-of-zone targets of ExternalName intents to
 // it, so no query leaves the machine.
 type fakeUpstream struct {
-	addr string
-	zone string // it answers A questions for names under zone
-	ip   net.IP // with this address
-
-	mu    sync.Mutex
-	asked map[string]int // questions received, by FQDN
+	*testenv.Upstream
+	ip net.IP // the address of every name under its zone
 }
 
 // startFakeUpstream answers every A question for a name under zone with ip,
-// over UDP and TCP on one loopback port, until the test ends.
+// authoritatively, NODATA for other types there and NXDOMAIN for names
+// outside it, over UDP and TCP on one loopback port, until the test ends.
 func startFakeUpstream(t *testing.T, zone string, ip net.IP) *fakeUpstream {
 	t.Helper()
-	u := &fakeUpstream{zone: dns.Fqdn(zone), ip: ip, asked: map[string]int{}}
-	var pc net.PacketConn
-	var l net.Listener
-	for range 20 {
-		var err error
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if l, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-		pc = nil
-	}
-	if pc == nil {
-		t.Fatal("no loopback port free for the fake upstream")
-	}
-	u.addr = pc.LocalAddr().String()
-	for _, srv := range []*dns.Server{
-		{PacketConn: pc, Handler: u},
-		{Listener: l, Handler: u},
-	} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		go func() { _ = srv.ActivateAndServe() }()
-		<-started
-		t.Cleanup(func() { _ = srv.Shutdown() })
-	}
-	return u
-}
-
-// ServeDNS answers A questions under the zone, NODATA for other types there,
-// and NXDOMAIN for names outside it.
-func (u *fakeUpstream) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.Authoritative = true
-	if len(q.Question) == 1 {
-		name := strings.ToLower(q.Question[0].Name)
-		u.mu.Lock()
-		u.asked[name]++
-		u.mu.Unlock()
-		switch {
-		case !dns.IsSubDomain(u.zone, name):
-			m.Rcode = dns.RcodeNameError
-		case q.Question[0].Qtype == dns.TypeA:
-			m.Answer = append(m.Answer, &dns.A{
-				Hdr: dns.RR_Header{Name: q.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
-				A:   u.ip,
-			})
-		}
-	}
-	_ = w.WriteMsg(m)
-}
-
-func (u *fakeUpstream) timesAsked(name string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.asked[dns.Fqdn(strings.ToLower(name))]
+	u := &testenv.Upstream{TTL: 60, Authoritative: true}
+	u.SetZone(zone, netip.MustParseAddr(ip.String()))
+	return &fakeUpstream{Upstream: testenv.StartUpstream(t, u), ip: ip}
 }
 
 // query asks server one question over network (udp or tcp).
@@ -102,7 +45,7 @@ func query(network, server, name string, qtype uint16) (*dns.Msg, error) {
 // exactly want, authoritatively.
 func checkA(t *testing.T, network, server, name, want string) {
 	t.Helper()
-	eventually(t, 30*time.Second, fmt.Sprintf("A %s over %s", name, network), func() error {
+	testenv.Await(t, fmt.Sprintf("A %s over %s", name, network), 30*time.Second, func() error {
 		r, err := query(network, server, name, dns.TypeA)
 		if err != nil {
 			return err
@@ -131,7 +74,7 @@ func checkA(t *testing.T, network, server, name, want string) {
 // target followed by target's A record as the upstream gave it.
 func checkCNAME(t *testing.T, server, name, target string, targetIP net.IP) {
 	t.Helper()
-	eventually(t, 30*time.Second, fmt.Sprintf("CNAME %s", name), func() error {
+	testenv.Await(t, fmt.Sprintf("CNAME %s", name), 30*time.Second, func() error {
 		r, err := query("udp", server, name, dns.TypeA)
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 const (
@@ -79,7 +81,7 @@ func TestInstallAndRun(t *testing.T) {
 	opKubeconfig := newKubectl(t, p.kubectl, opUser).kubeconfig
 
 	upstream := startFakeUpstream(t, "example.com.", net.ParseIP("192.0.2.53"))
-	op := startOperator(t, p, opKubeconfig, "--dns-upstreams="+upstream.addr)
+	op := startOperator(t, p, opKubeconfig, "--dns-upstreams="+upstream.Addr)
 	var leaseName string
 	step(t, "the operator becomes leader", func(t *testing.T) {
 		leaseName = waitForLeader(t, cp.admin)
@@ -315,7 +317,7 @@ func installAdmissionPolicy(t *testing.T, p paths, k kubectl) {
 	t.Logf("kubectl apply --server-side -k config/admission:\n%s", r.stdout)
 	probe := `{"apiVersion":"networking.netintent.io/v1alpha1","kind":"NetworkIntent","metadata":{"name":"probe","namespace":"default"},` +
 		`"spec":{"exposure":"ClusterIP","ports":[{"name":"http","port":80}],"backends":[{"address":"192.0.2.10"}]}}`
-	eventually(t, 30*time.Second, "the policy sets the finalizer", func() error {
+	testenv.Await(t, "the policy sets the finalizer", 30*time.Second, func() error {
 		r := k.run(probe, "create", "--dry-run=server", "-f", "-", "-o", "jsonpath={.metadata.finalizers}")
 		if r.err != nil {
 			return fmt.Errorf("%v: %s", r.err, r.stderr)
@@ -351,7 +353,7 @@ func checkReadinessGatePolicy(t *testing.T, k kubectl) {
 		t.Errorf("with no operator replica available, a new pod has readiness gates %q (%v)", got, err)
 	}
 	setAvailable(1)
-	eventually(t, 30*time.Second, "the policy adds the gate", func() error {
+	testenv.Await(t, "the policy adds the gate", 30*time.Second, func() error {
 		got, err := gates()
 		if err != nil {
 			return err
@@ -373,7 +375,7 @@ func checkReadinessGatePolicy(t *testing.T, k kubectl) {
 // and no intent selects: True, reason NotChecked.
 func checkGatedPodReleased(t *testing.T, k kubectl) {
 	jsonpath := `jsonpath={.status.conditions[?(@.type=="` + v1alpha1.PodConditionBackendHealthy + `")].reason}`
-	eventually(t, 30*time.Second, "the operator releases the pod", func() error {
+	testenv.Await(t, "the operator releases the pod", 30*time.Second, func() error {
 		r := k.run("", "get", "pod", "web", "-n", "gated", "-o", jsonpath)
 		if r.err != nil {
 			return fmt.Errorf("%v: %s", r.err, r.stderr)
@@ -447,7 +449,7 @@ func addOperatorUser(t *testing.T, cp *controlPlane) *envtest.AuthenticatedUser 
 // and returns its name.
 func waitForLeader(t *testing.T, admin client.Client) string {
 	var name string
-	eventually(t, 60*time.Second, "a leader-election Lease with a holder", func() error {
+	testenv.Await(t, "a leader-election Lease with a holder", 60*time.Second, func() error {
 		leases := &coordinationv1.LeaseList{}
 		if err := admin.List(t.Context(), leases, client.InNamespace(operatorNamespace)); err != nil {
 			return err
@@ -512,7 +514,7 @@ func applySamples(t *testing.T, p paths, k kubectl, op *operatorProcess) []v1alp
 			args := append([]string{"wait", "-n", samplesNamespace, "--for=condition=" + cond, "--timeout=60s"}, names...)
 			if r := k.run("", args...); r.err != nil {
 				t.Logf("kubectl get networkintents -o yaml:\n%s", k.run("", "get", "networkintents", "-n", samplesNamespace, "-o", "yaml").stdout)
-				if refused := op.refusals(); len(refused) > 0 {
+				if refused := refusals(op); len(refused) > 0 {
 					t.Fatalf("kubectl %s: %v: %s\nthe operator was refused by RBAC, which explains it: %s",
 						strings.Join(args, " "), r.err, r.stderr, strings.Join(refused, "; "))
 				}
@@ -590,7 +592,7 @@ func checkSampleCoverage(t *testing.T, intents []v1alpha1.NetworkIntent) {
 func waitForReason(t *testing.T, k kubectl, intent, condition, reason string) {
 	t.Helper()
 	path := fmt.Sprintf(`jsonpath={.status.conditions[?(@.type==%q)].reason}`, condition)
-	eventually(t, 30*time.Second, fmt.Sprintf("%s %s reason %s", intent, condition, reason), func() error {
+	testenv.Await(t, fmt.Sprintf("%s %s reason %s", intent, condition, reason), 30*time.Second, func() error {
 		r := k.run("", "get", "networkintent", "-n", samplesNamespace, intent, "-o", path)
 		if r.err != nil {
 			return fmt.Errorf("%v: %s", r.err, r.stderr)
@@ -689,17 +691,17 @@ func checkDNS(t *testing.T, p paths, k kubectl, op *operatorProcess, upstream *f
 		switch {
 		case in.Spec.Exposure == v1alpha1.ExposureClusterIP && len(in.Spec.Backends) > 0 && !in.Spec.Headless:
 			clusterIP := strings.TrimSpace(k.must(t, "", "get", "svc", "-n", samplesNamespace, in.Name, "-o", "jsonpath={.spec.clusterIP}").stdout)
-			checkA(t, "udp", op.dnsAddr, name, clusterIP)
-			checkA(t, "tcp", op.dnsAddr, name, clusterIP)
+			checkA(t, "udp", op.DNSAddr, name, clusterIP)
+			checkA(t, "tcp", op.DNSAddr, name, clusterIP)
 		case in.Spec.Exposure == v1alpha1.ExposureExternalName:
 			target := in.Spec.ExternalName.Targets[0].Host
-			checkCNAME(t, op.dnsAddr, name, target, upstream.ip)
-			if upstream.timesAsked(target) == 0 {
+			checkCNAME(t, op.DNSAddr, name, target, upstream.ip)
+			if upstream.Asked(target) == 0 {
 				t.Errorf("the fake upstream was never asked for %s", target)
 			}
 		}
 	}
-	checkRefused(t, op.dnsAddr, "www.example.org")
+	checkRefused(t, op.DNSAddr, "www.example.org")
 }
 
 // checkMetrics checks that /metrics over HTTPS refuses callers without a
@@ -716,7 +718,7 @@ func checkMetrics(t *testing.T, k kubectl, op *operatorProcess) {
 	// The certificate is self-signed (no cert dir is given).
 	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	get := func(token string) (int, string, error) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+op.metricsAddr+"/metrics", nil)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+op.MetricsAddr+"/metrics", nil)
 		if err != nil {
 			return 0, "", err
 		}
@@ -734,13 +736,13 @@ func checkMetrics(t *testing.T, k kubectl, op *operatorProcess) {
 	if code, _, err := get(""); err != nil || code != http.StatusUnauthorized {
 		t.Errorf("/metrics without a token: %d %v, want 401", code, err)
 	}
-	eventually(t, 30*time.Second, "/metrics refuses a caller without netintent-metrics-reader", func() error {
+	testenv.Await(t, "/metrics refuses a caller without netintent-metrics-reader", 30*time.Second, func() error {
 		if code, body, err := get(nobody); err != nil || code != http.StatusForbidden {
 			return fmt.Errorf("%d %v %.200s, want 403", code, err, body)
 		}
 		return nil
 	})
-	eventually(t, 30*time.Second, "/metrics serves netintent-metrics-reader", func() error {
+	testenv.Await(t, "/metrics serves netintent-metrics-reader", 30*time.Second, func() error {
 		code, body, err := get(scraper)
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("%d %v %.200s, want 200", code, err, body)
@@ -770,11 +772,11 @@ func deleteSamples(t *testing.T, p paths, k kubectl) {
 // 15 s and gives up its Lease on the way out.
 func stopOperator(t *testing.T, admin client.Client, op *operatorProcess, leaseName string) {
 	began := time.Now()
-	err := op.stop(15 * time.Second)
-	if !op.exited() {
+	err := op.Stop(15 * time.Second)
+	if errors.Is(err, testenv.ErrKilled) {
 		t.Fatalf("the operator did not stop: %v", err)
 	}
-	if code := exitCode(err); code != 0 {
+	if code := testenv.ExitCode(err); code != 0 {
 		t.Errorf("the operator exited with %d (%v) on SIGTERM, want 0", code, err)
 	}
 	t.Logf("the operator exited %s after SIGTERM", time.Since(began).Round(time.Millisecond))
@@ -793,7 +795,7 @@ func stopOperator(t *testing.T, admin client.Client, op *operatorProcess, leaseN
 func uninstall(t *testing.T, p paths, k kubectl) {
 	k.must(t, "", "delete", "-k", filepath.Join(p.configDir, "admission"))
 	k.must(t, "", "delete", "--wait=false", "-k", filepath.Join(p.configDir, "default"))
-	eventually(t, 30*time.Second, "CRDs removed", func() error {
+	testenv.Await(t, "CRDs removed", 30*time.Second, func() error {
 		r := k.run("", "get", "crd", "-o", "name", "-l", partOf)
 		if r.err != nil {
 			return fmt.Errorf("%v: %s", r.err, r.stderr)

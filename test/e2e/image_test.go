@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/testenv"
 )
 
 // imagePlatforms are the platforms make image builds.
@@ -387,7 +388,7 @@ func runImage(t *testing.T, p paths, img v1.Image) {
 		t.Fatal(err)
 	}
 	var svc corev1.Service
-	eventually(t, 30*time.Second, "the intent's Service", func() error {
+	testenv.Await(t, "the intent's Service", 30*time.Second, func() error {
 		return ic.client.Get(t.Context(), client.ObjectKey{Namespace: namespace, Name: in.Name}, &svc)
 	})
 	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
@@ -395,13 +396,13 @@ func runImage(t *testing.T, p paths, img v1.Image) {
 	}
 	t.Logf("the operator in the container made Service %s/%s, cluster IP %s", namespace, svc.Name, svc.Spec.ClusterIP)
 	name := in.Name + "." + namespace + ".svc.cluster.local"
-	checkA(t, "udp", op.dnsAddr, name, svc.Spec.ClusterIP)
-	checkA(t, "tcp", op.dnsAddr, name, svc.Spec.ClusterIP)
-	t.Logf("the operator in the container answers A %s = %s on %s", name, svc.Spec.ClusterIP, op.dnsAddr)
+	checkA(t, "udp", op.DNSAddr, name, svc.Spec.ClusterIP)
+	checkA(t, "tcp", op.DNSAddr, name, svc.Spec.ClusterIP)
+	t.Logf("the operator in the container answers A %s = %s on %s", name, svc.Spec.ClusterIP, op.DNSAddr)
 
 	stopOperator(t, ic.admin, op, leaseName)
 	checkNoForbidden(t, op)
-	t.Logf("operator log, last 5 lines:\n%s", op.tail(5))
+	t.Logf("operator log, last 5 lines:\n%s", op.Tail(5))
 }
 
 // managerSecurity is the manager container's security context and resource

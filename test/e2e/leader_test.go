@@ -18,18 +18,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/health"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -126,21 +124,8 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 	}
 	s.makePod("dead", s.dead)
 	s.makePod("live", s.live)
-	in := &v1alpha1.NetworkIntent{
-		ObjectMeta: metav1.ObjectMeta{Namespace: leaderNamespace, Name: "web"},
-		Spec: v1alpha1.NetworkIntentSpec{
-			Exposure: v1alpha1.ExposureClusterIP,
-			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
-			Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(testnet.HTTPPort))}},
-			HealthCheck: &v1alpha1.HealthCheck{
-				ProbeHandler:       v1alpha1.ProbeHandler{HTTP: &v1alpha1.HTTPProbe{Path: "/healthz"}},
-				Period:             &metav1.Duration{Duration: probe.period},
-				Timeout:            &metav1.Duration{Duration: probe.timeout},
-				UnhealthyThreshold: ptr.To(probe.unhealthyThreshold),
-				HealthyThreshold:   ptr.To(probe.healthyThreshold),
-			},
-		},
-	}
+	in := testenv.Intent(leaderNamespace, "web").SelectApp("web").HTTPPort(testnet.HTTPPort).
+		HTTPProbe(probe.period, probe.timeout, probe.unhealthyThreshold).HealthyThreshold(probe.healthyThreshold).Build()
 	if err := c.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
@@ -149,13 +134,13 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 	key := client.ObjectKeyFromObject(in)
 	names := splitMembers(t, key, s.dead, s.live)
 	ops := []*operatorProcess{
-		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr, "--probe-share-member-name="+names[0]),
-		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.addr, "--probe-share-member-name="+names[1]),
+		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.Addr, "--probe-share-member-name="+names[0]),
+		startOperator(t, p, k.kubeconfig, "--dns-upstreams="+upstream.Addr, "--probe-share-member-name="+names[1]),
 	}
 	var leaderName string
-	eventually(t, 60*time.Second, "one replica leads", func() error {
+	testenv.Await(t, "one replica leads", 60*time.Second, func() error {
 		for i, op := range ops {
-			if op.leads() {
+			if leads(op) {
 				s.leader, s.follower, leaderName = op, ops[1-i], names[i]
 				return nil
 			}
@@ -178,8 +163,8 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 }
 
 // leads reports whether the replica has logged that it became leader.
-func (op *operatorProcess) leads() bool {
-	return strings.Contains(strings.ToLower(op.log.String()), acquiredLease)
+func leads(op *operatorProcess) bool {
+	return strings.Contains(strings.ToLower(op.Log()), acquiredLease)
 }
 
 // makePod creates a Running, Ready pod of the intent on host h.
@@ -204,38 +189,14 @@ func (s *leaderScenario) makePod(name string, h *testnet.Host) {
 // published is the ready state of each address in the intent's slices, and
 // the resource version of the list.
 func (s *leaderScenario) published() (map[string]bool, string, error) {
-	list := &discoveryv1.EndpointSliceList{}
-	if err := s.c.List(s.ctx, list, client.InNamespace(leaderNamespace), client.MatchingLabels{discoveryv1.LabelServiceName: "web"}); err != nil {
-		return nil, "", err
-	}
-	ready := map[string]bool{}
-	for _, sl := range list.Items {
-		for _, ep := range sl.Endpoints {
-			ready[ep.Addresses[0]] = ptr.Deref(ep.Conditions.Ready, false)
-		}
-	}
-	return ready, list.ResourceVersion, nil
+	return testenv.PublishedReady(s.ctx, s.c, leaderNamespace, "web")
 }
 
 // waitPublished polls until the slices publish each host as want says, and
 // returns the resource version of the list that did.
 func (s *leaderScenario) waitPublished(timeout time.Duration, want map[*testnet.Host]bool) string {
 	s.t.Helper()
-	var rv string
-	eventually(s.t, timeout, "published endpoints", func() error {
-		ready, listRV, err := s.published()
-		if err != nil {
-			return err
-		}
-		for h, w := range want {
-			if r, ok := ready[h.IP.String()]; !ok || r != w {
-				return fmt.Errorf("%s published ready=%v (listed %v), want ready=%v", h.IP, r, ok, w)
-			}
-		}
-		rv = listRV
-		return nil
-	})
-	return rv
+	return testenv.WaitPublished(s.t, s.c, leaderNamespace, "web", timeout, testnet.ByIP(want))
 }
 
 // sliceWatch sees every version of the intent's slices from a resource
@@ -261,53 +222,31 @@ func (s *leaderScenario) watchSlices(rv string, isDead bool) *sliceWatch {
 		w.out = time.Now()
 	}
 	dead := s.dead.IP.String()
-	watchCtx, stopWatch := context.WithCancel(s.ctx)
-	rw, err := watchtools.NewRetryWatcherWithContext(watchCtx, rv, &cache.ListWatch{WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		o.LabelSelector = discoveryv1.LabelServiceName + "=web"
-		return s.cs.DiscoveryV1().EndpointSlices(leaderNamespace).Watch(ctx, o)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer rw.Stop()
-		for {
-			select {
-			case <-watchCtx.Done():
-				return
-			case ev, ok := <-rw.ResultChan():
-				if !ok {
-					return
-				}
-				arrived := time.Now()
-				sl, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
-				if !isSlice || (ev.Type != watch.Added && ev.Type != watch.Modified) {
-					continue
-				}
-				w.versions.Add(1)
-				for _, ep := range sl.Endpoints {
-					if ep.Addresses[0] != dead || !w.isDead.Load() {
-						continue
-					}
-					w.mu.Lock()
-					ready, wasOut := ptr.Deref(ep.Conditions.Ready, false), !w.out.IsZero()
-					if !ready && !wasOut {
-						w.out = arrived
-					}
-					w.mu.Unlock()
-					if ready && wasOut {
-						w.bad.Add(1)
-						t.Errorf("slice %s version %s publishes the failed backend %s ready", sl.Name, sl.ResourceVersion, dead)
-					}
-				}
+	var err error
+	w.stop, err = testenv.WatchSlices(s.ctx, s.cs, leaderNamespace, "web", rv, func(ev watch.Event, arrived time.Time) {
+		sl, isSlice := ev.Object.(*discoveryv1.EndpointSlice)
+		if !isSlice || (ev.Type != watch.Added && ev.Type != watch.Modified) {
+			return
+		}
+		w.versions.Add(1)
+		for _, ep := range sl.Endpoints {
+			if ep.Addresses[0] != dead || !w.isDead.Load() {
+				continue
+			}
+			w.mu.Lock()
+			ready, wasOut := ptr.Deref(ep.Conditions.Ready, false), !w.out.IsZero()
+			if !ready && !wasOut {
+				w.out = arrived
+			}
+			w.mu.Unlock()
+			if ready && wasOut {
+				w.bad.Add(1)
+				t.Errorf("slice %s version %s publishes the failed backend %s ready", sl.Name, sl.ResourceVersion, dead)
 			}
 		}
-	}()
-	w.stop = func() {
-		stopWatch()
-		<-done
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return w
 }
@@ -345,7 +284,7 @@ func (s *leaderScenario) queryDNSThroughout(op *operatorProcess) *dnsLoop {
 			case <-tick.C:
 			}
 			l.queries.Add(1)
-			r, err := query("udp", op.dnsAddr, name, dns.TypeA)
+			r, err := query("udp", op.DNSAddr, name, dns.TypeA)
 			why := ""
 			switch {
 			case err != nil:
@@ -388,8 +327,8 @@ func (l *dnsLoop) check(t *testing.T, what string) {
 // how long after since that was.
 func (s *leaderScenario) waitTakeover(since time.Time) time.Duration {
 	s.t.Helper()
-	eventually(s.t, 60*time.Second, "the surviving replica takes over", func() error {
-		if !s.follower.leads() {
+	testenv.Await(s.t, "the surviving replica takes over", 60*time.Second, func() error {
+		if !leads(s.follower) {
 			return fmt.Errorf("it has not logged %q", acquiredLease)
 		}
 		return nil
@@ -413,10 +352,10 @@ func TestLeaderChange(t *testing.T) {
 	dnsQueries := s.queryDNSThroughout(s.follower)
 
 	killed := time.Now()
-	if err := s.leader.cmd.Process.Kill(); err != nil {
+	if err := s.leader.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	<-s.leader.done
+	<-s.leader.Done()
 	t.Logf("the surviving replica became leader %s after the SIGKILL", s.waitTakeover(killed).Round(time.Millisecond))
 
 	// A new backend makes the new leader write the slices.
@@ -526,18 +465,18 @@ func testLeaderLeavesAsBackendDies(t *testing.T, sig syscall.Signal, sigName str
 	if err := s.dead.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.leader.cmd.Process.Signal(sig); err != nil {
+	if err := s.leader.Cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-s.leader.done:
+	case <-s.leader.Done():
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the leader has not exited 30 s after %s", sig)
 	}
 	exited := time.Since(died)
 	s.waitTakeover(died)
 	acquired := s.leaseAcquired()
-	eventually(t, 30*time.Second, "a slice version publishes the dead backend not ready", func() error {
+	testenv.Await(t, "a slice version publishes the dead backend not ready", 30*time.Second, func() error {
 		if w.outOfTraffic().IsZero() {
 			return fmt.Errorf("%s is still published ready", s.dead.IP)
 		}

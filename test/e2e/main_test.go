@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"os"
 	"testing"
 
 	"github.com/netintent/netintent/internal/testnet"
@@ -10,6 +9,5 @@ import (
 func TestMain(m *testing.M) {
 	// The leader-change test runs this binary as the server of each test
 	// host.
-	testnet.MaybeServe()
-	os.Exit(m.Run())
+	testnet.Main(m)
 }

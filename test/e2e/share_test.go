@@ -13,6 +13,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/members"
+	"github.com/netintent/netintent/internal/testenv"
 	"github.com/netintent/netintent/internal/testnet"
 )
 
@@ -58,7 +59,7 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 			_ = c.Delete(ctx, in)
 		}
 	})
-	eventually(t, 60*time.Second, "the intents Ready with every backend healthy", func() error {
+	testenv.Await(t, "the intents Ready with every backend healthy", 60*time.Second, func() error {
 		for _, in := range intents {
 			var have v1alpha1.NetworkIntent
 			if err := c.Get(ctx, client.ObjectKeyFromObject(in), &have); err != nil {
@@ -73,7 +74,7 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 
 	// Each replica's report names the backends it probes.
 	var shares map[string][]string
-	eventually(t, 30*time.Second, "two reports that split the backends between them", func() error {
+	testenv.Await(t, "two reports that split the backends between them", 30*time.Second, func() error {
 		var err error
 		if shares, err = reportedShares(t, c); err != nil {
 			return err
@@ -132,11 +133,11 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 		index[a.String()] = i
 	}
 	last := farm.Requests()
-	if err := victim.cmd.Process.Kill(); err != nil {
+	if err := victim.Cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
-	<-victim.done
+	<-victim.Done()
 	again := map[string]time.Duration{}
 	bound := shareLease + sharePeriod/10 + 300*time.Millisecond
 	for len(again) < len(killedShare) && time.Since(killed) < 3*bound {
@@ -175,10 +176,10 @@ func TestProbesSharedBetweenReplicas(t *testing.T) {
 	}
 	// A member that crashed leaves its Lease behind until it has been
 	// dead for a while; one that stops deletes it at once.
-	if err := survivor.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := survivor.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	<-survivor.done
+	<-survivor.Done()
 	var cms corev1.ConfigMapList
 	if err := c.List(ctx, &cms, client.InNamespace(operatorNamespace), client.MatchingLabels{members.LabelMember: memberOf(t, survivor)}); err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ var joinedRE = regexp.MustCompile(`Joined the members of the probe share.*?"name
 // memberOf is the member name a replica logged when it joined.
 func memberOf(t *testing.T, op *operatorProcess) string {
 	t.Helper()
-	if m := joinedRE.FindStringSubmatch(op.log.String()); m != nil {
+	if m := joinedRE.FindStringSubmatch(op.Log()); m != nil {
 		return m[1]
 	}
 	t.Fatalf("the replica has not logged that it joined the members")
