@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -51,6 +55,22 @@ func startControlPlane(root, work string, policy bool) (*controlPlane, error) {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// saveProfile writes kube-apiserver's CPU profile over the next d to path.
+func (cp *controlPlane) saveProfile(ctx context.Context, d time.Duration, path string) error {
+	cfg := rest.CopyConfig(cp.Config)
+	cfg.Timeout = d + 30*time.Second
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).DoRaw(ctx)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o644)
 }
 
 func (cp *controlPlane) stop() {

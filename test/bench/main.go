@@ -57,6 +57,7 @@ type options struct {
 	churnNames    int
 	churnProfiles string
 	cpuProfiles   string
+	apiProfiles   string
 }
 
 func parseOptions() (options, error) {
@@ -82,6 +83,7 @@ func parseOptions() (options, error) {
 	flag.IntVar(&o.churnNames, "churn-names", 200, "Intent names the churn part cycles over.")
 	flag.StringVar(&o.churnProfiles, "churn-profiles", "", "A folder to write the operator's heap profile into at each churn sample (heap-NN.pb.gz, for pprof -base); empty: none.")
 	flag.StringVar(&o.cpuProfiles, "operator-cpu-profiles", "", "A folder to write the operator's CPU profile into for the first 10 s of each convergence run (cpu-N.pb.gz); empty: none.")
+	flag.StringVar(&o.apiProfiles, "apiserver-cpu-profiles", "", "A folder to write kube-apiserver's CPU profile into for the first 10 s of each convergence run (apiserver-cpu-N.pb.gz); empty: none.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {
 		if s = strings.TrimSpace(s); s == "" {

@@ -114,6 +114,16 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 				}
 			}()
 		}
+		if o.apiProfiles != "" {
+			// What the API server spends its CPU on meanwhile: its
+			// /debug/pprof, which it serves to an admin.
+			go func() {
+				path := filepath.Join(o.apiProfiles, fmt.Sprintf("apiserver-cpu-%d.pb.gz", n))
+				if err := cp.saveProfile(ctx, 10*time.Second, path); err != nil {
+					fmt.Fprintf(os.Stderr, "kube-apiserver CPU profile: %v\n", err)
+				}
+			}()
+		}
 		start := time.Now()
 		if err := cp.createAll(ctx, intents(ns, n, o.pods)); err != nil {
 			return "", err
