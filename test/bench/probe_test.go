@@ -268,13 +268,7 @@ func BenchmarkProbe(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	profileAPIServer = func(path string) error {
-		raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "5").Timeout(time.Minute).DoRaw(ctx)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(path, raw, 0o644)
-	}
+	profileAPIServer = func(path string) error { return cp.saveProfile(ctx, 5*time.Second, path) }
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	sw, err := watchSlices(watchCtx, cs, probeNamespace)
