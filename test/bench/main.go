@@ -58,6 +58,7 @@ type options struct {
 	churnProfiles string
 	cpuProfiles   string
 	apiProfiles   string
+	heapProfiles  string
 }
 
 func parseOptions() (options, error) {
@@ -83,6 +84,7 @@ func parseOptions() (options, error) {
 	flag.IntVar(&o.churnNames, "churn-names", 200, "Intent names the churn part cycles over.")
 	flag.StringVar(&o.churnProfiles, "churn-profiles", "", "A folder to write the operator's heap profile into at each churn sample (heap-NN.pb.gz, for pprof -base); empty: none.")
 	flag.StringVar(&o.cpuProfiles, "operator-cpu-profiles", "", "A folder to write the operator's CPU profile into for the first 10 s of each convergence run (cpu-N.pb.gz); empty: none.")
+	flag.StringVar(&o.heapProfiles, "memory-profiles", "", "A folder to write the operator's heap profile into at each reading of the memory table (heap-N.pb.gz, N in the order of the table's rows); empty: none.")
 	flag.StringVar(&o.apiProfiles, "apiserver-cpu-profiles", "", "A folder to write kube-apiserver's CPU profile into for the first 10 s of each convergence run (apiserver-cpu-N.pb.gz); empty: none.")
 	flag.Parse()
 	for _, s := range strings.Split(intents, ",") {

@@ -61,7 +61,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		return "", err
 	}
 	var mems []memory
-	m, err := readMemory(p, "no intents")
+	m, err := readMemory(o, p, "no intents")
 	if err != nil {
 		return "", err
 	}
@@ -154,7 +154,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			}
 		}
 		runs = append(runs, convergence{intents: n, created: created, ready: ready, writes: float64(after.writes-before.writes) / float64(n), byVerb: strings.Join(verbs, ", ")})
-		m, err := readMemory(p, fmt.Sprintf("%d intents, right after converging", total))
+		m, err := readMemory(o, p, fmt.Sprintf("%d intents, right after converging", total))
 		if err != nil {
 			return "", err
 		}
@@ -174,7 +174,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 	if err != nil {
 		return "", err
 	}
-	if m, err = readMemory(p, fmt.Sprintf("%d intents, after a restart", total)); err != nil {
+	if m, err = readMemory(o, p, fmt.Sprintf("%d intents, after a restart", total)); err != nil {
 		return "", err
 	}
 	mems = append(mems, m)
@@ -200,7 +200,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		if err := poll(2*time.Minute, "the operator's DNS knows the last Service", func() error { return answers(dnsAddr, last) }); err != nil {
 			return "", err
 		}
-		if m, err = readMemory(p, fmt.Sprintf("%d intents and %d plain Services", total, o.services)); err != nil {
+		if m, err = readMemory(o, p, fmt.Sprintf("%d intents and %d plain Services", total, o.services)); err != nil {
 			return "", err
 		}
 		mems = append(mems, m)
@@ -392,11 +392,23 @@ func settle(p *process, intents int) error {
 
 // readMemory reads the operator's RSS and, after a forced garbage
 // collection (the pprof heap endpoint's gc=1), its live heap.
-func readMemory(p *process, what string) (memory, error) {
+// memoryProfiles counts the heap profiles readMemory has written.
+var memoryProfiles int
+
+func readMemory(o options, p *process, what string) (memory, error) {
 	m := memory{what: what}
 	var err error
 	if m.heap, err = churn.HeapAfterGC(p.pprofAddr); err != nil {
 		return m, fmt.Errorf("the operator's heap: %w", err)
+	}
+	if o.heapProfiles != "" {
+		// What the heap holds, by where it was allocated.
+		memoryProfiles++
+		path := filepath.Join(o.heapProfiles, fmt.Sprintf("heap-%d.pb.gz", memoryProfiles))
+		if err := saveProfile(p.pprofAddr, "/debug/pprof/heap?gc=1", path); err != nil {
+			return m, err
+		}
+		fmt.Fprintf(os.Stderr, "memory: heap profile %s: %s\n", path, what)
 	}
 	m.rss, err = p.rss()
 	return m, err
