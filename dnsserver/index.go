@@ -54,27 +54,21 @@ type serviceState struct {
 	hasTTL       bool
 }
 
-// sliceState is what the index keeps of an EndpointSlice: its ready endpoints.
+// sliceState is what the index keeps of an EndpointSlice: the Service it
+// belongs to and its ready endpoints, in the order a serviceRecord keeps
+// them, each carrying the slice's ports (one array shared by all). A
+// Service with one slice (most of them) answers from that slice's
+// endpoints as they are, so the index holds them once.
 type sliceState struct {
 	service   string
-	ports     []portSpec
-	endpoints []endpointState
-}
-
-type endpointState struct {
-	host string // the endpoint's hostname, or its address with dashes
-	addr netip.Addr
+	endpoints []endpointRecord
 }
 
 // serviceRecord is one Service as the lookup sees it. It is never modified
-// once it is in a snapshot.
+// once it is in a snapshot, nor is the serviceState it shares with the
+// index.
 type serviceRecord struct {
-	kind         serviceKind
-	clusterIPs   []netip.Addr
-	externalName string
-	ports        []portSpec
-	ttl          uint32
-	hasTTL       bool
+	*serviceState
 	// endpoints are the ready endpoints of a Service that is not an
 	// ExternalName, ordered by address then host, each once. A headless
 	// Service answers its name with them; every Service answers its
@@ -83,7 +77,7 @@ type serviceRecord struct {
 }
 
 type endpointRecord struct {
-	host  string
+	host  string // the endpoint's hostname, or its address with dashes
 	addr  netip.Addr
 	ports []portSpec
 }
@@ -172,10 +166,12 @@ func (ns *namespaceRecord) with(name string, rec *serviceRecord) *namespaceRecor
 // when the informers have delivered their initial lists, and until then the
 // server answers SERVFAIL rather than a wrong NXDOMAIN.
 type Index struct {
-	mu              sync.Mutex
-	services        map[types.NamespacedName]*serviceState
-	slices          map[types.NamespacedName]*sliceState
-	slicesByService map[types.NamespacedName]map[string]struct{}
+	mu       sync.Mutex
+	services map[types.NamespacedName]*serviceState
+	slices   map[types.NamespacedName]*sliceState
+	// slicesByService names each Service's slices: a list, as a Service
+	// has one or a few, and a map for each would cost more than its slice.
+	slicesByService map[types.NamespacedName][]string
 	serial          uint32
 
 	current atomic.Pointer[snapshot]
@@ -186,7 +182,7 @@ func NewIndex() *Index {
 	return &Index{
 		services:        map[types.NamespacedName]*serviceState{},
 		slices:          map[types.NamespacedName]*sliceState{},
-		slicesByService: map[types.NamespacedName]map[string]struct{}{},
+		slicesByService: map[types.NamespacedName][]string{},
 	}
 }
 
@@ -239,12 +235,9 @@ func (i *Index) UpsertEndpointSlice(slice *discoveryv1.EndpointSlice) {
 	}
 	i.slices[key] = state
 	svcKey := types.NamespacedName{Namespace: key.Namespace, Name: state.service}
-	names := i.slicesByService[svcKey]
-	if names == nil {
-		names = map[string]struct{}{}
-		i.slicesByService[svcKey] = names
+	if names := i.slicesByService[svcKey]; !slices.Contains(names, key.Name) {
+		i.slicesByService[svcKey] = append(names, key.Name)
 	}
-	names[key.Name] = struct{}{}
 	i.publish(svcKey)
 }
 
@@ -264,11 +257,10 @@ func (i *Index) DeleteEndpointSlice(namespace, name string) {
 // unlinkSlice detaches a slice from the Service it belonged to. i.mu is held.
 func (i *Index) unlinkSlice(key types.NamespacedName, service string) {
 	svcKey := types.NamespacedName{Namespace: key.Namespace, Name: service}
-	if names := i.slicesByService[svcKey]; names != nil {
-		delete(names, key.Name)
-		if len(names) == 0 {
-			delete(i.slicesByService, svcKey)
-		}
+	if names := slices.DeleteFunc(i.slicesByService[svcKey], func(n string) bool { return n == key.Name }); len(names) > 0 {
+		i.slicesByService[svcKey] = names
+	} else {
+		delete(i.slicesByService, svcKey)
 	}
 	i.publish(svcKey)
 }
@@ -356,38 +348,40 @@ func (i *Index) record(key types.NamespacedName) *serviceRecord {
 	if !ok {
 		return nil
 	}
-	rec := &serviceRecord{
-		kind:         svc.kind,
-		clusterIPs:   svc.clusterIPs,
-		externalName: svc.externalName,
-		ports:        svc.ports,
-		ttl:          svc.ttl,
-		hasTTL:       svc.hasTTL,
-	}
+	rec := &serviceRecord{serviceState: svc}
 	if svc.kind == kindExternalName {
 		return rec
 	}
-	for name := range i.slicesByService[key] {
-		slice := i.slices[types.NamespacedName{Namespace: key.Namespace, Name: name}]
-		if slice == nil {
-			continue
+	names := i.slicesByService[key]
+	if len(names) == 1 {
+		// Already ordered and unique: shared, not copied.
+		if slice := i.slices[types.NamespacedName{Namespace: key.Namespace, Name: names[0]}]; slice != nil {
+			rec.endpoints = slice.endpoints
 		}
-		for _, ep := range slice.endpoints {
-			rec.endpoints = append(rec.endpoints, endpointRecord{host: ep.host, addr: ep.addr, ports: slice.ports})
+		return rec
+	}
+	for _, name := range names {
+		if slice := i.slices[types.NamespacedName{Namespace: key.Namespace, Name: name}]; slice != nil {
+			rec.endpoints = append(rec.endpoints, slice.endpoints...)
 		}
 	}
 	// Slices of one Service may overlap while the operator moves endpoints
 	// between them; answer each endpoint once, in a stable order.
-	slices.SortFunc(rec.endpoints, func(a, b endpointRecord) int {
+	rec.endpoints = sortEndpoints(rec.endpoints)
+	return rec
+}
+
+// sortEndpoints orders endpoints by address then host and drops repeats.
+func sortEndpoints(eps []endpointRecord) []endpointRecord {
+	slices.SortFunc(eps, func(a, b endpointRecord) int {
 		if c := a.addr.Compare(b.addr); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.host, b.host)
 	})
-	rec.endpoints = slices.CompactFunc(rec.endpoints, func(a, b endpointRecord) bool {
+	return slices.Clip(slices.CompactFunc(eps, func(a, b endpointRecord) bool {
 		return a.addr == b.addr && a.host == b.host
-	})
-	return rec
+	}))
 }
 
 func newServiceState(svc *corev1.Service) *serviceState {
@@ -432,6 +426,7 @@ func newSliceState(slice *discoveryv1.EndpointSlice) *sliceState {
 	if slice.AddressType != discoveryv1.AddressTypeIPv4 && slice.AddressType != discoveryv1.AddressTypeIPv6 {
 		return s
 	}
+	var ports []portSpec
 	for _, p := range slice.Ports {
 		if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
 			continue
@@ -444,7 +439,7 @@ func newSliceState(slice *discoveryv1.EndpointSlice) *sliceState {
 		if p.Protocol != nil {
 			proto = *p.Protocol
 		}
-		s.ports = append(s.ports, portSpec{name: name, proto: protocolLabel(proto), port: uint16(*p.Port)})
+		ports = append(ports, portSpec{name: name, proto: protocolLabel(proto), port: uint16(*p.Port)})
 	}
 	for _, ep := range slice.Endpoints {
 		// A nil ready condition means ready (the API's "unknown" is to be
@@ -468,14 +463,20 @@ func newSliceState(slice *discoveryv1.EndpointSlice) *sliceState {
 		if ep.Hostname != nil && *ep.Hostname != "" {
 			host = strings.ToLower(*ep.Hostname)
 		}
-		s.endpoints = append(s.endpoints, endpointState{host: host, addr: addr})
+		s.endpoints = append(s.endpoints, endpointRecord{host: host, addr: addr, ports: ports})
 	}
+	s.endpoints = sortEndpoints(s.endpoints)
 	return s
 }
 
 func protocolLabel(p corev1.Protocol) string {
-	if p == "" {
-		return "tcp"
+	switch p {
+	case "", corev1.ProtocolTCP:
+		return "tcp" // a constant, not a copy for every port
+	case corev1.ProtocolUDP:
+		return "udp"
+	case corev1.ProtocolSCTP:
+		return "sctp"
 	}
 	return strings.ToLower(string(p))
 }
