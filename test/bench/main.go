@@ -220,7 +220,7 @@ func run() error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(o.out, "results-"+time.Now().UTC().Format("20060102-1504")+".md")
+	path := filepath.Join(o.out, "results-"+time.Now().UTC().Format("20060102-150405")+".md")
 	if err := os.WriteFile(path, []byte(report.String()), 0o644); err != nil {
 		return err
 	}
