@@ -29,10 +29,10 @@ const (
 	// (see churn.HeapFloor).
 	churnReadings = 3
 	// churnGrowth is how much the heap after GC may grow from the first
-	// third of the churn to the last: noise, not retention. Over four runs
-	// of this test on a 2-core machine, after the warm-up, the least of
-	// three readings grew by -3.7% to +6.5%; before the events were kept in
-	// bounded memory it grew by 40%. make bench's 10-minute churn holds the
+	// third of the churn to the last: noise, not retention. In five runs
+	// of this test on an idle 2-core machine, after the warm-up and with
+	// the least of three readings, it read -3.7% to +4.8%; before the
+	// events were kept in bounded memory it grew by 40%. make bench's 10-minute churn holds the
 	// tighter bound of 10%, where a leak has six times as long to show.
 	churnGrowth = 0.15
 )
