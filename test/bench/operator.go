@@ -40,6 +40,10 @@ type convergence struct {
 type memory struct {
 	what      string
 	rss, heap int64
+	// intents is how many intents there were; coreDNS, CoreDNS's RSS on
+	// the same cluster at that moment (0: not measured).
+	intents int
+	coreDNS int64
 }
 
 // benchOperator runs the operator binary (all CPUs) and applies N intents at
@@ -158,6 +162,12 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		if err != nil {
 			return "", err
 		}
+		m.intents = total
+		// CoreDNS started on the cluster as it is now, for its RSS next
+		// to the operator's.
+		if m.coreDNS, err = coreDNSMemory(o, cp, work, fmt.Sprintf("app-%d.%s.svc.cluster.local.", n-1, ns)); err != nil {
+			return "", err
+		}
 		mems = append(mems, m)
 	}
 
@@ -177,9 +187,9 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 	if m, err = readMemory(o, p, fmt.Sprintf("%d intents, after a restart", total)); err != nil {
 		return "", err
 	}
+	m.intents = total
 	mems = append(mems, m)
 
-	var coreDNSRSS int64
 	if o.services > 0 {
 		fmt.Fprintf(os.Stderr, "memory: %d plain Services\n", o.services)
 		ns := "plain"
@@ -203,30 +213,36 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		if m, err = readMemory(o, p, fmt.Sprintf("%d intents and %d plain Services", total, o.services)); err != nil {
 			return "", err
 		}
+		if m.coreDNS, err = coreDNSMemory(o, cp, work, last); err != nil {
+			return "", err
+		}
 		mems = append(mems, m)
-		port, err := freePort()
-		if err != nil {
-			return "", err
-		}
-		cd, err := startCoreDNS(o, cp, work, "", port, "127.0.0.1:1")
-		if err != nil {
-			return "", err
-		}
-		err = poll(2*time.Minute, "CoreDNS knows the last Service", func() error {
-			if err := cd.Alive(); err != nil {
-				return err
-			}
-			return answers(fmt.Sprintf("127.0.0.1:%d", port), last)
-		})
-		if err == nil {
-			coreDNSRSS, err = cd.rss()
-		}
-		cd.stop()
-		if err != nil {
-			return "", err
-		}
 	}
-	return operatorTable(o, runs, resync.writes, mems, coreDNSRSS, total), nil
+	return operatorTable(o, runs, resync.writes, mems, total), nil
+}
+
+// coreDNSMemory starts CoreDNS on the cluster, waits until it answers
+// last (the name of the last object made), and returns its RSS.
+func coreDNSMemory(o options, cp *controlPlane, work, last string) (int64, error) {
+	port, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	cd, err := startCoreDNS(o, cp, work, "", port, "127.0.0.1:1")
+	if err != nil {
+		return 0, err
+	}
+	defer cd.stop()
+	err = poll(2*time.Minute, "CoreDNS knows "+last, func() error {
+		if err := cd.Alive(); err != nil {
+			return err
+		}
+		return answers(fmt.Sprintf("127.0.0.1:%d", port), last)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return cd.rss()
 }
 
 // intents are n ClusterIP intents with two backends each: static
@@ -414,7 +430,7 @@ func readMemory(o options, p *process, what string) (memory, error) {
 	return m, err
 }
 
-func operatorTable(o options, runs []convergence, resyncWrites int64, mems []memory, coreDNSRSS int64, total int) string {
+func operatorTable(o options, runs []convergence, resyncWrites int64, mems []memory, total int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Convergence: intents applied at once, operator on all CPUs\n\n")
 	policy := "with config/admission's policy setting the finalizer at create"
@@ -431,12 +447,17 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.2f | %s |\n", r.intents, r.created.Seconds(), r.ready.Seconds(), r.writes, r.byVerb)
 	}
 	fmt.Fprintf(&b, "\nA no-op resync (the operator restarted over %d Ready intents) wrote %d times.\n\n", total, resyncWrites)
-	fmt.Fprintf(&b, "## Memory\n\n| operator with | RSS | heap after GC |\n|---|---:|---:|\n")
+	fmt.Fprintf(&b, "## Memory\n\nHeap per intent is the heap after GC above the operator's with no intents, over the intents (each with its Service and slice). CoreDNS is started on the cluster as it is after each convergence, and its RSS read once it answers the name of the last Service made.\n\n")
+	fmt.Fprintf(&b, "| operator with | RSS | heap after GC | heap per intent | CoreDNS RSS |\n|---|---:|---:|---:|---:|\n")
 	for _, m := range mems {
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.what, mib(m.rss), mib(m.heap))
-	}
-	if coreDNSRSS > 0 {
-		fmt.Fprintf(&b, "\nCoreDNS reading the same cluster (%d intents' Services and %d plain Services): RSS %s.\n", total, o.services, mib(coreDNSRSS))
+		perIntent, coreDNS := "", ""
+		if m.intents > 0 && len(mems) > 0 {
+			perIntent = fmt.Sprintf("%.1f KiB", float64(m.heap-mems[0].heap)/float64(m.intents)/1024)
+		}
+		if m.coreDNS > 0 {
+			coreDNS = mib(m.coreDNS)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.what, mib(m.rss), mib(m.heap), perIntent, coreDNS)
 	}
 	b.WriteString("\n")
 	return b.String()
