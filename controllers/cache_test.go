@@ -2,13 +2,19 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
@@ -134,4 +140,139 @@ func TestCacheTrimsPods(t *testing.T) {
 	if trimmed.Annotations != nil || trimmed.Spec.Volumes != nil || trimmed.Status.ContainerStatuses != nil || trimmed.Spec.Containers[0].Env != nil || trimmed.Spec.Containers[0].Image != "" {
 		t.Errorf("the trimmed pod keeps what endpoints never read: %+v", trimmed)
 	}
+}
+
+// foreignSlice is an EndpointSlice as Kubernetes' EndpointSlice controller
+// writes one for a Service of its own: n endpoints of pods, every third
+// not ready, the first with a hostname.
+func foreignSlice(ns, service string, n int) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: ns, Name: service + "-abcde", GenerateName: service + "-",
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: service,
+				discoveryv1.LabelManagedBy:   "endpointslice-controller.k8s.io",
+			},
+			Annotations:     map[string]string{corev1.EndpointsLastChangeTriggerTime: "2026-12-04T10:00:00Z"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Service", Name: service, UID: "svc-uid", Controller: ptr.To(true)}},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Port: ptr.To(int32(8080)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	for i := range n {
+		pod := fmt.Sprintf("%s-%d", service, i)
+		e := discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.244.%d.%d", i/250, i%250+1)},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(i%3 != 2), Serving: ptr.To(i%3 != 2), Terminating: ptr.To(false)},
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: pod, UID: types.UID("uid-" + pod)},
+			NodeName:   ptr.To(fmt.Sprintf("node-%d", i%10)),
+			Zone:       ptr.To(fmt.Sprintf("zone-%d", i%3)),
+			Hints:      &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: fmt.Sprintf("zone-%d", i%3)}}},
+		}
+		if i == 0 {
+			e.Hostname = ptr.To(pod)
+		}
+		s.Endpoints = append(s.Endpoints, e)
+	}
+	return s
+}
+
+// TestCacheTrimsSlices checks the slices' transform: another controller's
+// slice keeps what the DNS server reads (its Service, address type, ports,
+// each endpoint's addresses, conditions and hostname) and loses the rest;
+// an intent's slice is kept whole but for managedFields.
+func TestCacheTrimsSlices(t *testing.T) {
+	whole := foreignSlice("ns", "web", 3)
+	out, err := trimSlice(whole.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*discoveryv1.EndpointSlice)
+	if !reflect.DeepEqual(got.Labels, whole.Labels) || got.AddressType != whole.AddressType || !reflect.DeepEqual(got.Ports, whole.Ports) || len(got.Endpoints) != 3 {
+		t.Fatalf("the trimmed slice lost what the DNS server reads: %+v", got)
+	}
+	for i, e := range got.Endpoints {
+		w := whole.Endpoints[i]
+		if !reflect.DeepEqual(e.Addresses, w.Addresses) || !reflect.DeepEqual(e.Conditions, w.Conditions) || !reflect.DeepEqual(e.Hostname, w.Hostname) {
+			t.Errorf("endpoint %d: %+v, want its addresses, conditions and hostname of %+v", i, e, w)
+		}
+		if e.TargetRef != nil || e.NodeName != nil || e.Zone != nil || e.Hints != nil {
+			t.Errorf("endpoint %d keeps what the DNS server never reads: %+v", i, e)
+		}
+	}
+	if got.OwnerReferences != nil || got.Annotations != nil {
+		t.Errorf("the trimmed slice keeps its owners or annotations: %+v", got.ObjectMeta)
+	}
+
+	ours := foreignSlice("ns", "web", 3)
+	ours.Labels[discoveryv1.LabelManagedBy] = v1alpha1.EndpointSliceManagedBy
+	ours.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "NetworkIntent", Name: "web", UID: "u", Controller: ptr.To(true)}}
+	ours.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: v1alpha1.FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate}}
+	want := ours.DeepCopy()
+	want.ManagedFields = nil
+	out, err = trimSlice(ours)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, want) {
+		t.Errorf("an intent's slice was trimmed beyond its managedFields:\n%+v\nwant\n%+v", out, want)
+	}
+}
+
+// TestDNSAnswersFromTrimmedSlices serves a headless Service that no intent
+// owns, with a slice as Kubernetes' EndpointSlice controller writes it:
+// the suite's DNS server, reading the manager's trimmed cache, answers its
+// name with the ready endpoints and the hostname of the first.
+func TestDNSAnswersFromTrimmedSlices(t *testing.T) {
+	ctx := context.Background()
+	ns := testEnv.Namespace(t)
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db"},
+		Spec:       corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Ports: []corev1.ServicePort{{Name: "http", Port: 8080}}},
+	}
+	if err := k8sClient.Create(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	slice := foreignSlice(ns, "db", 3)
+	slice.OwnerReferences[0].UID = svc.UID
+	if err := k8sClient.Create(ctx, slice); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(name string) ([]string, error) {
+		select {
+		case <-suiteDNS.Listening():
+		default:
+			return nil, errors.New("the suite's DNS server is not listening yet")
+		}
+		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(new(dns.Msg).SetQuestion(name, dns.TypeA), suiteDNS.Addr())
+		if err != nil {
+			return nil, err
+		}
+		var addrs []string
+		for _, rr := range r.Answer {
+			if a, ok := rr.(*dns.A); ok {
+				addrs = append(addrs, a.A.String())
+			}
+		}
+		slices.Sort(addrs)
+		return addrs, nil
+	}
+	want := []string{"10.244.0.1", "10.244.0.2"} // the third is not ready
+	testenv.Eventually(t, 10*time.Second, func() error {
+		got, err := ask("db." + ns + ".svc.cluster.local.")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("db answers %v, want %v", got, want)
+		}
+		got, err = ask("db-0.db." + ns + ".svc.cluster.local.")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, want[:1]) {
+			return fmt.Errorf("db-0.db answers %v, want %v", got, want[:1])
+		}
+		return nil
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -99,7 +100,8 @@ func hostname() string {
 }
 
 // CacheOptions trims what the manager's cache keeps of each object: the
-// operator's memory grows with the cluster, so it keeps only what it reads.
+// operator's memory grows with the cluster, so it keeps only what it reads
+// (see trimPod, trimService and trimSlice).
 // managedFields are a good part of every cached object, and only those of
 // the intents' Services are read (to compare what the operator applied);
 // nothing reads the copy of an object that a client-side `kubectl apply`
@@ -110,8 +112,9 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: trim,
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Service{}: {Transform: trimService},
-			&corev1.Pod{}:     {Transform: trimPod},
+			&corev1.Service{}:            {Transform: trimService},
+			&corev1.Pod{}:                {Transform: trimPod},
+			&discoveryv1.EndpointSlice{}: {Transform: trimSlice},
 		},
 	}
 }
@@ -174,6 +177,27 @@ func trimService(obj any) (any, error) {
 		return svc, nil
 	}
 	return trim(obj)
+}
+
+// trimSlice is the EndpointSlices' cache transform. An intent's slices are
+// compared with what the operator writes and kept whole (but for
+// managedFields). Any other slice is read only by the DNS server, which
+// needs of it its labels (the Service), address type and ports and each
+// endpoint's addresses, conditions and hostname; the rest goes: the slice's
+// owners and annotations, and each endpoint's target reference, node, zone
+// and hints. Most slices of a cluster are another controller's, and a
+// target reference is most of an endpoint's size.
+func trimSlice(obj any) (any, error) {
+	s, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok || controllingIntent(s) != nil {
+		return trim(obj)
+	}
+	s.OwnerReferences, s.Annotations = nil, nil
+	for i := range s.Endpoints {
+		e := &s.Endpoints[i]
+		e.TargetRef, e.NodeName, e.Zone, e.Hints, e.DeprecatedTopology = nil, nil, nil, nil, nil
+	}
+	return trim(s)
 }
 
 // controllingIntent is the reference to the NetworkIntent that controls
