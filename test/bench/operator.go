@@ -406,11 +406,12 @@ func settle(p *process, intents int) error {
 	})
 }
 
-// readMemory reads the operator's RSS and, after a forced garbage
-// collection (the pprof heap endpoint's gc=1), its live heap.
 // memoryProfiles counts the heap profiles readMemory has written.
 var memoryProfiles int
 
+// readMemory reads the operator's RSS and, after a forced garbage
+// collection (the pprof heap endpoint's gc=1), its live heap; and, when
+// o.heapProfiles is set, writes the operator's heap profile there.
 func readMemory(o options, p *process, what string) (memory, error) {
 	m := memory{what: what}
 	var err error
