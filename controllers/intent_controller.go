@@ -330,6 +330,11 @@ func (r *IntentReconciler) observeService(ctx context.Context, s *intentScope) (
 	case err != nil:
 		return nil, fmt.Errorf("getting service: %w", err)
 	case !metav1.IsControlledBy(existing, in):
+		if removed, err := r.removeLeftBehind(ctx, in, existing); err != nil || removed {
+			// Gone: the next reconcile, which the Service's deletion
+			// brings, creates the intent's own.
+			return nil, err
+		}
 		r.conflict(s, existing)
 		return nil, nil
 	}
@@ -366,6 +371,9 @@ func (r *IntentReconciler) createIntentService(ctx context.Context, s *intentSco
 		// back.
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	case taken != nil:
+		if removed, err := r.removeLeftBehind(ctx, in, taken); err != nil || removed {
+			return ctrl.Result{RequeueAfter: time.Second}, err
+		}
 		r.conflict(s, taken)
 		return ctrl.Result{}, nil
 	}
@@ -422,6 +430,41 @@ func (r *IntentReconciler) serviceApplied(s *intentScope, svc *corev1.Service) {
 	s.service = svc
 	intent.ObserveService(s.in, svc)
 	intent.SetCondition(s.in, v1alpha1.IntentConditionServiceReady, true, v1alpha1.IntentReasonApplied, "Service %s matches the intent", svc.Name)
+}
+
+// removeLeftBehind deletes svc, the Service of the intent's name, when an
+// earlier intent of the same name left it: it is controlled by a
+// NetworkIntent of that name with another UID, while the intent the API
+// server holds under that name is this one, so that owner is gone (names
+// are unique). The slices that owner left go with it. Kubernetes' garbage
+// collector would delete them in time; the intent does not wait for it. It
+// reports whether it deleted anything; a Service of anyone else is left
+// alone.
+func (r *IntentReconciler) removeLeftBehind(ctx context.Context, in *v1alpha1.NetworkIntent, svc *corev1.Service) (bool, error) {
+	ref := controllingIntent(svc)
+	if ref == nil || ref.Name != in.Name || ref.UID == in.UID {
+		return false, nil
+	}
+	live := &v1alpha1.NetworkIntent{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(in), live); err != nil {
+		return false, client.IgnoreNotFound(err)
+	}
+	if live.UID != in.UID || !live.DeletionTimestamp.IsZero() {
+		return false, nil // this copy of the intent is the stale one
+	}
+	uid := svc.UID
+	if err := r.Client.Delete(ctx, svc, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil {
+		return false, fmt.Errorf("deleting the Service an earlier intent of this name left: %w", err)
+	}
+	earlier := &v1alpha1.NetworkIntent{ObjectMeta: metav1.ObjectMeta{Namespace: in.Namespace, Name: in.Name, UID: ref.UID}}
+	if err := r.deleteSlices(ctx, earlier, r.APIReader); err != nil {
+		return false, err
+	}
+	r.Recorder.Eventf(in, svc, corev1.EventTypeNormal, v1alpha1.IntentReasonRecreating, "Recreate",
+		"Deleted Service %s, left by an earlier intent of this name (uid %s)", svc.Name, ref.UID)
+	intent.SetCondition(in, v1alpha1.IntentConditionServiceReady, false, v1alpha1.IntentReasonRecreating,
+		"deleted Service %s, left by an earlier intent of this name; creating the intent's own", svc.Name)
+	return true, nil
 }
 
 // conflict reports that the Service of the intent's name belongs to

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -575,4 +576,52 @@ func annotate(t *testing.T, ns, name, key, value string) string {
 func reconcileCount(t *testing.T) float64 {
 	t.Helper()
 	return controllerReconciles(t, "networkintent")
+}
+
+// TestServiceLeftByEarlierIntentIsReplaced gives an intent a Service and a
+// slice of its name that an earlier intent of that name left (controlled by
+// a NetworkIntent "web" of another UID), as a deletion that raced the
+// earlier intent's last reconcile can leave them where no garbage collector
+// runs: the intent deletes them and makes its own, where a Service of
+// anyone else is a conflict (TestForeignServiceIsNeverTouched).
+func TestServiceLeftByEarlierIntentIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	ns := testEnv.Namespace(t)
+	earlier := metav1.OwnerReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "NetworkIntent", Name: "web", UID: "earlier-uid", Controller: ptr.To(true)}
+	left := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", OwnerReferences: []metav1.OwnerReference{earlier}},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+	}
+	if err := k8sClient.Create(ctx, left); err != nil {
+		t.Fatal(err)
+	}
+	leftSlice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web-earlier", OwnerReferences: []metav1.OwnerReference{earlier}, Labels: map[string]string{
+			discoveryv1.LabelServiceName: "web", discoveryv1.LabelManagedBy: v1alpha1.EndpointSliceManagedBy,
+		}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.77"}}},
+	}
+	if err := k8sClient.Create(ctx, leftSlice); err != nil {
+		t.Fatal(err)
+	}
+	in := webIntent(ns, "web", v1alpha1.ExposureClusterIP)
+	if err := k8sClient.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	converged(t, ns, "web")
+	testenv.Eventually(t, 10*time.Second, func() error {
+		svc, err := getService(ctx, ns, "web")
+		if err != nil {
+			return err
+		}
+		if ref := metav1.GetControllerOf(svc); ref == nil || ref.UID != in.UID {
+			return fmt.Errorf("the Service is controlled by %v, want the intent (uid %s)", ref, in.UID)
+		}
+		err = k8sClient.Get(ctx, client.ObjectKeyFromObject(leftSlice), &discoveryv1.EndpointSlice{})
+		if !apierrors.IsNotFound(err) {
+			return fmt.Errorf("the slice the earlier intent left is still there (%v)", err)
+		}
+		return nil
+	})
 }
