@@ -29,12 +29,13 @@ const (
 	// (see churn.HeapFloor).
 	churnReadings = 3
 	// churnGrowth is how much the heap after GC may grow from the first
-	// third of the churn to the last: noise, not retention. In five runs
-	// of this test on an idle 2-core machine, after the warm-up and with
-	// the least of three readings, it read -3.7% to +4.8%; before the
-	// events were kept in bounded memory it grew by 40%. make bench's 10-minute churn holds the
-	// tighter bound of 10%, where a leak has six times as long to show.
-	churnGrowth = 0.15
+	// third of the churn to the last: noise, not retention. In ten runs of
+	// this test on an idle 2-core machine (CI's included), after the warm-up
+	// and with the least of three readings, it read -3.7% to +11.4%; before
+	// the events were kept in bounded memory it grew by 40%. make bench's
+	// 10-minute churn holds the tighter bound of 10%, where a leak has six
+	// times as long to show.
+	churnGrowth = 0.20
 )
 
 // TestChurnHoldsMemoryFlat runs the built binary with its defaults while
