@@ -239,6 +239,10 @@ func (f *fastReader) answer(conn *net.UDPConn, req []byte, session *dns.SessionU
 	}
 	f.out = append(f.out[:0], r.wire...)
 	copy(f.out, req[:2]) // the request's ID
+	// Counted before the write, so that a client that has its reply sees
+	// it counted.
+	r.requests.Inc()
+	packedRepliesTotal.Inc()
 	var err error
 	if f.wildcard {
 		// The reply's source must be the address the request came to.
@@ -249,8 +253,6 @@ func (f *fastReader) answer(conn *net.UDPConn, req []byte, session *dns.SessionU
 	if err != nil {
 		f.handler.log.V(1).Info("Could not write a DNS reply", "error", err.Error())
 	}
-	r.requests.Inc()
-	packedRepliesTotal.Inc()
 	requestDuration.Observe(time.Since(start).Seconds())
 	return true
 }

@@ -70,13 +70,15 @@ func (h *handler) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}
 	rcode = reply.Rcode
-	if _, err := w.Write(packed); err != nil {
-		h.log.V(1).Info("Could not write a DNS reply", "question", questionString(req), "error", err.Error())
-	}
+	// Kept before the write, so that a client asking again as soon as it
+	// has this reply is answered from it.
 	if udp && from != nil {
 		if key, ok := msgKey(nil, req); ok {
 			h.packed.put(key, from, hold, h.resolver.now, packed, req.Question[0].Qtype, rcode)
 		}
+	}
+	if _, err := w.Write(packed); err != nil {
+		h.log.V(1).Info("Could not write a DNS reply", "question", questionString(req), "error", err.Error())
 	}
 }
 
