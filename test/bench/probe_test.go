@@ -269,6 +269,7 @@ func BenchmarkProbe(b *testing.B) {
 		b.Fatal(err)
 	}
 	profileAPIServer = func(path string) error { return cp.saveProfile(ctx, 5*time.Second, path) }
+	apiServerMetrics = func() ([]byte, error) { return cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx) }
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	sw, err := watchSlices(watchCtx, cs, probeNamespace)
@@ -1098,8 +1099,8 @@ func probeTable(runs []probeRun) string {
 					seconds(pct(o.res.triggered, 0.5)), seconds(pct(o.res.triggered, 1)), seconds(pct(o.res.published, 0.5)), seconds(pct(o.res.published, 1))))
 			}
 			parts = append(parts, fmt.Sprintf("%d of the backends that kept answering published not ready after the start", o.res.collateral))
-			parts = append(parts, fmt.Sprintf("meanwhile %d failed reconciles, and on average a reconcile waited %s in its queue and took %s, a slice update %s",
-				o.res.reconcileErrors, ms(o.res.stages.queued), ms(o.res.stages.reconcile), ms(o.res.stages.sliceWrite)))
+			parts = append(parts, fmt.Sprintf("meanwhile %d failed reconciles, and on average a reconcile waited %s in its queue and took %s, a slice update %s (kube-apiserver's own time for it %s)",
+				o.res.reconcileErrors, ms(o.res.stages.queued), ms(o.res.stages.reconcile), ms(o.res.stages.sliceWrite), ms(o.res.stages.apiSliceWrite)))
 			if len(o.res.back) > 0 {
 				back := fmt.Sprintf("back in traffic after its end at p50 %s / max %s", seconds(pct(o.res.back, 0.5)), seconds(pct(o.res.back, 1)))
 				if len(o.res.probedBack) > 0 {
@@ -1137,15 +1138,26 @@ func (o outageResult) latencies() string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
 
 // stages are readings of the histograms of where an intent's reconcile
-// spends its time: waiting in its queue, at work, and writing slices.
+// spends its time: waiting in its queue, at work, and writing slices; and
+// of kube-apiserver's own time for each slice update, from when it takes
+// the request in to its reply (apiserver_request_duration_seconds). The
+// rest of a slice update as the operator times it is the way there and
+// back: both processes' wait for a CPU, the client, the connection.
 type stages struct {
-	queued, reconcile, sliceWrite time.Duration
-	readings                      [3]histogramReading
+	queued, reconcile, sliceWrite, apiSliceWrite time.Duration
+	readings                                     [4]histogramReading
 }
+
+// apiServerMetrics reads kube-apiserver's /metrics; nil: readStages leaves
+// its reading out.
+var apiServerMetrics func() ([]byte, error)
 
 func readStages(p *process) (stages, error) {
 	var s stages
-	var err error
+	page, err := metricsPage(p)
+	if err != nil {
+		return s, err
+	}
 	for i, h := range []struct {
 		name   string
 		labels []string
@@ -1154,11 +1166,18 @@ func readStages(p *process) (stages, error) {
 		{"controller_runtime_reconcile_time_seconds", []string{`controller="networkintent"`}},
 		{"netintent_endpointslice_write_duration_seconds", []string{`verb="update"`}},
 	} {
-		if s.readings[i], err = readHistogram(p, h.name, h.labels...); err != nil {
+		if s.readings[i], err = pageHistogram(page, h.name, h.labels...); err != nil {
 			return s, err
 		}
 	}
-	return s, nil
+	if apiServerMetrics == nil {
+		return s, nil
+	}
+	if page, err = apiServerMetrics(); err != nil {
+		return s, err
+	}
+	s.readings[3], err = pageHistogram(page, "apiserver_request_duration_seconds", `resource="endpointslices"`, `verb="PUT"`)
+	return s, err
 }
 
 // since is the mean of each stage between two readings.
@@ -1166,6 +1185,7 @@ func (s stages) since(before stages) stages {
 	s.queued = s.readings[0].meanSince(before.readings[0])
 	s.reconcile = s.readings[1].meanSince(before.readings[1])
 	s.sliceWrite = s.readings[2].meanSince(before.readings[2])
+	s.apiSliceWrite = s.readings[3].meanSince(before.readings[3])
 	return s
 }
 

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -106,13 +108,27 @@ func twoReplicas(o options, cp *controlPlane, work string, farm *testnet.Farm, s
 // with labels, of the series whose labels include each of them (such as
 // `controller="networkintent"`).
 func metricSum(p *process, name string, labels ...string) (float64, error) {
-	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+	page, err := metricsPage(p)
 	if err != nil {
 		return 0, err
 	}
+	return seriesSum(bytes.NewReader(page), name, labels...)
+}
+
+// metricsPage is the process's /metrics.
+func metricsPage(p *process) ([]byte, error) {
+	resp, err := http.Get("http://" + p.metricsAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// seriesSum is metricSum over a /metrics page read from r.
+func seriesSum(r io.Reader, name string, labels ...string) (float64, error) {
 	var sum float64
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 lines:
 	for sc.Scan() {
@@ -139,11 +155,20 @@ lines:
 type histogramReading struct{ sum, count float64 }
 
 func readHistogram(p *process, name string, labels ...string) (histogramReading, error) {
-	sum, err := metricSum(p, name+"_sum", labels...)
+	page, err := metricsPage(p)
 	if err != nil {
 		return histogramReading{}, err
 	}
-	count, err := metricSum(p, name+"_count", labels...)
+	return pageHistogram(page, name, labels...)
+}
+
+// pageHistogram is readHistogram over a /metrics page.
+func pageHistogram(page []byte, name string, labels ...string) (histogramReading, error) {
+	sum, err := seriesSum(bytes.NewReader(page), name+"_sum", labels...)
+	if err != nil {
+		return histogramReading{}, err
+	}
+	count, err := seriesSum(bytes.NewReader(page), name+"_count", labels...)
 	return histogramReading{sum, count}, err
 }
 
