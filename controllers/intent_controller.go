@@ -167,6 +167,13 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		if uerr == nil {
 			r.statusWritten.Store(req.NamespacedName, time.Now())
 		}
+		if apierrors.IsNotFound(uerr) {
+			// The intent went while this reconcile worked from the
+			// cache's copy of it, its finalizer already run: what the
+			// reconcile made for it has no one left to delete it.
+			log.Info("Intent gone while reconciled; deleting what was made for it", "intent", klog.KObj(in), "uid", in.UID)
+			return ctrl.Result{}, r.deleteOwned(ctx, in)
+		}
 		if uerr != nil && err == nil {
 			// A conflict: the cache had not yet seen our last write; try
 			// again on the fresh object.
@@ -590,8 +597,21 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 	if !controllerutil.ContainsFinalizer(in, v1alpha1.IntentFinalizer) {
 		return nil
 	}
-	// From the API server: the cache may not have seen a Service or slice
-	// created just before the intent was deleted.
+	if err := r.deleteOwned(ctx, in); err != nil {
+		return err
+	}
+	patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	controllerutil.RemoveFinalizer(in, v1alpha1.IntentFinalizer)
+	if err := r.Client.Patch(ctx, in, patch); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("removing finalizer: %w", err)
+	}
+	return nil
+}
+
+// deleteOwned deletes the intent's Service and EndpointSlices, as the API
+// server has them: the cache may not have seen a Service or slice created
+// just before the intent was deleted.
+func (r *IntentReconciler) deleteOwned(ctx context.Context, in *v1alpha1.NetworkIntent) error {
 	svc := &corev1.Service{}
 	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(in), svc)
 	switch {
@@ -603,15 +623,7 @@ func (r *IntentReconciler) finalize(ctx context.Context, in *v1alpha1.NetworkInt
 	case client.IgnoreNotFound(err) != nil:
 		return fmt.Errorf("getting service: %w", err)
 	}
-	if err := r.deleteSlices(ctx, in, r.APIReader); err != nil {
-		return err
-	}
-	patch := client.MergeFromWithOptions(in.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(in, v1alpha1.IntentFinalizer)
-	if err := r.Client.Patch(ctx, in, patch); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("removing finalizer: %w", err)
-	}
-	return nil
+	return r.deleteSlices(ctx, in, r.APIReader)
 }
 
 // deleteOwnedSlices deletes the EndpointSlices the intent owns, as the

@@ -249,14 +249,22 @@ func TestTakeoverWithdrawsEndpoints(t *testing.T) {
 // laggingClient reads Services and EndpointSlices as a cache that has not
 // seen them yet would, while lag is set: Get says NotFound, List is empty.
 // While frozen is set, a List of EndpointSlices returns it, as a cache
-// that has seen nothing since would.
+// that has seen nothing since would. While stale is set, a Get of that
+// intent returns it, as a cache that has not seen the intent go would.
 type laggingClient struct {
 	client.Client
 	lag    atomic.Bool
 	frozen atomic.Pointer[discoveryv1.EndpointSliceList]
+	stale  atomic.Pointer[v1alpha1.NetworkIntent]
 }
 
 func (c *laggingClient) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if in, ok := obj.(*v1alpha1.NetworkIntent); ok {
+		if stale := c.stale.Load(); stale != nil && client.ObjectKeyFromObject(stale) == key {
+			stale.DeepCopyInto(in)
+			return nil
+		}
+	}
 	if c.lag.Load() {
 		switch obj.(type) {
 		case *corev1.Service:
@@ -473,6 +481,41 @@ func TestLaggingCacheLeaksNothing(t *testing.T) {
 			if n := len(r.slicesWritten.byIntent[in.UID]); n != 0 {
 				t.Fatalf("writes of %d slices still remembered after the cache showed them", n)
 			}
+		}
+	})
+
+	t.Run("gone while the cache still shows it", func(t *testing.T) {
+		// The intent is deleted and finalized, and a reconcile then reads
+		// it from a cache that has not seen it go: it makes a Service
+		// and a slice for an intent that no longer exists, and learns so
+		// when it writes the status.
+		in := newIntent("vanished")
+		reconcile(in)
+		stale := &v1alpha1.NetworkIntent{}
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), stale); err != nil {
+			t.Fatal(err)
+		}
+		if err := direct.Delete(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		reconcile(in) // finalizes
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), &v1alpha1.NetworkIntent{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("intent not released: %v", err)
+		}
+		lagging.stale.Store(stale)
+		defer lagging.stale.Store(nil)
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(in)}); err != nil {
+			t.Fatalf("reconcile of an intent gone: %v", err)
+		}
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(in), &corev1.Service{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("Service made for an intent gone is left behind: %v", err)
+		}
+		list := &discoveryv1.EndpointSliceList{}
+		if err := direct.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelServiceName: in.Name}); err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items) != 0 {
+			t.Fatalf("%d slices made for an intent gone are left behind", len(list.Items))
 		}
 	})
 
