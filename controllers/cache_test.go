@@ -9,14 +9,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/endpoints"
@@ -275,4 +279,70 @@ func TestDNSAnswersFromTrimmedSlices(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCacheInterns decodes an intent, its Service and its slice
+// (testdata/cached) as the informers do and puts them through the cache's
+// transforms: the strings that every such object repeats (label keys,
+// kinds, condition types and reasons, protocols) are then the one shared
+// copy, and no value changes.
+func TestCacheInterns(t *testing.T) {
+	raw, svc, slice := readCached(t)
+	decoded, _, err := serializer.NewCodecFactory(testenv.NewScheme()).UniversalDeserializer().Decode(raw, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := decoded.(*v1alpha1.NetworkIntent)
+	wantIn, wantSvc, wantSlice := in.DeepCopy(), svc.DeepCopy(), slice.DeepCopy()
+	for _, obj := range []client.Object{in, svc, slice} {
+		if _, err := cacheTransform(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The transforms' trims, for the comparison of values.
+	wantIn.ManagedFields, wantSlice.ManagedFields = nil, nil
+	delete(wantIn.Annotations, corev1.LastAppliedConfigAnnotation)
+	for _, c := range []struct {
+		got, want any
+	}{{in, wantIn}, {svc, wantSvc}, {slice, wantSlice}} {
+		if !equality.Semantic.DeepEqual(c.got, c.want) {
+			t.Errorf("the transform changed a value:\n%+v\nwant\n%+v", c.got, c.want)
+		}
+	}
+	shared := func(what, s string) {
+		t.Helper()
+		if unsafe.StringData(s) != unsafe.StringData(intern(s)) || intern(s) == "" {
+			t.Errorf("%s %q is a copy of its own, not the shared one", what, s)
+		}
+	}
+	shared("intent exposure", string(in.Spec.Exposure))
+	shared("intent finalizer", in.Finalizers[0])
+	shared("intent port protocol", string(in.Spec.Ports[0].Protocol))
+	if len(in.Status.Conditions) == 0 {
+		t.Fatal("testdata intent has no conditions")
+	}
+	for _, c := range in.Status.Conditions {
+		shared("condition type", c.Type)
+		shared("condition status", string(c.Status))
+		shared("condition reason", c.Reason)
+	}
+	shared("Service type", string(svc.Spec.Type))
+	shared("Service port protocol", string(svc.Spec.Ports[0].Protocol))
+	shared("Service owner kind", svc.OwnerReferences[0].Kind)
+	shared("Service owner API version", svc.OwnerReferences[0].APIVersion)
+	for k := range svc.Labels {
+		shared("Service label key", k)
+	}
+	if len(svc.ManagedFields) == 0 {
+		t.Error("the intent's Service lost its managedFields, which the operator compares")
+	}
+	for _, f := range svc.ManagedFields {
+		shared("managedFields manager", f.Manager)
+	}
+	shared("slice address type", string(slice.AddressType))
+	shared("slice managed-by", slice.Labels[discoveryv1.LabelManagedBy])
+	shared("slice port protocol", string(*slice.Ports[0].Protocol))
+	for k := range slice.Labels {
+		shared("slice label key", k)
+	}
 }

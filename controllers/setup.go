@@ -151,7 +151,9 @@ func trimPod(obj any) (any, error) {
 	return trim(pod)
 }
 
-// trim drops an object's managedFields and last-applied annotation.
+// trim drops an object's managedFields and last-applied annotation, and
+// replaces the strings every object of its kind repeats with one shared
+// copy (internObject).
 func trim(obj any) (any, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
@@ -166,14 +168,17 @@ func trim(obj any) (any, error) {
 			m.SetAnnotations(a)
 		}
 	}
+	internObject(obj)
 	return obj, nil
 }
 
 // trimService is the Services' cache transform: an intent's Service is
-// kept as it is, since the operator compares and writes it; any other is
-// only read by the DNS server and trimmed.
+// kept as it is (but for its repeated strings, interned), since the
+// operator compares and writes it; any other is only read by the DNS
+// server and trimmed.
 func trimService(obj any) (any, error) {
 	if svc, ok := obj.(*corev1.Service); ok && controllingIntent(svc) != nil {
+		internObject(svc)
 		return svc, nil
 	}
 	return trim(obj)
