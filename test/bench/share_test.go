@@ -154,15 +154,8 @@ lines:
 // give the mean of the observations between them (meanSince).
 type histogramReading struct{ sum, count float64 }
 
-func readHistogram(p *process, name string, labels ...string) (histogramReading, error) {
-	page, err := metricsPage(p)
-	if err != nil {
-		return histogramReading{}, err
-	}
-	return pageHistogram(page, name, labels...)
-}
-
-// pageHistogram is readHistogram over a /metrics page.
+// pageHistogram reads a histogram from a /metrics page: its _sum and
+// _count over the series whose labels include each of labels.
 func pageHistogram(page []byte, name string, labels ...string) (histogramReading, error) {
 	sum, err := seriesSum(bytes.NewReader(page), name+"_sum", labels...)
 	if err != nil {
