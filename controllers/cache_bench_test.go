@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/internal/testenv"
@@ -69,7 +71,8 @@ func liveHeap() int64 {
 // server returned them to kubectl, managedFields included), decoded as the
 // informers decode them (the intent from JSON, the others from protobuf)
 // and put through the cache's transforms: the live heap after GC for each
-// intent of 1,000 held, whole and as the cache keeps it.
+// intent of 1,000 held, whole and as the cache keeps it (what
+// serviceOwnership keeps of each Service included).
 func BenchmarkIntentCache(b *testing.B) {
 	in, svc, slice := readCached(b)
 	rawSvc, err := svc.Marshal()
@@ -92,7 +95,7 @@ func BenchmarkIntentCache(b *testing.B) {
 			for b.Loop() {
 				kept := make([]any, 0, 3*intents)
 				before := liveHeap()
-				for range intents {
+				for i := range intents {
 					objs := make([]client.Object, 0, 3)
 					obj, _, err := decoder.Decode(in, nil, nil)
 					if err != nil {
@@ -103,6 +106,9 @@ func BenchmarkIntentCache(b *testing.B) {
 					if err := s.Unmarshal(rawSvc); err != nil {
 						b.Fatal(err)
 					}
+					// Each its own Service, as serviceOwnership keeps
+					// one entry a Service.
+					s.UID = types.UID(fmt.Sprintf("%s-%d", s.UID, i))
 					sl := &discoveryv1.EndpointSlice{}
 					if err := sl.Unmarshal(rawSlice); err != nil {
 						b.Fatal(err)
@@ -120,6 +126,11 @@ func BenchmarkIntentCache(b *testing.B) {
 				}
 				perIntent = float64(liveHeap()-before) / intents
 				runtime.KeepAlive(kept)
+				for _, o := range kept {
+					if s, ok := o.(*corev1.Service); ok {
+						serviceOwnership.forget(s.UID)
+					}
+				}
 			}
 			b.ReportMetric(perIntent, "B/intent")
 		})

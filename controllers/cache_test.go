@@ -28,8 +28,9 @@ import (
 )
 
 // TestCacheTrims checks the cache transforms: managedFields and the
-// last-applied annotation go from every object but an intent's Service,
-// which the operator compares with what it applied; other annotations stay.
+// last-applied annotation go from every object, other annotations stay,
+// and what the operator owns in an intent's Service, which it compares with
+// what it applied, is kept aside (serviceOwnership).
 func TestCacheTrims(t *testing.T) {
 	meta := func() metav1.ObjectMeta {
 		return metav1.ObjectMeta{
@@ -39,6 +40,7 @@ func TestCacheTrims(t *testing.T) {
 		}
 	}
 	intentOwned := meta()
+	intentOwned.UID, intentOwned.ResourceVersion = "intent-service-uid", "7"
 	intentOwned.OwnerReferences = []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "NetworkIntent", Name: "web", UID: "u", Controller: ptr.To(true)}}
 	// A kind of the same name from another API group is not ours.
 	otherOwned := meta()
@@ -51,7 +53,7 @@ func TestCacheTrims(t *testing.T) {
 	}{
 		{"intent", &v1alpha1.NetworkIntent{ObjectMeta: meta()}, trim, false},
 		{"foreign Service", &corev1.Service{ObjectMeta: meta()}, trimService, false},
-		{"an intent's Service", &corev1.Service{ObjectMeta: intentOwned}, trimService, true},
+		{"an intent's Service", &corev1.Service{ObjectMeta: intentOwned}, trimService, false},
 		{"a Service of another group's NetworkIntent", &corev1.Service{ObjectMeta: otherOwned}, trimService, false},
 	} {
 		out, err := tc.trimFn(tc.obj)
@@ -66,6 +68,9 @@ func TestCacheTrims(t *testing.T) {
 		if m.GetAnnotations()[v1alpha1.AnnotationFailbackNow] != "true" {
 			t.Errorf("%s: other annotations lost: %v", tc.name, m.GetAnnotations())
 		}
+	}
+	if _, ok, err := serviceOwnership.lookup(intentOwned.UID, intentOwned.ResourceVersion); !ok || err != nil {
+		t.Errorf("what the operator owns in the intent's Service was not kept: %v", err)
 	}
 }
 
@@ -302,6 +307,8 @@ func TestCacheInterns(t *testing.T) {
 	// The transforms' trims, for the comparison of values.
 	wantIn.ManagedFields, wantSlice.ManagedFields = nil, nil
 	delete(wantIn.Annotations, corev1.LastAppliedConfigAnnotation)
+	wantSvcWhole := wantSvc.DeepCopy()
+	wantSvc.ManagedFields = nil
 	for _, c := range []struct {
 		got, want any
 	}{{in, wantIn}, {svc, wantSvc}, {slice, wantSlice}} {
@@ -333,11 +340,12 @@ func TestCacheInterns(t *testing.T) {
 	for k := range svc.Labels {
 		shared("Service label key", k)
 	}
-	if len(svc.ManagedFields) == 0 {
-		t.Error("the intent's Service lost its managedFields, which the operator compares")
+	want, err := ownedFields(wantSvcWhole)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range svc.ManagedFields {
-		shared("managedFields manager", f.Manager)
+	if owned, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion); !ok || err != nil || !equality.Semantic.DeepEqual(owned, want) {
+		t.Errorf("kept as owned in the intent's Service: %+v (kept: %v, %v), want %+v", owned, ok, err, want)
 	}
 	shared("slice address type", string(slice.AddressType))
 	shared("slice managed-by", slice.Labels[discoveryv1.LabelManagedBy])
@@ -345,4 +353,35 @@ func TestCacheInterns(t *testing.T) {
 	for k := range slice.Labels {
 		shared("slice label key", k)
 	}
+}
+
+// TestServiceOwnershipFollowsTheCache converges an intent and deletes it:
+// while its Service is in the cache, what the operator owns in it is kept
+// aside (serviceOwnership), and once the Service goes that goes too, so
+// that intents made and deleted leave nothing behind in it.
+func TestServiceOwnershipFollowsTheCache(t *testing.T) {
+	ctx := context.Background()
+	ns := testEnv.Namespace(t)
+	in := webIntent(ns, "web", v1alpha1.ExposureClusterIP)
+	in.Spec.Selector = nil
+	in.Spec.Backends = []v1alpha1.Backend{{Address: "192.0.2.10"}}
+	if err := k8sClient.Create(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	_, svc := converged(t, ns, "web")
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if !serviceOwnership.holds(svc.UID) {
+			return errors.New("nothing kept of the intent's Service")
+		}
+		return nil
+	})
+	if err := k8sClient.Delete(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, func() error {
+		if serviceOwnership.holds(svc.UID) {
+			return errors.New("what the operator owned in a deleted Service is still kept")
+		}
+		return nil
+	})
 }

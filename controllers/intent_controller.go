@@ -394,13 +394,19 @@ func (r *IntentReconciler) createIntentService(ctx context.Context, s *intentSco
 // there is, unless it already matches.
 func (r *IntentReconciler) applyService(ctx context.Context, s *intentScope, existing *corev1.Service, desired *corev1ac.ServiceApplyConfiguration) (ctrl.Result, error) {
 	in := s.in
-	current, err := ownedFields(existing)
+	current, err := r.ownedFieldsOf(ctx, existing)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if intent.Unchanged(current, desired) {
+	if current != nil && intent.Unchanged(current, desired) {
 		r.serviceApplied(s, existing)
 		return ctrl.Result{}, nil
+	}
+	// A write needs the Service's managedFields, which the cache does not
+	// keep: the same version, from the API server.
+	if existing, err = r.liveService(ctx, existing); err != nil || existing == nil {
+		// Changed since the cache's copy: its event brings us back.
+		return ctrl.Result{RequeueAfter: time.Second}, err
 	}
 	// The create (or a port clean-up) left the operator's fields under an
 	// update; an apply owns them only once they are moved.
@@ -514,6 +520,39 @@ func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.Netwo
 		return nil, nil, fmt.Errorf("creating service: %w", err)
 	}
 	return svc, nil, nil
+}
+
+// ownedFieldsOf are the fields of svc that the operator's field manager
+// owns (ownedFields): as the cache transform read them from this version's
+// managedFields (serviceOwnership), or from svc's own managedFields when it
+// has them (as the API server returned it), or else from the API server's
+// copy of this version. nil when the API server has another version: the
+// cache's is stale.
+func (r *IntentReconciler) ownedFieldsOf(ctx context.Context, svc *corev1.Service) (*corev1ac.ServiceApplyConfiguration, error) {
+	if owned, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion); ok || err != nil {
+		return owned, err
+	}
+	if len(svc.ManagedFields) == 0 {
+		live, err := r.liveService(ctx, svc)
+		if err != nil || live == nil {
+			return nil, err
+		}
+		svc = live
+	}
+	return ownedFields(svc)
+}
+
+// liveService is the API server's copy of svc, managedFields included, or
+// nil when it has another version of it (or none).
+func (r *IntentReconciler) liveService(ctx context.Context, svc *corev1.Service) (*corev1.Service, error) {
+	live := &corev1.Service{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(svc), live); err != nil {
+		return nil, client.IgnoreNotFound(err)
+	}
+	if live.UID != svc.UID || live.ResourceVersion != svc.ResourceVersion {
+		return nil, nil
+	}
+	return live, nil
 }
 
 // ownedFields are the fields of svc that the operator's field manager owns,
@@ -658,6 +697,9 @@ func conditionIs(in *v1alpha1.NetworkIntent, typ, reason string) bool {
 // conflict clears itself when the foreign Service goes.
 func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := (&ProbeTargetReconciler{Intents: r}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := forgetDeletedServices(mgr); err != nil {
 		return err
 	}
 	byName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {

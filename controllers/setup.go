@@ -102,8 +102,9 @@ func hostname() string {
 // CacheOptions trims what the manager's cache keeps of each object: the
 // operator's memory grows with the cluster, so it keeps only what it reads
 // (see trimPod, trimService and trimSlice).
-// managedFields are a good part of every cached object, and only those of
-// the intents' Services are read (to compare what the operator applied);
+// managedFields are a good part of every cached object, and only what the
+// operator owns in the intents' Services is read (to compare what it
+// applied), which serviceOwnership keeps;
 // nothing reads the copy of an object that a client-side `kubectl apply`
 // keeps in an annotation, and the operator writes the objects it caches
 // (intents, AddressPools) only with patches, which leave out what the cache
@@ -172,16 +173,25 @@ func trim(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimService is the Services' cache transform: an intent's Service is
-// kept as it is (but for its repeated strings, interned), since the
-// operator compares and writes it; any other is only read by the DNS
-// server and trimmed.
+// trimService is the Services' cache transform: every Service is trimmed,
+// and of an intent's Service, which the operator compares with what it
+// applied, serviceOwnership first keeps what the operator owns, read from
+// the managedFields. Should that fail, the managedFields stay, for the
+// operator to read them itself.
 func trimService(obj any) (any, error) {
-	if svc, ok := obj.(*corev1.Service); ok && controllingIntent(svc) != nil {
-		internObject(svc)
-		return svc, nil
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return trim(obj)
 	}
-	return trim(obj)
+	if controllingIntent(svc) == nil {
+		serviceOwnership.forget(svc.UID) // no longer an intent's, if it was
+		return trim(obj)
+	}
+	if serviceOwnership.record(svc) {
+		return trim(obj)
+	}
+	internObject(svc)
+	return svc, nil
 }
 
 // trimSlice is the EndpointSlices' cache transform. An intent's slices are

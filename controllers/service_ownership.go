@@ -1,0 +1,107 @@
+package controllers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+)
+
+// serviceOwnership holds, for each intent's Service in the cache, the
+// fields the operator's field manager owns in it (ownedFields), as JSON,
+// read from the Service's managedFields by the cache transform
+// (trimService), which then drops the managedFields: they are the
+// largest part of a cached Service, and the operator reads nothing else of
+// them until it writes the Service, when it reads the Service from the API
+// server. An entry stands for one resourceVersion of the Service; the
+// Services' informer forgets it when the Service goes. It is one store for
+// the process, as the transform is a function of the cache options; keyed
+// by UID, it serves every manager the process runs.
+var serviceOwnership = ownershipStore{byUID: map[types.UID]ownedEntry{}}
+
+type ownershipStore struct {
+	mu    sync.Mutex
+	byUID map[types.UID]ownedEntry
+}
+
+// ownedEntry is what the operator owns in one version of a Service.
+type ownedEntry struct {
+	resourceVersion string
+	fields          []byte // a corev1ac.ServiceApplyConfiguration as JSON
+}
+
+// record reads from svc's managedFields what the operator owns and keeps
+// it. It reports whether it did: on an error it keeps nothing, and the
+// cache must keep the managedFields for ownedFieldsOf to read.
+func (s *ownershipStore) record(svc *corev1.Service) bool {
+	owned, err := ownedFields(svc)
+	var fields []byte
+	if err == nil {
+		fields, err = json.Marshal(owned)
+	}
+	if err != nil {
+		s.forget(svc.UID)
+		return false
+	}
+	s.mu.Lock()
+	s.byUID[svc.UID] = ownedEntry{resourceVersion: svc.ResourceVersion, fields: fields}
+	s.mu.Unlock()
+	return true
+}
+
+// lookup is what the operator owns in version rv of Service uid, if kept.
+func (s *ownershipStore) lookup(uid types.UID, rv string) (*corev1ac.ServiceApplyConfiguration, bool, error) {
+	s.mu.Lock()
+	e, ok := s.byUID[uid]
+	s.mu.Unlock()
+	if !ok || e.resourceVersion != rv {
+		return nil, false, nil
+	}
+	owned := &corev1ac.ServiceApplyConfiguration{}
+	if err := json.Unmarshal(e.fields, owned); err != nil {
+		return nil, false, fmt.Errorf("reading owned fields of service: %w", err)
+	}
+	return owned, true, nil
+}
+
+func (s *ownershipStore) forget(uid types.UID) {
+	s.mu.Lock()
+	delete(s.byUID, uid)
+	s.mu.Unlock()
+}
+
+// holds reports whether the store holds anything of Service uid.
+func (s *ownershipStore) holds(uid types.UID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.byUID[uid]
+	return ok
+}
+
+// forgetDeletedServices makes the Services' informer of mgr's cache forget
+// each Service that goes, on every replica (the cache runs on standbys
+// too, the controllers only on the leader).
+func forgetDeletedServices(mgr manager.Manager) error {
+	inf, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Service{})
+	if err != nil {
+		return fmt.Errorf("watching Services: %w", err)
+	}
+	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if svc, ok := obj.(ctrl.Object); ok {
+				serviceOwnership.forget(svc.GetUID())
+			}
+		},
+	})
+	return err
+}
