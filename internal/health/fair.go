@@ -106,9 +106,10 @@ func (p *Prober) claim(t *target) {
 	p.fair.reserve -= before - p.owed(t.key)
 	inFlightGauge.Set(float64(p.fair.inFlight))
 	p.running.Add(1)
+	due := t.dueAt
 	go func() {
 		defer p.running.Done()
-		p.run(t)
+		p.run(t, due)
 	}()
 }
 

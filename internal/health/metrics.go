@@ -25,6 +25,12 @@ var (
 		Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
 	})
 
+	probeStartDelay = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "netintent_probe_start_delay_seconds",
+		Help:    "Time from when an active health probe fell due to when it started: its wait for its intent's share of probes in flight, for a CPU, and for the scheduler.",
+		Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5},
+	})
+
 	inFlightGauge = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "netintent_probes_in_flight",
 		Help: "Active health probes in flight now; at most the operator's --probe-max-in-flight.",
@@ -40,7 +46,7 @@ func init() {
 // Collectors are the prober's metrics, for the caller to register where it
 // serves its metrics (the operator: controller-runtime's registry).
 func Collectors() []prometheus.Collector {
-	return []prometheus.Collector{probeTotal, probeDuration, inFlightGauge}
+	return []prometheus.Collector{probeTotal, probeDuration, probeStartDelay, inFlightGauge}
 }
 
 func resultOf(err error) string {

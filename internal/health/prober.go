@@ -428,9 +428,10 @@ func (p *Prober) schedule(ctx context.Context) {
 	}
 }
 
-// run probes t, claimed by dispatch, and records the result. The probe
-// holds an active slot while it works (see activeSlots).
-func (p *Prober) run(t *target) {
+// run probes t, claimed by dispatch when it fell due at due, and records
+// the result. The probe holds an active slot while it works (see
+// activeSlots).
+func (p *Prober) run(t *target, due time.Time) {
 	ctx := p.ctx
 	if p.skip(t) {
 		return
@@ -447,6 +448,7 @@ func (p *Prober) run(t *target) {
 	// slot back and waits holding only its socket.
 	hold := p.clock.AfterFunc(activeHold, done)
 	start := p.clock.Now()
+	probeStartDelay.Observe(max(start.Sub(due), 0).Seconds())
 	res := p.probe(ctx, t.address, t.spec)
 	hold.Stop()
 	done()

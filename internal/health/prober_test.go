@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/netintent/netintent/internal/testenv"
@@ -371,4 +373,49 @@ func TestProberProbesAPeriodApartOnItsClock(t *testing.T) {
 	if st := p.Status(key)["a"]; !st.LastProbe.Equal(t0.Add(time.Hour)) || !st.Healthy || st.ConsecutiveSuccesses != 2 {
 		t.Errorf("after the second probe: %+v", st)
 	}
+}
+
+// TestProbeStartDelayIsCounted: two targets of one intent fall due at once
+// with one probe allowed in flight; the second waits for the first, which
+// hangs while the prober's clock moves 300ms, and
+// netintent_probe_start_delay_seconds counts the wait.
+func TestProbeStartDelayIsCounted(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(t0)
+	const wait = 300 * time.Millisecond
+	var started atomic.Int32
+	release := make(chan struct{})
+	p := NewProber(Options{Clock: clk, MaxInFlight: 1})
+	p.probe = errorOnly(func(context.Context, string, ProbeSpec) error {
+		if started.Add(1) == 1 {
+			<-release // the first hangs until the clock has moved
+		}
+		return nil
+	})
+	p.rand = func() float64 { return 0 } // both due at once
+	spec := ProbeSpec{Kind: ProbeTCP, Port: 80, Period: time.Hour}
+	p.Set(nsName("ns/two"), []Target{{ID: "a", Address: "10.0.0.1", Spec: spec}, {ID: "b", Address: "10.0.0.2", Spec: spec}})
+	count0, sum0 := histogramOf(t, probeStartDelay)
+	startProber(t, p)
+
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the first probe started", func() bool { return started.Load() == 1 }))
+	clk.Step(wait)
+	close(release)
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("both probes done", func() bool {
+		count, _ := histogramOf(t, probeStartDelay)
+		return count-count0 == 2
+	}))
+	if _, sum := histogramOf(t, probeStartDelay); sum-sum0 != wait.Seconds() {
+		t.Errorf("start delays add up to %vs, want %v (0 for the first, %v for the second)", sum-sum0, wait.Seconds(), wait)
+	}
+}
+
+// histogramOf reads a histogram's sample count and sum.
+func histogramOf(t *testing.T, h prometheus.Histogram) (uint64, float64) {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"errors"
+	"io"
 	"net"
 	"testing"
 )
@@ -9,21 +10,42 @@ import (
 // FreeAddr returns 127.0.0.1:<port> with a port that is free for both TCP
 // and UDP at the time of the call.
 func FreeAddr() (string, error) {
-	for range 20 {
+	addrs, err := FreeAddrs(1)
+	if err != nil {
+		return "", err
+	}
+	return addrs[0], nil
+}
+
+// FreeAddrs returns n addresses 127.0.0.1:<port>, each free for both TCP
+// and UDP at the time of the call, and no two alike: each port is held
+// until all are found, so the kernel cannot hand the same one out twice
+// (as it may to calls of FreeAddr one after the other).
+func FreeAddrs(n int) ([]string, error) {
+	var held []io.Closer
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	addrs := make([]string, 0, n)
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries == 20*n {
+			return nil, errors.New("no loopback port free for both TCP and UDP")
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		addr := l.Addr().String()
-		pc, err := net.ListenPacket("udp", addr)
-		l.Close()
+		held = append(held, l)
+		pc, err := net.ListenPacket("udp", l.Addr().String())
 		if err != nil {
 			continue
 		}
-		pc.Close()
-		return addr, nil
+		held = append(held, pc)
+		addrs = append(addrs, l.Addr().String())
 	}
-	return "", errors.New("no loopback port free for both TCP and UDP")
+	return addrs, nil
 }
 
 // FreeAddrT is FreeAddr, failing the test when there is none.

@@ -55,13 +55,15 @@ type Operator struct {
 // StartOperator runs the operator and waits until /readyz answers.
 func StartOperator(o OperatorOptions) (*Operator, error) {
 	op := &Operator{HealthAddr: o.HealthAddr, MetricsAddr: o.MetricsAddr, DNSAddr: o.DNSAddr, PprofAddr: o.PprofAddr}
-	for _, a := range []*string{&op.HealthAddr, &op.MetricsAddr, &op.DNSAddr} {
-		if *a != "" {
-			continue
-		}
-		var err error
-		if *a, err = FreeAddr(); err != nil {
-			return nil, err
+	// The listeners not given get ports of their own, all different: the
+	// operator fails to start when two of its listeners share one.
+	free, err := FreeAddrs(3)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range []*string{&op.HealthAddr, &op.MetricsAddr, &op.DNSAddr} {
+		if *a == "" {
+			*a = free[i]
 		}
 	}
 	args := []string{

@@ -96,3 +96,24 @@ func TestFreeAddr(t *testing.T) {
 		t.Errorf("FreeAddr = %s, want one on 127.0.0.1", addr)
 	}
 }
+
+// TestFreeAddrsAreDistinct asks for many free addresses at once: no two are
+// alike, and each takes a TCP listener.
+func TestFreeAddrsAreDistinct(t *testing.T) {
+	addrs, err := FreeAddrs(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if seen[a] {
+			t.Fatalf("%s given twice in %v", a, addrs)
+		}
+		seen[a] = true
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("%s is not free: %v", a, err)
+		}
+		l.Close()
+	}
+}

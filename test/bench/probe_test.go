@@ -1099,8 +1099,8 @@ func probeTable(runs []probeRun) string {
 					seconds(pct(o.res.triggered, 0.5)), seconds(pct(o.res.triggered, 1)), seconds(pct(o.res.published, 0.5)), seconds(pct(o.res.published, 1))))
 			}
 			parts = append(parts, fmt.Sprintf("%d of the backends that kept answering published not ready after the start", o.res.collateral))
-			parts = append(parts, fmt.Sprintf("meanwhile %d failed reconciles, and on average a reconcile waited %s in its queue and took %s, a slice update %s (kube-apiserver's own time for it %s)",
-				o.res.reconcileErrors, ms(o.res.stages.queued), ms(o.res.stages.reconcile), ms(o.res.stages.sliceWrite), ms(o.res.stages.apiSliceWrite)))
+			parts = append(parts, fmt.Sprintf("meanwhile %d failed reconciles, and on average a probe started %s after it fell due, a reconcile waited %s in its queue and took %s, a slice update %s (kube-apiserver's own time for it %s)",
+				o.res.reconcileErrors, ms(o.res.stages.probeStart), ms(o.res.stages.queued), ms(o.res.stages.reconcile), ms(o.res.stages.sliceWrite), ms(o.res.stages.apiSliceWrite)))
 			if len(o.res.back) > 0 {
 				back := fmt.Sprintf("back in traffic after its end at p50 %s / max %s", seconds(pct(o.res.back, 0.5)), seconds(pct(o.res.back, 1)))
 				if len(o.res.probedBack) > 0 {
@@ -1138,14 +1138,15 @@ func (o outageResult) latencies() string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }
 
 // stages are readings of the histograms of where an intent's reconcile
-// spends its time: waiting in its queue, at work, and writing slices; and
-// of kube-apiserver's own time for each slice update, from when it takes
-// the request in to its reply (apiserver_request_duration_seconds). The
+// spends its time: waiting in its queue, at work, and writing slices; of
+// how late the probes start after they fall due; and of kube-apiserver's
+// own time for each slice update, from when it takes the request in to
+// its reply (apiserver_request_duration_seconds). The
 // rest of a slice update as the operator times it is the way there and
 // back: both processes' wait for a CPU, the client, the connection.
 type stages struct {
-	queued, reconcile, sliceWrite, apiSliceWrite time.Duration
-	readings                                     [4]histogramReading
+	queued, reconcile, sliceWrite, probeStart, apiSliceWrite time.Duration
+	readings                                                 [5]histogramReading
 }
 
 // apiServerMetrics reads kube-apiserver's /metrics; nil: readStages leaves
@@ -1165,6 +1166,7 @@ func readStages(p *process) (stages, error) {
 		{"workqueue_queue_duration_seconds", []string{`name="networkintent"`}},
 		{"controller_runtime_reconcile_time_seconds", []string{`controller="networkintent"`}},
 		{"netintent_endpointslice_write_duration_seconds", []string{`verb="update"`}},
+		{"netintent_probe_start_delay_seconds", nil},
 	} {
 		if s.readings[i], err = pageHistogram(page, h.name, h.labels...); err != nil {
 			return s, err
@@ -1176,7 +1178,7 @@ func readStages(p *process) (stages, error) {
 	if page, err = apiServerMetrics(); err != nil {
 		return s, err
 	}
-	s.readings[3], err = pageHistogram(page, "apiserver_request_duration_seconds", `resource="endpointslices"`, `verb="PUT"`)
+	s.readings[4], err = pageHistogram(page, "apiserver_request_duration_seconds", `resource="endpointslices"`, `verb="PUT"`)
 	return s, err
 }
 
@@ -1185,7 +1187,8 @@ func (s stages) since(before stages) stages {
 	s.queued = s.readings[0].meanSince(before.readings[0])
 	s.reconcile = s.readings[1].meanSince(before.readings[1])
 	s.sliceWrite = s.readings[2].meanSince(before.readings[2])
-	s.apiSliceWrite = s.readings[3].meanSince(before.readings[3])
+	s.probeStart = s.readings[3].meanSince(before.readings[3])
+	s.apiSliceWrite = s.readings[4].meanSince(before.readings[4])
 	return s
 }
 
