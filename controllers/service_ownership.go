@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
-	ctrl "sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
 
@@ -98,7 +98,7 @@ func forgetDeletedServices(mgr manager.Manager) error {
 			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = tomb.Obj
 			}
-			if svc, ok := obj.(ctrl.Object); ok {
+			if svc, ok := obj.(client.Object); ok {
 				serviceOwnership.forget(svc.GetUID())
 			}
 		},
