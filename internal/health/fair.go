@@ -107,9 +107,10 @@ func (p *Prober) claim(t *target) {
 	inFlightGauge.Set(float64(p.fair.inFlight))
 	p.running.Add(1)
 	due := t.dueAt
+	decisive := t.verdict.decisive(t.spec.HealthyThreshold, t.spec.UnhealthyThreshold)
 	go func() {
 		defer p.running.Done()
-		p.run(t, due)
+		p.run(t, due, decisive)
 	}()
 }
 

@@ -119,8 +119,11 @@ type Prober struct {
 	wake      chan struct{}
 	flipReady chan struct{}
 	flips     chan Flip
-	// active holds a token for each probe working now (see activeSlots).
-	active chan struct{}
+	// active holds a token for each probe working now (see activeSlots);
+	// decisive, for each decisive probe working beyond them (see
+	// decisiveSlots).
+	active   chan struct{}
+	decisive chan struct{}
 
 	// Probing shared among replicas (see share.go): the live members,
 	// sorted, this replica's name among them, and each other member's last
@@ -142,6 +145,13 @@ var activeSlots = 32 * runtime.GOMAXPROCS(0)
 
 const activeHold = 10 * time.Millisecond
 
+// decisiveSlots are active slots only a decisive probe may take (one whose
+// result alone flips its target's verdict, see verdict.decisive), beyond
+// activeSlots: when the CPUs are saturated and routine probes queue for a
+// slot, the probe that takes a dead backend out of traffic, or brings a
+// recovered one back, does not queue behind them.
+var decisiveSlots = activeSlots / 4
+
 // NewProber returns a Prober; call Start (or add it to a manager) to run it.
 func NewProber(opts Options) *Prober {
 	p := &Prober{
@@ -154,6 +164,7 @@ func NewProber(opts Options) *Prober {
 		flipReady:   make(chan struct{}, 1),
 		flips:       make(chan Flip),
 		active:      make(chan struct{}, activeSlots),
+		decisive:    make(chan struct{}, decisiveSlots),
 		reportReady: make(chan struct{}, 1),
 	}
 	if p.maxInFlight <= 0 {
@@ -430,19 +441,27 @@ func (p *Prober) schedule(ctx context.Context) {
 
 // run probes t, claimed by dispatch when it fell due at due, and records
 // the result. The probe holds an active slot while it works (see
-// activeSlots).
-func (p *Prober) run(t *target, due time.Time) {
+// activeSlots), a decisive probe one of the decisiveSlots when no other is
+// free.
+func (p *Prober) run(t *target, due time.Time, decisive bool) {
 	ctx := p.ctx
 	if p.skip(t) {
 		return
 	}
+	slots := p.active
+	var reserved chan struct{} // nil for a routine probe: never ready
+	if decisive {
+		reserved = p.decisive
+	}
 	select {
 	case p.active <- struct{}{}:
+	case reserved <- struct{}{}:
+		slots = reserved
 	case <-ctx.Done():
 		return
 	}
 	var once sync.Once
-	done := func() { once.Do(func() { <-p.active }) }
+	done := func() { once.Do(func() { <-slots }) }
 	// A probe not done within activeHold is waiting on the network (a
 	// connect to a dead host, a backend slow to answer): it gives its
 	// slot back and waits holding only its socket.

@@ -421,3 +421,49 @@ func histogramOf(t *testing.T, h prometheus.Histogram) (uint64, float64) {
 	}
 	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
 }
+
+// TestDecisiveProbesTakeReservedSlots: with every active slot held by
+// routine probes (the CPUs saturated), a probe whose result alone flips
+// its target (unhealthyThreshold 1 on a healthy target) starts at once on
+// a reserved slot, while a routine one (unhealthyThreshold 3) waits until
+// an active slot is free.
+func TestDecisiveProbesTakeReservedSlots(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	var mu sync.Mutex
+	probed := map[string]int{}
+	p := NewProber(Options{Clock: clk})
+	p.probe = errorOnly(func(_ context.Context, addr string, _ ProbeSpec) error {
+		mu.Lock()
+		defer mu.Unlock()
+		probed[addr]++
+		return nil
+	})
+	count := func(addr string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return probed[addr]
+	}
+	p.rand = func() float64 { return 0 } // both due at once
+	for range cap(p.active) {
+		p.active <- struct{}{} // held by routine probes elsewhere
+	}
+	spec := func(unhealthy int) ProbeSpec {
+		return ProbeSpec{Kind: ProbeTCP, Port: 80, Period: time.Hour, UnhealthyThreshold: unhealthy}.WithDefaults()
+	}
+	p.Set(nsName("ns/web"), []Target{
+		{ID: "decisive", Address: "10.0.0.1", Spec: spec(1)},
+		{ID: "routine", Address: "10.0.0.2", Spec: spec(3)},
+	})
+	startProber(t, p)
+
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the decisive probe ran with every active slot taken", func() bool {
+		return count("10.0.0.1") == 1
+	}))
+	if n := count("10.0.0.2"); n != 0 {
+		t.Fatalf("the routine probe ran %d times with every active slot taken", n)
+	}
+	<-p.active // a routine probe elsewhere is done
+	testenv.Eventually(t, 10*time.Second, testenv.Holds("the routine probe ran once a slot was free", func() bool {
+		return count("10.0.0.2") == 1
+	}))
+}

@@ -31,6 +31,17 @@ func (v *verdict) observe(pass bool, healthyThreshold, unhealthyThreshold int) (
 	return false
 }
 
+// decisive reports whether the next probe's result alone flips the
+// verdict: a failure of a healthy target one failure short of
+// unhealthyThreshold, or a pass of an unhealthy one one pass short of
+// healthyThreshold.
+func (v *verdict) decisive(healthyThreshold, unhealthyThreshold int) bool {
+	if v.healthy {
+		return v.failures+1 >= unhealthyThreshold
+	}
+	return v.successes+1 >= healthyThreshold
+}
+
 // firstDelay is how long a new target waits for its first probe: a random
 // fraction (r in [0,1)) of its period, spreading the probes of targets that
 // arrive together over a whole period.

@@ -183,3 +183,25 @@ func TestProberSchedulesFromItsRandSource(t *testing.T) {
 		}
 	}
 }
+
+func TestVerdictDecisive(t *testing.T) {
+	cases := []struct {
+		v          verdict
+		hT, uT     int
+		want       bool
+		whatItIsOf string
+	}{
+		{verdict{healthy: true}, 1, 3, false, "healthy, no failure, threshold 3"},
+		{verdict{healthy: true, failures: 1}, 1, 3, false, "healthy, one failure, threshold 3"},
+		{verdict{healthy: true, failures: 2}, 1, 3, true, "healthy, two failures, threshold 3"},
+		{verdict{healthy: true}, 1, 1, true, "healthy, threshold 1"},
+		{verdict{}, 1, 3, true, "unhealthy, healthy threshold 1"},
+		{verdict{successes: 1}, 3, 3, false, "unhealthy, one pass, healthy threshold 3"},
+		{verdict{successes: 2}, 3, 3, true, "unhealthy, two passes, healthy threshold 3"},
+	}
+	for _, c := range cases {
+		if got := c.v.decisive(c.hT, c.uT); got != c.want {
+			t.Errorf("%s: decisive = %v, want %v", c.whatItIsOf, got, c.want)
+		}
+	}
+}
