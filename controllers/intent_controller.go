@@ -375,7 +375,9 @@ func (r *IntentReconciler) createIntentService(ctx context.Context, s *intentSco
 		return ctrl.Result{}, err
 	case taken != nil && metav1.IsControlledBy(taken, in):
 		// Ours, created by an earlier reconcile: the cache brings it
-		// back.
+		// back. Meanwhile the endpoints follow the API server's copy
+		// (its IP families keep their placeholder slices).
+		s.service = taken
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	case taken != nil:
 		if removed, err := r.removeLeftBehind(ctx, in, taken); err != nil || removed {

@@ -400,6 +400,52 @@ func TestLaggingCacheLeaksNothing(t *testing.T) {
 		// apply then owns them.
 	})
 
+	t.Run("unseen own Service keeps its families' slices", func(t *testing.T) {
+		// A headless Service without a selector gets both IP families
+		// (the control plane has both): the family without a backend
+		// has an empty placeholder slice, which must not go while the
+		// cache has not seen the Service.
+		in := &v1alpha1.NetworkIntent{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "dual"},
+			Spec: v1alpha1.NetworkIntentSpec{
+				Exposure: v1alpha1.ExposureClusterIP,
+				Headless: true,
+				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(8080))}},
+				Backends: []v1alpha1.Backend{{Address: "192.0.2.11"}},
+			},
+		}
+		if err := direct.Create(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		slices := func() *discoveryv1.EndpointSliceList {
+			t.Helper()
+			list := &discoveryv1.EndpointSliceList{}
+			if err := direct.List(ctx, list, client.InNamespace(ns.Name), client.MatchingLabels{discoveryv1.LabelServiceName: in.Name}); err != nil {
+				t.Fatal(err)
+			}
+			return list
+		}
+		reconcile(in)
+		before := slices()
+		if len(before.Items) != 2 {
+			t.Fatalf("%d slices for a dual-stack Service with an IPv4 backend, want 2 (one the IPv6 placeholder)", len(before.Items))
+		}
+		lagging.frozen.Store(before)
+		lagging.lag.Store(true)
+		defer func() {
+			lagging.lag.Store(false)
+			lagging.frozen.Store(nil)
+		}()
+		reconcile(in)
+		if after := slices(); len(after.Items) != 2 {
+			var names []string
+			for _, s := range after.Items {
+				names = append(names, s.Name)
+			}
+			t.Fatalf("with the Service unseen by the cache the slices became %v", names)
+		}
+	})
+
 	t.Run("own slice writes the cache has not seen", func(t *testing.T) {
 		// Backends change faster than the cache follows, as when a
 		// node's backends fail one after another and the API server is

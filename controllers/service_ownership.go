@@ -71,6 +71,16 @@ func (s *ownershipStore) lookup(uid types.UID, rv string) (*corev1ac.ServiceAppl
 	return owned, true, nil
 }
 
+// retain forgets what is kept of Service uid unless it stands for version
+// rv.
+func (s *ownershipStore) retain(uid types.UID, rv string) {
+	s.mu.Lock()
+	if e, ok := s.byUID[uid]; ok && e.resourceVersion != rv {
+		delete(s.byUID, uid)
+	}
+	s.mu.Unlock()
+}
+
 func (s *ownershipStore) forget(uid types.UID) {
 	s.mu.Lock()
 	delete(s.byUID, uid)

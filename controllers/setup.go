@@ -177,7 +177,8 @@ func trim(obj any) (any, error) {
 // and of an intent's Service, which the operator compares with what it
 // applied, serviceOwnership first keeps what the operator owns, read from
 // the managedFields. Should that fail, the managedFields stay, for the
-// operator to read them itself.
+// operator to read them itself. Like every transform it is idempotent: a
+// Service trimmed already leaves what was kept of it as it is.
 func trimService(obj any) (any, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
@@ -185,6 +186,14 @@ func trimService(obj any) (any, error) {
 	}
 	if controllingIntent(svc) == nil {
 		serviceOwnership.forget(svc.UID) // no longer an intent's, if it was
+		return trim(obj)
+	}
+	if len(svc.ManagedFields) == 0 {
+		// Trimmed already: an informer may pass an object it holds through
+		// its transform again (on a restart's first list, it did). What
+		// was kept of this version stands; what was kept of another does
+		// not, and ownedFieldsOf reads the API server's copy instead.
+		serviceOwnership.retain(svc.UID, svc.ResourceVersion)
 		return trim(obj)
 	}
 	if serviceOwnership.record(svc) {

@@ -49,6 +49,7 @@ type options struct {
 	parts      string
 	noPolicy   bool
 	pods       bool
+	headless   bool
 	// probeBackends are the probe part's backend counts, ascending.
 	probeBackends []int
 	// The churn part's length, operations a second and intent names.
@@ -77,6 +78,7 @@ func parseOptions() (options, error) {
 	flag.StringVar(&o.parts, "parts", "dns,operator,churn,prune,probe", "Which parts to run, comma-separated: dns, operator, churn, prune and probe (these two need root: network namespaces).")
 	flag.StringVar(&operatorArgs, "operator-args", "", "Flags for the operator in the convergence and probe runs, space-separated (default: none, the operator's defaults).")
 	flag.BoolVar(&o.noPolicy, "no-admission-policy", false, "Leave out config/admission's policy, so that the operator adds each intent's finalizer itself.")
+	flag.BoolVar(&o.headless, "headless", false, "Make the convergence intents headless (clusterIP None): the API server allocates no address for their Services, whose cost grows with the Services there are, so that tens of thousands converge in minutes.")
 	flag.BoolVar(&o.pods, "pods", false, "Back each convergence intent with two Ready pods it selects, made before the intents, instead of two static addresses.")
 	flag.StringVar(&probeBackends, "probe-backends", defaultProbeBackends, fmt.Sprintf("Comma-separated backend counts of the probe part, multiples of %d (each run adds intents of %d backends to the one before).", probeBackendsPerIntent, probeBackendsPerIntent))
 	flag.DurationVar(&o.churnDuration, "churn-duration", 10*time.Minute, "How long the churn part creates, edits and deletes intents.")

@@ -129,7 +129,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			}()
 		}
 		start := time.Now()
-		if err := cp.createAll(ctx, intents(ns, n, o.pods)); err != nil {
+		if err := cp.createAll(ctx, intents(ns, n, o.pods, o.headless)); err != nil {
 			return "", err
 		}
 		created := time.Since(start)
@@ -245,9 +245,10 @@ func coreDNSMemory(o options, cp *controlPlane, work, last string) (int64, error
 	return cd.rss()
 }
 
-// intents are n ClusterIP intents with two backends each: static
-// addresses, or with pods the two pods readyPods made for each.
-func intents(ns string, n int, pods bool) []client.Object {
+// intents are n ClusterIP intents (headless ones with headless) with two
+// backends each: static addresses, or with pods the two pods readyPods
+// made for each.
+func intents(ns string, n int, pods, headless bool) []client.Object {
 	objs := make([]client.Object, n)
 	for i := range objs {
 		in := &v1alpha1.NetworkIntent{
@@ -255,6 +256,7 @@ func intents(ns string, n int, pods bool) []client.Object {
 			Spec: v1alpha1.NetworkIntentSpec{
 				Exposure: v1alpha1.ExposureClusterIP,
 				Ports:    []v1alpha1.IntentPort{{Name: "http", Port: 80, TargetPort: ptr.To(intstr.FromInt32(8080))}},
+				Headless: headless,
 			},
 		}
 		if pods {
@@ -442,7 +444,11 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 	if o.pods {
 		backends = "two Ready pods each (made before the intents)"
 	}
-	fmt.Fprintf(&b, "ClusterIP intents with %s, created by 16 writers, %s; the operator's flags: `%s`.\n\n", backends, policy, strings.Join(o.operator, " "))
+	kind := "ClusterIP"
+	if o.headless {
+		kind = "Headless ClusterIP"
+	}
+	fmt.Fprintf(&b, "%s intents with %s, created by 16 writers, %s; the operator's flags: `%s`.\n\n", kind, backends, policy, strings.Join(o.operator, " "))
 	fmt.Fprintf(&b, "| intents | seconds until all created | seconds until all Ready | API writes per intent | by method |\n|---:|---:|---:|---:|---|\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.2f | %s |\n", r.intents, r.created.Seconds(), r.ready.Seconds(), r.writes, r.byVerb)
