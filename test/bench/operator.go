@@ -157,6 +157,8 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 				verbs = append(verbs, fmt.Sprintf("%s %.2f", m, float64(d)/float64(n)))
 			}
 		}
+		// Reads past the cache are no writes, but load the API server too.
+		verbs = append(verbs, fmt.Sprintf("and GET %.2f", float64(after.gets-before.gets)/float64(n)))
 		runs = append(runs, convergence{intents: n, created: created, ready: ready, writes: float64(after.writes-before.writes) / float64(n), byVerb: strings.Join(verbs, ", ")})
 		m, err := readMemory(o, p, fmt.Sprintf("%d intents, right after converging", total))
 		if err != nil {
@@ -344,6 +346,7 @@ var writeMethods = [...]string{"POST", "PUT", "PATCH", "DELETE"}
 type operatorCounters struct {
 	writes     int64 // API requests that change something: POST, PUT, PATCH, DELETE
 	byMethod   [len(writeMethods)]int64
+	gets       int64 // GET requests: reads from the API server, past the cache (lists and watches included)
 	reconciles int64 // of the NetworkIntent controllers
 }
 
@@ -373,6 +376,9 @@ func counters(p *process) (operatorCounters, error) {
 					c.writes += int64(v)
 					c.byMethod[i] += int64(v)
 				}
+			}
+			if strings.Contains(line, `method="GET"`) {
+				c.gets += int64(v)
 			}
 		case strings.HasPrefix(line, "controller_runtime_reconcile_total{"):
 			c.reconciles += int64(v)
