@@ -195,7 +195,14 @@ func shareTable(r shareRun) string {
 		fmt.Fprintf(&b, "| %d | %.0f (%.0f) | %d | %.0f (%.0f%%) | %.0f | %.2f | %s |\n",
 			r.backends, rate, wanted, i+1, rep.probes/probeWindow.Seconds(), share, perProbe, rep.cpu.Seconds()/probeWindow.Seconds(), mib(rep.rss))
 	}
-	fmt.Fprintf(&b, "\nBlackhole of %d backends with two replicas: out of traffic at p50 / max %s; the healthy backends' probe rate after it %.0f%% of the steady one.\n\n",
+	fmt.Fprintf(&b, "\nBlackhole of %d backends with two replicas: out of traffic at p50 / max %s; the healthy backends' probe rate after it %.0f%% of the steady one.",
 		r.blackhole.victims, r.blackhole.latencies(), 100*r.blackhole.healthyRate)
+	if res := r.blackhole; len(res.triggered) > 0 {
+		// Where the time went: the decisions (by whichever replica
+		// probes the backend) against what the leader published.
+		fmt.Fprintf(&b, " Decided (the slice's last-change-trigger-time) at p50 %s / max %s, seen by the watch p50 %s / max %s after that.",
+			seconds(pct(res.triggered, 0.5)), seconds(pct(res.triggered, 1)), seconds(pct(res.published, 0.5)), seconds(pct(res.published, 1)))
+	}
+	b.WriteString("\n\n")
 	return b.String()
 }
