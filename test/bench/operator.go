@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,26 @@ type convergence struct {
 	created, ready time.Duration
 	writes         float64
 	byVerb         string // writes per intent by HTTP method
+	// cpu is the CPU time each process used from the first create until
+	// all were Ready.
+	cpu cpuShare
 }
+
+// cpuShare is the CPU time (user and system) used by each process the
+// convergence runs on the machine.
+type cpuShare struct{ apiServer, etcd, operator, bench time.Duration }
+
+func readCPUShare(p *process) (cpuShare, error) {
+	op, err := p.cpuTime()
+	children := childCPU()
+	return cpuShare{apiServer: children["kube-apiserver"], etcd: children["etcd"], operator: op, bench: selfCPU()}, err
+}
+
+func (c cpuShare) since(before cpuShare) cpuShare {
+	return cpuShare{c.apiServer - before.apiServer, c.etcd - before.etcd, c.operator - before.operator, c.bench - before.bench}
+}
+
+func (c cpuShare) total() time.Duration { return c.apiServer + c.etcd + c.operator + c.bench }
 
 // memory is the operator's footprint at one point.
 type memory struct {
@@ -128,6 +148,10 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 				}
 			}()
 		}
+		cpu0, err := readCPUShare(p)
+		if err != nil {
+			return "", err
+		}
 		start := time.Now()
 		if err := cp.createAll(ctx, intents(ns, n, o.pods, o.headless)); err != nil {
 			return "", err
@@ -143,6 +167,10 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 			return "", err
 		}
 		ready := time.Since(start)
+		cpu1, err := readCPUShare(p)
+		if err != nil {
+			return "", err
+		}
 		total += n
 		if err := settle(p, total); err != nil {
 			return "", err
@@ -159,7 +187,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		}
 		// Reads past the cache are no writes, but load the API server too.
 		verbs = append(verbs, fmt.Sprintf("and GET %.2f", float64(after.gets-before.gets)/float64(n)))
-		runs = append(runs, convergence{intents: n, created: created, ready: ready, writes: float64(after.writes-before.writes) / float64(n), byVerb: strings.Join(verbs, ", ")})
+		runs = append(runs, convergence{intents: n, created: created, ready: ready, writes: float64(after.writes-before.writes) / float64(n), byVerb: strings.Join(verbs, ", "), cpu: cpu1.since(cpu0)})
 		m, err := readMemory(o, p, fmt.Sprintf("%d intents, right after converging", total))
 		if err != nil {
 			return "", err
@@ -458,6 +486,13 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 	fmt.Fprintf(&b, "| intents | seconds until all created | seconds until all Ready | API writes per intent | by method |\n|---:|---:|---:|---:|---|\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.2f | %s |\n", r.intents, r.created.Seconds(), r.ready.Seconds(), r.writes, r.byVerb)
+	}
+	fmt.Fprintf(&b, "\nCPU time used from the first create until all were Ready, in seconds, by process (the benchmark's 16 writers and its watch are the benchmark), against what the machine's %d CPUs had in that time:\n\n", runtime.NumCPU())
+	fmt.Fprintf(&b, "| intents | kube-apiserver | etcd | operator | benchmark | together | the CPUs had | kube-apiserver and etcd per intent |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range runs {
+		c := r.cpu
+		fmt.Fprintf(&b, "| %d | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f ms |\n", r.intents, c.apiServer.Seconds(), c.etcd.Seconds(), c.operator.Seconds(), c.bench.Seconds(), c.total().Seconds(),
+			r.ready.Seconds()*float64(runtime.NumCPU()), float64((c.apiServer+c.etcd).Milliseconds())/float64(r.intents))
 	}
 	fmt.Fprintf(&b, "\nA no-op resync (the operator restarted over %d Ready intents) wrote %d times.\n\n", total, resyncWrites)
 	fmt.Fprintf(&b, "## Memory\n\nHeap per intent is the heap after GC above the operator's with no intents, over the intents (each with its Service and slice). CoreDNS is started on the cluster as it is after each convergence, and its RSS read once it answers the name of the last Service made.\n\n")

@@ -641,31 +641,12 @@ func (c cpuTimes) irqSince(before cpuTimes) time.Duration {
 func procCPU() (ours, kernel time.Duration) {
 	ours = selfCPU()
 	self := strconv.Itoa(os.Getpid())
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		if d.Name()[0] < '0' || d.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		// After the name: state, ppid, ..., utime (12th), stime (13th).
-		if len(fields) < 13 {
-			continue
-		}
-		var t time.Duration
-		for _, f := range fields[11:13] {
-			v, _ := strconv.ParseInt(f, 10, 64)
-			t += time.Duration(v) * time.Second / clockTicks
-		}
+	for _, st := range procStats() {
 		switch {
-		case fields[1] == self:
-			ours += t
-		case fields[1] == "2" || d.Name() == "2": // kthreadd and its threads
-			kernel += t
+		case st.ppid == self:
+			ours += st.cpu
+		case st.ppid == "2" || st.pid == "2": // kthreadd and its threads
+			kernel += st.cpu
 		}
 	}
 	return ours, kernel
@@ -677,15 +658,6 @@ func (c cpuTimes) since(before cpuTimes) float64 {
 		return 0
 	}
 	return float64(c.idle-before.idle) / float64(c.total-before.total)
-}
-
-// selfCPU is this process's CPU time.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // nthRequest reads the farm's counts every 20 ms and, when the returned

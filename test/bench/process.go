@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/netintent/netintent/internal/testenv"
@@ -71,26 +72,84 @@ const clockTicks = 100
 // cpuTime is the CPU time (user and system) the process has used, from its
 // own accounting in /proc, so that other load on the machine does not count.
 func (p *process) cpuTime() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	st, err := readProcStat(strconv.Itoa(p.Pid()))
+	return st.cpu, err
+}
+
+// procStat is what /proc/<pid>/stat says of a process.
+type procStat struct {
+	pid, comm, ppid string
+	// cpu is the CPU time (user and system) it has used.
+	cpu time.Duration
+}
+
+func readProcStat(pid string) (procStat, error) {
+	st := procStat{pid: pid}
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return 0, err
+		return st, err
 	}
-	// Fields after the command name, which is in parentheses and may hold
-	// spaces: state is field 3, utime 14 and stime 15.
+	// The command name is in parentheses and may hold spaces; after it:
+	// state, ppid, ..., utime (12th) and stime (13th).
 	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc stat: %q", s)
+	open, shut := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || shut < open {
+		return st, fmt.Errorf("unreadable /proc stat: %q", s)
 	}
+	st.comm = s[open+1 : shut]
+	fields := strings.Fields(s[shut+1:])
+	if len(fields) < 13 {
+		return st, fmt.Errorf("short /proc stat: %q", s)
+	}
+	st.ppid = fields[1]
 	var ticks int64
 	for _, f := range fields[11:13] {
 		n, err := strconv.ParseInt(f, 10, 64)
 		if err != nil {
-			return 0, err
+			return st, err
 		}
 		ticks += n
 	}
-	return time.Duration(ticks) * time.Second / clockTicks, nil
+	st.cpu = time.Duration(ticks) * time.Second / clockTicks
+	return st, nil
+}
+
+// procStats reads every process's /proc stat (those that exit meanwhile
+// are left out).
+func procStats() []procStat {
+	dirs, _ := os.ReadDir("/proc")
+	out := make([]procStat, 0, len(dirs))
+	for _, d := range dirs {
+		if d.Name()[0] < '0' || d.Name()[0] > '9' {
+			continue
+		}
+		if st, err := readProcStat(d.Name()); err == nil {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// childCPU is the CPU time of this process's children by command name
+// (kube-apiserver and etcd among them), summed over children of one name.
+func childCPU() map[string]time.Duration {
+	self := strconv.Itoa(os.Getpid())
+	out := map[string]time.Duration{}
+	for _, st := range procStats() {
+		if st.ppid == self {
+			out[st.comm] += st.cpu
+		}
+	}
+	return out
+}
+
+// selfCPU is this process's CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // rss is the process's resident set size in bytes.
