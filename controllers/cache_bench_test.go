@@ -169,3 +169,20 @@ func cacheTransform(obj client.Object) (any, error) {
 	}
 	return opts.DefaultTransform(obj)
 }
+
+// BenchmarkOwnershipLookup measures reading back what the operator owns in
+// a cached intent's Service (testdata/cached), as a reconcile does before
+// it compares the Service with the intent.
+func BenchmarkOwnershipLookup(b *testing.B) {
+	_, svc, _ := readCached(b)
+	if _, err := trimService(svc); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { serviceOwnership.forget(svc.UID) })
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion); !ok || err != nil {
+			b.Fatal("not kept", err)
+		}
+	}
+}

@@ -1,11 +1,13 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -389,4 +391,67 @@ func TestServiceOwnershipFollowsTheCache(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestServiceOwnershipShared keeps what the operator owns in the Services
+// of intents of one shape: they share one copy of it, and each reads back
+// its own name, namespace and controller, also where its name is a string
+// its owned fields hold anyway (a port's name) or is its namespace's.
+func TestServiceOwnershipShared(t *testing.T) {
+	_, base, _ := readCached(t)
+	ref := controllingIntent(base)
+	if ref == nil {
+		t.Fatal("testdata Service has no controlling intent")
+	}
+	// of is base as the Service of intent ns/name of UID owner.
+	of := func(ns, name string, owner types.UID) *corev1.Service {
+		svc := base.DeepCopy()
+		svc.Namespace, svc.Name, svc.UID, svc.ResourceVersion = ns, name, "svc-"+owner, "1"
+		svc.Labels[v1alpha1.LabelIntent] = name
+		c := metav1.GetControllerOfNoCopy(svc)
+		c.Name, c.UID = name, owner
+		for i := range svc.ManagedFields {
+			f := svc.ManagedFields[i].FieldsV1
+			f.SetRawBytes(bytes.ReplaceAll(f.GetRawBytes(), []byte(ref.UID), []byte(owner)))
+		}
+		return svc
+	}
+	port := base.Spec.Ports[0].Name
+	svcs := []*corev1.Service{
+		of("shop", "web", "owner-a"),
+		of("bank", "api", "owner-b"),
+		of("shop", port, "owner-c"),
+		of("web", "web", "owner-d"),
+	}
+	for _, svc := range svcs {
+		want, err := ownedFields(svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := trimService(svc); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { serviceOwnership.forget(svc.UID) })
+		owned, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion)
+		if !ok || err != nil || !equality.Semantic.DeepEqual(owned, want) {
+			t.Fatalf("Service %s/%s: kept as owned %+v (kept: %v, %v), want %+v", svc.Namespace, svc.Name, owned, ok, err, want)
+		}
+		if got := owned.OwnerReferences; len(got) != 1 || *got[0].UID != metav1.GetControllerOfNoCopy(svc).UID || *got[0].Name != svc.Name {
+			t.Errorf("Service %s/%s: owned owner references %+v", svc.Namespace, svc.Name, got)
+		}
+	}
+	kept := func(svc *corev1.Service) ownedEntry {
+		serviceOwnership.mu.Lock()
+		defer serviceOwnership.mu.Unlock()
+		return serviceOwnership.byUID[svc.UID]
+	}
+	a, b := kept(svcs[0]), kept(svcs[1])
+	if a.shape != b.shape || unsafe.StringData(a.shape.Value()) != unsafe.StringData(b.shape.Value()) {
+		t.Errorf("two Services of one shape keep their owned fields apart:\n%s\n%s", a.shape.Value(), b.shape.Value())
+	}
+	for _, own := range []string{"web", "shop", "owner-a"} {
+		if strings.Contains(a.shape.Value(), strconv.Quote(own)) {
+			t.Errorf("the kept shape holds the Service's own %q: %s", own, a.shape.Value())
+		}
+	}
 }

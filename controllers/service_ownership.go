@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -20,10 +23,13 @@ import (
 // (trimService), which then drops the managedFields: they are the
 // largest part of a cached Service, and the operator reads nothing else of
 // them until it writes the Service, when it reads the Service from the API
-// server. An entry stands for one resourceVersion of the Service; the
-// Services' informer forgets it when the Service goes. It is one store for
-// the process, as the transform is a function of the cache options; keyed
-// by UID, it serves every manager the process runs.
+// server. Services of one shape own the same fields with the same values
+// but for their name, namespace and controller's UID: with those replaced
+// by placeholders (ownedShape), one copy of the JSON serves them all. An
+// entry stands for one resourceVersion of the Service; the Services'
+// informer forgets it when the Service goes. It is one store for the
+// process, as the transform is a function of the cache options; keyed by
+// UID, it serves every manager the process runs.
 var serviceOwnership = ownershipStore{byUID: map[types.UID]ownedEntry{}}
 
 type ownershipStore struct {
@@ -34,7 +40,64 @@ type ownershipStore struct {
 // ownedEntry is what the operator owns in one version of a Service.
 type ownedEntry struct {
 	resourceVersion string
-	fields          []byte // a corev1ac.ServiceApplyConfiguration as JSON
+	// shape is the owned fields as JSON, with the Service's own strings
+	// in it replaced by placeholders; own are those strings.
+	shape unique.Handle[string]
+	own   ownStrings
+}
+
+// ownStrings are the strings of a Service that its owned fields share
+// with no other Service's: its name and namespace (also its controller's
+// name and label, as an intent's Service is named after it) and its
+// controller's UID. Empty ones are not replaced.
+type ownStrings struct {
+	uid, namespace, name string
+}
+
+// placeholders stand for ownStrings' fields, in their order, in a shape.
+// JSON holds no NUL byte outside an escape, so no value holds them.
+var placeholders = [3]string{"\"\x00uid\"", "\"\x00namespace\"", "\"\x00name\""}
+
+func (o ownStrings) values() [3]string { return [3]string{o.uid, o.namespace, o.name} }
+
+// ownedShape is raw, the owned fields as JSON, with the JSON strings equal
+// to one of own's replaced by its placeholder; ok is false (and raw comes
+// back as it is) should the shape not give raw back.
+func ownedShape(raw string, own ownStrings) (shape string, ok bool) {
+	shape = raw
+	for i, v := range own.values() {
+		if v != "" {
+			shape = strings.ReplaceAll(shape, strconv.Quote(v), placeholders[i])
+		}
+	}
+	if string(fromShape(shape, own)) != raw {
+		return raw, false
+	}
+	return shape, true
+}
+
+// fromShape undoes ownedShape, in one pass and one allocation.
+func fromShape(shape string, own ownStrings) []byte {
+	vals := own.values()
+	out := make([]byte, 0, len(shape)+len(own.uid)+2*len(own.name)+len(own.namespace))
+	for {
+		i := strings.Index(shape, "\"\x00")
+		if i < 0 {
+			return append(out, shape...)
+		}
+		out, shape = append(out, shape[:i]...), shape[i:]
+		n := 1 // not a placeholder: the quote goes as it is
+		for k, p := range placeholders {
+			if vals[k] != "" && strings.HasPrefix(shape, p) {
+				out, n = strconv.AppendQuote(out, vals[k]), len(p)
+				break
+			}
+		}
+		if n == 1 {
+			out = append(out, '"')
+		}
+		shape = shape[n:]
+	}
 }
 
 // record reads from svc's managedFields what the operator owns and keeps
@@ -50,8 +113,16 @@ func (s *ownershipStore) record(svc *corev1.Service) bool {
 		s.forget(svc.UID)
 		return false
 	}
+	own := ownStrings{namespace: svc.Namespace, name: svc.Name}
+	if ref := controllingIntent(svc); ref != nil {
+		own.uid = string(ref.UID)
+	}
+	shape, ok := ownedShape(string(fields), own)
+	if !ok {
+		own = ownStrings{}
+	}
 	s.mu.Lock()
-	s.byUID[svc.UID] = ownedEntry{resourceVersion: svc.ResourceVersion, fields: fields}
+	s.byUID[svc.UID] = ownedEntry{resourceVersion: svc.ResourceVersion, shape: unique.Make(shape), own: own}
 	s.mu.Unlock()
 	return true
 }
@@ -65,7 +136,7 @@ func (s *ownershipStore) lookup(uid types.UID, rv string) (*corev1ac.ServiceAppl
 		return nil, false, nil
 	}
 	owned := &corev1ac.ServiceApplyConfiguration{}
-	if err := json.Unmarshal(e.fields, owned); err != nil {
+	if err := json.Unmarshal(fromShape(e.shape.Value(), e.own), owned); err != nil {
 		return nil, false, fmt.Errorf("reading owned fields of service: %w", err)
 	}
 	return owned, true, nil
