@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/csaupgrade"
 	"k8s.io/client-go/util/workqueue"
@@ -73,6 +74,9 @@ type IntentReconciler struct {
 
 	// slicesWritten holds the slice writes the cache has not shown yet.
 	slicesWritten sliceWrites
+	// sliceIndex is the slice informer's store, with sliceIntentIndex
+	// (nil: slices are listed through Client).
+	sliceIndex toolscache.Indexer
 
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
@@ -702,6 +706,10 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return err
 	}
 	if err := forgetDeletedServices(mgr); err != nil {
+		return err
+	}
+	var err error
+	if r.sliceIndex, err = indexSlicesByIntent(context.Background(), mgr); err != nil {
 		return err
 	}
 	byName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {

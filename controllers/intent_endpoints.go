@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -377,34 +378,72 @@ func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.Heal
 	return r.Prober.Status(key)
 }
 
-// sliceControllerField indexes the EndpointSlices that an intent controls by
-// the intent's UID, so that a reconcile reads its own slices, not every
-// slice of the namespace.
-const sliceControllerField = "netintent.controller.uid"
+// sliceIntentIndex indexes the cached EndpointSlices that an intent
+// controls by the intent's UID, so that a reconcile reads its own slices,
+// not every slice of the namespace. It is an index of the informer's own
+// (a UID is unique across namespaces), not a field index of the manager's
+// cache, which keeps two keys a slice (one for its namespace and one for
+// all), each with a set of its own.
+const sliceIntentIndex = "netintent.controller.uid"
 
-// indexSlicesByIntent registers sliceControllerField.
-func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) error {
-	err := mgr.GetFieldIndexer().IndexField(ctx, &discoveryv1.EndpointSlice{}, sliceControllerField, func(obj client.Object) []string {
-		if ref := controllingIntent(obj); ref != nil {
-			return []string{string(ref.UID)}
-		}
-		return nil
-	})
+// indexSlicesByIntent registers sliceIntentIndex with mgr's slice informer
+// and returns the informer's store, which the index serves.
+func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) (toolscache.Indexer, error) {
+	inf, err := mgr.GetCache().GetInformer(ctx, &discoveryv1.EndpointSlice{})
 	if err != nil {
-		return fmt.Errorf("indexing endpoint slices by intent: %w", err)
+		return nil, fmt.Errorf("indexing endpoint slices by intent: %w", err)
 	}
-	return nil
+	shared, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, fmt.Errorf("indexing endpoint slices by intent: the cache's informer is a %T", inf)
+	}
+	err = shared.AddIndexers(toolscache.Indexers{sliceIntentIndex: func(obj any) ([]string, error) {
+		if m, ok := obj.(metav1.Object); ok {
+			if ref := controllingIntent(m); ref != nil {
+				return []string{string(ref.UID)}, nil
+			}
+		}
+		return nil, nil
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("indexing endpoint slices by intent: %w", err)
+	}
+	return shared.GetIndexer(), nil
 }
 
-// ownedSlices is listOwnedSlices from the cache, through its index, with
-// this replica's own writes the cache has not seen yet in place of what
-// they replaced.
+// ownedSlices is listOwnedSlices from the cache, through its index (from
+// r.Client when there is none), with this replica's own writes the cache
+// has not seen yet in place of what they replaced.
 func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
-	cached, err := listOwnedSlices(ctx, r.Client, in, client.MatchingFields{sliceControllerField: string(in.UID)})
+	if r.sliceIndex == nil {
+		cached, err := listOwnedSlices(ctx, r.Client, in)
+		if err != nil {
+			return nil, err
+		}
+		return r.slicesWritten.overlay(in.UID, cached), nil
+	}
+	objs, err := r.sliceIndex.ByIndex(sliceIntentIndex, string(in.UID))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing endpoint slices: %w", err)
+	}
+	cached := make([]discoveryv1.EndpointSlice, 0, len(objs))
+	for _, obj := range objs {
+		// The cache's own copy, which must not change: only what is
+		// kept is copied.
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok && isOwnedSlice(s, in) {
+			cached = append(cached, *s.DeepCopy())
+		}
 	}
 	return r.slicesWritten.overlay(in.UID, cached), nil
+}
+
+// isOwnedSlice reports whether s is one of the slices listOwnedSlices
+// lists for in.
+func isOwnedSlice(s *discoveryv1.EndpointSlice, in *v1alpha1.NetworkIntent) bool {
+	return s.Namespace == in.Namespace &&
+		s.Labels[discoveryv1.LabelServiceName] == in.Name &&
+		s.Labels[discoveryv1.LabelManagedBy] == v1alpha1.EndpointSliceManagedBy &&
+		metav1.IsControlledBy(s, in)
 }
 
 // listOwnedSlices lists the EndpointSlices the intent controls: its
@@ -420,7 +459,7 @@ func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.Net
 	}
 	owned := list.Items[:0]
 	for _, s := range list.Items {
-		if metav1.IsControlledBy(&s, in) {
+		if isOwnedSlice(&s, in) {
 			owned = append(owned, s)
 		}
 	}

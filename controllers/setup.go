@@ -53,9 +53,6 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := indexPodsByNode(context.Background(), mgr); err != nil {
 		return err
 	}
-	if err := indexSlicesByIntent(context.Background(), mgr); err != nil {
-		return err
-	}
 	if err := (&IntentReconciler{
 		Client:      mgr.GetClient(),
 		APIReader:   mgr.GetAPIReader(),
