@@ -69,7 +69,8 @@ type IntentReconciler struct {
 	statusWritten sync.Map
 	statusHeld    sync.Map
 	// checkedOut holds, by intent, the backends its active checks judged
-	// out of traffic at its last reconcile (countEjections).
+	// out of traffic at its last reconcile (countEjections); nothing for an
+	// intent with none.
 	checkedOut sync.Map
 
 	// slicesWritten holds the slice writes the cache has not shown yet.

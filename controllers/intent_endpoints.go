@@ -238,20 +238,30 @@ func (r *IntentReconciler) countEjections(in *v1alpha1.NetworkIntent, judged, pu
 	for _, ep := range published.Endpoints {
 		ready[ep.Address.Unmap().String()] = ep.Ready
 	}
-	now := ejections{checked: map[string]bool{}, enforced: map[string]bool{}}
+	var now ejections // maps made at the first entry: most intents have none
 	for _, u := range judged.Unhealthy {
 		if u.Reason == v1alpha1.EndpointReasonProbeFailed || u.Reason == v1alpha1.EndpointReasonForbiddenTarget {
+			if now.checked == nil {
+				now.checked = map[string]bool{}
+			}
 			now.checked[u.Address] = true
 			if !observe && !ready[u.Address] {
+				if now.enforced == nil {
+					now.enforced = map[string]bool{}
+				}
 				now.enforced[u.Address] = true
 			}
 		}
 	}
 	var before ejections
-	if v, ok := r.checkedOut.Load(key); ok {
+	if len(now.checked) > 0 {
+		if v, ok := r.checkedOut.Swap(key, now); ok {
+			before = v.(ejections)
+		}
+	} else if v, ok := r.checkedOut.LoadAndDelete(key); ok {
+		// None kept for an intent with none, as none kept reads as none.
 		before = v.(ejections)
 	}
-	r.checkedOut.Store(key, now)
 	var detected, rejoined []string
 	for a := range now.checked {
 		if !before.checked[a] {
