@@ -340,6 +340,28 @@ func TestCacheInterns(t *testing.T) {
 		shared("condition status", string(c.Status))
 		shared("condition reason", c.Reason)
 	}
+	// One copy of what the intent's status repeats, no room to spare.
+	same := func(what, a, b string) {
+		t.Helper()
+		if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
+			t.Errorf("%s %q is a copy of its own of %q", what, a, b)
+		}
+	}
+	st := in.Status
+	if st.Address == "" || len(st.Addresses) == 0 || len(st.ClusterIPs) == 0 {
+		t.Fatalf("testdata intent has no address in its status: %+v", st)
+	}
+	same("status address summary", st.AddressSummary, st.Address)
+	same("status addresses", st.Addresses[0], st.Address)
+	same("status cluster IPs", st.ClusterIPs[0], st.Address)
+	same("status Service name", st.ServiceName, in.Name)
+	same("Service cluster IPs", svc.Spec.ClusterIPs[0], svc.Spec.ClusterIP)
+	if cap(st.Conditions) != len(st.Conditions) {
+		t.Errorf("the intent's conditions keep room for %d, hold %d", cap(st.Conditions), len(st.Conditions))
+	}
+	if in.Annotations != nil {
+		t.Errorf("the intent keeps an annotations map of its own with nothing left in it: %v", in.Annotations)
+	}
 	shared("Service type", string(svc.Spec.Type))
 	shared("Service port protocol", string(svc.Spec.Ports[0].Protocol))
 	shared("Service owner kind", svc.OwnerReferences[0].Kind)

@@ -115,6 +115,7 @@ func internObject(obj any) {
 			p.Name, p.Protocol = intern(p.Name), corev1.Protocol(intern(string(p.Protocol)))
 		}
 		internConditions(o.Status.Conditions)
+		shareIntentStatus(o)
 	case *corev1.Service:
 		s := &o.Spec
 		s.Type = corev1.ServiceType(intern(string(s.Type)))
@@ -123,6 +124,7 @@ func internObject(obj any) {
 		s.ClusterIP = intern(s.ClusterIP)
 		for i := range s.ClusterIPs {
 			s.ClusterIPs[i] = intern(s.ClusterIPs[i])
+			share(&s.ClusterIPs[i], s.ClusterIP)
 		}
 		for i := range s.IPFamilies {
 			s.IPFamilies[i] = corev1.IPFamily(intern(string(s.IPFamilies[i])))
@@ -152,5 +154,33 @@ func internObject(obj any) {
 			c.Status = corev1.ConditionStatus(intern(string(c.Status)))
 			c.Reason = intern(c.Reason)
 		}
+	}
+}
+
+// share makes *p the string s when they are equal, so that an object that
+// repeats a string of its own keeps one copy of it.
+func share(p *string, s string) {
+	if *p == s {
+		*p = s
+	}
+}
+
+// shareIntentStatus keeps one copy of what an intent's status repeats: the
+// Service's name (the intent's) and its first address (in address,
+// addresses, addressSummary and clusterIPs). Its conditions, as decoded,
+// have room for more than they hold; they are copied to a slice of their
+// length.
+func shareIntentStatus(in *v1alpha1.NetworkIntent) {
+	st := &in.Status
+	share(&st.ServiceName, in.Name)
+	share(&st.AddressSummary, st.Address)
+	for i := range st.Addresses {
+		share(&st.Addresses[i], st.Address)
+	}
+	for i := range st.ClusterIPs {
+		share(&st.ClusterIPs[i], st.Address)
+	}
+	if cap(st.Conditions) > len(st.Conditions) {
+		st.Conditions = append([]metav1.Condition(nil), st.Conditions...)
 	}
 }

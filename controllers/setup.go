@@ -163,6 +163,9 @@ func trim(obj any) (any, error) {
 	if a := m.GetAnnotations(); a != nil {
 		if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
 			delete(a, corev1.LastAppliedConfigAnnotation)
+			if len(a) == 0 {
+				a = nil // an empty map keeps the room its entry took
+			}
 			m.SetAnnotations(a)
 		}
 	}
