@@ -74,6 +74,24 @@ func TestCacheTrims(t *testing.T) {
 	if _, ok, err := serviceOwnership.lookup(intentOwned.UID, intentOwned.ResourceVersion); !ok || err != nil {
 		t.Errorf("what the operator owns in the intent's Service was not kept: %v", err)
 	}
+
+	// A Service whose owned fields cannot be read keeps its managedFields,
+	// and the labels they name, for the operator to read them itself.
+	unreadable := intentOwned.DeepCopy()
+	unreadable.UID, unreadable.Labels = "unreadable-uid", map[string]string{v1alpha1.LabelIntent: "web"}
+	fields := &metav1.FieldsV1{}
+	fields.SetRawString("{not JSON")
+	unreadable.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: v1alpha1.FieldOwner, Operation: metav1.ManagedFieldsOperationUpdate, FieldsType: "FieldsV1", FieldsV1: fields}}
+	out, err := trimService(&corev1.Service{ObjectMeta: *unreadable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := out.(metav1.Object); len(m.GetManagedFields()) == 0 || m.GetLabels()[v1alpha1.LabelIntent] != "web" {
+		t.Errorf("a Service whose owned fields could not be read lost managedFields %v or labels %v", m.GetManagedFields(), m.GetLabels())
+	}
+	if serviceOwnership.holds(unreadable.UID) {
+		t.Error("something kept of a Service whose owned fields could not be read")
+	}
 }
 
 // TestLastAppliedSurvives creates an intent as a client-side `kubectl apply`
@@ -315,7 +333,7 @@ func TestCacheInterns(t *testing.T) {
 	wantIn.ManagedFields, wantSlice.ManagedFields = nil, nil
 	delete(wantIn.Annotations, corev1.LastAppliedConfigAnnotation)
 	wantSvcWhole := wantSvc.DeepCopy()
-	wantSvc.ManagedFields = nil
+	wantSvc.ManagedFields, wantSvc.Labels = nil, nil // what the operator owns of the labels is kept aside
 	for _, c := range []struct {
 		got, want any
 	}{{in, wantIn}, {svc, wantSvc}, {slice, wantSlice}} {
@@ -366,9 +384,6 @@ func TestCacheInterns(t *testing.T) {
 	shared("Service port protocol", string(svc.Spec.Ports[0].Protocol))
 	shared("Service owner kind", svc.OwnerReferences[0].Kind)
 	shared("Service owner API version", svc.OwnerReferences[0].APIVersion)
-	for k := range svc.Labels {
-		shared("Service label key", k)
-	}
 	want, err := ownedFields(wantSvcWhole)
 	if err != nil {
 		t.Fatal(err)

@@ -177,8 +177,13 @@ func trim(obj any) (any, error) {
 // and of an intent's Service, which the operator compares with what it
 // applied, serviceOwnership first keeps what the operator owns, read from
 // the managedFields. Should that fail, the managedFields stay, for the
-// operator to read them itself. Like every transform it is idempotent: a
-// Service trimmed already leaves what was kept of it as it is.
+// operator to read them itself. Nothing reads a cached Service's labels
+// (the DNS server, the controllers and the address pools go by name,
+// owner, type, annotations and namespace labels; what the operator owns in
+// its own Services' labels is in serviceOwnership), so they go too, but
+// with the managedFields that need them. Like every transform it is
+// idempotent: a Service trimmed already leaves what was kept of it as it
+// is.
 func trimService(obj any) (any, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
@@ -186,6 +191,7 @@ func trimService(obj any) (any, error) {
 	}
 	if controllingIntent(svc) == nil {
 		serviceOwnership.forget(svc.UID) // no longer an intent's, if it was
+		svc.Labels = nil
 		return trim(obj)
 	}
 	if len(svc.ManagedFields) == 0 {
@@ -194,9 +200,11 @@ func trimService(obj any) (any, error) {
 		// was kept of this version stands; what was kept of another does
 		// not, and ownedFieldsOf reads the API server's copy instead.
 		serviceOwnership.retain(svc.UID, svc.ResourceVersion)
+		svc.Labels = nil
 		return trim(obj)
 	}
 	if serviceOwnership.record(svc) {
+		svc.Labels = nil
 		return trim(obj)
 	}
 	internObject(svc)
