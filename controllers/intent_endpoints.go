@@ -425,12 +425,16 @@ func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) (toolscache.Inde
 // r.Client when there is none), with this replica's own writes the cache
 // has not seen yet in place of what they replaced.
 func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
+	cached, err := r.cachedOwnedSlices(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	return r.slicesWritten.overlay(in.UID, cached), nil
+}
+
+func (r *IntentReconciler) cachedOwnedSlices(ctx context.Context, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
 	if r.sliceIndex == nil {
-		cached, err := listOwnedSlices(ctx, r.Client, in)
-		if err != nil {
-			return nil, err
-		}
-		return r.slicesWritten.overlay(in.UID, cached), nil
+		return listOwnedSlices(ctx, r.Client, in)
 	}
 	objs, err := r.sliceIndex.ByIndex(sliceIntentIndex, string(in.UID))
 	if err != nil {
@@ -444,7 +448,7 @@ func (r *IntentReconciler) ownedSlices(ctx context.Context, in *v1alpha1.Network
 			cached = append(cached, *s.DeepCopy())
 		}
 	}
-	return r.slicesWritten.overlay(in.UID, cached), nil
+	return cached, nil
 }
 
 // isOwnedSlice reports whether s is one of the slices listOwnedSlices
@@ -458,13 +462,12 @@ func isOwnedSlice(s *discoveryv1.EndpointSlice, in *v1alpha1.NetworkIntent) bool
 
 // listOwnedSlices lists the EndpointSlices the intent controls: its
 // Service's, managed by netintent, and with the intent as controller.
-func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.NetworkIntent, opts ...client.ListOption) ([]discoveryv1.EndpointSlice, error) {
+func listOwnedSlices(ctx context.Context, reader client.Reader, in *v1alpha1.NetworkIntent) ([]discoveryv1.EndpointSlice, error) {
 	list := &discoveryv1.EndpointSliceList{}
-	opts = append(opts, client.InNamespace(in.Namespace), client.MatchingLabels{
+	if err := reader.List(ctx, list, client.InNamespace(in.Namespace), client.MatchingLabels{
 		discoveryv1.LabelServiceName: in.Name,
 		discoveryv1.LabelManagedBy:   v1alpha1.EndpointSliceManagedBy,
-	})
-	if err := reader.List(ctx, list, opts...); err != nil {
+	}); err != nil {
 		return nil, fmt.Errorf("listing endpoint slices: %w", err)
 	}
 	owned := list.Items[:0]

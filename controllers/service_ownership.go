@@ -76,10 +76,12 @@ func ownedShape(raw string, own ownStrings) (shape string, ok bool) {
 	return shape, true
 }
 
-// fromShape undoes ownedShape, in one pass and one allocation.
+// fromShape undoes ownedShape, in one pass.
 func fromShape(shape string, own ownStrings) []byte {
 	vals := own.values()
-	out := make([]byte, 0, len(shape)+len(own.uid)+2*len(own.name)+len(own.namespace))
+	// Room for the name three times (the Service's, its label's and its
+	// controller's), the others once: what an intent's Service holds.
+	out := make([]byte, 0, len(shape)+len(own.uid)+3*len(own.name)+len(own.namespace))
 	for {
 		i := strings.Index(shape, "\"\x00")
 		if i < 0 {

@@ -189,26 +189,21 @@ func trimService(obj any) (any, error) {
 	if !ok {
 		return trim(obj)
 	}
-	if controllingIntent(svc) == nil {
+	switch {
+	case controllingIntent(svc) == nil:
 		serviceOwnership.forget(svc.UID) // no longer an intent's, if it was
-		svc.Labels = nil
-		return trim(obj)
-	}
-	if len(svc.ManagedFields) == 0 {
+	case len(svc.ManagedFields) == 0:
 		// Trimmed already: an informer may pass an object it holds through
 		// its transform again (on a restart's first list, it did). What
 		// was kept of this version stands; what was kept of another does
 		// not, and ownedFieldsOf reads the API server's copy instead.
 		serviceOwnership.retain(svc.UID, svc.ResourceVersion)
-		svc.Labels = nil
-		return trim(obj)
+	case !serviceOwnership.record(svc):
+		internObject(svc)
+		return svc, nil
 	}
-	if serviceOwnership.record(svc) {
-		svc.Labels = nil
-		return trim(obj)
-	}
-	internObject(svc)
-	return svc, nil
+	svc.Labels = nil
+	return trim(obj)
 }
 
 // trimSlice is the EndpointSlices' cache transform. An intent's slices are
