@@ -62,12 +62,10 @@ type IntentReconciler struct {
 	// writes or Service updates.
 	SliceWriter client.Writer
 
-	// statusWritten is when each intent's status was last written (by
-	// key), and statusHeld the health-only status each holds back (see
-	// deferStatus), so that a burst of health flips is reported in one
-	// write.
-	statusWritten sync.Map
-	statusHeld    sync.Map
+	// statusHeld is the health-only status each intent holds back (by
+	// key; see deferStatus), so that a burst of health flips is reported
+	// in one write.
+	statusHeld sync.Map
 	// checkedOut holds, by intent, the backends its active checks judged
 	// out of traffic at its last reconcile (countEjections); nothing for an
 	// intent with none.
@@ -100,7 +98,6 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	in := &v1alpha1.NetworkIntent{}
 	if err := r.Client.Get(ctx, req.NamespacedName, in); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.statusWritten.Delete(req.NamespacedName)
 			r.statusHeld.Delete(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -108,7 +105,6 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	if !in.DeletionTimestamp.IsZero() {
 		r.Prober.Remove(req.NamespacedName)
 		r.published.Delete(req.NamespacedName)
-		r.statusWritten.Delete(req.NamespacedName)
 		r.statusHeld.Delete(req.NamespacedName)
 		r.checkedOut.Delete(req.NamespacedName)
 		r.slicesWritten.forget(in.UID)
@@ -169,9 +165,6 @@ func (r *IntentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		written := in.DeepCopy()
 		written.Status = *before
 		uerr := patchStatus(ctx, r.Client, in, written)
-		if uerr == nil {
-			r.statusWritten.Store(req.NamespacedName, time.Now())
-		}
 		if apierrors.IsNotFound(uerr) {
 			// The intent went while this reconcile worked from the
 			// cache's copy of it, its finalizer already run: what the
@@ -217,11 +210,12 @@ type heldStatus struct {
 }
 
 // deferStatus says how long the status write of in should wait: zero, but
-// when the status was written before, reported the current generation,
-// and Ready is unchanged, so that all that changed is endpoint health (see
-// statusQuiet).
+// when the status written before (by this replica or any other, before
+// a restart or a change of leader alike) reported the current generation
+// and Ready, and Ready is unchanged, so that all that changed is endpoint
+// health (see statusQuiet).
 func (r *IntentReconciler) deferStatus(key types.NamespacedName, before *v1alpha1.NetworkIntentStatus, in *v1alpha1.NetworkIntent, now time.Time) time.Duration {
-	if !r.healthOnly(key, before, in) {
+	if !healthOnly(before, in) {
 		r.statusHeld.Delete(key)
 		return 0
 	}
@@ -251,9 +245,13 @@ func (r *IntentReconciler) deferStatus(key types.NamespacedName, before *v1alpha
 // health alone (status.endpoints and the EndpointsHealthy condition): the
 // status was written before, for the current generation, and Ready keeps
 // its status. A move of an ExternalName target, or anything else, is no
-// health-only change.
-func (r *IntentReconciler) healthOnly(key types.NamespacedName, before *v1alpha1.NetworkIntentStatus, in *v1alpha1.NetworkIntent) bool {
-	if _, ok := r.statusWritten.Load(key); !ok || before.ObservedGeneration != in.Generation || in.Status.ObservedGeneration != in.Generation {
+// health-only change. What was written before is what the API server
+// holds, whoever wrote it: a replica that has just become the leader
+// holds back health-only writes as its predecessor did, so that a bulk
+// failure right after a change of leader does not bring a status write
+// with every flip.
+func healthOnly(before *v1alpha1.NetworkIntentStatus, in *v1alpha1.NetworkIntent) bool {
+	if before.ObservedGeneration != in.Generation || in.Status.ObservedGeneration != in.Generation {
 		return false
 	}
 	wasReady := meta.FindStatusCondition(before.Conditions, v1alpha1.IntentConditionReady)
