@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/netintent/netintent/internal/compact"
 	"github.com/netintent/netintent/internal/testenv"
 )
 
@@ -72,7 +73,8 @@ func liveHeap() int64 {
 // informers decode them (the intent from JSON, the others from protobuf)
 // and put through the cache's transforms: the live heap after GC for each
 // intent of 1,000 held, whole and as the cache keeps it (what
-// serviceOwnership keeps of each Service included).
+// what is kept with each Service of what the operator owns in it
+// included).
 func BenchmarkIntentCache(b *testing.B) {
 	in, svc, slice := readCached(b)
 	rawSvc, err := svc.Marshal()
@@ -106,8 +108,7 @@ func BenchmarkIntentCache(b *testing.B) {
 					if err := s.Unmarshal(rawSvc); err != nil {
 						b.Fatal(err)
 					}
-					// Each its own Service, as serviceOwnership keeps
-					// one entry a Service.
+					// Each its own Service.
 					s.UID = types.UID(fmt.Sprintf("%s-%d", s.UID, i))
 					sl := &discoveryv1.EndpointSlice{}
 					if err := sl.Unmarshal(rawSlice); err != nil {
@@ -126,11 +127,6 @@ func BenchmarkIntentCache(b *testing.B) {
 				}
 				perIntent = float64(liveHeap()-before) / intents
 				runtime.KeepAlive(kept)
-				for _, o := range kept {
-					if s, ok := o.(*corev1.Service); ok {
-						serviceOwnership.forget(s.UID)
-					}
-				}
 			}
 			b.ReportMetric(perIntent, "B/intent")
 		})
@@ -175,14 +171,50 @@ func cacheTransform(obj client.Object) (any, error) {
 // it compares the Service with the intent.
 func BenchmarkOwnershipLookup(b *testing.B) {
 	_, svc, _ := readCached(b)
-	if _, err := trimService(svc); err != nil {
+	out, err := trimService(svc)
+	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { serviceOwnership.forget(svc.UID) })
+	held, ok := out.(*compact.Service)
+	if !ok {
+		b.Fatalf("the cache holds the Service as a %T", out)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion); !ok || err != nil {
+		if _, ok, err := ownedFieldsKept(held); !ok || err != nil {
 			b.Fatal("not kept", err)
+		}
+	}
+}
+
+// BenchmarkCacheRead measures what a read from the cache costs: the copy
+// a cache reader makes of what the cache holds, for the testdata intent's
+// Service and for an intent's slice of 100 pod endpoints (foreignSlice,
+// controlled by an intent, so kept whole), held as the API type, trimmed
+// (its DeepCopy, as before the compact forms), and in the compact form
+// the cache holds now (read back from its encoding).
+func BenchmarkCacheRead(b *testing.B) {
+	_, svc, _ := readCached(b)
+	slice := foreignSlice("ns", "web", 100)
+	slice.OwnerReferences[0].Kind, slice.OwnerReferences[0].APIVersion = "NetworkIntent", "networking.netintent.io/v1alpha1"
+	for _, tc := range []struct {
+		name string
+		obj  client.Object
+	}{{"service", svc}, {"slice-100", slice}} {
+		held, err := cacheTransform(tc.obj.DeepCopyObject().(client.Object))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, form := range []struct {
+			name string
+			obj  client.Object
+		}{{"api-type", held.(client.Object).DeepCopyObject().(client.Object)}, {"compact", held.(client.Object)}} {
+			b.Run(tc.name+"/"+form.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					_ = form.obj.DeepCopyObject()
+				}
+			})
 		}
 	}
 }

@@ -21,10 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/compact"
 	"github.com/netintent/netintent/internal/endpoints"
 	"github.com/netintent/netintent/internal/testenv"
 )
@@ -52,11 +54,13 @@ func TestCacheTrims(t *testing.T) {
 		obj    metav1.Object
 		trimFn func(any) (any, error)
 		kept   bool
+		// owned: what the operator owns is kept with the object.
+		owned bool
 	}{
-		{"intent", &v1alpha1.NetworkIntent{ObjectMeta: meta()}, trim, false},
-		{"foreign Service", &corev1.Service{ObjectMeta: meta()}, trimService, false},
-		{"an intent's Service", &corev1.Service{ObjectMeta: intentOwned}, trimService, false},
-		{"a Service of another group's NetworkIntent", &corev1.Service{ObjectMeta: otherOwned}, trimService, false},
+		{"intent", &v1alpha1.NetworkIntent{ObjectMeta: meta()}, trim, false, false},
+		{"foreign Service", &corev1.Service{ObjectMeta: meta()}, trimService, false, false},
+		{"an intent's Service", &corev1.Service{ObjectMeta: intentOwned}, trimService, false, true},
+		{"a Service of another group's NetworkIntent", &corev1.Service{ObjectMeta: otherOwned}, trimService, false, false},
 	} {
 		out, err := tc.trimFn(tc.obj)
 		if err != nil {
@@ -70,9 +74,11 @@ func TestCacheTrims(t *testing.T) {
 		if m.GetAnnotations()[v1alpha1.AnnotationFailbackNow] != "true" {
 			t.Errorf("%s: other annotations lost: %v", tc.name, m.GetAnnotations())
 		}
-	}
-	if _, ok, err := serviceOwnership.lookup(intentOwned.UID, intentOwned.ResourceVersion); !ok || err != nil {
-		t.Errorf("what the operator owns in the intent's Service was not kept: %v", err)
+		if held, isService := out.(*compact.Service); isService {
+			if _, owned := held.Kept(); owned != tc.owned {
+				t.Errorf("%s: what the operator owns kept with it: %v, want %v", tc.name, owned, tc.owned)
+			}
+		}
 	}
 
 	// A Service whose owned fields cannot be read keeps its managedFields,
@@ -86,11 +92,8 @@ func TestCacheTrims(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := out.(metav1.Object); len(m.GetManagedFields()) == 0 || m.GetLabels()[v1alpha1.LabelIntent] != "web" {
-		t.Errorf("a Service whose owned fields could not be read lost managedFields %v or labels %v", m.GetManagedFields(), m.GetLabels())
-	}
-	if serviceOwnership.holds(unreadable.UID) {
-		t.Error("something kept of a Service whose owned fields could not be read")
+	if m, ok := out.(*corev1.Service); !ok || len(m.GetManagedFields()) == 0 || m.GetLabels()[v1alpha1.LabelIntent] != "web" {
+		t.Errorf("a Service whose owned fields could not be read is kept as %#v, want it whole with its managedFields and labels", out)
 	}
 }
 
@@ -216,7 +219,7 @@ func TestCacheTrimsSlices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := out.(*discoveryv1.EndpointSlice)
+	got := cachedSlice(t, out)
 	if !reflect.DeepEqual(got.Labels, whole.Labels) || got.AddressType != whole.AddressType || !reflect.DeepEqual(got.Ports, whole.Ports) || len(got.Endpoints) != 3 {
 		t.Fatalf("the trimmed slice lost what the DNS server reads: %+v", got)
 	}
@@ -243,9 +246,27 @@ func TestCacheTrimsSlices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(out, want) {
-		t.Errorf("an intent's slice was trimmed beyond its managedFields:\n%+v\nwant\n%+v", out, want)
+	if got := cachedSlice(t, out); !reflect.DeepEqual(got, want) {
+		t.Errorf("an intent's slice was trimmed beyond its managedFields:\n%+v\nwant\n%+v", got, want)
 	}
+	if again, err := trimSlice(out); err != nil || again != out {
+		t.Errorf("a slice the cache holds already, put through the transform again, came out as %v (error %v), want it as it was", again, err)
+	}
+}
+
+// cachedSlice is the EndpointSlice the cache's transform made of a slice:
+// it must be in compact form, its labels and annotations held without
+// maps, and read back as an EndpointSlice.
+func cachedSlice(t *testing.T, out any) *discoveryv1.EndpointSlice {
+	t.Helper()
+	c, ok := out.(*compact.EndpointSlice)
+	if !ok {
+		t.Fatalf("the cache keeps a slice as a %T, want a *compact.EndpointSlice", out)
+	}
+	if c.Labels != nil || c.Annotations != nil {
+		t.Errorf("the cached slice keeps maps: labels %v, annotations %v", c.Labels, c.Annotations)
+	}
+	return c.EndpointSlice()
 }
 
 // TestDNSAnswersFromTrimmedSlices serves a headless Service that no intent
@@ -308,32 +329,41 @@ func TestDNSAnswersFromTrimmedSlices(t *testing.T) {
 
 // TestCacheInterns decodes an intent, its Service and its slice
 // (testdata/cached) as the informers do and puts them through the cache's
-// transforms, twice: the strings that every such object repeats (label
-// keys, kinds, condition types and reasons, protocols) are then the one
-// shared copy, no value changes, and what the operator owns in the
-// Service is kept.
+// transforms, then what they hold through them again: the strings that
+// every such object repeats (label keys, kinds, condition types and
+// reasons, protocols) are then the one shared copy, no value changes, and
+// what the operator owns in the Service is kept.
 func TestCacheInterns(t *testing.T) {
-	raw, svc, slice := readCached(t)
+	raw, svcIn, sliceIn := readCached(t)
 	decoded, _, err := serializer.NewCodecFactory(testenv.NewScheme()).UniversalDeserializer().Decode(raw, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := decoded.(*v1alpha1.NetworkIntent)
-	wantIn, wantSvc, wantSlice := in.DeepCopy(), svc.DeepCopy(), slice.DeepCopy()
+	wantIn, wantSvc, wantSlice := in.DeepCopy(), svcIn.DeepCopy(), sliceIn.DeepCopy()
 	// Twice: an informer may pass an object it holds through its
 	// transform again, which must leave it as the first pass did.
+	held := []any{in, svcIn, sliceIn}
 	for range 2 {
-		for _, obj := range []client.Object{in, svc, slice} {
-			if _, err := cacheTransform(obj); err != nil {
+		for i, obj := range held {
+			if held[i], err = cacheTransform(obj.(client.Object)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
+	heldSvc, ok := held[1].(*compact.Service)
+	if !ok {
+		t.Fatalf("the cache holds the intent's Service as a %T, want a *compact.Service", held[1])
+	}
+	svc, slice := heldSvc.Service(), cachedSlice(t, held[2])
 	// The transforms' trims, for the comparison of values.
 	wantIn.ManagedFields, wantSlice.ManagedFields = nil, nil
 	delete(wantIn.Annotations, corev1.LastAppliedConfigAnnotation)
 	wantSvcWhole := wantSvc.DeepCopy()
 	wantSvc.ManagedFields, wantSvc.Labels = nil, nil // what the operator owns of the labels is kept aside
+	// Decoded by an informer, an object has no kind; the cache's reader
+	// sets it on what it reads back.
+	wantSvc.TypeMeta, wantSlice.TypeMeta = metav1.TypeMeta{}, metav1.TypeMeta{}
 	for _, c := range []struct {
 		got, want any
 	}{{in, wantIn}, {svc, wantSvc}, {slice, wantSlice}} {
@@ -373,37 +403,37 @@ func TestCacheInterns(t *testing.T) {
 	same("status addresses", st.Addresses[0], st.Address)
 	same("status cluster IPs", st.ClusterIPs[0], st.Address)
 	same("status Service name", st.ServiceName, in.Name)
-	same("Service cluster IPs", svc.Spec.ClusterIPs[0], svc.Spec.ClusterIP)
 	if cap(st.Conditions) != len(st.Conditions) {
 		t.Errorf("the intent's conditions keep room for %d, hold %d", cap(st.Conditions), len(st.Conditions))
 	}
 	if in.Annotations != nil {
 		t.Errorf("the intent keeps an annotations map of its own with nothing left in it: %v", in.Annotations)
 	}
-	shared("Service type", string(svc.Spec.Type))
-	shared("Service port protocol", string(svc.Spec.Ports[0].Protocol))
-	shared("Service owner kind", svc.OwnerReferences[0].Kind)
-	shared("Service owner API version", svc.OwnerReferences[0].APIVersion)
+	// The Service's spec is held encoded; its metadata is not.
+	shared("Service owner kind", heldSvc.OwnerReferences[0].Kind)
+	shared("Service owner API version", heldSvc.OwnerReferences[0].APIVersion)
 	want, err := ownedFields(wantSvcWhole)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if owned, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion); !ok || err != nil || !equality.Semantic.DeepEqual(owned, want) {
+	if owned, ok, err := ownedFieldsKept(heldSvc); !ok || err != nil || !equality.Semantic.DeepEqual(owned, want) {
 		t.Errorf("kept as owned in the intent's Service: %+v (kept: %v, %v), want %+v", owned, ok, err, want)
 	}
-	shared("slice address type", string(slice.AddressType))
-	shared("slice managed-by", slice.Labels[discoveryv1.LabelManagedBy])
-	shared("slice port protocol", string(*slice.Ports[0].Protocol))
-	for k := range slice.Labels {
+	// The slice's labels are read back from what it holds, each string
+	// as held (its body is held encoded).
+	heldSlice := held[2].(*compact.EndpointSlice)
+	managedBy, _ := heldSlice.Label(discoveryv1.LabelManagedBy)
+	shared("slice managed-by", managedBy)
+	for k := range heldSlice.GetLabels() {
 		shared("slice label key", k)
 	}
 }
 
-// TestServiceOwnershipFollowsTheCache converges an intent and deletes it:
-// while its Service is in the cache, what the operator owns in it is kept
-// aside (serviceOwnership), and once the Service goes that goes too, so
-// that intents made and deleted leave nothing behind in it.
-func TestServiceOwnershipFollowsTheCache(t *testing.T) {
+// TestServiceOwnershipKeptInCache converges an intent: the cache holds its
+// Service with what the operator owns in it kept, as the API server's
+// managedFields say; a hand edit of the Service makes a new version, and
+// what is kept follows it.
+func TestServiceOwnershipKeptInCache(t *testing.T) {
 	ctx := context.Background()
 	ns := testEnv.Namespace(t)
 	in := webIntent(ns, "web", v1alpha1.ExposureClusterIP)
@@ -412,22 +442,39 @@ func TestServiceOwnershipFollowsTheCache(t *testing.T) {
 	if err := k8sClient.Create(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	_, svc := converged(t, ns, "web")
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if !serviceOwnership.holds(svc.UID) {
-			return errors.New("nothing kept of the intent's Service")
-		}
-		return nil
-	})
-	if err := k8sClient.Delete(ctx, in); err != nil {
+	converged(t, ns, "web")
+	inf, err := suiteCache.GetInformer(ctx, &corev1.Service{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 20*time.Second, func() error {
-		if serviceOwnership.holds(svc.UID) {
-			return errors.New("what the operator owned in a deleted Service is still kept")
+	store := inf.(toolscache.SharedIndexInformer).GetStore()
+	keptAsLive := func() error {
+		live := &corev1.Service{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, live); err != nil {
+			return err
+		}
+		want, err := ownedFields(live)
+		if err != nil {
+			return err
+		}
+		got, ok, err := keptOwnedFields(store, live)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return fmt.Errorf("the cache keeps nothing of what the operator owns in version %s of the Service", live.ResourceVersion)
+		case !equality.Semantic.DeepEqual(got, want):
+			return fmt.Errorf("kept as owned in version %s: %+v, want %+v", live.ResourceVersion, got, want)
 		}
 		return nil
-	})
+	}
+	testenv.Eventually(t, 20*time.Second, keptAsLive)
+	edit := client.MergeFrom(&corev1.Service{})
+	labelled := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web", Labels: map[string]string{"team": "a"}}}
+	if err := k8sClient.Patch(ctx, labelled, edit, client.FieldOwner("someone")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, keptAsLive)
 }
 
 // TestServiceOwnershipShared keeps what the operator owns in the Services
@@ -460,16 +507,22 @@ func TestServiceOwnershipShared(t *testing.T) {
 		of("shop", port, "owner-c"),
 		of("web", "web", "owner-d"),
 	}
+	var held []*compact.Service
 	for _, svc := range svcs {
 		want, err := ownedFields(svc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := trimService(svc); err != nil {
+		out, err := trimService(svc)
+		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { serviceOwnership.forget(svc.UID) })
-		owned, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion)
+		c, isCompact := out.(*compact.Service)
+		if !isCompact {
+			t.Fatalf("Service %s/%s is held as a %T", svc.Namespace, svc.Name, out)
+		}
+		held = append(held, c)
+		owned, ok, err := ownedFieldsKept(c)
 		if !ok || err != nil || !equality.Semantic.DeepEqual(owned, want) {
 			t.Fatalf("Service %s/%s: kept as owned %+v (kept: %v, %v), want %+v", svc.Namespace, svc.Name, owned, ok, err, want)
 		}
@@ -477,18 +530,66 @@ func TestServiceOwnershipShared(t *testing.T) {
 			t.Errorf("Service %s/%s: owned owner references %+v", svc.Namespace, svc.Name, got)
 		}
 	}
-	kept := func(svc *corev1.Service) ownedEntry {
-		serviceOwnership.mu.Lock()
-		defer serviceOwnership.mu.Unlock()
-		return serviceOwnership.byUID[svc.UID]
-	}
-	a, b := kept(svcs[0]), kept(svcs[1])
-	if a.shape != b.shape || unsafe.StringData(a.shape.Value()) != unsafe.StringData(b.shape.Value()) {
-		t.Errorf("two Services of one shape keep their owned fields apart:\n%s\n%s", a.shape.Value(), b.shape.Value())
+	a, _ := held[0].Kept()
+	b, _ := held[1].Kept()
+	if a != b || unsafe.StringData(a.Value()) != unsafe.StringData(b.Value()) {
+		t.Errorf("two Services of one shape keep their owned fields apart:\n%s\n%s", a.Value(), b.Value())
 	}
 	for _, own := range []string{"web", "shop", "owner-a"} {
-		if strings.Contains(a.shape.Value(), strconv.Quote(own)) {
-			t.Errorf("the kept shape holds the Service's own %q: %s", own, a.shape.Value())
+		if strings.Contains(a.Value(), strconv.Quote(own)) {
+			t.Errorf("the kept shape holds the Service's own %q: %s", own, a.Value())
 		}
+	}
+}
+
+// TestOwnedSlicesFromBucket reads an intent's slices through
+// sliceIntentIndex from an informer's store holding, in the cache's
+// compact form, its own slices, those an earlier intent of the same name
+// left behind whose UID falls in the same bucket, and those of an intent
+// in another bucket: it gets its own, read back whole, and no other.
+func TestOwnedSlicesFromBucket(t *testing.T) {
+	store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{sliceIntentIndex: intentBucketOf})
+	intentOf := func(name string, uid types.UID) *v1alpha1.NetworkIntent {
+		return &v1alpha1.NetworkIntent{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name, UID: uid}}
+	}
+	sliceOf := func(in *v1alpha1.NetworkIntent, n int) *discoveryv1.EndpointSlice {
+		s := foreignSlice(in.Namespace, in.Name, 2)
+		s.Name = fmt.Sprintf("%s-%s-%d", in.Name, in.UID[2:6], n)
+		s.Labels[discoveryv1.LabelManagedBy] = v1alpha1.EndpointSliceManagedBy
+		s.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(in, v1alpha1.GroupVersion.WithKind("NetworkIntent"))}
+		return s
+	}
+	a := intentOf("a", "ab0c1d2e-0000-4000-8000-000000000001")
+	mate := intentOf("a", "ab9f8e7d-0000-4000-8000-000000000002")
+	other := intentOf("c", "cd0c1d2e-0000-4000-8000-000000000003")
+	if uidBucket(a.UID) != uidBucket(mate.UID) || uidBucket(a.UID) == uidBucket(other.UID) {
+		t.Fatalf("buckets %q %q %q: want the first two alike, the third apart", uidBucket(a.UID), uidBucket(mate.UID), uidBucket(other.UID))
+	}
+	var want []discoveryv1.EndpointSlice
+	for _, in := range []*v1alpha1.NetworkIntent{a, mate, other} {
+		for n := range 2 {
+			s := sliceOf(in, n)
+			if in == a {
+				whole := s.DeepCopy()
+				whole.ManagedFields = nil
+				want = append(want, *whole)
+			}
+			held, err := trimSlice(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Add(held); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r := &IntentReconciler{sliceIndex: store}
+	got, err := r.cachedOwnedSlices(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(x, y discoveryv1.EndpointSlice) int { return strings.Compare(x.Name, y.Name) })
+	if !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("intent a's slices read through the index:\n%+v\nwant\n%+v", got, want)
 	}
 }

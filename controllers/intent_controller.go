@@ -76,6 +76,10 @@ type IntentReconciler struct {
 	// sliceIndex is the slice informer's store, with sliceIntentIndex
 	// (nil: slices are listed through Client).
 	sliceIndex toolscache.Indexer
+	// serviceStore is the Service informer's store, which keeps with an
+	// intent's Service what the operator owns in it (trimService; nil:
+	// read from the API server).
+	serviceStore toolscache.Store
 
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
@@ -529,12 +533,12 @@ func (r *IntentReconciler) createService(ctx context.Context, in *v1alpha1.Netwo
 
 // ownedFieldsOf are the fields of svc that the operator's field manager
 // owns (ownedFields): as the cache transform read them from this version's
-// managedFields (serviceOwnership), or from svc's own managedFields when it
-// has them (as the API server returned it), or else from the API server's
-// copy of this version. nil when the API server has another version: the
-// cache's is stale.
+// managedFields and kept them with it (keptOwnedFields), or from svc's own
+// managedFields when it has them (as the API server returned it), or else
+// from the API server's copy of this version. nil when the API server has
+// another version: the cache's is stale.
 func (r *IntentReconciler) ownedFieldsOf(ctx context.Context, svc *corev1.Service) (*corev1ac.ServiceApplyConfiguration, error) {
-	if owned, ok, err := serviceOwnership.lookup(svc.UID, svc.ResourceVersion); ok || err != nil {
+	if owned, ok, err := keptOwnedFields(r.serviceStore, svc); ok || err != nil {
 		return owned, err
 	}
 	if len(svc.ManagedFields) == 0 {
@@ -704,10 +708,13 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := (&ProbeTargetReconciler{Intents: r}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	if err := forgetDeletedServices(mgr); err != nil {
-		return err
+	services, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Service{})
+	if err != nil {
+		return fmt.Errorf("watching Services: %w", err)
 	}
-	var err error
+	if shared, ok := services.(toolscache.SharedIndexInformer); ok {
+		r.serviceStore = shared.GetStore()
+	}
 	if r.sliceIndex, err = indexSlicesByIntent(context.Background(), mgr); err != nil {
 		return err
 	}

@@ -389,12 +389,38 @@ func (r *IntentReconciler) setProbes(key types.NamespacedName, hc *v1alpha1.Heal
 }
 
 // sliceIntentIndex indexes the cached EndpointSlices that an intent
-// controls by the intent's UID, so that a reconcile reads its own slices,
-// not every slice of the namespace. It is an index of the informer's own
-// (a UID is unique across namespaces), not a field index of the manager's
-// cache, which keeps two keys a slice (one for its namespace and one for
-// all), each with a set of its own.
+// controls by the first characters of the intent's UID (uidBucket), so
+// that a reconcile reads its own slices and those of the few intents that
+// share the bucket, not every slice of the namespace. It is an index of the
+// informer's own (a UID is unique across namespaces), not a field index of
+// the manager's cache, which keeps two keys a slice (one for its namespace
+// and one for all), each with a set of its own. An index keeps a set for
+// each of its keys, which takes some 200 bytes however few it holds: one
+// key an intent took that much an intent, 256 keys take it 256 times,
+// whatever the number of intents (the bucket's other slices are told apart
+// by their controller before they are read).
 const sliceIntentIndex = "netintent.controller.uid"
+
+// uidBucket is the key of sliceIntentIndex for an intent's UID: its first
+// two characters, one of 256 for the random hex of the UIDs the API server
+// gives.
+func uidBucket(uid types.UID) string {
+	if len(uid) < 2 {
+		return string(uid)
+	}
+	return string(uid[:2])
+}
+
+// intentBucketOf is sliceIntentIndex's function: the bucket of the intent
+// that controls obj, if one does.
+func intentBucketOf(obj any) ([]string, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		if ref := controllingIntent(m); ref != nil {
+			return []string{uidBucket(ref.UID)}, nil
+		}
+	}
+	return nil, nil
+}
 
 // indexSlicesByIntent registers sliceIntentIndex with mgr's slice informer
 // and returns the informer's store, which the index serves.
@@ -407,15 +433,7 @@ func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) (toolscache.Inde
 	if !ok {
 		return nil, fmt.Errorf("indexing endpoint slices by intent: the cache's informer is a %T", inf)
 	}
-	err = shared.AddIndexers(toolscache.Indexers{sliceIntentIndex: func(obj any) ([]string, error) {
-		if m, ok := obj.(metav1.Object); ok {
-			if ref := controllingIntent(m); ref != nil {
-				return []string{string(ref.UID)}, nil
-			}
-		}
-		return nil, nil
-	}})
-	if err != nil {
+	if err := shared.AddIndexers(toolscache.Indexers{sliceIntentIndex: intentBucketOf}); err != nil {
 		return nil, fmt.Errorf("indexing endpoint slices by intent: %w", err)
 	}
 	return shared.GetIndexer(), nil
@@ -436,16 +454,23 @@ func (r *IntentReconciler) cachedOwnedSlices(ctx context.Context, in *v1alpha1.N
 	if r.sliceIndex == nil {
 		return listOwnedSlices(ctx, r.Client, in)
 	}
-	objs, err := r.sliceIndex.ByIndex(sliceIntentIndex, string(in.UID))
+	objs, err := r.sliceIndex.ByIndex(sliceIntentIndex, uidBucket(in.UID))
 	if err != nil {
 		return nil, fmt.Errorf("listing endpoint slices: %w", err)
 	}
-	cached := make([]discoveryv1.EndpointSlice, 0, len(objs))
+	var cached []discoveryv1.EndpointSlice
 	for _, obj := range objs {
-		// The cache's own copy, which must not change: only what is
-		// kept is copied.
-		if s, ok := obj.(*discoveryv1.EndpointSlice); ok && isOwnedSlice(s, in) {
-			cached = append(cached, *s.DeepCopy())
+		o, ok := obj.(client.Object)
+		if !ok {
+			continue
+		}
+		if ref := controllingIntent(o); ref == nil || ref.UID != in.UID {
+			continue // another intent's of the bucket
+		}
+		// A copy of the cache's own, which must not change; a compact
+		// form's copy is the slice read back (see trimSlice).
+		if s, ok := o.DeepCopyObject().(*discoveryv1.EndpointSlice); ok && isOwnedSlice(s, in) {
+			cached = append(cached, *s)
 		}
 	}
 	return cached, nil

@@ -26,6 +26,7 @@ import (
 
 	"github.com/netintent/netintent/api/v1alpha1"
 	"github.com/netintent/netintent/internal/assign"
+	"github.com/netintent/netintent/internal/compact"
 	"github.com/netintent/netintent/internal/ipam"
 )
 
@@ -311,7 +312,7 @@ func (r *LoadBalancerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // before, or wrote its condition on.
 func addressServicePredicate() predicate.Predicate {
 	ours := func(obj client.Object) bool {
-		svc, ok := obj.(*corev1.Service)
+		svc, ok := compact.As[*corev1.Service](obj)
 		if !ok {
 			return false
 		}

@@ -1,50 +1,31 @@
 package controllers
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"unique"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/netintent/netintent/internal/compact"
 )
 
-// serviceOwnership holds, for each intent's Service in the cache, the
-// fields the operator's field manager owns in it (ownedFields), as JSON,
-// read from the Service's managedFields by the cache transform
-// (trimService), which then drops the managedFields: they are the
-// largest part of a cached Service, and the operator reads nothing else of
-// them until it writes the Service, when it reads the Service from the API
-// server. Services of one shape own the same fields with the same values
-// but for their name, namespace and controller's UID: with those replaced
-// by placeholders (ownedShape), one copy of the JSON serves them all. An
-// entry stands for one resourceVersion of the Service; the Services'
-// informer forgets it when the Service goes. It is one store for the
-// process, as the transform is a function of the cache options; keyed by
-// UID, it serves every manager the process runs.
-var serviceOwnership = ownershipStore{byUID: map[types.UID]ownedEntry{}}
-
-type ownershipStore struct {
-	mu    sync.Mutex
-	byUID map[types.UID]ownedEntry
-}
-
-// ownedEntry is what the operator owns in one version of a Service.
-type ownedEntry struct {
-	resourceVersion string
-	// shape is the owned fields as JSON, with the Service's own strings
-	// in it replaced by placeholders; own are those strings.
-	shape unique.Handle[string]
-	own   ownStrings
-}
+// What the operator owns in an intent's Service (ownedFields), which it
+// compares with what it would apply, is read from the Service's
+// managedFields. The cache transform (trimService) reads it once, as JSON,
+// and keeps it with the cached Service (compact.Service's Keep), then drops
+// the managedFields: they are the largest part of a cached Service, and
+// the operator reads nothing else of them until it writes the Service,
+// when it reads the Service from the API server. Services of one shape own
+// the same fields with the same values but for their name, namespace and
+// controller's UID: with those replaced by placeholders (ownedShape), one
+// copy of the JSON serves them all (unique.Make), and what is kept goes
+// with the cached version of the Service it was read from.
 
 // ownStrings are the strings of a Service that its owned fields share
 // with no other Service's: its name and namespace (also its controller's
@@ -102,89 +83,62 @@ func fromShape(shape string, own ownStrings) []byte {
 	}
 }
 
-// record reads from svc's managedFields what the operator owns and keeps
-// it. It reports whether it did: on an error it keeps nothing, and the
-// cache must keep the managedFields for ownedFieldsOf to read.
-func (s *ownershipStore) record(svc *corev1.Service) bool {
+// ownedShapeOf reads from svc's managedFields what the operator owns in
+// it, as its shape (ownedShape); ok is false when it cannot be read, and
+// the cache must keep the managedFields for ownedFieldsOf to read.
+func ownedShapeOf(svc *corev1.Service) (shape unique.Handle[string], ok bool) {
 	owned, err := ownedFields(svc)
 	var fields []byte
 	if err == nil {
 		fields, err = json.Marshal(owned)
 	}
 	if err != nil {
-		s.forget(svc.UID)
-		return false
+		return shape, false
 	}
-	own := ownStrings{namespace: svc.Namespace, name: svc.Name}
-	if ref := controllingIntent(svc); ref != nil {
-		own.uid = string(ref.UID)
-	}
-	shape, ok := ownedShape(string(fields), own)
-	if !ok {
-		own = ownStrings{}
-	}
-	s.mu.Lock()
-	s.byUID[svc.UID] = ownedEntry{resourceVersion: svc.ResourceVersion, shape: unique.Make(shape), own: own}
-	s.mu.Unlock()
-	return true
+	// A shape that does not give the JSON back is kept as the JSON, which
+	// holds no placeholder for fromShape to fill.
+	raw, _ := ownedShape(string(fields), ownStringsOf(svc))
+	return unique.Make(raw), true
 }
 
-// lookup is what the operator owns in version rv of Service uid, if kept.
-func (s *ownershipStore) lookup(uid types.UID, rv string) (*corev1ac.ServiceApplyConfiguration, bool, error) {
-	s.mu.Lock()
-	e, ok := s.byUID[uid]
-	s.mu.Unlock()
-	if !ok || e.resourceVersion != rv {
+// ownStringsOf are obj's own strings (see ownStrings).
+func ownStringsOf(obj metav1.Object) ownStrings {
+	own := ownStrings{namespace: obj.GetNamespace(), name: obj.GetName()}
+	if ref := controllingIntent(obj); ref != nil {
+		own.uid = string(ref.UID)
+	}
+	return own
+}
+
+// keptOwnedFields is what the operator owns in svc as the cache transform
+// kept it with the cached Service, when the cache (store, the Services'
+// informer's) holds that very version of it; ok is false when it does
+// not.
+func keptOwnedFields(store toolscache.Store, svc *corev1.Service) (owned *corev1ac.ServiceApplyConfiguration, ok bool, err error) {
+	if store == nil {
 		return nil, false, nil
 	}
-	owned := &corev1ac.ServiceApplyConfiguration{}
-	if err := json.Unmarshal(fromShape(e.shape.Value(), e.own), owned); err != nil {
+	obj, exists, err := store.GetByKey(svc.Namespace + "/" + svc.Name)
+	if err != nil {
+		return nil, false, fmt.Errorf("reading the cached service: %w", err)
+	}
+	held, isCompact := obj.(*compact.Service)
+	if !exists || !isCompact || held.UID != svc.UID || held.ResourceVersion != svc.ResourceVersion {
+		return nil, false, nil
+	}
+	return ownedFieldsKept(held)
+}
+
+// ownedFieldsKept is what the operator owns in held, as the cache
+// transform kept it; ok is false when it kept nothing.
+func ownedFieldsKept(held *compact.Service) (owned *corev1ac.ServiceApplyConfiguration, ok bool, err error) {
+	shape, ok := held.Kept()
+	if !ok {
+		return nil, false, nil
+	}
+	owned = &corev1ac.ServiceApplyConfiguration{}
+	if err := json.Unmarshal(fromShape(shape.Value(), ownStringsOf(held)), owned); err != nil {
 		return nil, false, fmt.Errorf("reading owned fields of service: %w", err)
 	}
 	return owned, true, nil
-}
-
-// retain forgets what is kept of Service uid unless it stands for version
-// rv.
-func (s *ownershipStore) retain(uid types.UID, rv string) {
-	s.mu.Lock()
-	if e, ok := s.byUID[uid]; ok && e.resourceVersion != rv {
-		delete(s.byUID, uid)
-	}
-	s.mu.Unlock()
-}
-
-func (s *ownershipStore) forget(uid types.UID) {
-	s.mu.Lock()
-	delete(s.byUID, uid)
-	s.mu.Unlock()
-}
-
-// holds reports whether the store holds anything of Service uid.
-func (s *ownershipStore) holds(uid types.UID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.byUID[uid]
-	return ok
-}
-
-// forgetDeletedServices makes the Services' informer of mgr's cache forget
-// each Service that goes, on every replica (the cache runs on standbys
-// too, the controllers only on the leader).
-func forgetDeletedServices(mgr manager.Manager) error {
-	inf, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Service{})
-	if err != nil {
-		return fmt.Errorf("watching Services: %w", err)
-	}
-	_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		DeleteFunc: func(obj any) {
-			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = tomb.Obj
-			}
-			if svc, ok := obj.(client.Object); ok {
-				serviceOwnership.forget(svc.GetUID())
-			}
-		},
-	})
-	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/netintent/netintent/api/v1alpha1"
+	"github.com/netintent/netintent/internal/compact"
 	"github.com/netintent/netintent/internal/health"
 	"github.com/netintent/netintent/internal/record"
 )
@@ -101,7 +103,7 @@ func hostname() string {
 // (see trimPod, trimService and trimSlice).
 // managedFields are a good part of every cached object, and only what the
 // operator owns in the intents' Services is read (to compare what it
-// applied), which serviceOwnership keeps;
+// applied), which the cache keeps with the Service (trimService);
 // nothing reads the copy of an object that a client-side `kubectl apply`
 // keeps in an annotation, and the operator writes the objects it caches
 // (intents, AddressPools) only with patches, which leave out what the cache
@@ -173,58 +175,84 @@ func trim(obj any) (any, error) {
 	return obj, nil
 }
 
-// trimService is the Services' cache transform: every Service is trimmed,
-// and of an intent's Service, which the operator compares with what it
-// applied, serviceOwnership first keeps what the operator owns, read from
-// the managedFields. Should that fail, the managedFields stay, for the
-// operator to read them itself. Nothing reads a cached Service's labels
-// (the DNS server, the controllers and the address pools go by name,
-// owner, type, annotations and namespace labels; what the operator owns in
-// its own Services' labels is in serviceOwnership), so they go too, but
+// trimService is the Services' cache transform: every Service is trimmed
+// and kept in its compact form (compact.Service: its spec and status
+// encoded, its labels and annotations in one array), which its readers
+// turn back into a Service. Of an intent's Service, which the operator
+// compares with what it applied, what the operator owns is first read
+// from the managedFields and kept with it (ownedShapeOf). Should that
+// fail, the Service is kept whole with its managedFields, for the operator
+// to read them itself. Nothing reads a cached Service's labels (the DNS
+// server, the controllers and the address pools go by name, owner, type,
+// annotations and namespace labels; what the operator owns in its own
+// Services' labels is in what is kept with them), so they go too, but
 // with the managedFields that need them. Like every transform it is
-// idempotent: a Service trimmed already leaves what was kept of it as it
-// is.
+// idempotent: a Service held already is left as it is (an informer may
+// pass what it holds through its transform again; on a restart's first
+// list, it did).
 func trimService(obj any) (any, error) {
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return trim(obj)
 	}
-	switch {
-	case controllingIntent(svc) == nil:
-		serviceOwnership.forget(svc.UID) // no longer an intent's, if it was
-	case len(svc.ManagedFields) == 0:
-		// Trimmed already: an informer may pass an object it holds through
-		// its transform again (on a restart's first list, it did). What
-		// was kept of this version stands; what was kept of another does
-		// not, and ownedFieldsOf reads the API server's copy instead.
-		serviceOwnership.retain(svc.UID, svc.ResourceVersion)
-	case !serviceOwnership.record(svc):
-		internObject(svc)
-		return svc, nil
+	var owned *unique.Handle[string]
+	if controllingIntent(svc) != nil && len(svc.ManagedFields) > 0 {
+		shape, ok := ownedShapeOf(svc)
+		if !ok {
+			internObject(svc)
+			return svc, nil
+		}
+		owned = &shape
 	}
 	svc.Labels = nil
-	return trim(obj)
+	if _, err := trim(svc); err != nil {
+		return nil, err
+	}
+	c, err := compact.FromService(svc)
+	if err != nil {
+		// Kept whole, without what it owns: ownedFieldsOf reads the API
+		// server's copy.
+		return svc, nil
+	}
+	if owned != nil {
+		c.Keep(*owned)
+	}
+	return c, nil
 }
 
-// trimSlice is the EndpointSlices' cache transform. An intent's slices are
-// compared with what the operator writes and kept whole (but for
-// managedFields). Any other slice is read only by the DNS server, which
-// needs of it its labels (the Service), address type and ports and each
-// endpoint's addresses, conditions and hostname; the rest goes: the slice's
-// owners and annotations, and each endpoint's target reference, node, zone
-// and hints. Most slices of a cluster are another controller's, and a
-// target reference is most of an endpoint's size.
+// trimSlice is the EndpointSlices' cache transform: the cache keeps every
+// slice in its compact form (compact.EndpointSlice, with its labels and
+// annotations in one array instead of two maps), which its readers turn
+// back into an EndpointSlice. An intent's slices are compared with what
+// the operator writes and kept whole (but for managedFields). Any other
+// slice is read only by the DNS server, which needs of it its labels (the
+// Service), address type and ports and each endpoint's addresses,
+// conditions and hostname; the rest goes: the slice's owners and
+// annotations, and each endpoint's target reference, node, zone and hints.
+// Most slices of a cluster are another controller's, and a target
+// reference is most of an endpoint's size.
 func trimSlice(obj any) (any, error) {
 	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok || controllingIntent(s) != nil {
-		return trim(obj)
+	if !ok {
+		// A slice in compact form already (an informer may pass what it
+		// holds through its transform again), or not a slice.
+		return obj, nil
 	}
-	s.OwnerReferences, s.Annotations = nil, nil
-	for i := range s.Endpoints {
-		e := &s.Endpoints[i]
-		e.TargetRef, e.NodeName, e.Zone, e.Hints, e.DeprecatedTopology = nil, nil, nil, nil, nil
+	if controllingIntent(s) == nil {
+		s.OwnerReferences, s.Annotations = nil, nil
+		for i := range s.Endpoints {
+			e := &s.Endpoints[i]
+			e.TargetRef, e.NodeName, e.Zone, e.Hints, e.DeprecatedTopology = nil, nil, nil, nil, nil
+		}
 	}
-	return trim(s)
+	if _, err := trim(s); err != nil {
+		return nil, err
+	}
+	c, err := compact.FromEndpointSlice(s)
+	if err != nil {
+		return s, nil // kept whole, as it came
+	}
+	return c, nil
 }
 
 // controllingIntent is the reference to the NetworkIntent that controls

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -23,6 +24,9 @@ var (
 	k8sClient  client.Client
 	testScheme = testenv.NewScheme()
 	suiteCtx   context.Context
+	// suiteCache is the suite manager's cache, for tests that look at
+	// what it holds.
+	suiteCache cache.Cache
 )
 
 func TestMain(m *testing.M) {
@@ -47,7 +51,7 @@ func runSuite(m *testing.M, cp *testenv.ControlPlane) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	suiteCtx = ctx
+	suiteCtx, suiteCache = ctx, mgr.GetCache()
 	if err := setupReconcilers(mgr); err != nil {
 		fmt.Fprintf(os.Stderr, "setup: %v\n", err)
 		return 1

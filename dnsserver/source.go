@@ -12,6 +12,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/netintent/netintent/internal/compact"
 )
 
 // The DNS server reads every Service and EndpointSlice on every replica.
@@ -98,14 +100,18 @@ func (s *Source) Start(ctx context.Context) error {
 	return nil
 }
 
+// upsertService takes a Service as a cache keeps it: whole, or in the
+// compact form of the operator's cache.
 func (s *Source) upsertService(obj any) {
-	if svc, ok := obj.(*corev1.Service); ok {
+	if svc, ok := compact.As[*corev1.Service](obj); ok {
 		s.index.UpsertService(svc)
 	}
 }
 
+// upsertSlice takes a slice as a cache keeps it: whole, or in the compact
+// form of the operator's cache.
 func (s *Source) upsertSlice(obj any) {
-	if slice, ok := obj.(*discoveryv1.EndpointSlice); ok {
+	if slice, ok := compact.As[*discoveryv1.EndpointSlice](obj); ok {
 		s.index.UpsertEndpointSlice(slice)
 	}
 }

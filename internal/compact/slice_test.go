@@ -1,0 +1,124 @@
+package compact
+
+import (
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+// slice is an EndpointSlice with every field an operator or Kubernetes'
+// EndpointSlice controller sets, and the labels and annotations given.
+func slice(labels, annotations map[string]string) *discoveryv1.EndpointSlice {
+	return &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "shop", Name: "app-1-v4-5ca25d4a-0", UID: "u1", ResourceVersion: "227", Generation: 3,
+			CreationTimestamp: metav1.Date(2026, 12, 5, 2, 35, 12, 0, time.UTC),
+			Labels:            labels, Annotations: annotations,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "networking.netintent.io/v1alpha1", Kind: "NetworkIntent", Name: "app-1", UID: "u0", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+			Finalizers:      []string{"x/y"},
+		},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{
+			{
+				Addresses:  []string{"10.249.0.1"},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+				Hostname:   ptr.To("web-0"),
+				TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: "shop", Name: "web-0", UID: types.UID("p0")},
+				NodeName:   ptr.To("node-1"),
+				Zone:       ptr.To("a"),
+				Hints:      &discoveryv1.EndpointHints{ForZones: []discoveryv1.ForZone{{Name: "a"}}},
+			},
+			{Addresses: []string{"10.250.0.1"}},
+		},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+	}
+}
+
+// TestEndpointSliceRoundTrip checks that the compact form gives back the
+// slice it was made of, exactly, whatever its labels and annotations, and
+// that what it gives back is a copy.
+func TestEndpointSliceRoundTrip(t *testing.T) {
+	many := map[string]string{}
+	for i := range 20 {
+		many[fmt.Sprintf("k%02d", 19-i)] = fmt.Sprint(i)
+	}
+	for _, tc := range []struct {
+		name                string
+		labels, annotations map[string]string
+	}{
+		{"none", nil, nil},
+		{"labels only", map[string]string{discoveryv1.LabelServiceName: "app-1", discoveryv1.LabelManagedBy: "netintent", "networking.netintent.io/intent": "app-1"}, nil},
+		{"annotations only", nil, map[string]string{"endpoints.kubernetes.io/last-change-trigger-time": "2026-12-05T02:35:12.217185339Z"}},
+		{"both, a key in each", map[string]string{"a": "1", "b": ""}, map[string]string{"a": "2"}},
+		{"more than a map's group", many, many},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := slice(tc.labels, tc.annotations)
+			c, err := FromEndpointSlice(want.DeepCopy())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := checkForm(t, c, &c.meta, want, c.EndpointSlice)
+			if !reflect.DeepEqual(c.GetLabels(), tc.labels) && (len(tc.labels) != 0 || c.GetLabels() != nil) {
+				t.Errorf("GetLabels = %v, want %v", c.GetLabels(), tc.labels)
+			}
+			if !reflect.DeepEqual(c.GetAnnotations(), tc.annotations) && (len(tc.annotations) != 0 || c.GetAnnotations() != nil) {
+				t.Errorf("GetAnnotations = %v, want %v", c.GetAnnotations(), tc.annotations)
+			}
+			for k, v := range tc.labels {
+				if got, ok := c.Label(k); !ok || got != v {
+					t.Errorf("Label(%q) = %q, %v; want %q", k, got, ok, v)
+				}
+			}
+			if v, ok := c.Label("absent"); ok {
+				t.Errorf("Label(absent) = %q, want none", v)
+			}
+			for k := range tc.annotations {
+				if _, isLabel := tc.labels[k]; !isLabel {
+					if v, ok := c.Label(k); ok {
+						t.Errorf("Label(%q) = %q: an annotation read as a label", k, v)
+					}
+				}
+			}
+
+			// What is read back is the caller's to change.
+			got.Endpoints[0].Addresses[0] = "10.0.0.9"
+			*got.Endpoints[0].Conditions.Ready = false
+			*got.Ports[0].Port = 1
+			got.OwnerReferences[0].Name = "other"
+			if got.Labels != nil {
+				got.Labels["added"] = "x"
+			}
+			if again := c.EndpointSlice(); !reflect.DeepEqual(again, want) {
+				t.Errorf("changing what was read back changed the compact form:\n%+v\nwant\n%+v", again, want)
+			}
+		})
+	}
+}
+
+// TestEndpointSliceSetters checks the metav1.Object setters, which a cache
+// never calls but the interface has.
+func TestEndpointSliceSetters(t *testing.T) {
+	c, err := FromEndpointSlice(slice(map[string]string{"a": "1"}, map[string]string{"n": "2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetLabels(map[string]string{"b": "3"})
+	if got := c.GetLabels(); !reflect.DeepEqual(got, map[string]string{"b": "3"}) || !reflect.DeepEqual(c.GetAnnotations(), map[string]string{"n": "2"}) {
+		t.Errorf("after SetLabels: labels %v, annotations %v", got, c.GetAnnotations())
+	}
+	c.SetAnnotations(nil)
+	if c.GetAnnotations() != nil || !reflect.DeepEqual(c.GetLabels(), map[string]string{"b": "3"}) {
+		t.Errorf("after SetAnnotations(nil): labels %v, annotations %v", c.GetLabels(), c.GetAnnotations())
+	}
+	if m := c.GetObjectMeta(); m.GetLabels()["b"] != "3" {
+		t.Errorf("GetObjectMeta's labels = %v, want the form's", m.GetLabels())
+	}
+}
