@@ -43,6 +43,7 @@ type options struct {
 	fixedQPS   int
 	intents    []int
 	services   int
+	endpoints  int
 	serverCPU  string
 	loadCPU    string
 	operator   []string
@@ -73,6 +74,7 @@ func parseOptions() (options, error) {
 	flag.IntVar(&o.fixedQPS, "fixed-qps", 10000, "Offered load of the latency runs, in queries per second.")
 	flag.StringVar(&intents, "intents", "100,1000,5000", "Comma-separated counts of intents to converge, one run each.")
 	flag.IntVar(&o.services, "services", 5000, "Plain Services added before the last memory reading; 0 skips it.")
+	flag.IntVar(&o.endpoints, "endpoints", 0, "Endpoints of each plain Service, in EndpointSlices of up to 100 pod endpoints as Kubernetes' EndpointSlice controller writes them (the Services headless then); 0: no slices.")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "The CPU the DNS servers are pinned to.")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "The CPU dnsperf is pinned to.")
 	flag.StringVar(&o.parts, "parts", "dns,operator,churn,prune,probe", "Which parts to run, comma-separated: dns, operator, churn, prune and probe (these two need root: network namespaces).")
@@ -107,8 +109,8 @@ func parseOptions() (options, error) {
 	if o.churnDuration <= 0 || o.churnRate <= 0 || o.churnNames < 1 {
 		return o, errors.New("-churn-duration, -churn-rate and -churn-names must be positive")
 	}
-	if o.dnsSeconds < 1 || o.fixedQPS < 1 || o.services < 0 {
-		return o, errors.New("-dns-seconds and -fixed-qps must be positive, -services not negative")
+	if o.dnsSeconds < 1 || o.fixedQPS < 1 || o.services < 0 || o.endpoints < 0 || o.endpoints > 1<<16 {
+		return o, errors.New("-dns-seconds and -fixed-qps must be positive, -services not negative, -endpoints from 0 to 65536")
 	}
 	root, err := filepath.Abs(o.root)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -228,19 +231,38 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		}
 		objs := make([]client.Object, o.services)
 		for i := range objs {
-			objs[i] = &corev1.Service{
+			svc := &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("plain-%d", i)},
 				Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}}},
 			}
+			if o.endpoints > 0 {
+				svc.Spec.ClusterIP = corev1.ClusterIPNone // answered from its endpoints
+			}
+			objs[i] = svc
 		}
 		if err := cp.createAll(ctx, objs); err != nil {
 			return "", err
 		}
-		last := fmt.Sprintf("plain-%d.%s.svc.cluster.local.", o.services-1, ns)
-		if err := poll(2*time.Minute, "the operator's DNS knows the last Service", func() error { return answers(dnsAddr, last) }); err != nil {
+		row := fmt.Sprintf("%d intents and %d plain Services", total, o.services)
+		if o.endpoints > 0 {
+			row += fmt.Sprintf(" of %d endpoints", o.endpoints)
+			if err := cp.createAll(ctx, podSlices(objs, o.endpoints)); err != nil {
+				return "", err
+			}
+		}
+		// Every Service answered (from its endpoints, when it has some).
+		if err := poll(2*time.Minute, "the operator's DNS knows every plain Service", func() error {
+			for _, svc := range objs {
+				if err := answers(dnsAddr, fmt.Sprintf("%s.%s.svc.cluster.local.", svc.GetName(), ns)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			return "", err
 		}
-		if m, err = readMemory(o, p, fmt.Sprintf("%d intents and %d plain Services", total, o.services)); err != nil {
+		last := fmt.Sprintf("plain-%d.%s.svc.cluster.local.", o.services-1, ns)
+		if m, err = readMemory(o, p, row); err != nil {
 			return "", err
 		}
 		if m.coreDNS, err = coreDNSMemory(o, cp, work, last); err != nil {
@@ -509,4 +531,43 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// podSlices are the EndpointSlices Kubernetes' EndpointSlice controller
+// would write for services (created, so with their UIDs), each of perService
+// ready pod endpoints, up to 100 a slice: each endpoint with its pod as
+// target, a node and a zone; addresses from 10.128.0.0 on, one each.
+func podSlices(services []client.Object, perService int) []client.Object {
+	var slices []client.Object
+	next, n := netip.MustParseAddr("10.128.0.0"), 0
+	for _, svc := range services {
+		for first := 0; first < perService; first += 100 {
+			s := &discoveryv1.EndpointSlice{
+				ObjectMeta: metav1.ObjectMeta{
+					Namespace: svc.GetNamespace(), Name: fmt.Sprintf("%s-%d", svc.GetName(), first/100), GenerateName: svc.GetName() + "-",
+					Labels: map[string]string{
+						discoveryv1.LabelServiceName: svc.GetName(),
+						discoveryv1.LabelManagedBy:   "endpointslice-controller.k8s.io",
+					},
+					Annotations:     map[string]string{corev1.EndpointsLastChangeTriggerTime: "2026-12-05T00:00:00Z"},
+					OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(svc, corev1.SchemeGroupVersion.WithKind("Service"))},
+				},
+				AddressType: discoveryv1.AddressTypeIPv4,
+				Ports:       []discoveryv1.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+			}
+			for i := first; i < min(first+100, perService); i++ {
+				pod := fmt.Sprintf("%s-%d", svc.GetName(), i)
+				s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+					Addresses:  []string{next.String()},
+					Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true), Serving: ptr.To(true), Terminating: ptr.To(false)},
+					TargetRef:  &corev1.ObjectReference{Kind: "Pod", Namespace: svc.GetNamespace(), Name: pod, UID: types.UID(fmt.Sprintf("00000000-0000-4000-8000-%012d", n))},
+					NodeName:   ptr.To(fmt.Sprintf("node-%d", i%50)),
+					Zone:       ptr.To(fmt.Sprintf("zone-%d", i%3)),
+				})
+				next, n = next.Next(), n+1
+			}
+			slices = append(slices, s)
+		}
+	}
+	return slices
 }
