@@ -34,7 +34,7 @@ import (
 // TestCacheTrims checks the cache transforms: managedFields and the
 // last-applied annotation go from every object, other annotations stay,
 // and what the operator owns in an intent's Service, which it compares with
-// what it applied, is kept aside (serviceOwnership).
+// what it applied, is kept with the cached Service (compact.Service.Keep).
 func TestCacheTrims(t *testing.T) {
 	meta := func() metav1.ObjectMeta {
 		return metav1.ObjectMeta{
