@@ -708,11 +708,13 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := (&ProbeTargetReconciler{Intents: r}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	services, err := sharedInformer(context.Background(), mgr, &corev1.Service{})
+	services, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Service{})
 	if err != nil {
 		return fmt.Errorf("watching Services: %w", err)
 	}
-	r.serviceStore = services.GetStore()
+	if shared, ok := services.(toolscache.SharedIndexInformer); ok {
+		r.serviceStore = shared.GetStore()
+	}
 	if r.sliceIndex, err = indexSlicesByIntent(context.Background(), mgr); err != nil {
 		return err
 	}

@@ -20,16 +20,16 @@ import (
 )
 
 // meta is an object's metadata as a compact form keeps it: its ObjectMeta
-// with Labels and Annotations always nil, and those held as keyValues. GetLabels
+// with Labels and Annotations always nil, and those held as Pairs. GetLabels
 // and GetAnnotations make the maps; Label reads one label without making
 // one.
 type meta struct {
 	metav1.ObjectMeta
-	pairs keyValues
+	pairs Pairs
 }
 
 func newMeta(m metav1.ObjectMeta) meta {
-	pairs := newKeyValues(m.Labels, m.Annotations)
+	pairs := NewPairs(m.Labels, m.Annotations)
 	m.Labels, m.Annotations = nil, nil
 	return meta{ObjectMeta: m, pairs: pairs}
 }
@@ -55,12 +55,12 @@ func (m *meta) GetAnnotations() map[string]string { return m.pairs.Annotations()
 // SetLabels replaces the labels. A form in a cache is never changed; this
 // is for metav1.Object.
 func (m *meta) SetLabels(labels map[string]string) {
-	m.pairs = newKeyValues(labels, m.pairs.Annotations())
+	m.pairs = NewPairs(labels, m.pairs.Annotations())
 }
 
 // SetAnnotations replaces the annotations (see SetLabels).
 func (m *meta) SetAnnotations(annotations map[string]string) {
-	m.pairs = newKeyValues(m.pairs.Labels(), annotations)
+	m.pairs = NewPairs(m.pairs.Labels(), annotations)
 }
 
 // Label is the value of label key, and whether there is one.
@@ -104,7 +104,7 @@ func (e *encoded) decode(out message) metav1.ObjectMeta {
 }
 
 // EndpointSlice is an EndpointSlice as the cache keeps it: its metadata
-// (labels and annotations as keyValues), and its address type, endpoints and
+// (labels and annotations as Pairs), and its address type, endpoints and
 // ports in their protobuf encoding, which is read back whenever the slice
 // is. An endpoint takes some 100 bytes as a Go struct before what it
 // points to (addresses, conditions, target reference, node and zone, each
@@ -160,23 +160,23 @@ type form interface {
 
 func (e *encoded) compact() {}
 
-// keyValues are an object's labels then its annotations, each sorted by key,
+// Pairs are an object's labels then its annotations, each sorted by key,
 // as key, value, key, value...: one array of strings in place of two maps.
-type keyValues struct {
+type Pairs struct {
 	kv     []string
 	labels int // how many of kv's pairs are labels
 }
 
-// newKeyValues holds labels and annotations as keyValues.
-func newKeyValues(labels, annotations map[string]string) keyValues {
+// NewPairs holds labels and annotations as Pairs.
+func NewPairs(labels, annotations map[string]string) Pairs {
 	n := len(labels) + len(annotations)
 	if n == 0 {
-		return keyValues{}
+		return Pairs{}
 	}
 	kv := make([]string, 0, 2*n)
 	kv = appendSorted(kv, labels)
 	kv = appendSorted(kv, annotations)
-	return keyValues{kv: kv, labels: len(labels)}
+	return Pairs{kv: kv, labels: len(labels)}
 }
 
 func appendSorted(kv []string, m map[string]string) []string {
@@ -196,13 +196,16 @@ func appendSorted(kv []string, m map[string]string) []string {
 }
 
 // Labels makes a map of the labels (nil for none).
-func (p keyValues) Labels() map[string]string { return toMap(p.kv[:2*p.labels]) }
+func (p Pairs) Labels() map[string]string { return toMap(p.kv[:2*p.labels]) }
 
 // Annotations makes a map of the annotations (nil for none).
-func (p keyValues) Annotations() map[string]string { return toMap(p.kv[2*p.labels:]) }
+func (p Pairs) Annotations() map[string]string { return toMap(p.kv[2*p.labels:]) }
 
 // Label is the value of label key, and whether there is one.
-func (p keyValues) Label(key string) (string, bool) { return lookup(p.kv[:2*p.labels], key) }
+func (p Pairs) Label(key string) (string, bool) { return lookup(p.kv[:2*p.labels], key) }
+
+// Annotation is the value of annotation key, and whether there is one.
+func (p Pairs) Annotation(key string) (string, bool) { return lookup(p.kv[2*p.labels:], key) }
 
 // lookup finds key among kv's pairs, sorted by key.
 func lookup(kv []string, key string) (string, bool) {
