@@ -159,8 +159,19 @@ func startLeaderScenario(t *testing.T, probe leaderProbeSettings) *leaderScenari
 	if err := c.Get(ctx, client.ObjectKeyFromObject(in), s.svc); err != nil {
 		t.Fatal(err)
 	}
+	// Both replicas answer the Service's name before a test queries one
+	// through a leader change. A replica that has just started may not
+	// have seen the Service yet when the slices are published: each kind
+	// has its own watch, and a Service watch was seen to deliver the
+	// Service 356 and 391 ms after the slice watch delivered its slice.
+	for _, op := range ops {
+		checkA(t, "udp", op.DNSAddr, leaderServiceName, s.svc.Spec.ClusterIP)
+	}
 	return s
 }
+
+// leaderServiceName is the DNS name of the intent's Service.
+const leaderServiceName = "web." + leaderNamespace + ".svc.cluster.local"
 
 // leads reports whether the replica has logged that it became leader.
 func leads(op *operatorProcess) bool {
@@ -270,7 +281,6 @@ type dnsLoop struct {
 
 func (s *leaderScenario) queryDNSThroughout(op *operatorProcess) *dnsLoop {
 	l := &dnsLoop{}
-	name := "web." + leaderNamespace + ".svc.cluster.local"
 	ctx, stop := context.WithCancel(s.ctx)
 	done := make(chan struct{})
 	go func() {
@@ -284,7 +294,7 @@ func (s *leaderScenario) queryDNSThroughout(op *operatorProcess) *dnsLoop {
 			case <-tick.C:
 			}
 			l.queries.Add(1)
-			r, err := query("udp", op.DNSAddr, name, dns.TypeA)
+			r, err := query("udp", op.DNSAddr, leaderServiceName, dns.TypeA)
 			why := ""
 			switch {
 			case err != nil:
