@@ -461,11 +461,19 @@ func (r *IntentReconciler) cachedOwnedSlices(ctx context.Context, in *v1alpha1.N
 	var cached []discoveryv1.EndpointSlice
 	for _, obj := range objs {
 		o, ok := obj.(client.Object)
-		if !ok {
+		if !ok || o.GetNamespace() != in.Namespace {
 			continue
 		}
+		// Another intent's of the bucket: most are told by their
+		// Service's name, read without decoding anything; the owner
+		// references of a compact form are decoded.
+		if l, ok := o.(labelReader); ok {
+			if name, _ := l.Label(discoveryv1.LabelServiceName); name != in.Name {
+				continue
+			}
+		}
 		if ref := controllingIntent(o); ref == nil || ref.UID != in.UID {
-			continue // another intent's of the bucket
+			continue
 		}
 		// A copy of the cache's own, which must not change; a compact
 		// form's copy is the slice read back (see trimSlice).
@@ -474,6 +482,12 @@ func (r *IntentReconciler) cachedOwnedSlices(ctx context.Context, in *v1alpha1.N
 		}
 	}
 	return cached, nil
+}
+
+// labelReader reads one label of an object without making its map of
+// labels (a compact form).
+type labelReader interface {
+	Label(key string) (string, bool)
 }
 
 // isOwnedSlice reports whether s is one of the slices listOwnedSlices

@@ -123,7 +123,7 @@ func keptOwnedFields(store toolscache.Store, svc *corev1.Service) (owned *corev1
 		return nil, false, fmt.Errorf("reading the cached service: %w", err)
 	}
 	held, isCompact := obj.(*compact.Service)
-	if !exists || !isCompact || held.UID != svc.UID || held.ResourceVersion != svc.ResourceVersion {
+	if !exists || !isCompact || held.GetUID() != svc.UID || held.GetResourceVersion() != svc.ResourceVersion {
 		return nil, false, nil
 	}
 	return ownedFieldsKept(held)

@@ -78,14 +78,12 @@ func TestServiceRoundTrip(t *testing.T) {
 	}
 }
 
-// checkForm checks c, the compact form of want: it keeps no maps (m is its
-// metadata), and reads back want (read is its typed reader), through
-// DeepCopyObject and As too. It returns what read gave.
+// checkForm checks c, the compact form of want: the getters of m, its
+// metadata, give what want's do, and it reads back want (read is its typed
+// reader), through DeepCopyObject and As too. It returns what read gave.
 func checkForm[T runtime.Object](t *testing.T, c form, m *meta, want T, read func() T) T {
 	t.Helper()
-	if m.Labels != nil || m.Annotations != nil {
-		t.Errorf("the compact form keeps maps: %v, %v", m.Labels, m.Annotations)
-	}
+	checkGetters(t, m, any(want).(metav1.Object))
 	got := read()
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("read back:\n%+v\nwant\n%+v", got, want)
@@ -100,4 +98,34 @@ func checkForm[T runtime.Object](t *testing.T, c form, m *meta, want T, read fun
 		t.Fatalf("As of a %T is not that object itself", want)
 	}
 	return got
+}
+
+// checkGetters checks that every metav1.Object getter of m gives what
+// want's gives.
+func checkGetters(t *testing.T, m *meta, want metav1.Object) {
+	t.Helper()
+	for _, g := range []struct {
+		name      string
+		got, want any
+	}{
+		{"GetName", m.GetName(), want.GetName()},
+		{"GetNamespace", m.GetNamespace(), want.GetNamespace()},
+		{"GetUID", m.GetUID(), want.GetUID()},
+		{"GetResourceVersion", m.GetResourceVersion(), want.GetResourceVersion()},
+		{"GetGenerateName", m.GetGenerateName(), want.GetGenerateName()},
+		{"GetGeneration", m.GetGeneration(), want.GetGeneration()},
+		{"GetSelfLink", m.GetSelfLink(), want.GetSelfLink()},
+		{"GetCreationTimestamp", m.GetCreationTimestamp(), want.GetCreationTimestamp()},
+		{"GetDeletionTimestamp", m.GetDeletionTimestamp(), want.GetDeletionTimestamp()},
+		{"GetDeletionGracePeriodSeconds", m.GetDeletionGracePeriodSeconds(), want.GetDeletionGracePeriodSeconds()},
+		{"GetLabels", m.GetLabels(), want.GetLabels()},
+		{"GetAnnotations", m.GetAnnotations(), want.GetAnnotations()},
+		{"GetFinalizers", m.GetFinalizers(), want.GetFinalizers()},
+		{"GetOwnerReferences", m.GetOwnerReferences(), want.GetOwnerReferences()},
+		{"GetManagedFields", m.GetManagedFields(), want.GetManagedFields()},
+	} {
+		if !reflect.DeepEqual(g.got, g.want) {
+			t.Errorf("%s = %+v, want %+v", g.name, g.got, g.want)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -14,12 +15,13 @@ import (
 )
 
 // slice is an EndpointSlice with every field an operator or Kubernetes'
-// EndpointSlice controller sets, and the labels and annotations given.
+// EndpointSlice controller sets, and the labels and annotations given. Its
+// times are in the local zone, as decoded ones are.
 func slice(labels, annotations map[string]string) *discoveryv1.EndpointSlice {
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: "shop", Name: "app-1-v4-5ca25d4a-0", UID: "u1", ResourceVersion: "227", Generation: 3,
-			CreationTimestamp: metav1.Date(2026, 12, 5, 2, 35, 12, 0, time.UTC),
+			CreationTimestamp: metav1.NewTime(time.Date(2026, 12, 5, 2, 35, 12, 0, time.UTC).Local()),
 			Labels:            labels, Annotations: annotations,
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "networking.netintent.io/v1alpha1", Kind: "NetworkIntent", Name: "app-1", UID: "u0", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
 			Finalizers:      []string{"x/y"},
@@ -120,5 +122,48 @@ func TestEndpointSliceSetters(t *testing.T) {
 	}
 	if m := c.GetObjectMeta(); m.GetLabels()["b"] != "3" {
 		t.Errorf("GetObjectMeta's labels = %v, want the form's", m.GetLabels())
+	}
+
+	// Every other setter, each read back by its getter and by the slice.
+	want := c.EndpointSlice()
+	gone := metav1.NewTime(time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC).Local())
+	c.SetName("n2")
+	c.SetNamespace("ns2")
+	c.SetUID("u2")
+	c.SetResourceVersion("9")
+	c.SetGenerateName("g-")
+	c.SetGeneration(7)
+	c.SetSelfLink("/x")
+	c.SetCreationTimestamp(gone)
+	c.SetDeletionTimestamp(&gone)
+	c.SetDeletionGracePeriodSeconds(ptr.To[int64](30))
+	c.SetFinalizers([]string{"a/b"})
+	c.SetOwnerReferences(nil)
+	c.SetManagedFields([]metav1.ManagedFieldsEntry{{Manager: "m", Operation: metav1.ManagedFieldsOperationApply}})
+	want.Name, want.Namespace, want.UID, want.ResourceVersion, want.GenerateName, want.Generation = "n2", "ns2", "u2", "9", "g-", 7
+	want.SetSelfLink("/x")
+	want.CreationTimestamp, want.DeletionTimestamp, want.DeletionGracePeriodSeconds = gone, &gone, ptr.To[int64](30)
+	want.Finalizers, want.OwnerReferences = []string{"a/b"}, nil
+	want.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "m", Operation: metav1.ManagedFieldsOperationApply}}
+	checkGetters(t, &c.meta, want)
+	if got := c.EndpointSlice(); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the setters:\n%+v\nwant\n%+v", got, want)
+	}
+
+	// Metadata with nothing but what is held apart encodes to nothing.
+	bare, err := FromEndpointSlice(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "s", UID: "u", ResourceVersion: "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bare.rest != nil {
+		t.Errorf("bare metadata encoded to %d bytes", len(bare.rest))
+	}
+	checkGetters(t, &bare.meta, bare.EndpointSlice())
+	other, err := FromEndpointSlice(&discoveryv1.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: string([]byte("shop")), Name: "t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.StringData(other.GetNamespace()) != unsafe.StringData(bare.GetNamespace()) {
+		t.Error("two forms of one namespace hold two copies of its name")
 	}
 }
