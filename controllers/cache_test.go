@@ -341,10 +341,13 @@ func TestCacheInterns(t *testing.T) {
 	// Twice: an informer may pass an object it holds through its
 	// transform again, which must leave it as the first pass did.
 	held := []any{in, svcIn, sliceIn}
-	for range 2 {
+	for pass := range 2 {
 		for i, obj := range held {
 			if held[i], err = cacheTransform(obj.(client.Object)); err != nil {
 				t.Fatal(err)
+			}
+			if pass == 1 && held[i] != obj {
+				t.Errorf("the transform made a %T it holds into another object", obj)
 			}
 		}
 	}

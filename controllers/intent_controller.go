@@ -708,13 +708,11 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := (&ProbeTargetReconciler{Intents: r}).SetupWithManager(mgr); err != nil {
 		return err
 	}
-	services, err := mgr.GetCache().GetInformer(context.Background(), &corev1.Service{})
+	services, err := sharedInformer(context.Background(), mgr, &corev1.Service{})
 	if err != nil {
 		return fmt.Errorf("watching Services: %w", err)
 	}
-	if shared, ok := services.(toolscache.SharedIndexInformer); ok {
-		r.serviceStore = shared.GetStore()
-	}
+	r.serviceStore = services.GetStore()
 	if r.sliceIndex, err = indexSlicesByIntent(context.Background(), mgr); err != nil {
 		return err
 	}

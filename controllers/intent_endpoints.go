@@ -425,18 +425,28 @@ func intentBucketOf(obj any) ([]string, error) {
 // indexSlicesByIntent registers sliceIntentIndex with mgr's slice informer
 // and returns the informer's store, which the index serves.
 func indexSlicesByIntent(ctx context.Context, mgr ctrl.Manager) (toolscache.Indexer, error) {
-	inf, err := mgr.GetCache().GetInformer(ctx, &discoveryv1.EndpointSlice{})
+	shared, err := sharedInformer(ctx, mgr, &discoveryv1.EndpointSlice{})
 	if err != nil {
 		return nil, fmt.Errorf("indexing endpoint slices by intent: %w", err)
-	}
-	shared, ok := inf.(toolscache.SharedIndexInformer)
-	if !ok {
-		return nil, fmt.Errorf("indexing endpoint slices by intent: the cache's informer is a %T", inf)
 	}
 	if err := shared.AddIndexers(toolscache.Indexers{sliceIntentIndex: intentBucketOf}); err != nil {
 		return nil, fmt.Errorf("indexing endpoint slices by intent: %w", err)
 	}
 	return shared.GetIndexer(), nil
+}
+
+// sharedInformer is the informer of mgr's cache for obj's kind, as the
+// client-go informer whose store the reconcilers read directly.
+func sharedInformer(ctx context.Context, mgr ctrl.Manager, obj client.Object) (toolscache.SharedIndexInformer, error) {
+	inf, err := mgr.GetCache().GetInformer(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	shared, ok := inf.(toolscache.SharedIndexInformer)
+	if !ok {
+		return nil, fmt.Errorf("the cache's informer is a %T", inf)
+	}
+	return shared, nil
 }
 
 // ownedSlices is listOwnedSlices from the cache, through its index (from

@@ -118,7 +118,7 @@ func keptOwnedFields(store toolscache.Store, svc *corev1.Service) (owned *corev1
 	if store == nil {
 		return nil, false, nil
 	}
-	obj, exists, err := store.GetByKey(svc.Namespace + "/" + svc.Name)
+	obj, exists, err := store.GetByKey(toolscache.MetaObjectToName(svc).String())
 	if err != nil {
 		return nil, false, fmt.Errorf("reading the cached service: %w", err)
 	}

@@ -191,6 +191,9 @@ func trim(obj any) (any, error) {
 // pass what it holds through its transform again; on a restart's first
 // list, it did).
 func trimService(obj any) (any, error) {
+	if held, ok := obj.(*compact.Service); ok {
+		return held, nil
+	}
 	svc, ok := obj.(*corev1.Service)
 	if !ok {
 		return trim(obj)

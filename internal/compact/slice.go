@@ -24,8 +24,8 @@ import (
 
 // meta is an object's metadata as a compact form keeps it: its name,
 // namespace, UID and resource version as they are (what an informer and
-// the cache's indexes read of every object); its labels and annotations as
-// Pairs; and the rest of its ObjectMeta (owner references, creation time,
+// the cache's indexes read of every object); its labels and annotations as one
+// array of pairs (keyValues); and the rest of its ObjectMeta (owner references, creation time,
 // generation, finalizers...) in its protobuf encoding, decoded by the
 // getters that read it. The ObjectMeta struct alone takes 256 bytes, and
 // an owner reference 80 more before its strings; encoded, the rest of an
@@ -34,13 +34,13 @@ import (
 type meta struct {
 	name, namespace, resourceVersion string
 	uid                              types.UID
-	pairs                            Pairs
+	pairs                            keyValues
 	rest                             []byte
 }
 
 // newMeta holds m as meta.
 func newMeta(m metav1.ObjectMeta) (meta, error) {
-	out := meta{name: m.Name, namespace: internNamespace(m.Namespace), resourceVersion: m.ResourceVersion, uid: m.UID, pairs: NewPairs(m.Labels, m.Annotations)}
+	out := meta{name: m.Name, namespace: internNamespace(m.Namespace), resourceVersion: m.ResourceVersion, uid: m.UID, pairs: newKeyValues(m.Labels, m.Annotations)}
 	m.Name, m.Namespace, m.ResourceVersion, m.UID, m.Labels, m.Annotations = "", "", "", "", nil, nil
 	if err := out.setRest(&m); err != nil {
 		return meta{}, err
@@ -167,12 +167,12 @@ func (m *meta) GetAnnotations() map[string]string { return m.pairs.Annotations()
 
 // SetLabels replaces the labels (see changeRest).
 func (m *meta) SetLabels(labels map[string]string) {
-	m.pairs = NewPairs(labels, m.pairs.Annotations())
+	m.pairs = newKeyValues(labels, m.pairs.Annotations())
 }
 
 // SetAnnotations replaces the annotations (see changeRest).
 func (m *meta) SetAnnotations(annotations map[string]string) {
-	m.pairs = NewPairs(m.pairs.Labels(), annotations)
+	m.pairs = newKeyValues(m.pairs.Labels(), annotations)
 }
 
 // Label is the value of label key, and whether there is one.
@@ -220,7 +220,7 @@ func (e *encoded) decode(out message) metav1.ObjectMeta {
 }
 
 // EndpointSlice is an EndpointSlice as the cache keeps it: its metadata
-// (labels and annotations as Pairs), and its address type, endpoints and
+// (labels and annotations as one array of pairs), and its address type, endpoints and
 // ports in their protobuf encoding, which is read back whenever the slice
 // is. An endpoint takes some 100 bytes as a Go struct before what it
 // points to (addresses, conditions, target reference, node and zone, each
@@ -276,23 +276,23 @@ type form interface {
 
 func (e *encoded) compact() {}
 
-// Pairs are an object's labels then its annotations, each sorted by key,
+// keyValues are an object's labels then its annotations, each sorted by key,
 // as key, value, key, value...: one array of strings in place of two maps.
-type Pairs struct {
+type keyValues struct {
 	kv     []string
 	labels int // how many of kv's pairs are labels
 }
 
-// NewPairs holds labels and annotations as Pairs.
-func NewPairs(labels, annotations map[string]string) Pairs {
+// newKeyValues holds labels and annotations as keyValues.
+func newKeyValues(labels, annotations map[string]string) keyValues {
 	n := len(labels) + len(annotations)
 	if n == 0 {
-		return Pairs{}
+		return keyValues{}
 	}
 	kv := make([]string, 0, 2*n)
 	kv = appendSorted(kv, labels)
 	kv = appendSorted(kv, annotations)
-	return Pairs{kv: kv, labels: len(labels)}
+	return keyValues{kv: kv, labels: len(labels)}
 }
 
 func appendSorted(kv []string, m map[string]string) []string {
@@ -312,16 +312,13 @@ func appendSorted(kv []string, m map[string]string) []string {
 }
 
 // Labels makes a map of the labels (nil for none).
-func (p Pairs) Labels() map[string]string { return toMap(p.kv[:2*p.labels]) }
+func (p keyValues) Labels() map[string]string { return toMap(p.kv[:2*p.labels]) }
 
 // Annotations makes a map of the annotations (nil for none).
-func (p Pairs) Annotations() map[string]string { return toMap(p.kv[2*p.labels:]) }
+func (p keyValues) Annotations() map[string]string { return toMap(p.kv[2*p.labels:]) }
 
 // Label is the value of label key, and whether there is one.
-func (p Pairs) Label(key string) (string, bool) { return lookup(p.kv[:2*p.labels], key) }
-
-// Annotation is the value of annotation key, and whether there is one.
-func (p Pairs) Annotation(key string) (string, bool) { return lookup(p.kv[2*p.labels:], key) }
+func (p keyValues) Label(key string) (string, bool) { return lookup(p.kv[:2*p.labels], key) }
 
 // lookup finds key among kv's pairs, sorted by key.
 func lookup(kv []string, key string) (string, bool) {
