@@ -63,10 +63,13 @@ func (c cpuShare) total() time.Duration { return c.apiServer + c.etcd + c.operat
 type memory struct {
 	what      string
 	rss, heap int64
-	// intents is how many intents there were; coreDNS, CoreDNS's RSS on
-	// the same cluster at that moment (0: not measured).
+	// intents is how many intents there were.
 	intents int
-	coreDNS int64
+	// resident is what the operator has resident (rss its total);
+	// coreDNSResident, CoreDNS's on the same cluster at that moment (zero:
+	// not measured); goStats, the operator's runtime.MemStats.
+	resident, coreDNSResident residentSet
+	goStats                   map[string]int64
 }
 
 // benchOperator runs the operator binary (all CPUs) and applies N intents at
@@ -198,7 +201,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		m.intents = total
 		// CoreDNS started on the cluster as it is now, for its RSS next
 		// to the operator's.
-		if m.coreDNS, err = coreDNSMemory(o, cp, work, fmt.Sprintf("app-%d.%s.svc.cluster.local.", n-1, ns)); err != nil {
+		if m.coreDNSResident, err = coreDNSMemory(o, cp, work, fmt.Sprintf("app-%d.%s.svc.cluster.local.", n-1, ns)); err != nil {
 			return "", err
 		}
 		mems = append(mems, m)
@@ -265,7 +268,7 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 		if m, err = readMemory(o, p, row); err != nil {
 			return "", err
 		}
-		if m.coreDNS, err = coreDNSMemory(o, cp, work, last); err != nil {
+		if m.coreDNSResident, err = coreDNSMemory(o, cp, work, last); err != nil {
 			return "", err
 		}
 		mems = append(mems, m)
@@ -274,15 +277,16 @@ func benchOperator(ctx context.Context, o options, cp *controlPlane, work string
 }
 
 // coreDNSMemory starts CoreDNS on the cluster, waits until it answers
-// last (the name of the last object made), and returns its RSS.
-func coreDNSMemory(o options, cp *controlPlane, work, last string) (int64, error) {
+// last (the name of the last object made), and returns what it has
+// resident.
+func coreDNSMemory(o options, cp *controlPlane, work, last string) (residentSet, error) {
 	port, err := freePort()
 	if err != nil {
-		return 0, err
+		return residentSet{}, err
 	}
 	cd, err := startCoreDNS(o, cp, work, "", port, "127.0.0.1:1")
 	if err != nil {
-		return 0, err
+		return residentSet{}, err
 	}
 	defer cd.stop()
 	err = poll(2*time.Minute, "CoreDNS knows "+last, func() error {
@@ -292,9 +296,9 @@ func coreDNSMemory(o options, cp *controlPlane, work, last string) (int64, error
 		return answers(fmt.Sprintf("127.0.0.1:%d", port), last)
 	})
 	if err != nil {
-		return 0, err
+		return residentSet{}, err
 	}
-	return cd.rss()
+	return cd.residentSet()
 }
 
 // intents are n ClusterIP intents (headless ones with headless) with two
@@ -485,7 +489,11 @@ func readMemory(o options, p *process, what string) (memory, error) {
 		}
 		fmt.Fprintf(os.Stderr, "memory: heap profile %s: %s\n", path, what)
 	}
-	m.rss, err = p.rss()
+	if m.goStats, err = churn.MemStats(p.pprofAddr); err != nil {
+		return m, fmt.Errorf("the operator's memory statistics: %w", err)
+	}
+	m.resident, err = p.residentSet()
+	m.rss = m.resident.total
 	return m, err
 }
 
@@ -524,10 +532,21 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 		if m.intents > 0 && len(mems) > 0 {
 			perIntent = fmt.Sprintf("%.1f KiB", float64(m.heap-mems[0].heap)/float64(m.intents)/1024)
 		}
-		if m.coreDNS > 0 {
-			coreDNS = mib(m.coreDNS)
+		if m.coreDNSResident.total > 0 {
+			coreDNS = mib(m.coreDNSResident.total)
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.what, mib(m.rss), mib(m.heap), perIntent, coreDNS)
+	}
+	fmt.Fprintf(&b, "\nWhere the RSS is, at the same moments: pages of the executable (file-backed, its text and data as far as they were touched) and the rest (anonymous); of the operator's, from its runtime.MemStats, the heap spans in use, the heap spans free but not yet returned to the system (HeapIdle less HeapReleased), and the goroutine stacks.\n\n")
+	fmt.Fprintf(&b, "| operator with | RSS from the executable | anonymous | heap spans in use | free, not returned | stacks | CoreDNS from the executable | anonymous |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range mems {
+		coreFile, coreAnon := "", ""
+		if c := m.coreDNSResident; c.total > 0 {
+			coreFile, coreAnon = mib(c.file), mib(c.anon)
+		}
+		g := m.goStats
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", m.what, mib(m.resident.file), mib(m.resident.anon),
+			mib(g["HeapInuse"]), mib(g["HeapIdle"]-g["HeapReleased"]), mib(g["Stack"]), coreFile, coreAnon)
 	}
 	b.WriteString("\n")
 	return b.String()

@@ -154,20 +154,37 @@ func selfCPU() time.Duration {
 
 // rss is the process's resident set size in bytes.
 func (p *process) rss() (int64, error) {
+	r, err := p.residentSet()
+	return r.total, err
+}
+
+// residentSet is what a process has resident, in bytes: in all, and of it
+// anonymous memory (Go's heap, stacks and runtime structures) and file
+// pages (the executable's text and data, as far as they were touched).
+type residentSet struct{ total, anon, file int64 }
+
+func (p *process) residentSet() (residentSet, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
-		return 0, err
+		return residentSet{}, err
 	}
+	var r residentSet
+	fields := map[string]*int64{"VmRSS:": &r.total, "RssAnon:": &r.anon, "RssFile:": &r.file}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0, err
+		for prefix, into := range fields {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					return r, err
+				}
+				*into = kb << 10
 			}
-			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for %s", p.Name)
+	if r.total == 0 {
+		return r, fmt.Errorf("no VmRSS for %s", p.Name)
+	}
+	return r, nil
 }
 
 // freePort returns a loopback port free for both TCP and UDP at the time of

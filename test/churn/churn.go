@@ -478,6 +478,32 @@ func Goroutines(addr string) (int64, error) {
 	return pprofNumber(addr, "/debug/pprof/goroutine?debug=1", "goroutine profile: total ")
 }
 
+// MemStats are the runtime.MemStats of a Go process serving net/http/pprof
+// at addr, by name (HeapInuse, HeapIdle, HeapReleased, Stack...), as its
+// text heap profile ends with them; of a pair ("in use / obtained"), the
+// first. It forces no collection.
+func MemStats(addr string) (map[string]int64, error) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	stats := map[string]int64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "# "), " = ")
+		if !ok || strings.ContainsAny(name, " /") {
+			continue
+		}
+		first, _, _ := strings.Cut(value, " ")
+		if n, err := strconv.ParseInt(first, 10, 64); err == nil {
+			stats[name] = n
+		}
+	}
+	return stats, sc.Err()
+}
+
 // pprofNumber reads the number after prefix in a text profile.
 func pprofNumber(addr, path, prefix string) (int64, error) {
 	resp, err := http.Get("http://" + addr + path)
