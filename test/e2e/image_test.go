@@ -400,6 +400,14 @@ func runImage(t *testing.T, p paths, img v1.Image) {
 	checkA(t, "tcp", op.DNSAddr, name, svc.Spec.ClusterIP)
 	t.Logf("the operator in the container answers A %s = %s on %s", name, svc.Spec.ClusterIP, op.DNSAddr)
 
+	// Go's soft memory limit, from the container's (its cgroup's).
+	if mem, ok := limits[corev1.ResourceMemory]; ok {
+		want := fmt.Sprintf(`"GOMEMLIMIT":%d`, int64(float64(mem.Value())*0.9))
+		if !strings.Contains(op.Log(), want) {
+			t.Errorf("the operator did not log its Go memory limit as %s, 90%% of the container's %s", want, mem.String())
+		}
+	}
+
 	stopOperator(t, ic.admin, op, leaseName)
 	checkNoForbidden(t, op)
 	t.Logf("operator log, last 5 lines:\n%s", op.Tail(5))
@@ -510,8 +518,6 @@ func writeRuncConfig(t *testing.T, bundle string, cf *v1.ConfigFile, uid, gid in
 	process["user"] = map[string]any{"uid": uid, "gid": gid}
 	env := append(slices.Clone(cf.Config.Env), "KUBECONFIG=/var/run/netintent/kubeconfig")
 	if mem, ok := limits[corev1.ResourceMemory]; ok {
-		// What the Deployment's resourceFieldRef gives it.
-		env = append(env, "GOMEMLIMIT="+strconv.FormatInt(mem.Value(), 10))
 		linux := spec["linux"].(map[string]any)
 		linux["resources"] = map[string]any{"memory": map[string]any{"limit": mem.Value()}}
 	}
