@@ -9,9 +9,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// Service is a Service as the cache keeps it: its metadata (labels and
-// annotations as one array of pairs), and its spec and status in their protobuf
-// encoding, which is read back whenever the Service is. A Service's spec
+// Service is a Service as the cache keeps it: its metadata (see meta), and
+// its spec and status in their protobuf encoding, which is read back
+// whenever the Service is. A Service's spec
 // and status take some 800 bytes as Go structs (the ServiceSpec struct
 // alone 280, with a dozen fields a Service seldom sets) and under 100 as
 // protobuf for a ClusterIP Service.

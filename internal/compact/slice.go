@@ -24,13 +24,14 @@ import (
 
 // meta is an object's metadata as a compact form keeps it: its name,
 // namespace, UID and resource version as they are (what an informer and
-// the cache's indexes read of every object); its labels and annotations as one
-// array of pairs (keyValues); and the rest of its ObjectMeta (owner references, creation time,
-// generation, finalizers...) in its protobuf encoding, decoded by the
-// getters that read it. The ObjectMeta struct alone takes 256 bytes, and
-// an owner reference 80 more before its strings; encoded, the rest of an
-// intent's slice's or Service's metadata takes some 140. GetLabels and
-// GetAnnotations make the maps; Label reads one label without making one.
+// the cache's indexes read of every object); its labels and annotations
+// as one array of pairs (keyValues); and the rest of its ObjectMeta (owner
+// references, creation time, generation, finalizers...) in its protobuf
+// encoding, decoded by the getters that read it. The ObjectMeta struct
+// alone takes 256 bytes, and an owner reference 80 more before its
+// strings; encoded, the rest of an intent's slice's or Service's metadata
+// takes some 140. GetLabels and GetAnnotations make the maps; Label reads
+// one label without making one.
 type meta struct {
 	name, namespace, resourceVersion string
 	uid                              types.UID
@@ -220,11 +221,11 @@ func (e *encoded) decode(out message) metav1.ObjectMeta {
 }
 
 // EndpointSlice is an EndpointSlice as the cache keeps it: its metadata
-// (labels and annotations as one array of pairs), and its address type, endpoints and
-// ports in their protobuf encoding, which is read back whenever the slice
-// is. An endpoint takes some 100 bytes as a Go struct before what it
-// points to (addresses, conditions, target reference, node and zone, each
-// allocated apart), and some 20 to 70 encoded.
+// (see meta), and its address type, endpoints and ports in their protobuf
+// encoding, which is read back whenever the slice is. An endpoint takes
+// some 100 bytes as a Go struct before what it points to (addresses,
+// conditions, target reference, node and zone, each allocated apart), and
+// some 20 to 70 encoded.
 type EndpointSlice struct {
 	encoded
 }
