@@ -70,6 +70,7 @@ type config struct {
 	kubeAPIBurst     int
 	endpointsQPS     float64
 	endpointsBurst   int
+	gcPercent        int
 	intentWorkers    int
 	probeShare       bool
 	shareLease       time.Duration
@@ -139,6 +140,7 @@ func parseFlags() (config, zap.Options) {
 	flag.StringVar(&c.pprofAddr, "pprof-bind-address", "0", "Address of the Go profiling endpoints (/debug/pprof/); 0 disables them. Bind it to loopback: profiles are served to anyone who can connect.")
 	flag.Float64Var(&c.kubeAPIQPS, "kube-api-qps", defaultKubeAPIQPS, "Steady requests per second the operator may send to the API server (client-side rate limit), EndpointSlice writes apart.")
 	flag.IntVar(&c.kubeAPIBurst, "kube-api-burst", defaultKubeAPIBurst, "Requests the operator may send to the API server in a burst, above --kube-api-qps.")
+	flag.IntVar(&c.gcPercent, "gc-percent", defaultGCPercent, "Go's garbage collection target (what GOGC sets): how far, in percent of the live heap, the heap may grow before a collection. Most of the operator's heap is its cache, which lives long; Go's default of 100 lets the process hold about twice the live heap, a lower value holds less for more CPU (docs/performance.md, Memory). A GOGC in the environment takes precedence.")
 	flag.Float64Var(&c.endpointsQPS, "kube-api-endpoints-qps", defaultEndpointsQPS, "Steady EndpointSlice writes per second, a budget of their own so that taking dead backends out of traffic never waits behind other requests.")
 	flag.IntVar(&c.endpointsBurst, "kube-api-endpoints-burst", defaultEndpointsBurst, "EndpointSlice writes in a burst, above --kube-api-endpoints-qps.")
 	flag.IntVar(&c.intentWorkers, "intent-workers", defaultIntentWorkers, "Intents reconciled at once.")
@@ -164,6 +166,9 @@ func (c config) validate() error {
 	}
 	if c.probeMaxInFlight < 1 {
 		return fmt.Errorf("--probe-max-in-flight=%d: give at least 1", c.probeMaxInFlight)
+	}
+	if c.gcPercent < 1 {
+		return fmt.Errorf("--gc-percent=%d: give at least 1 (a percentage of the live heap)", c.gcPercent)
 	}
 	if c.intentWorkers < 1 {
 		return fmt.Errorf("--intent-workers=%d: give at least 1", c.intentWorkers)
@@ -245,6 +250,9 @@ func run() error {
 	log := ctrl.Log.WithName("setup")
 	if soft := setMemoryLimit(cgroupMemoryFiles); soft > 0 {
 		log.Info("Go memory limit set from the container's", "GOMEMLIMIT", soft)
+	}
+	if setGCPercent(cfg.gcPercent) {
+		log.Info("Go garbage collection target set", "GOGC", cfg.gcPercent)
 	}
 
 	scheme := runtime.NewScheme()

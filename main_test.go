@@ -13,7 +13,7 @@ import (
 func TestValidateFlags(t *testing.T) {
 	valid := config{dnsTTL: 30, dnsCacheMaxBytes: "32Mi", dnsMaxConcurrent: 1000, probeMaxInFlight: 4096,
 		kubeAPIQPS: defaultKubeAPIQPS, kubeAPIBurst: defaultKubeAPIBurst, endpointsQPS: defaultEndpointsQPS,
-		endpointsBurst: defaultEndpointsBurst, intentWorkers: defaultIntentWorkers,
+		endpointsBurst: defaultEndpointsBurst, intentWorkers: defaultIntentWorkers, gcPercent: defaultGCPercent,
 		leaseDuration: defaultLeaseDuration, renewDeadline: defaultRenewDeadline, retryPeriod: defaultRetryPeriod,
 		shareLease: defaultShareLease}
 	if err := valid.validate(); err != nil {
@@ -38,6 +38,8 @@ func TestValidateFlags(t *testing.T) {
 		{func(c *config) { c.kubeAPIQPS = 0 }, "--kube-api-qps=0: give a positive rate"},
 		{func(c *config) { c.kubeAPIBurst = 0 }, "--kube-api-burst=0: give at least 1"},
 		{func(c *config) { c.intentWorkers = 0 }, "--intent-workers=0: give at least 1"},
+		{func(c *config) { c.gcPercent = 0 }, "--gc-percent=0: give at least 1"},
+		{func(c *config) { c.gcPercent = -1 }, "--gc-percent=-1: give at least 1"},
 		{func(c *config) { c.shareLease = 500 * time.Millisecond }, "--probe-share-lease-duration=500ms: give at least 1s"},
 		{func(c *config) { c.memberName = "Replica_1" }, `--probe-share-member-name: member name "Replica_1": give lower-case letters`},
 		{func(c *config) { c.leaseDuration = 0 }, "--leader-elect-lease-duration=0s: give a positive duration"},

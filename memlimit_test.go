@@ -50,3 +50,25 @@ func TestMemoryLimitFollowsTheContainer(t *testing.T) {
 		t.Errorf("set %d though GOMEMLIMIT is given", got)
 	}
 }
+
+// TestSetGCPercent checks that --gc-percent sets Go's collection target,
+// and that a GOGC in the environment keeps the one it set.
+func TestSetGCPercent(t *testing.T) {
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	t.Setenv("GOGC", "")
+	os.Unsetenv("GOGC")
+	if !setGCPercent(25) {
+		t.Error("setGCPercent(25) set nothing without GOGC")
+	}
+	if got := debug.SetGCPercent(100); got != 25 {
+		t.Errorf("the runtime's target is %d, want 25", got)
+	}
+	t.Setenv("GOGC", "200")
+	if setGCPercent(25) {
+		t.Error("setGCPercent(25) set the target though GOGC is given")
+	}
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("the runtime's target is %d, want the 100 it had", got)
+	}
+}
