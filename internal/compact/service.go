@@ -11,10 +11,9 @@ import (
 
 // Service is a Service as the cache keeps it: its metadata (see meta), and
 // its spec and status in their protobuf encoding, which is read back
-// whenever the Service is. A Service's spec
-// and status take some 800 bytes as Go structs (the ServiceSpec struct
-// alone 280, with a dozen fields a Service seldom sets) and under 100 as
-// protobuf for a ClusterIP Service.
+// whenever the Service is. A Service's spec and status take some 800 bytes
+// as Go structs (the ServiceSpec struct alone 280, with a dozen fields a
+// Service seldom sets) and under 100 as protobuf for a ClusterIP Service.
 type Service struct {
 	encoded
 	// kept is what its maker keeps with the Service (see Keep).

@@ -472,14 +472,16 @@ func settle(p *process, intents int) error {
 var memoryProfiles int
 
 // readMemory reads the operator's RSS and, after a forced garbage
-// collection (the pprof heap endpoint's gc=1), its live heap; and, when
-// o.heapProfiles is set, writes the operator's heap profile there.
+// collection (the pprof heap endpoint's gc=1), its runtime.MemStats and
+// so its live heap; and, when o.heapProfiles is set, writes the operator's
+// heap profile there.
 func readMemory(o options, p *process, what string) (memory, error) {
 	m := memory{what: what}
 	var err error
-	if m.heap, err = churn.HeapAfterGC(p.pprofAddr); err != nil {
+	if m.goStats, err = churn.MemStatsAfterGC(p.pprofAddr); err != nil {
 		return m, fmt.Errorf("the operator's heap: %w", err)
 	}
+	m.heap = m.goStats["HeapAlloc"]
 	if o.heapProfiles != "" {
 		// What the heap holds, by where it was allocated.
 		memoryProfiles++
@@ -488,9 +490,6 @@ func readMemory(o options, p *process, what string) (memory, error) {
 			return m, err
 		}
 		fmt.Fprintf(os.Stderr, "memory: heap profile %s: %s\n", path, what)
-	}
-	if m.goStats, err = churn.MemStats(p.pprofAddr); err != nil {
-		return m, fmt.Errorf("the operator's memory statistics: %w", err)
 	}
 	m.resident, err = p.residentSet()
 	m.rss = m.resident.total
@@ -537,7 +536,7 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.what, mib(m.rss), mib(m.heap), perIntent, coreDNS)
 	}
-	fmt.Fprintf(&b, "\nWhere the RSS is, at the same moments: pages of the executable (file-backed, its text and data as far as they were touched) and the rest (anonymous); of the operator's, from its runtime.MemStats, the heap spans in use, the heap spans free but not yet returned to the system (HeapIdle less HeapReleased), and the goroutine stacks.\n\n")
+	fmt.Fprintf(&b, "\nWhere the RSS is, at the same moments: pages of the executable (file-backed, its text and data as far as they were touched) and the rest (anonymous); of the operator's, from its runtime.MemStats right after the forced collection, the heap spans in use, the heap spans free but not yet returned to the system (HeapIdle less HeapReleased), and the goroutine stacks.\n\n")
 	fmt.Fprintf(&b, "| operator with | RSS from the executable | anonymous | heap spans in use | free, not returned | stacks | CoreDNS from the executable | anonymous |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, m := range mems {
 		coreFile, coreAnon := "", ""

@@ -450,7 +450,11 @@ func findCondition(conds []metav1.Condition, t string) *metav1.Condition {
 // HeapAfterGC is the live heap of a Go process serving net/http/pprof at
 // addr, read after a forced garbage collection (the heap profile's gc=1).
 func HeapAfterGC(addr string) (int64, error) {
-	return pprofNumber(addr, "/debug/pprof/heap?gc=1&debug=1", "# HeapAlloc = ")
+	stats, err := MemStatsAfterGC(addr)
+	if err != nil {
+		return 0, err
+	}
+	return stats["HeapAlloc"], nil
 }
 
 // HeapFloor is the least of n readings of HeapAfterGC taken one after the
@@ -478,12 +482,13 @@ func Goroutines(addr string) (int64, error) {
 	return pprofNumber(addr, "/debug/pprof/goroutine?debug=1", "goroutine profile: total ")
 }
 
-// MemStats are the runtime.MemStats of a Go process serving net/http/pprof
-// at addr, by name (HeapInuse, HeapIdle, HeapReleased, Stack...), as its
-// text heap profile ends with them; of a pair ("in use / obtained"), the
-// first. It forces no collection.
-func MemStats(addr string) (map[string]int64, error) {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+// MemStatsAfterGC are the runtime.MemStats of a Go process serving
+// net/http/pprof at addr, right after a forced garbage collection (the
+// heap profile's gc=1), by name (HeapAlloc, HeapInuse, HeapIdle,
+// HeapReleased, Stack...), as its text heap profile ends with them; of a
+// pair ("in use / obtained"), the first.
+func MemStatsAfterGC(addr string) (map[string]int64, error) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?gc=1&debug=1")
 	if err != nil {
 		return nil, err
 	}
@@ -501,7 +506,13 @@ func MemStats(addr string) (map[string]int64, error) {
 			stats[name] = n
 		}
 	}
-	return stats, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if _, ok := stats["HeapAlloc"]; !ok {
+		return nil, fmt.Errorf("no HeapAlloc in the heap profile of %s", addr)
+	}
+	return stats, nil
 }
 
 // pprofNumber reads the number after prefix in a text profile.
