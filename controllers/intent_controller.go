@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -80,6 +79,9 @@ type IntentReconciler struct {
 	// intent's Service what the operator owns in it (trimService; nil:
 	// read from the API server).
 	serviceStore toolscache.Store
+	// intentStore is the intent informer's store (intentStore; nil:
+	// intents are listed through Client).
+	intentStore toolscache.Indexer
 
 	// published is the ExternalName target each intent's last failover or
 	// failback was announced for (by key), so that a move decided again
@@ -716,6 +718,9 @@ func (r *IntentReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.sliceIndex, err = indexSlicesByIntent(context.Background(), mgr); err != nil {
 		return err
 	}
+	if r.intentStore, err = intentStore(context.Background(), mgr); err != nil {
+		return err
+	}
 	byName := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, obj client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}}}
 	})
@@ -755,21 +760,14 @@ func (l cappedLimiter) When(item reconcile.Request) time.Duration {
 // intentsSelecting maps a pod to the intents in its namespace whose
 // selector matches it.
 func (r *IntentReconciler) intentsSelecting(ctx context.Context, obj client.Object) []reconcile.Request {
-	intents := &v1alpha1.NetworkIntentList{}
-	if err := r.Client.List(ctx, intents, client.InNamespace(obj.GetNamespace())); err != nil {
+	names, err := intentsSelectingLabels(ctx, r.Client, r.intentStore, obj.GetNamespace(), obj.GetLabels())
+	if err != nil {
 		logf.FromContext(ctx).Error(err, "Listing intents for a pod", "pod", klog.KObj(obj))
 		return nil
 	}
-	var reqs []reconcile.Request
-	for _, in := range intents.Items {
-		if in.Spec.Selector == nil {
-			continue
-		}
-		sel, err := metav1.LabelSelectorAsSelector(in.Spec.Selector)
-		if err != nil || !sel.Matches(labels.Set(obj.GetLabels())) {
-			continue
-		}
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&in)})
+	reqs := make([]reconcile.Request, len(names))
+	for i, name := range names {
+		reqs[i] = reconcile.Request{NamespacedName: name}
 	}
 	return reqs
 }

@@ -102,20 +102,13 @@ func internConditions(cs []metav1.Condition) {
 }
 
 // internObject interns the repeated strings of the kinds the operator
-// caches most of: intents, Services, EndpointSlices and pods.
+// caches most of: Services, EndpointSlices and pods (and the labels and
+// annotations of any object).
 func internObject(obj any) {
 	if m, ok := obj.(metav1.Object); ok {
 		internMeta(m)
 	}
 	switch o := obj.(type) {
-	case *v1alpha1.NetworkIntent:
-		o.Spec.Exposure = v1alpha1.Exposure(intern(string(o.Spec.Exposure)))
-		for i := range o.Spec.Ports {
-			p := &o.Spec.Ports[i]
-			p.Name, p.Protocol = intern(p.Name), corev1.Protocol(intern(string(p.Protocol)))
-		}
-		internConditions(o.Status.Conditions)
-		shareIntentStatus(o)
 	case *corev1.Service:
 		s := &o.Spec
 		s.Type = corev1.ServiceType(intern(string(s.Type)))
@@ -162,25 +155,5 @@ func internObject(obj any) {
 func share(p *string, s string) {
 	if *p == s {
 		*p = s
-	}
-}
-
-// shareIntentStatus keeps one copy of what an intent's status repeats: the
-// Service's name (the intent's) and its first address (in address,
-// addresses, addressSummary and clusterIPs). Its conditions, as decoded,
-// have room for more than they hold; they are copied to a slice of their
-// length.
-func shareIntentStatus(in *v1alpha1.NetworkIntent) {
-	st := &in.Status
-	share(&st.ServiceName, in.Name)
-	share(&st.AddressSummary, st.Address)
-	for i := range st.Addresses {
-		share(&st.Addresses[i], st.Address)
-	}
-	for i := range st.ClusterIPs {
-		share(&st.ClusterIPs[i], st.Address)
-	}
-	if cap(st.Conditions) > len(st.Conditions) {
-		st.Conditions = append([]metav1.Condition(nil), st.Conditions...)
 	}
 }

@@ -340,11 +340,10 @@ func labelsChanged() predicate.Predicate {
 
 // serviceOfIntent maps a LoadBalancer intent to its Service (same name).
 func serviceOfIntent(_ context.Context, obj client.Object) []reconcile.Request {
-	in, ok := obj.(*v1alpha1.NetworkIntent)
-	if !ok || in.Spec.Exposure != v1alpha1.ExposureLoadBalancer {
+	if exposureOf(obj) != v1alpha1.ExposureLoadBalancer {
 		return nil
 	}
-	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(in)}}
+	return []reconcile.Request{{NamespacedName: client.ObjectKeyFromObject(obj)}}
 }
 
 // servicesInNamespace maps a namespace to its Services of the class.

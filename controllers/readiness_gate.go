@@ -8,9 +8,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -155,6 +157,9 @@ func applyGate(ctx context.Context, c client.Client, pod *corev1.Pod, cond corev
 // writes the condition of every other gated pod.
 type ReadinessGateReconciler struct {
 	Client client.Client
+	// intentStore is the intent informer's store (nil: intents are listed
+	// through Client).
+	intentStore toolscache.Indexer
 }
 
 var _ reconcile.Reconciler = &ReadinessGateReconciler{}
@@ -171,12 +176,19 @@ func (r *ReadinessGateReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if cur := currentGate(pod); cur != nil && cur.Status == corev1.ConditionTrue {
 		return ctrl.Result{}, nil
 	}
-	intents := &v1alpha1.NetworkIntentList{}
-	if err := r.Client.List(ctx, intents, client.InNamespace(pod.Namespace)); err != nil {
-		return ctrl.Result{}, fmt.Errorf("listing intents: %w", err)
+	selecting, err := intentsSelectingLabels(ctx, r.Client, r.intentStore, pod.Namespace, pod.Labels)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	for i := range intents.Items {
-		if checksGate(&intents.Items[i], pod) {
+	for _, name := range selecting {
+		in := &v1alpha1.NetworkIntent{}
+		if err := r.Client.Get(ctx, name, in); err != nil {
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			return ctrl.Result{}, fmt.Errorf("reading intent %s: %w", name, err)
+		}
+		if checksGate(in, pod) {
 			return ctrl.Result{}, nil
 		}
 	}
@@ -211,7 +223,11 @@ func hasReadinessGate(pod *corev1.Pod) bool {
 // status), whose changes (a selector, the opt-in) may leave a gated pod of
 // their namespace unchecked.
 func (r *ReadinessGateReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	err := ctrl.NewControllerManagedBy(mgr).
+	var err error
+	if r.intentStore, err = intentStore(context.Background(), mgr); err != nil {
+		return err
+	}
+	err = ctrl.NewControllerManagedBy(mgr).
 		Named("readiness-gate").
 		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(obj client.Object) bool {
 			pod, ok := obj.(*corev1.Pod)

@@ -100,7 +100,7 @@ func hostname() string {
 
 // CacheOptions trims what the manager's cache keeps of each object: the
 // operator's memory grows with the cluster, so it keeps only what it reads
-// (see trimPod, trimService and trimSlice).
+// (see trimIntent, trimPod, trimService and trimSlice).
 // managedFields are a good part of every cached object, and only what the
 // operator owns in the intents' Services is read (to compare what it
 // applied), which the cache keeps with the Service (trimService);
@@ -112,6 +112,7 @@ func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: trim,
 		ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.NetworkIntent{}:    {Transform: trimIntent},
 			&corev1.Service{}:            {Transform: trimService},
 			&corev1.Pod{}:                {Transform: trimPod},
 			&discoveryv1.EndpointSlice{}: {Transform: trimSlice},
@@ -173,6 +174,36 @@ func trim(obj any) (any, error) {
 	}
 	internObject(obj)
 	return obj, nil
+}
+
+// trimIntent is the intents' cache transform: every intent is trimmed and
+// kept in its compact form (compact.Intent: its spec and status encoded
+// and compressed, its exposure and selector apart), which its readers turn
+// back into a NetworkIntent. The reconcilers read one intent at a time;
+// what reads many at once (the pod and node mappers, the readiness gate)
+// goes by the selector (intentsSelectingLabels) or the exposure
+// (exposureOf), which the form holds as they are.
+func trimIntent(obj any) (any, error) {
+	in, ok := obj.(*v1alpha1.NetworkIntent)
+	if !ok {
+		// An intent in compact form already (an informer may pass what
+		// it holds through its transform again), or not an intent.
+		return obj, nil
+	}
+	return trimToForm(in, compact.FromIntent)
+}
+
+// trimToForm trims obj and makes it into its compact form, or keeps it
+// whole (trimmed) when it cannot be (it could not be encoded).
+func trimToForm[T any, F any](obj T, toForm func(T) (F, error)) (any, error) {
+	if _, err := trim(obj); err != nil {
+		return nil, err
+	}
+	c, err := toForm(obj)
+	if err != nil {
+		return obj, nil
+	}
+	return c, nil
 }
 
 // trimService is the Services' cache transform: every Service is trimmed
@@ -248,14 +279,7 @@ func trimSlice(obj any) (any, error) {
 			e.TargetRef, e.NodeName, e.Zone, e.Hints, e.DeprecatedTopology = nil, nil, nil, nil, nil
 		}
 	}
-	if _, err := trim(s); err != nil {
-		return nil, err
-	}
-	c, err := compact.FromEndpointSlice(s)
-	if err != nil {
-		return s, nil // kept whole, as it came
-	}
-	return c, nil
+	return trimToForm(s, compact.FromEndpointSlice)
 }
 
 // controllingIntent is the reference to the NetworkIntent that controls
