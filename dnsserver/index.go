@@ -49,7 +49,7 @@ type serviceState struct {
 	kind         serviceKind
 	clusterIPs   []netip.Addr
 	externalName string // lower-case FQDN
-	ports        []portSpec
+	ports        portList
 	ttl          uint32
 	hasTTL       bool
 }
@@ -79,7 +79,7 @@ type serviceRecord struct {
 type endpointRecord struct {
 	host  string // the endpoint's hostname, or its address with dashes
 	addr  netip.Addr
-	ports []portSpec
+	ports portList // its slice's
 }
 
 // snapshot is an immutable view of every Service with its ready endpoints,
@@ -166,13 +166,13 @@ func (ns *namespaceRecord) with(name string, rec *serviceRecord) *namespaceRecor
 // when the informers have delivered their initial lists, and until then the
 // server answers SERVFAIL rather than a wrong NXDOMAIN.
 type Index struct {
-	mu       sync.Mutex
-	services map[types.NamespacedName]*serviceState
+	mu sync.Mutex
+	// services are the Services by name, each with the names of its
+	// slices; an entry is kept while a slice names a Service not known
+	// (yet, or any more).
+	services map[types.NamespacedName]serviceEntry
 	slices   map[types.NamespacedName]*sliceState
-	// slicesByService names each Service's slices: a list, as a Service
-	// has one or a few, and a map for each would cost more than its slice.
-	slicesByService map[types.NamespacedName][]string
-	serial          uint32
+	serial   uint32
 
 	current atomic.Pointer[snapshot]
 }
@@ -180,9 +180,8 @@ type Index struct {
 // NewIndex returns an empty, unsynced Index.
 func NewIndex() *Index {
 	return &Index{
-		services:        map[types.NamespacedName]*serviceState{},
-		slices:          map[types.NamespacedName]*sliceState{},
-		slicesByService: map[types.NamespacedName][]string{},
+		services: map[types.NamespacedName]serviceEntry{},
+		slices:   map[types.NamespacedName]*sliceState{},
 	}
 }
 
@@ -192,10 +191,12 @@ func (i *Index) UpsertService(svc *corev1.Service) {
 	state := newServiceState(svc)
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if old, ok := i.services[key]; ok && reflect.DeepEqual(old, state) {
+	e := i.services[key]
+	if e.state != nil && reflect.DeepEqual(e.state, state) {
 		return
 	}
-	i.services[key] = state
+	e.state = state
+	i.services[key] = e
 	i.publish(key)
 }
 
@@ -205,10 +206,12 @@ func (i *Index) DeleteService(namespace, name string) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if _, ok := i.services[key]; !ok {
+	e := i.services[key]
+	if e.state == nil {
 		return
 	}
-	delete(i.services, key)
+	e.state = nil
+	i.setEntry(key, e)
 	i.publish(key)
 }
 
@@ -235,8 +238,9 @@ func (i *Index) UpsertEndpointSlice(slice *discoveryv1.EndpointSlice) {
 	}
 	i.slices[key] = state
 	svcKey := types.NamespacedName{Namespace: key.Namespace, Name: state.service}
-	if names := i.slicesByService[svcKey]; !slices.Contains(names, key.Name) {
-		i.slicesByService[svcKey] = append(names, key.Name)
+	if e := i.services[svcKey]; !slices.Contains(e.slices, key.Name) {
+		e.slices = append(e.slices, key.Name)
+		i.services[svcKey] = e
 	}
 	i.publish(svcKey)
 }
@@ -257,11 +261,9 @@ func (i *Index) DeleteEndpointSlice(namespace, name string) {
 // unlinkSlice detaches a slice from the Service it belonged to. i.mu is held.
 func (i *Index) unlinkSlice(key types.NamespacedName, service string) {
 	svcKey := types.NamespacedName{Namespace: key.Namespace, Name: service}
-	if names := slices.DeleteFunc(i.slicesByService[svcKey], func(n string) bool { return n == key.Name }); len(names) > 0 {
-		i.slicesByService[svcKey] = names
-	} else {
-		delete(i.slicesByService, svcKey)
-	}
+	e := i.services[svcKey]
+	e.slices = slices.DeleteFunc(e.slices, func(n string) bool { return n == key.Name })
+	i.setEntry(svcKey, e)
 	i.publish(svcKey)
 }
 
@@ -274,7 +276,10 @@ func (i *Index) MarkSynced() {
 		return
 	}
 	namespaces := map[string]*namespaceRecord{}
-	for key := range i.services {
+	for key, e := range i.services {
+		if e.state == nil {
+			continue
+		}
 		ns := namespaces[key.Namespace]
 		if ns == nil {
 			ns = &namespaceRecord{}
@@ -341,18 +346,36 @@ func (i *Index) nextSerial() uint32 {
 	return i.serial
 }
 
+// serviceEntry is what the index holds under a Service's name: the Service
+// (nil when it is not known) and the names of the slices that name it (a
+// list: a Service has one or a few).
+type serviceEntry struct {
+	state  *serviceState
+	slices []string
+}
+
+// setEntry stores e under key, or drops it when it holds nothing. i.mu is
+// held.
+func (i *Index) setEntry(key types.NamespacedName, e serviceEntry) {
+	if e.state == nil && len(e.slices) == 0 {
+		delete(i.services, key)
+		return
+	}
+	i.services[key] = e
+}
+
 // record joins a Service with its slices, or returns nil if the Service is not
 // known. i.mu is held.
 func (i *Index) record(key types.NamespacedName) *serviceRecord {
-	svc, ok := i.services[key]
-	if !ok {
+	e := i.services[key]
+	if e.state == nil {
 		return nil
 	}
-	rec := &serviceRecord{serviceState: svc}
-	if svc.kind == kindExternalName {
+	rec := &serviceRecord{serviceState: e.state}
+	if e.state.kind == kindExternalName {
 		return rec
 	}
-	names := i.slicesByService[key]
+	names := e.slices
 	if len(names) == 1 {
 		// Already ordered and unique: shared, not copied.
 		if slice := i.slices[types.NamespacedName{Namespace: key.Namespace, Name: names[0]}]; slice != nil {
@@ -412,12 +435,14 @@ func newServiceState(svc *corev1.Service) *serviceState {
 			}
 		}
 	}
+	var ports []portSpec
 	for _, p := range svc.Spec.Ports {
 		if p.Port <= 0 || p.Port > 65535 {
 			continue
 		}
-		s.ports = append(s.ports, portSpec{name: strings.ToLower(p.Name), proto: protocolLabel(p.Protocol), port: uint16(p.Port)})
+		ports = append(ports, portSpec{name: strings.ToLower(p.Name), proto: protocolLabel(p.Protocol), port: uint16(p.Port)})
 	}
+	s.ports = sharePorts(ports)
 	return s
 }
 
@@ -426,7 +451,7 @@ func newSliceState(slice *discoveryv1.EndpointSlice) *sliceState {
 	if slice.AddressType != discoveryv1.AddressTypeIPv4 && slice.AddressType != discoveryv1.AddressTypeIPv6 {
 		return s
 	}
-	var ports []portSpec
+	var specs []portSpec
 	for _, p := range slice.Ports {
 		if p.Port == nil || *p.Port <= 0 || *p.Port > 65535 {
 			continue
@@ -439,8 +464,9 @@ func newSliceState(slice *discoveryv1.EndpointSlice) *sliceState {
 		if p.Protocol != nil {
 			proto = *p.Protocol
 		}
-		ports = append(ports, portSpec{name: name, proto: protocolLabel(proto), port: uint16(*p.Port)})
+		specs = append(specs, portSpec{name: name, proto: protocolLabel(proto), port: uint16(*p.Port)})
 	}
+	ports := sharePorts(specs)
 	for _, ep := range slice.Endpoints {
 		// A nil ready condition means ready (the API's "unknown" is to be
 		// taken as ready), and an endpoint that is not ready gets no record.

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -37,8 +38,8 @@ func TestIndexShardsANamespace(t *testing.T) {
 				t.Fatalf("svc-%d is missing", i)
 			case !want && rec != nil:
 				t.Fatalf("svc-%d is there after its delete", i)
-			case want && (rec.ports[0].port != uint16(port) || rec.clusterIPs[0].String() != fmt.Sprintf("10.96.0.%d", i+1)):
-				t.Fatalf("svc-%d has port %d and IP %s, want %d and 10.96.0.%d", i, rec.ports[0].port, rec.clusterIPs[0], port, i+1)
+			case want && (rec.ports.all()[0].port != uint16(port) || rec.clusterIPs[0].String() != fmt.Sprintf("10.96.0.%d", i+1)):
+				t.Fatalf("svc-%d has port %d and IP %s, want %d and 10.96.0.%d", i, rec.ports.all()[0].port, rec.clusterIPs[0], port, i+1)
 			}
 		}
 		if got := s.hasNamespace("many"); got != (len(present) > 0) {
@@ -68,7 +69,7 @@ func TestIndexShardsANamespace(t *testing.T) {
 			}
 			check(t, idx, present)
 			// An older snapshot is never changed by a later update.
-			if rec := before.service("many", "svc-0"); rec == nil || rec.ports[0].port != 80 {
+			if rec := before.service("many", "svc-0"); rec == nil || rec.ports.all()[0].port != 80 {
 				t.Fatalf("an earlier snapshot changed: svc-0 is %+v", rec)
 			}
 			for i := range n {
@@ -86,11 +87,12 @@ func TestIndexShardsANamespace(t *testing.T) {
 // two endpoints each, as an intent's, and bounds the heap it holds for
 // each: the index keeps a compact form, not the objects it was fed, and
 // a Service's record shares its state and its one slice's endpoints.
-// Before that, the same Services took 1,204 bytes each, now 797 (go1.26,
-// linux/amd64).
+// Before that, the same Services took 1,204 bytes each, then 797; with one
+// map by Service name and the lists of ports shared (sharePorts), 586
+// (go1.26, linux/amd64).
 func TestIndexMemoryPerService(t *testing.T) {
 	const n = 5000
-	const maxPerService = 900 // bytes
+	const maxPerService = 680 // bytes
 	build := func() *Index {
 		idx := NewIndex()
 		for i := range n {
@@ -169,4 +171,37 @@ func TestIndexJoinsSlices(t *testing.T) {
 	idx.DeleteService("ns", "api")
 	idx.UpsertService(clusterIPService("ns", "api", []string{"10.96.0.2"}))
 	want("api", "10.1.0.1/10-1-0-1")
+}
+
+// TestPortListsShared checks that equal lists of ports are one copy, and
+// that a list goes from the table once nothing holds it.
+func TestPortListsShared(t *testing.T) {
+	specs := func(port uint16) []portSpec { return []portSpec{{name: "shared-test", proto: "tcp", port: port}} }
+	a, b, c := sharePorts(specs(80)), sharePorts(specs(80)), sharePorts(specs(81))
+	if a.p != b.p || a.p == c.p || len(a.all()) != 1 || a.all()[0].port != 80 {
+		t.Fatalf("lists of ports not shared as they should be: %p %p %p", a.p, b.p, c.p)
+	}
+	if sharePorts(nil).all() != nil {
+		t.Error("no ports made a list")
+	}
+	key := portsKey(specs(80))
+	a, b = portList{}, portList{}
+	_, _ = a, b
+	held := func(key string) bool {
+		portLists.Lock()
+		defer portLists.Unlock()
+		_, ok := portLists.m[key]
+		return ok
+	}
+	for deadline := time.Now().Add(10 * time.Second); held(key); {
+		if time.Now().After(deadline) {
+			t.Fatal("a list of ports nothing holds is still in the table")
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !held(portsKey(specs(81))) {
+		t.Error("a list still held left the table")
+	}
+	runtime.KeepAlive(c)
 }

@@ -346,14 +346,14 @@ func (z *zone) srv(svc *serviceRecord, name, port, proto, svcName, host string) 
 			if host != "" && ep.host != host {
 				continue
 			}
-			for _, p := range ep.ports {
+			for _, p := range ep.ports.all() {
 				if matches(p) {
 					cands = append(cands, candidate{ep.host + "." + svcName, p.port, ep.addr})
 				}
 			}
 		}
 	case svc.kind == kindClusterIP:
-		for _, p := range svc.ports {
+		for _, p := range svc.ports.all() {
 			if matches(p) {
 				for _, ip := range svc.clusterIPs {
 					cands = append(cands, candidate{svcName, p.port, ip})
@@ -394,11 +394,11 @@ func (z *zone) srv(svc *serviceRecord, name, port, proto, svcName, host string) 
 func (svc *serviceRecord) namedPorts() []portSpec {
 	switch svc.kind {
 	case kindClusterIP:
-		return svc.ports
+		return svc.ports.all()
 	case kindHeadless:
 		var ports []portSpec
 		for _, ep := range svc.endpoints {
-			ports = append(ports, ep.ports...)
+			ports = append(ports, ep.ports.all()...)
 		}
 		return ports
 	}
