@@ -1,12 +1,8 @@
 package compact
 
 import (
-	"bytes"
-	"compress/flate"
 	"encoding/json"
 	"fmt"
-	"io"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,9 +19,7 @@ import (
 // meta); its exposure and its selector, which the operator reads of many
 // intents at once (every intent of a namespace, on a pod's change), held
 // apart as they are; and its spec and status in their JSON encoding,
-// compressed with DEFLATE against a dictionary of what an intent's
-// encoding usually holds (intentDictionary), read back whenever the intent
-// is. A decoded intent takes some 1,400 bytes (its conditions alone 400,
+// compressed (deflate), read back whenever the intent is. A decoded intent takes some 1,400 bytes (its conditions alone 400,
 // before their messages); its compressed encoding, some 100 to 300.
 type Intent struct {
 	meta
@@ -50,7 +44,11 @@ type intentBody struct {
 // FromIntent is in in its compact form. It takes in's metadata over: in
 // must not be used after.
 func FromIntent(in *v1alpha1.NetworkIntent) (*Intent, error) {
-	body, err := deflate(intentBody{Spec: in.Spec, Status: in.Status})
+	raw, err := json.Marshal(intentBody{Spec: in.Spec, Status: in.Status})
+	if err != nil {
+		return nil, fmt.Errorf("encoding intent %s/%s: %w", in.Namespace, in.Name, err)
+	}
+	body, err := deflate(raw)
 	if err != nil {
 		return nil, fmt.Errorf("encoding intent %s/%s: %w", in.Namespace, in.Name, err)
 	}
@@ -70,7 +68,7 @@ func FromIntent(in *v1alpha1.NetworkIntent) (*Intent, error) {
 // Intent is the intent c was made from, which the caller may change.
 func (c *Intent) Intent() *v1alpha1.NetworkIntent {
 	var b intentBody
-	if err := inflate(c.body, &b); err != nil {
+	if err := json.Unmarshal(inflate(c.body), &b); err != nil {
 		// c.body was encoded by FromIntent from this very type, so that
 		// decoding it can fail only through a defect, as a DeepCopy can.
 		panic(fmt.Sprintf("decoding the cached intent %s/%s: %v", c.namespace, c.name, err))
@@ -90,13 +88,11 @@ func (c *Intent) DeepCopyObject() runtime.Object { return c.Intent() }
 
 func (c *Intent) compact() {}
 
-// intentDictionary is what DEFLATE finds an intent's encoding in: the
-// encodings of intents of each exposure, with the conditions, messages and
-// status the operator writes, the most common (a ClusterIP intent) last,
-// nearest to what is compressed. It is made once, from the API types, so
-// that it holds their field names as they are; what is compressed against
-// it is never kept beyond the process, so it may change with any release.
-var intentDictionary = func() []byte {
+// intentExamples are the dictionary's part for intents (see dictionary):
+// the encodings of intents of each exposure, with the conditions, messages
+// and status the operator writes, the most common (a ClusterIP intent)
+// last. Made from the API types, they hold their field names as they are.
+func intentExamples() []byte {
 	const target, clusterIP = "db-1.example.com", "10.96.0.10"
 	at := metav1.NewTime(time.Date(2026, 12, 5, 10, 30, 0, 0, time.UTC))
 	cond := func(typ, reason, msg string) metav1.Condition {
@@ -138,18 +134,18 @@ var intentDictionary = func() []byte {
 		},
 		{
 			Spec: v1alpha1.NetworkIntentSpec{
-				Exposure: v1alpha1.ExposureClusterIP, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+				Exposure: v1alpha1.ExposureClusterIP, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": exampleName}},
 				Backends: []v1alpha1.Backend{{Address: "10.0.0.10"}, {Address: "10.0.0.11", Port: ptr.To[int32](8080)}},
 				Ports:    []v1alpha1.IntentPort{port},
 			},
 			Status: v1alpha1.NetworkIntentStatus{
 				ObservedGeneration: 1,
 				Conditions: []metav1.Condition{
-					cond(v1alpha1.IntentConditionServiceReady, v1alpha1.IntentReasonApplied, "Service web matches the intent"),
+					cond(v1alpha1.IntentConditionServiceReady, v1alpha1.IntentReasonApplied, "Service "+exampleName+" matches the intent"),
 					cond(v1alpha1.IntentConditionEndpointsHealthy, v1alpha1.IntentReasonAllHealthy, "all 2 endpoints are healthy"),
 					cond(v1alpha1.IntentConditionReady, v1alpha1.IntentReasonReady, "ClusterIP reachable at "+clusterIP),
 				},
-				ServiceName: "web", Address: clusterIP, Addresses: []string{clusterIP}, AddressSummary: clusterIP,
+				ServiceName: exampleName, Address: clusterIP, Addresses: []string{clusterIP}, AddressSummary: clusterIP,
 				IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}, ClusterIPs: []string{clusterIP},
 				Endpoints: &v1alpha1.EndpointsStatus{Total: 2, Healthy: 2, Summary: "2/2"},
 			},
@@ -164,51 +160,4 @@ var intentDictionary = func() []byte {
 		dict = append(dict, raw...)
 	}
 	return dict
-}()
-
-// deflateLevel is the fastest level of compress/flate that compresses
-// against a dictionary (BestSpeed's encoder does not look in it).
-const deflateLevel = 2
-
-var (
-	// deflaters and inflaters are compressors and decompressors set to
-	// intentDictionary: a compressor takes some 800 KB and most of a
-	// millisecond to make.
-	deflaters = sync.Pool{New: func() any {
-		w, err := flate.NewWriterDict(nil, deflateLevel, intentDictionary)
-		if err != nil {
-			panic(err) // only for a level out of range
-		}
-		return w
-	}}
-	inflaters = sync.Pool{New: func() any { return flate.NewReaderDict(nil, intentDictionary) }}
-)
-
-// deflate is v's JSON encoding compressed against intentDictionary.
-func deflate(v any) ([]byte, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	w := deflaters.Get().(*flate.Writer)
-	defer deflaters.Put(w)
-	w.Reset(&buf)
-	if _, err := w.Write(raw); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return bytes.Clone(buf.Bytes()), nil
-}
-
-// inflate decodes what deflate made into v.
-func inflate(b []byte, v any) error {
-	r := inflaters.Get().(io.ReadCloser)
-	defer inflaters.Put(r)
-	if err := r.(flate.Resetter).Reset(bytes.NewReader(b), intentDictionary); err != nil {
-		return err
-	}
-	return json.NewDecoder(r).Decode(v)
 }

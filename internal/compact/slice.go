@@ -27,11 +27,12 @@ import (
 // the cache's indexes read of every object); its labels and annotations
 // as one array of pairs (keyValues); and the rest of its ObjectMeta (owner
 // references, creation time, generation, finalizers...) in its protobuf
-// encoding, decoded by the getters that read it. The ObjectMeta struct
-// alone takes 256 bytes, and an owner reference 80 more before its
-// strings; encoded, the rest of an intent's slice's or Service's metadata
-// takes some 140. GetLabels and GetAnnotations make the maps; Label reads
-// one label without making one.
+// encoding, compressed (deflate), decoded by the getters that read it. The
+// ObjectMeta struct alone takes 256 bytes, and an owner reference 80 more
+// before its strings; encoded, the rest of an intent's slice's or
+// Service's metadata takes some 130, and compressed under 40. GetLabels
+// and GetAnnotations make the maps; Label reads one label without making
+// one.
 type meta struct {
 	name, namespace, resourceVersion string
 	uid                              types.UID
@@ -53,13 +54,17 @@ func newMeta(m metav1.ObjectMeta) (meta, error) {
 // of that namespace share.
 func internNamespace(ns string) string { return unique.Make(ns).Value() }
 
-// setRest encodes m (without the fields meta holds apart) as the rest.
+// setRest encodes m (without the fields meta holds apart) as the rest:
+// its protobuf encoding, compressed (deflate).
 func (m *meta) setRest(rest *metav1.ObjectMeta) error {
 	if reflect.ValueOf(rest).Elem().IsZero() {
 		m.rest = nil
 		return nil
 	}
 	b, err := rest.Marshal()
+	if err == nil {
+		b, err = deflate(b)
+	}
 	if err != nil {
 		return fmt.Errorf("encoding the metadata of %s/%s: %w", m.namespace, m.name, err)
 	}
@@ -72,7 +77,7 @@ func (m *meta) setRest(rest *metav1.ObjectMeta) error {
 func (m *meta) restMeta() metav1.ObjectMeta {
 	var out metav1.ObjectMeta
 	if len(m.rest) > 0 {
-		if err := out.Unmarshal(m.rest); err != nil {
+		if err := out.Unmarshal(inflate(m.rest)); err != nil {
 			panic(fmt.Sprintf("decoding the cached metadata of %s/%s: %v", m.namespace, m.name, err))
 		}
 	}
