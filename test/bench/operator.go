@@ -471,9 +471,9 @@ func settle(p *process, intents int) error {
 // memoryProfiles counts the heap profiles readMemory has written.
 var memoryProfiles int
 
-// readMemory reads the operator's RSS and, after a forced garbage
-// collection (the pprof heap endpoint's gc=1), its runtime.MemStats and
-// so its live heap; and, when o.heapProfiles is set, writes the operator's
+// readMemory reads the operator's RSS and, after two forced garbage
+// collections (churn.MemStatsAfterGC), its runtime.MemStats and so its
+// live heap; and, when o.heapProfiles is set, writes the operator's
 // heap profile there.
 func readMemory(o options, p *process, what string) (memory, error) {
 	m := memory{what: what}
@@ -524,7 +524,7 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 			r.ready.Seconds()*float64(runtime.NumCPU()), float64((c.apiServer+c.etcd).Milliseconds())/float64(r.intents))
 	}
 	fmt.Fprintf(&b, "\nA no-op resync (the operator restarted over %d Ready intents) wrote %d times.\n\n", total, resyncWrites)
-	fmt.Fprintf(&b, "## Memory\n\nHeap per intent is the heap after GC above the operator's with no intents, over the intents (each with its Service and slice). CoreDNS is started on the cluster as it is after each convergence, and its RSS read once it answers the name of the last Service made.\n\n")
+	fmt.Fprintf(&b, "## Memory\n\nHeap per intent is the heap after GC (the second of two forced collections, which a sync.Pool's contents do not outlive) above the operator's with no intents, over the intents (each with its Service and slice). CoreDNS is started on the cluster as it is after each convergence, and its RSS read once it answers the name of the last Service made.\n\n")
 	fmt.Fprintf(&b, "| operator with | RSS | heap after GC | heap per intent | CoreDNS RSS |\n|---|---:|---:|---:|---:|\n")
 	for _, m := range mems {
 		perIntent, coreDNS := "", ""
@@ -536,7 +536,7 @@ func operatorTable(o options, runs []convergence, resyncWrites int64, mems []mem
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.what, mib(m.rss), mib(m.heap), perIntent, coreDNS)
 	}
-	fmt.Fprintf(&b, "\nWhere the RSS is, at the same moments: pages of the executable (file-backed, its text and data as far as they were touched) and the rest (anonymous); of the operator's, from its runtime.MemStats right after the forced collection, the heap spans in use, the heap spans free but not yet returned to the system (HeapIdle less HeapReleased), and the goroutine stacks.\n\n")
+	fmt.Fprintf(&b, "\nWhere the RSS is, at the same moments: pages of the executable (file-backed, its text and data as far as they were touched) and the rest (anonymous); of the operator's, from its runtime.MemStats right after the forced collections, the heap spans in use, the heap spans free but not yet returned to the system (HeapIdle less HeapReleased), and the goroutine stacks.\n\n")
 	fmt.Fprintf(&b, "| operator with | RSS from the executable | anonymous | heap spans in use | free, not returned | stacks | CoreDNS from the executable | anonymous |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, m := range mems {
 		coreFile, coreAnon := "", ""
