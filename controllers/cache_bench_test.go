@@ -112,8 +112,9 @@ func BenchmarkIntentCache(b *testing.B) {
 					if err := s.Unmarshal(rawSvc); err != nil {
 						b.Fatal(err)
 					}
-					// Each its own Service.
-					s.UID = types.UID(fmt.Sprintf("%s-%d", s.UID, i))
+					// Each its own Service, with a UID as the API server
+					// makes them.
+					s.UID = types.UID(fmt.Sprintf("%s%012x", s.UID[:24], i))
 					sl := &discoveryv1.EndpointSlice{}
 					if err := sl.Unmarshal(rawSlice); err != nil {
 						b.Fatal(err)

@@ -23,8 +23,8 @@ import (
 )
 
 // meta is an object's metadata as a compact form keeps it: its name,
-// namespace, UID and resource version as they are (what an informer and
-// the cache's indexes read of every object); its labels and annotations
+// namespace, UID (as 16 bytes, see uid) and resource version (what an
+// informer and the cache's indexes read of every object); its labels and annotations
 // as one array of pairs (keyValues); and the rest of its ObjectMeta (owner
 // references, creation time, generation, finalizers...) in its protobuf
 // encoding, compressed (deflate), decoded by the getters that read it. The
@@ -35,14 +35,14 @@ import (
 // one.
 type meta struct {
 	name, namespace, resourceVersion string
-	uid                              types.UID
+	uid                              uid
 	pairs                            keyValues
 	rest                             []byte
 }
 
 // newMeta holds m as meta.
 func newMeta(m metav1.ObjectMeta) (meta, error) {
-	out := meta{name: m.Name, namespace: internNamespace(m.Namespace), resourceVersion: m.ResourceVersion, uid: m.UID, pairs: newKeyValues(m.Labels, m.Annotations)}
+	out := meta{name: m.Name, namespace: internNamespace(m.Namespace), resourceVersion: m.ResourceVersion, uid: newUID(m.UID), pairs: newKeyValues(m.Labels, m.Annotations)}
 	m.Name, m.Namespace, m.ResourceVersion, m.UID, m.Labels, m.Annotations = "", "", "", "", nil, nil
 	if err := out.setRest(&m); err != nil {
 		return meta{}, err
@@ -97,7 +97,7 @@ func (m *meta) changeRest(change func(*metav1.ObjectMeta)) {
 // objectMeta is the whole ObjectMeta, the caller's to change.
 func (m *meta) objectMeta() metav1.ObjectMeta {
 	out := m.restMeta()
-	out.Name, out.Namespace, out.ResourceVersion, out.UID = m.name, m.namespace, m.resourceVersion, m.uid
+	out.Name, out.Namespace, out.ResourceVersion, out.UID = m.name, m.namespace, m.resourceVersion, m.uid.value()
 	out.Labels, out.Annotations = m.pairs.Labels(), m.pairs.Annotations()
 	return out
 }
@@ -109,8 +109,8 @@ func (m *meta) GetName() string                   { return m.name }
 func (m *meta) SetName(name string)               { m.name = name }
 func (m *meta) GetNamespace() string              { return m.namespace }
 func (m *meta) SetNamespace(namespace string)     { m.namespace = namespace }
-func (m *meta) GetUID() types.UID                 { return m.uid }
-func (m *meta) SetUID(uid types.UID)              { m.uid = uid }
+func (m *meta) GetUID() types.UID                 { return m.uid.value() }
+func (m *meta) SetUID(uid types.UID)              { m.uid = newUID(uid) }
 func (m *meta) GetResourceVersion() string        { return m.resourceVersion }
 func (m *meta) SetResourceVersion(rv string)      { m.resourceVersion = rv }
 func (m *meta) GetGenerateName() string           { r := m.restMeta(); return r.GenerateName }

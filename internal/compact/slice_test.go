@@ -167,3 +167,26 @@ func TestEndpointSliceSetters(t *testing.T) {
 		t.Error("two forms of one namespace hold two copies of its name")
 	}
 }
+
+// TestUID checks that a UID is held as it was given: a UUID in canonical
+// form as its bytes, any other as it is.
+func TestUID(t *testing.T) {
+	for _, tc := range []struct {
+		uid  types.UID
+		uuid bool
+	}{
+		{"6b2a1c9e-9f0e-4c1a-8d1e-2f3a4b5c6d7e", true},
+		{"00000000-0000-0000-0000-000000000000", true},
+		{"6B2A1C9E-9F0E-4C1A-8D1E-2F3A4B5C6D7E", false},
+		{"6b2a1c9e-9f0e-4c1a-8d1e-2f3a4b5c6d7", false},
+		{"6b2a1c9e+9f0e-4c1a-8d1e-2f3a4b5c6d7e", false},
+		{"6b2a1c9e-9f0e-4c1a-8d1e-2f3a4b5c6d7g", false},
+		{"u1", false},
+		{"", false},
+	} {
+		u := newUID(tc.uid)
+		if u.isUUID() != tc.uuid || u.value() != tc.uid {
+			t.Errorf("%q held as UUID %v, read back %q; want UUID %v, read back as it was", tc.uid, u.isUUID(), u.value(), tc.uuid)
+		}
+	}
+}
