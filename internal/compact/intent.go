@@ -19,8 +19,9 @@ import (
 // meta); its exposure and its selector, which the operator reads of many
 // intents at once (every intent of a namespace, on a pod's change), held
 // apart as they are; and its spec and status in their JSON encoding,
-// compressed (deflate), read back whenever the intent is. A decoded intent takes some 1,400 bytes (its conditions alone 400,
-// before their messages); its compressed encoding, some 100 to 300.
+// compressed (deflate), read back whenever the intent is. A decoded
+// intent takes some 1,400 bytes (its conditions alone 400, before their
+// messages); its compressed encoding, some 100 to 300.
 type Intent struct {
 	meta
 	exposure v1alpha1.Exposure
@@ -62,7 +63,18 @@ func FromIntent(in *v1alpha1.NetworkIntent) (*Intent, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Intent{meta: m, exposure: in.Spec.Exposure, selector: sel, body: body}, nil
+	return &Intent{meta: m, exposure: knownExposure(in.Spec.Exposure), selector: sel, body: body}, nil
+}
+
+// knownExposure is e, the package's constant for a known one: a decoded
+// intent's is a copy of its own.
+func knownExposure(e v1alpha1.Exposure) v1alpha1.Exposure {
+	for _, known := range []v1alpha1.Exposure{v1alpha1.ExposureClusterIP, v1alpha1.ExposureNodePort, v1alpha1.ExposureLoadBalancer, v1alpha1.ExposureExternalName} {
+		if e == known {
+			return known
+		}
+	}
+	return e
 }
 
 // Intent is the intent c was made from, which the caller may change.

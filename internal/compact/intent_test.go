@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -116,6 +117,9 @@ func TestIntentRoundTrip(t *testing.T) {
 			}
 			if c.Exposure() != want.Spec.Exposure {
 				t.Errorf("Exposure() = %q, want %q", c.Exposure(), want.Spec.Exposure)
+			}
+			if unsafe.StringData(string(c.Exposure())) != unsafe.StringData(string(knownExposure(want.Spec.Exposure))) {
+				t.Errorf("the exposure %q is a copy of its own, not the package's constant", c.Exposure())
 			}
 			for _, l := range []labels.Set{{"app": "web", "tier": "edge"}, {"app": "web"}, {"app": "db", "tier": "edge"}, nil} {
 				wantSelects := false
