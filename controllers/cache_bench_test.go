@@ -61,8 +61,7 @@ func BenchmarkSliceCache(b *testing.B) {
 }
 
 // liveHeap is the heap in use right after two garbage collections: what
-// a sync.Pool caches (the intents' compressor, some 800 KB while intents
-// change) outlives one.
+// a sync.Pool caches (the compact forms' decompressors) outlives one.
 func liveHeap() int64 {
 	var m runtime.MemStats
 	runtime.GC()

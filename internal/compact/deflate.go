@@ -53,30 +53,35 @@ func metaExamples() []byte {
 // against a dictionary (BestSpeed's encoder does not look in it).
 const deflateLevel = 2
 
-var (
-	// deflaters and inflaters are compressors and decompressors set to
-	// the dictionary: a compressor takes some 800 KB and most of a
-	// millisecond to make.
-	deflaters = sync.Pool{New: func() any {
-		w, err := flate.NewWriterDict(nil, deflateLevel, dictionary)
-		if err != nil {
-			panic(err) // only for a level out of range
-		}
-		return w
-	}}
-	inflaters = sync.Pool{New: func() any { return flate.NewReaderDict(nil, dictionary) }}
-)
+// deflater is the one compressor, made at its first use and kept: it takes
+// some 800 KB and most of a millisecond to make, and while objects change
+// a pooled one would be dropped by every other collection and made again.
+// Compressing an object takes microseconds, so that one is enough.
+var deflater struct {
+	sync.Mutex
+	w *flate.Writer
+}
+
+// inflaters are decompressors set to the dictionary (some 45 KB each).
+var inflaters = sync.Pool{New: func() any { return flate.NewReaderDict(nil, dictionary) }}
 
 // deflate is raw compressed against the dictionary.
 func deflate(raw []byte) ([]byte, error) {
+	deflater.Lock()
+	defer deflater.Unlock()
+	if deflater.w == nil {
+		w, err := flate.NewWriterDict(nil, deflateLevel, dictionary)
+		if err != nil {
+			return nil, err
+		}
+		deflater.w = w
+	}
 	var buf bytes.Buffer
-	w := deflaters.Get().(*flate.Writer)
-	defer deflaters.Put(w)
-	w.Reset(&buf)
-	if _, err := w.Write(raw); err != nil {
+	deflater.w.Reset(&buf)
+	if _, err := deflater.w.Write(raw); err != nil {
 		return nil, err
 	}
-	if err := w.Close(); err != nil {
+	if err := deflater.w.Close(); err != nil {
 		return nil, err
 	}
 	return bytes.Clone(buf.Bytes()), nil

@@ -487,10 +487,10 @@ func Goroutines(addr string) (int64, error) {
 // collections (the heap profile's gc=1, asked twice), by name (HeapAlloc,
 // HeapInuse, HeapIdle, HeapReleased, Stack...), as its text heap profile
 // ends with them; of a pair ("in use / obtained"), the first. What a
-// sync.Pool holds outlives one collection (netintent's compressor for the
-// cache's compact forms, some 800 KB, is held from one change of an
-// object to the second collection after), so that one reading would hold
-// it or not by when the process last changed an object.
+// sync.Pool holds outlives one collection (netintent's decompressors for
+// the cache's compact forms, some 45 KB each, are held from one read to
+// the second collection after), so that one reading would hold it or not
+// by when the process last read an object.
 func MemStatsAfterGC(addr string) (map[string]int64, error) {
 	if _, err := memStatsAfterGC(addr); err != nil {
 		return nil, err
