@@ -20,7 +20,8 @@ import (
 // finalizers, conditions and their messages. A ClusterIP intent's spec
 // and status take some 950 bytes as JSON and some 100 compressed against
 // it; an intent's slice's metadata (owner reference, creation time), 127
-// as protobuf and under 40 compressed. It is made once, from the API
+// as protobuf and 69 compressed (its owner's UID, random, compresses
+// least). It is made once, from the API
 // types; what is compressed against it is never kept beyond the process,
 // so it may change with any release.
 var dictionary = append(metaExamples(), intentExamples()...)

@@ -192,3 +192,25 @@ func TestIntentBodyIsSmall(t *testing.T) {
 		t.Errorf("the body takes %d bytes of the JSON's %d: the dictionary does not fit the usual intent", len(c.body), len(raw))
 	}
 }
+
+// TestRestIsSmall checks the dictionary's part for metadata: the rest of
+// an intent's slice's metadata (its owner reference, with a random UID,
+// and its creation time) compresses to little more than half.
+func TestRestIsSmall(t *testing.T) {
+	m := metav1.ObjectMeta{CreationTimestamp: localTime(42), Generation: 1, OwnerReferences: []metav1.OwnerReference{{
+		APIVersion: v1alpha1.GroupVersion.String(), Kind: "NetworkIntent", Name: "app-1234",
+		UID: "f6c973d6-d025-4a05-aeb7-d34e1358e85c", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true),
+	}}}
+	raw, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held meta
+	if err := held.setRest(&m); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("protobuf %d bytes, held %d", len(raw), len(held.rest))
+	if len(held.rest) > len(raw)*3/5 {
+		t.Errorf("the rest takes %d bytes of the protobuf's %d: the dictionary does not fit an owned object's metadata", len(held.rest), len(raw))
+	}
+}

@@ -30,7 +30,7 @@ import (
 // encoding, compressed (deflate), decoded by the getters that read it. The
 // ObjectMeta struct alone takes 256 bytes, and an owner reference 80 more
 // before its strings; encoded, the rest of an intent's slice's or
-// Service's metadata takes some 130, and compressed under 40. GetLabels
+// Service's metadata takes some 130, and compressed some 70. GetLabels
 // and GetAnnotations make the maps; Label reads one label without making
 // one.
 type meta struct {
