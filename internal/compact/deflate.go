@@ -21,9 +21,8 @@ import (
 // and status take some 950 bytes as JSON and some 100 compressed against
 // it; an intent's slice's metadata (owner reference, creation time), 127
 // as protobuf and 69 compressed (its owner's UID, random, compresses
-// least). It is made once, from the API
-// types; what is compressed against it is never kept beyond the process,
-// so it may change with any release.
+// least). It is made once, from the API types; what is compressed against
+// it is never kept beyond the process, so it may change with any release.
 var dictionary = append(metaExamples(), intentExamples()...)
 
 // exampleName names the dictionary's examples' objects.

@@ -1,8 +1,7 @@
 package compact
 
 import (
-	"encoding/hex"
-
+	"github.com/google/uuid"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -31,55 +30,20 @@ func newUID(u types.UID) uid {
 // isUUID says whether the UID is held as a UUID's bytes.
 func (u uid) isUUID() bool { return u.other == nil }
 
-// value is the UID, made anew from its bytes for a UUID.
+// value is the UID, written out anew for a UUID.
 func (u uid) value() types.UID {
 	if !u.isUUID() {
 		return *u.other
 	}
-	var out [36]byte
-	hex.Encode(out[0:8], u.uuid[0:4])
-	hex.Encode(out[9:13], u.uuid[4:6])
-	hex.Encode(out[14:18], u.uuid[6:8])
-	hex.Encode(out[19:23], u.uuid[8:10])
-	hex.Encode(out[24:36], u.uuid[10:16])
-	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
-	return types.UID(out[:])
+	return types.UID(uuid.UUID(u.uuid).String())
 }
 
-// parseUUID reads a UUID in its canonical form: lower-case hex digits,
-// dashed 8-4-4-4-12. Any other form is not one, so that value gives back
-// exactly what was held.
+// parseUUID reads a UUID in its canonical form only (lower-case, dashed
+// 8-4-4-4-12), so that value gives back exactly what was held.
 func parseUUID(s string) ([16]byte, bool) {
-	var b [16]byte
-	if len(s) != 36 {
-		return b, false
+	id, err := uuid.Parse(s)
+	if err != nil || id.String() != s {
+		return [16]byte{}, false
 	}
-	j := 0
-	for i := 0; i < len(s); {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if s[i] != '-' {
-				return b, false
-			}
-			i++
-			continue
-		}
-		hi, ok := lowerHex(s[i])
-		lo, ok2 := lowerHex(s[i+1])
-		if !ok || !ok2 {
-			return b, false
-		}
-		b[j] = hi<<4 | lo
-		i, j = i+2, j+1
-	}
-	return b, true
-}
-
-func lowerHex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	}
-	return 0, false
+	return id, true
 }
